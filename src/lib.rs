@@ -1,0 +1,6 @@
+//! `stack`: a declarative, file-driven container supervisor for Linux.
+//!
+//! Dependencies point one way: `cli -> reconcile/daemon -> supervisor ->
+//! runtime/image/storage/network/cgroup -> state` (see DESIGN.md).
+pub mod cli;
+pub mod state;

@@ -1,0 +1,118 @@
+//! On-disk state: where things live and how they are written.
+//!
+//! Layout (both roots move under `--root DIR` as `DIR/lib` and `DIR/run`):
+//!
+//! ```text
+//! /var/lib/stack/          persistent: images, volumes, stacks, containers
+//! /run/stack/              volatile: sockets, runtime state, pids
+//! ```
+//!
+//! Every write is atomic: write a temp file in the same directory, fsync it,
+//! rename it over the target, fsync the directory. A crash leaves either the old
+//! or the new file, never a torn one.
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// The two state roots of one `stack` installation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Roots {
+    /// Persistent state (`/var/lib/stack`).
+    pub lib: PathBuf,
+    /// Volatile state (`/run/stack`).
+    pub run: PathBuf,
+}
+
+impl Roots {
+    /// `--root DIR` puts both under DIR; otherwise the system defaults.
+    pub fn new(root: Option<&Path>) -> Self {
+        match root {
+            Some(dir) => {
+                let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+                Roots {
+                    lib: dir.join("lib"),
+                    run: dir.join("run"),
+                }
+            }
+            None => Roots {
+                lib: PathBuf::from("/var/lib/stack"),
+                run: PathBuf::from("/run/stack"),
+            },
+        }
+    }
+}
+
+/// Atomically replace `path` with `data` (temp file, fsync, rename, fsync dir).
+pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    fs::create_dir_all(dir)?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::other("path has no file name"))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp.{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Serialize `value` as pretty JSON and write it atomically.
+pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> io::Result<()> {
+    let data = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
+    write_atomic(path, &data)
+}
+
+/// Read a JSON file; `Ok(None)` when it does not exist.
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> io::Result<Option<T>> {
+    match fs::read(path) {
+        Ok(data) => serde_json::from_slice(&data).map(Some).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: {e}", path.display()),
+            )
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_moves_both_trees() {
+        let r = Roots::new(Some(Path::new("/tmp/x")));
+        assert_eq!(r.lib, PathBuf::from("/tmp/x/lib"));
+        assert_eq!(r.run, PathBuf::from("/tmp/x/run"));
+        assert_eq!(Roots::new(None).lib, PathBuf::from("/var/lib/stack"));
+    }
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a/b.json");
+        write_json(&p, &vec![1, 2]).unwrap();
+        write_json(&p, &vec![3]).unwrap();
+        assert_eq!(read_json::<Vec<i32>>(&p).unwrap(), Some(vec![3]));
+        assert_eq!(fs::read_dir(p.parent().unwrap()).unwrap().count(), 1);
+        assert_eq!(
+            read_json::<Vec<i32>>(&dir.path().join("none")).unwrap(),
+            None
+        );
+    }
+}

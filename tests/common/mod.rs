@@ -1,0 +1,53 @@
+//! Helpers shared by the integration tests (root, real kernel).
+#![allow(dead_code)]
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Fail loudly (never skip) when a root test runs without root.
+pub fn require_root() {
+    assert!(
+        nix_uid_is_root(),
+        "this integration test needs root (it runs real containers); run the suite as root"
+    );
+}
+
+fn nix_uid_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
+        .unwrap_or(false)
+}
+
+/// Path of the `stack` binary under test.
+pub fn stack_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_stack"))
+}
+
+/// Make a minimal busybox root filesystem in `dir` from Debian's busybox-static.
+pub fn busybox_rootfs(dir: &Path) {
+    let busybox = Path::new("/bin/busybox");
+    assert!(busybox.exists(), "install Debian's busybox-static (apt-get install busybox-static)");
+    for d in ["bin", "sbin", "etc", "proc", "sys", "dev", "tmp", "root", "var", "usr/bin", "usr/sbin"] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    std::fs::copy(busybox, dir.join("bin/busybox")).unwrap();
+    let out = Command::new(busybox).arg("--list-full").output().unwrap();
+    for applet in String::from_utf8_lossy(&out.stdout).lines() {
+        let target = dir.join(applet);
+        if applet == "bin/busybox" || target.exists() {
+            continue;
+        }
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        symlink("/bin/busybox", &target).unwrap();
+    }
+    std::fs::write(dir.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n").unwrap();
+    std::fs::write(dir.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
+}
+
+/// A name unique to this test process, for host objects (cgroups, links, ...).
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("{prefix}{}x{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
