@@ -4,3 +4,4 @@
 //! runtime/image/storage/network/cgroup -> state` (see DESIGN.md).
 pub mod cli;
 pub mod state;
+pub mod supervisor;
