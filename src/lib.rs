@@ -3,5 +3,6 @@
 //! Dependencies point one way: `cli -> reconcile/daemon -> supervisor ->
 //! runtime/image/storage/network/cgroup -> state` (see DESIGN.md).
 pub mod cli;
+pub mod reconcile;
 pub mod state;
 pub mod supervisor;

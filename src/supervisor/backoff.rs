@@ -32,7 +32,10 @@ pub struct Backoff {
 
 impl Backoff {
     pub fn new(config: BackoffConfig) -> Self {
-        Backoff { config, next: config.initial }
+        Backoff {
+            config,
+            next: config.initial,
+        }
     }
 
     /// Forget earlier failures: the next delay is `initial` again.
@@ -54,7 +57,9 @@ impl Iterator for Backoff {
 
     fn next(&mut self) -> Option<Duration> {
         let current = self.next.min(self.config.max);
-        self.next = current.mul_f64(self.config.multiplier.max(1.0)).min(self.config.max);
+        self.next = current
+            .mul_f64(self.config.multiplier.max(1.0))
+            .min(self.config.max);
         Some(current)
     }
 }
@@ -65,7 +70,10 @@ mod tests {
 
     #[test]
     fn doubles_to_the_cap_then_stays() {
-        let cfg = BackoffConfig { max: Duration::from_millis(500), ..Default::default() };
+        let cfg = BackoffConfig {
+            max: Duration::from_millis(500),
+            ..Default::default()
+        };
         let delays: Vec<u128> = Backoff::new(cfg).take(6).map(|d| d.as_millis()).collect();
         assert_eq!(delays, [100, 200, 400, 500, 500, 500]);
     }
@@ -73,8 +81,17 @@ mod tests {
     #[test]
     fn a_long_run_resets_a_short_one_does_not() {
         let mut b = Backoff::new(BackoffConfig::default());
-        assert_eq!(b.after_run(Duration::from_secs(1)), Duration::from_millis(100));
-        assert_eq!(b.after_run(Duration::from_secs(1)), Duration::from_millis(200));
-        assert_eq!(b.after_run(Duration::from_secs(11)), Duration::from_millis(100));
+        assert_eq!(
+            b.after_run(Duration::from_secs(1)),
+            Duration::from_millis(100)
+        );
+        assert_eq!(
+            b.after_run(Duration::from_secs(1)),
+            Duration::from_millis(200)
+        );
+        assert_eq!(
+            b.after_run(Duration::from_secs(11)),
+            Duration::from_millis(100)
+        );
     }
 }

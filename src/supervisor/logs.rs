@@ -23,7 +23,10 @@ pub struct LogLimits {
 impl Default for LogLimits {
     /// 10 MiB × 3 files: 30 MiB at most per container unless the file says otherwise.
     fn default() -> Self {
-        LogLimits { max_size: 10 * 1024 * 1024, max_files: 3 }
+        LogLimits {
+            max_size: 10 * 1024 * 1024,
+            max_files: 3,
+        }
     }
 }
 
@@ -71,7 +74,13 @@ pub struct LogWriter {
 impl LogWriter {
     /// Open (append to) `path`. `max_size == 0` means logging is off (`driver: none`).
     pub fn open(path: &Path, limits: LogLimits) -> io::Result<Self> {
-        let mut w = LogWriter { path: path.to_path_buf(), limits, file: None, size: 0, pending: Default::default() };
+        let mut w = LogWriter {
+            path: path.to_path_buf(),
+            limits,
+            file: None,
+            size: 0,
+            pending: Default::default(),
+        };
         if limits.max_size > 0 {
             w.reopen()?;
         }
@@ -79,7 +88,10 @@ impl LogWriter {
     }
 
     fn reopen(&mut self) -> io::Result<()> {
-        let file = OpenOptions::new().create(true).append(true).open(&self.path)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
         self.size = file.metadata()?.len();
         self.file = Some(file);
         Ok(())
@@ -119,7 +131,11 @@ impl LogWriter {
 
     fn write_chunked(&mut self, stream: Stream, line: &[u8]) -> io::Result<()> {
         for chunk in line.chunks(MAX_RECORD) {
-            let record = Record { log: String::from_utf8_lossy(chunk).into_owned(), stream, time: SystemTime::now() };
+            let record = Record {
+                log: String::from_utf8_lossy(chunk).into_owned(),
+                stream,
+                time: SystemTime::now(),
+            };
             let mut json = serde_json::to_vec(&record).map_err(io::Error::other)?;
             json.push(b'\n');
             self.write_record(&json)?;
@@ -149,7 +165,8 @@ impl LogWriter {
         } else {
             fs::remove_file(rotated(&self.path, keep - 1)).or_else(ignore_missing)?;
             for n in (1..keep - 1).rev() {
-                fs::rename(rotated(&self.path, n), rotated(&self.path, n + 1)).or_else(ignore_missing)?;
+                fs::rename(rotated(&self.path, n), rotated(&self.path, n + 1))
+                    .or_else(ignore_missing)?;
             }
             fs::rename(&self.path, rotated(&self.path, 1)).or_else(ignore_missing)?;
         }
@@ -158,7 +175,11 @@ impl LogWriter {
 }
 
 fn ignore_missing(e: io::Error) -> io::Result<()> {
-    if e.kind() == io::ErrorKind::NotFound { Ok(()) } else { Err(e) }
+    if e.kind() == io::ErrorKind::NotFound {
+        Ok(())
+    } else {
+        Err(e)
+    }
 }
 
 fn rotated(path: &Path, n: u32) -> PathBuf {
@@ -169,7 +190,10 @@ fn rotated(path: &Path, n: u32) -> PathBuf {
 
 /// All files of a log, oldest first.
 pub fn files_oldest_first(path: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = (1..1000).map(|n| rotated(path, n)).take_while(|p| p.exists()).collect();
+    let mut files: Vec<PathBuf> = (1..1000)
+        .map(|n| rotated(path, n))
+        .take_while(|p| p.exists())
+        .collect();
     files.reverse();
     if path.exists() {
         files.push(path.to_path_buf());
@@ -215,16 +239,31 @@ mod tests {
         w.flush_partial().unwrap();
         let recs = read_all(&p).unwrap();
         let got: Vec<(Stream, &str)> = recs.iter().map(|r| (r.stream, r.log.as_str())).collect();
-        assert_eq!(got, [(Stream::Stderr, "oops\n"), (Stream::Stdout, "hello\n"), (Stream::Stdout, "wor")]);
+        assert_eq!(
+            got,
+            [
+                (Stream::Stderr, "oops\n"),
+                (Stream::Stdout, "hello\n"),
+                (Stream::Stdout, "wor")
+            ]
+        );
     }
 
     #[test]
     fn rotation_keeps_max_files_and_drops_the_oldest() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c.log");
-        let mut w = LogWriter::open(&p, LogLimits { max_size: 300, max_files: 3 }).unwrap();
+        let mut w = LogWriter::open(
+            &p,
+            LogLimits {
+                max_size: 300,
+                max_files: 3,
+            },
+        )
+        .unwrap();
         for i in 0..40 {
-            w.feed(Stream::Stdout, format!("line {i}\n").as_bytes()).unwrap();
+            w.feed(Stream::Stdout, format!("line {i}\n").as_bytes())
+                .unwrap();
         }
         assert_eq!(files_oldest_first(&p).len(), 3);
         let got = texts(&p);
@@ -255,7 +294,14 @@ mod tests {
     fn driver_none_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c.log");
-        let mut w = LogWriter::open(&p, LogLimits { max_size: 0, max_files: 1 }).unwrap();
+        let mut w = LogWriter::open(
+            &p,
+            LogLimits {
+                max_size: 0,
+                max_files: 1,
+            },
+        )
+        .unwrap();
         w.feed(Stream::Stdout, b"x\n").unwrap();
         assert!(!p.exists());
     }

@@ -1,0 +1,3 @@
+//! The reconciler: observe what exists, diff it against the model by config hash,
+//! plan, execute. Level-triggered: every call re-observes everything.
+pub mod plan;
