@@ -42,23 +42,8 @@ pub enum Stream {
 pub struct Record {
     pub log: String,
     pub stream: Stream,
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "crate::state::rfc3339")]
     pub time: SystemTime,
-}
-
-mod humantime_serde {
-    use std::time::SystemTime;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&humantime::format_rfc3339_nanos(*t))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
-        let s = String::deserialize(d)?;
-        humantime::parse_rfc3339(&s).map_err(serde::de::Error::custom)
-    }
 }
 
 /// Appends records to a container's log, rotating by size.

@@ -1,0 +1,171 @@
+//! What `stack` stores per container, under `<lib>/containers/<name>/`:
+//!
+//! ```text
+//! spec.json        ContainerSpec: written once by the reconciler at create
+//! status.json      ContainerStatus: written only by the container's monitor
+//! container.log    output, JSON lines (see logs.rs), rotated as .1, .2, ...
+//! bundle/          the OCI bundle: config.json and the rootfs mount point
+//! ```
+//!
+//! One writer per file, every write atomic, so a crash of either side leaves a
+//! record the next run can read.
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use super::backoff::BackoffConfig;
+use crate::state;
+
+/// Where one container's files live.
+#[derive(Debug, Clone)]
+pub struct ContainerPaths {
+    pub dir: PathBuf,
+}
+
+impl ContainerPaths {
+    pub fn new(lib: &Path, name: &str) -> Self {
+        ContainerPaths {
+            dir: lib.join("containers").join(name),
+        }
+    }
+    pub fn spec(&self) -> PathBuf {
+        self.dir.join("spec.json")
+    }
+    pub fn status(&self) -> PathBuf {
+        self.dir.join("status.json")
+    }
+    pub fn log(&self) -> PathBuf {
+        self.dir.join("container.log")
+    }
+    pub fn bundle(&self) -> PathBuf {
+        self.dir.join("bundle")
+    }
+}
+
+/// How a container restarts after its process exits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case", tag = "policy")]
+pub enum Restart {
+    #[default]
+    No,
+    Always,
+    OnFailure {
+        max_retries: Option<u32>,
+    },
+    UnlessStopped,
+}
+
+impl Restart {
+    /// Whether a process that exited with `code` after `restarts` earlier
+    /// restarts should be started again (a user's stop never restarts).
+    pub fn should_restart(self, code: i32, restarts: u32) -> bool {
+        match self {
+            Restart::No => false,
+            Restart::Always | Restart::UnlessStopped => true,
+            Restart::OnFailure { max_retries } => {
+                code != 0 && max_retries.is_none_or(|max| restarts < max)
+            }
+        }
+    }
+}
+
+/// What the reconciler decided for this container; the monitor reads it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerSpec {
+    pub name: String,
+    pub stack: String,
+    pub service: String,
+    pub index: u32,
+    pub config_hash: String,
+    /// The service's normalized config, for `inspect` and plan reasons.
+    pub config: serde_json::Value,
+    #[serde(with = "state::rfc3339")]
+    pub created: SystemTime,
+    pub restart: Restart,
+    pub backoff: BackoffConfig,
+    /// Signal number sent first on stop.
+    pub stop_signal: i32,
+    pub stop_grace: Duration,
+    pub log_max_size: u64,
+    pub log_max_files: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    #[default]
+    Created,
+    Running,
+    Restarting,
+    Exited,
+    /// Stopped by the user (`stop`, `down`): never restarted by the policy.
+    Stopped,
+}
+
+/// What the monitor observed; only the monitor writes it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ContainerStatus {
+    pub state: State,
+    /// The container's init, in the host's pid namespace.
+    pub pid: Option<i32>,
+    pub monitor_pid: Option<i32>,
+    /// `/proc/<pid>/stat` start time of the monitor: tells a live monitor from a
+    /// reused pid after a reboot or crash.
+    pub monitor_start_time: Option<u64>,
+    pub started_at: Option<u64>,
+    pub finished_at: Option<u64>,
+    pub exit_code: Option<i32>,
+    pub oom_killed: bool,
+    pub restarts: u32,
+    pub error: Option<String>,
+}
+
+impl ContainerStatus {
+    pub fn read(paths: &ContainerPaths) -> io::Result<Self> {
+        Ok(state::read_json(&paths.status())?.unwrap_or_default())
+    }
+    pub fn write(&self, paths: &ContainerPaths) -> io::Result<()> {
+        state::write_json(&paths.status(), self)
+    }
+}
+
+impl ContainerSpec {
+    pub fn read(paths: &ContainerPaths) -> io::Result<Option<Self>> {
+        state::read_json(&paths.spec())
+    }
+    pub fn write(&self, paths: &ContainerPaths) -> io::Result<()> {
+        state::write_json(&paths.spec(), self)
+    }
+}
+
+/// Seconds since the epoch, for status timestamps.
+pub fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_policies() {
+        assert!(!Restart::No.should_restart(1, 0));
+        assert!(Restart::Always.should_restart(0, 100));
+        assert!(Restart::UnlessStopped.should_restart(0, 0));
+        let on_failure = Restart::OnFailure {
+            max_retries: Some(2),
+        };
+        assert!(
+            !on_failure.should_restart(0, 0),
+            "a clean exit is not a failure"
+        );
+        assert!(on_failure.should_restart(1, 1));
+        assert!(!on_failure.should_restart(1, 2), "max retries reached");
+        assert!(Restart::OnFailure { max_retries: None }.should_restart(3, 1000));
+    }
+}
