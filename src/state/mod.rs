@@ -21,6 +21,8 @@ pub struct Roots {
     pub lib: PathBuf,
     /// Volatile state (`/run/stack`).
     pub run: PathBuf,
+    /// The `--root DIR` these came from, to pass on to helper processes.
+    pub custom: Option<PathBuf>,
 }
 
 impl Roots {
@@ -32,11 +34,13 @@ impl Roots {
                 Roots {
                     lib: dir.join("lib"),
                     run: dir.join("run"),
+                    custom: Some(dir),
                 }
             }
             None => Roots {
                 lib: PathBuf::from("/var/lib/stack"),
                 run: PathBuf::from("/run/stack"),
+                custom: None,
             },
         }
     }

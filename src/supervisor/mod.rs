@@ -2,6 +2,7 @@
 //! container holds its pipes, writes its logs, records its exit, and applies its
 //! restart policy with backoff.
 pub mod backoff;
+pub mod control;
 pub mod logs;
 pub mod monitor;
 pub mod record;

@@ -1,0 +1,173 @@
+//! Starting, finding and stopping monitors from the outside (CLI, reconciler).
+use std::io::{self, BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use super::proc_start_time;
+use super::record::{ContainerPaths, ContainerSpec, ContainerStatus, State};
+use crate::state::Roots;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot start the monitor of {name}: {source}")]
+    Spawn { name: String, source: io::Error },
+    #[error("{name} failed to start: {reason}")]
+    Start { name: String, reason: String },
+    #[error("cannot read the state of {name}: {source}")]
+    Read { name: String, source: io::Error },
+}
+
+/// A container as found on disk, with whether its monitor still runs.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    pub spec: ContainerSpec,
+    pub status: ContainerStatus,
+    pub monitor_alive: bool,
+}
+
+impl Observed {
+    /// Running from the user's point of view: the monitor keeps it (running or
+    /// between restarts).
+    pub fn is_up(&self) -> bool {
+        self.monitor_alive
+            && matches!(
+                self.status.state,
+                State::Running | State::Restarting | State::Created
+            )
+    }
+}
+
+/// Whether the process recorded as the monitor is that very process.
+pub fn monitor_alive(status: &ContainerStatus) -> bool {
+    match (status.monitor_pid, status.monitor_start_time) {
+        (Some(pid), Some(start)) => proc_start_time(pid) == Some(start),
+        _ => false,
+    }
+}
+
+/// Every container recorded under this root for `stack` (all stacks when None),
+/// sorted by name.
+pub fn observe(lib: &Path, stack: Option<&str>) -> Result<Vec<Observed>, Error> {
+    let dir = lib.join("containers");
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(Error::Read {
+                name: dir.display().to_string(),
+                source,
+            });
+        }
+    };
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let paths = ContainerPaths { dir: entry.path() };
+        let read_err = |source| Error::Read {
+            name: name.clone(),
+            source,
+        };
+        // A directory without spec.json is a create that crashed half-way: the
+        // reconciler cleans it; it is not a container yet.
+        let Some(spec) = ContainerSpec::read(&paths).map_err(read_err)? else {
+            continue;
+        };
+        if stack.is_some_and(|s| s != spec.stack) {
+            continue;
+        }
+        let status = ContainerStatus::read(&paths).map_err(read_err)?;
+        let monitor_alive = monitor_alive(&status);
+        out.push(Observed {
+            spec,
+            status,
+            monitor_alive,
+        });
+    }
+    out.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
+    Ok(out)
+}
+
+/// Start the monitor of container `name` (its spec and bundle must exist) and
+/// wait until the container's process runs or failed to start.
+pub fn spawn_monitor(roots: &Roots, name: &str) -> Result<(), Error> {
+    let spawn_err = |source| Error::Spawn {
+        name: name.to_string(),
+        source,
+    };
+    let exe = std::env::current_exe().map_err(spawn_err)?;
+    let paths = ContainerPaths::new(&roots.lib, name);
+    let diag = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(paths.dir.join("monitor.log"))
+        .map_err(spawn_err)?;
+    let mut cmd = Command::new(exe);
+    cmd.env_remove("STACK_ROOT");
+    if let Some(root) = &roots.custom {
+        cmd.arg("--root").arg(root);
+    }
+    cmd.args(["__monitor", name])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(diag);
+    // SAFETY: setsid is async-signal-safe; it detaches the monitor from our
+    // session so a Ctrl-C in the terminal does not reach it.
+    unsafe {
+        cmd.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(io::Error::from));
+    }
+    let mut child = cmd.spawn().map_err(spawn_err)?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| spawn_err(io::Error::other("no pipe")))?;
+    let mut line = String::new();
+    let read = BufReader::new(stdout).read_line(&mut line);
+    // The monitor forks once more and its first half exits: reap it here.
+    let _ = child.wait();
+    read.map_err(spawn_err)?;
+    match line.trim_end() {
+        "ok" => Ok(()),
+        "" => Err(Error::Start {
+            name: name.into(),
+            reason: format!(
+                "the monitor exited; see {}",
+                paths.dir.join("monitor.log").display()
+            ),
+        }),
+        other => Err(Error::Start {
+            name: name.into(),
+            reason: other.trim_start_matches("error: ").to_string(),
+        }),
+    }
+}
+
+/// Ask the monitor of `name` to stop its container and wait until it has
+/// (stop signal, grace period, SIGKILL are the monitor's job). True when it was
+/// running.
+pub fn stop(roots: &Roots, name: &str, timeout: Duration) -> Result<bool, Error> {
+    let paths = ContainerPaths::new(&roots.lib, name);
+    let status = ContainerStatus::read(&paths).map_err(|source| Error::Read {
+        name: name.into(),
+        source,
+    })?;
+    if !monitor_alive(&status) {
+        return Ok(false);
+    }
+    let Some(pid) = status.monitor_pid else {
+        return Ok(false);
+    };
+    let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+    let until = Instant::now() + timeout + Duration::from_secs(5);
+    while monitor_alive(&status) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    if monitor_alive(&status) {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+    Ok(true)
+}
