@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+pub mod output;
+
 /// Options every verb understands.
 #[derive(Args, Debug, Clone, Default)]
 pub struct GlobalOpts {
