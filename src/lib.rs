@@ -3,4 +3,5 @@
 //! Dependencies point one way: `cli -> reconcile/daemon -> supervisor ->
 //! runtime/image/storage/network/cgroup -> state` (see DESIGN.md).
 pub mod cli;
+pub mod network;
 pub mod state;
