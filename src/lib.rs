@@ -3,6 +3,7 @@
 //! Dependencies point one way: `cli -> reconcile/daemon -> supervisor ->
 //! runtime/image/storage/network/cgroup -> state` (see DESIGN.md).
 pub mod cli;
+pub mod network;
 pub mod reconcile;
 pub mod state;
 pub mod supervisor;

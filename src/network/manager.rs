@@ -1,0 +1,453 @@
+//! [`Manager`]: networks, stack cleanup and crash recovery. Attaching
+//! containers lives in `attach.rs`, published ports in `ports.rs`.
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::firewall::{Firewall, NftFirewall};
+use super::ipam::{self, Cidr4};
+use super::netlink::Nl;
+use super::store::{self, Locked, NetRecord, NetState};
+use super::types::{NetworkInfo, NetworkSpec, net_key};
+use super::{Error, Result, names, netns, ruleset};
+use crate::state::Roots;
+
+/// The network side of one state root. Cheap to clone; every method takes the
+/// state lock for its whole duration and blocks (call it from
+/// `spawn_blocking` in async code).
+#[derive(Clone)]
+pub struct Manager {
+    lib: PathBuf,
+    host_ns: Option<PathBuf>,
+    firewall: Arc<dyn Firewall>,
+}
+
+impl std::fmt::Debug for Manager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Manager")
+            .field("lib", &self.lib)
+            .field("host_ns", &self.host_ns)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Manager {
+    /// Networking for `roots` in the caller's network namespace, with nftables.
+    pub fn open(roots: &Roots) -> Result<Manager> {
+        Ok(Self::with(roots, None, Arc::new(NftFirewall)))
+    }
+
+    /// Networking whose "host" is the namespace at `host_ns` (tests use a
+    /// namespace of their own; `None` is the caller's) and whose rulesets go
+    /// to `firewall`.
+    pub fn with(roots: &Roots, host_ns: Option<PathBuf>, firewall: Arc<dyn Firewall>) -> Manager {
+        Manager {
+            lib: roots.lib.clone(),
+            host_ns,
+            firewall,
+        }
+    }
+
+    pub(crate) fn host_ns(&self) -> Option<&Path> {
+        self.host_ns.as_deref()
+    }
+
+    pub(crate) fn lock(&self) -> Result<Locked> {
+        store::lock(&self.lib)
+    }
+
+    /// The nftables table of this root (`inet stack_<id>`).
+    pub fn table_name(&self) -> Result<String> {
+        Ok(names::table(&self.lock()?.state.root_id))
+    }
+
+    /// The link-name prefix of this root (every bridge and veth starts with it).
+    pub fn link_prefix(&self) -> Result<String> {
+        Ok(names::link_prefix(&self.lock()?.state.root_id))
+    }
+
+    /// Every network of this root.
+    pub fn networks(&self) -> Result<Vec<NetworkInfo>> {
+        Ok(self.lock()?.state.networks.values().map(info).collect())
+    }
+
+    /// Create the network if missing (bridge up, gateway address, NAT rules)
+    /// or check that the existing one matches; idempotent.
+    pub fn ensure_network(&self, spec: &NetworkSpec) -> Result<NetworkInfo> {
+        validate(spec)?;
+        let mut locked = self.lock()?;
+        let key = spec.key();
+        if let Some(rec) = locked.state.networks.get(&key) {
+            check_unchanged(spec, rec)?;
+            let rec = rec.clone();
+            self.bring_up(&rec)?;
+            self.sync_firewall(&locked.state)?;
+            return Ok(info(&rec));
+        }
+        let rec = self.plan_network(&locked.state, spec)?;
+        locked.state.networks.insert(key.clone(), rec.clone());
+        locked.save()?; // intent first: a crash now leaves a record to clean up
+        let applied = self
+            .bring_up(&rec)
+            .and_then(|()| self.sync_firewall(&locked.state));
+        if let Err(e) = applied {
+            let _ = self.delete_links(vec![rec.bridge.clone()]);
+            locked.state.networks.remove(&key);
+            locked.save()?;
+            let _ = self.sync_firewall(&locked.state);
+            return Err(e);
+        }
+        Ok(info(&rec))
+    }
+
+    /// Remove a network: its bridge and rules. It must have no endpoints.
+    /// A missing network is success.
+    pub fn remove_network(&self, stack: &str, name: &str) -> Result<()> {
+        let mut locked = self.lock()?;
+        let key = net_key(stack, name);
+        let Some(rec) = locked.state.networks.get(&key).cloned() else {
+            return Ok(());
+        };
+        if let Some(users) = rec.allocations.values().next() {
+            return Err(Error::InvalidSpec {
+                network: key,
+                reason: format!("still has endpoints (container {users}); detach them first"),
+            });
+        }
+        locked.state.networks.remove(&key);
+        locked.save()?;
+        let mut errs = Vec::new();
+        errs.extend(self.delete_links(vec![rec.bridge]).err());
+        errs.extend(self.sync_firewall(&locked.state).err());
+        collect(errs)
+    }
+
+    /// `down`: remove every network, endpoint and published port of `stack`,
+    /// continuing past failures and reporting them all.
+    pub fn remove_stack(&self, stack: &str) -> Result<()> {
+        let mut locked = self.lock()?;
+        let st = &mut locked.state;
+        let nets: Vec<String> = st
+            .networks
+            .iter()
+            .filter(|(_, n)| n.stack == stack)
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut links = Vec::new();
+        let containers: Vec<String> = st
+            .endpoints
+            .iter()
+            .filter(|(_, eps)| eps.iter().any(|e| e.stack == stack))
+            .map(|(c, _)| c.clone())
+            .chain(
+                st.published
+                    .iter()
+                    .filter(|(_, p)| p.stack == stack)
+                    .map(|(c, _)| c.clone()),
+            )
+            .collect();
+        for c in &containers {
+            links.extend(forget_container(st, c));
+        }
+        for k in nets {
+            if let Some(rec) = st.networks.remove(&k) {
+                links.push(rec.bridge);
+            }
+        }
+        locked.save()?;
+        let mut errs = Vec::new();
+        errs.extend(self.delete_links(links).err());
+        errs.extend(self.sync_firewall(&locked.state).err());
+        collect(errs)
+    }
+
+    /// Crash recovery: delete links with this root's prefix that the state does
+    /// not know, bring the known networks back up and rewrite the table from
+    /// the state. Touches nothing whose name lacks our prefix.
+    pub fn recover(&self) -> Result<()> {
+        let locked = self.lock()?;
+        let prefix = names::link_prefix(&locked.state.root_id);
+        let known: std::collections::BTreeSet<String> = locked
+            .state
+            .bridges()
+            .into_iter()
+            .chain(locked.state.veths())
+            .map(str::to_string)
+            .collect();
+        let existing = netns::run(self.host_ns(), || {
+            netns::block_on(async { Nl::connect()?.links().await })
+        })?;
+        let stale: Vec<String> = existing
+            .into_iter()
+            .map(|(_, n)| n)
+            .filter(|n| n.starts_with(&prefix) && !known.contains(n))
+            .collect();
+        let mut errs = Vec::new();
+        errs.extend(self.delete_links(stale).err());
+        for rec in locked.state.networks.values() {
+            errs.extend(self.bring_up(rec).err());
+        }
+        errs.extend(self.sync_firewall(&locked.state).err());
+        collect(errs)
+    }
+
+    /// Decide bridge name, subnet and gateway of a new network.
+    fn plan_network(&self, st: &NetState, spec: &NetworkSpec) -> Result<NetRecord> {
+        let key = spec.key();
+        let ours: Vec<Cidr4> = st.networks.values().map(|n| n.subnet).collect();
+        let subnet = match spec.subnet {
+            Some(s) => {
+                if let Some(other) = st.networks.values().find(|n| n.subnet.overlaps(s)) {
+                    return Err(Error::InvalidSpec {
+                        network: key,
+                        reason: format!(
+                            "subnet {s} overlaps {} of network {}/{}",
+                            other.subnet, other.stack, other.name
+                        ),
+                    });
+                }
+                s.normalized()
+            }
+            None => {
+                let mut taken = netns::run(self.host_ns(), || {
+                    netns::block_on(async { Nl::connect()?.routed_v4().await })
+                })?;
+                taken.extend(ours);
+                ipam::pick_subnet(ipam::DEFAULT_POOL, ipam::DEFAULT_PREFIX, &taken).ok_or(
+                    Error::PoolExhausted {
+                        pool: ipam::DEFAULT_POOL.to_string(),
+                    },
+                )?
+            }
+        };
+        let gateway = match spec.gateway {
+            Some(g) => g,
+            None => Ipv4Addr::from(subnet.host_bounds().0),
+        };
+        if !subnet.contains(gateway) {
+            return Err(Error::InvalidSpec {
+                network: key,
+                reason: format!("gateway {gateway} is outside subnet {subnet}"),
+            });
+        }
+        let bridge = match &spec.bridge {
+            Some(b) => {
+                if st.networks.values().any(|n| &n.bridge == b) {
+                    return Err(Error::InvalidSpec {
+                        network: key,
+                        reason: format!("bridge {b} is used by another network"),
+                    });
+                }
+                b.clone()
+            }
+            None => names::bridge(&st.root_id, &key, &st.bridges()),
+        };
+        Ok(NetRecord {
+            stack: spec.stack.clone(),
+            name: spec.name.clone(),
+            bridge,
+            subnet,
+            gateway,
+            ip_range: spec.ip_range,
+            internal: spec.internal,
+            mtu: spec.mtu,
+            labels: spec.labels.clone(),
+            allocations: Default::default(),
+            cursor: None,
+        })
+    }
+
+    /// Bridge up with its gateway address and the sysctls it needs.
+    fn bring_up(&self, rec: &NetRecord) -> Result<()> {
+        let (bridge, mtu, gw, prefix, internal) = (
+            rec.bridge.clone(),
+            rec.mtu,
+            rec.gateway,
+            rec.subnet.prefix,
+            rec.internal,
+        );
+        netns::run(self.host_ns(), move || {
+            netns::block_on(async {
+                let nl = Nl::connect()?;
+                let idx = nl.ensure_bridge(&bridge, mtu).await?;
+                nl.add_addr(idx, IpAddr::V4(gw), prefix).await
+            })?;
+            // DNAT of 127.0.0.1 publishes leaves through the bridge with a
+            // loopback source; the kernel drops that unless route_localnet
+            // (ip-sysctl.rst). The `guard` chain closes what it opens.
+            netns::sysctl(&format!("net.ipv4.conf.{bridge}.route_localnet"), "1")?;
+            if !internal {
+                // Egress and DNAT need forwarding (netavark and Docker set it too).
+                netns::sysctl("net.ipv4.ip_forward", "1")?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Delete links by name in the host namespace; gone is success.
+    pub(crate) fn delete_links(&self, names: Vec<String>) -> Result<()> {
+        if names.is_empty() {
+            return Ok(());
+        }
+        netns::run(self.host_ns(), move || {
+            netns::block_on(async move {
+                let nl = Nl::connect()?;
+                let mut errs = Vec::new();
+                for n in &names {
+                    errs.extend(nl.del_link(n).await.err());
+                }
+                collect(errs)
+            })
+        })
+    }
+
+    /// Rewrite this root's nftables table from `st` in one batch (or delete the
+    /// table when no network is left).
+    pub(crate) fn sync_firewall(&self, st: &NetState) -> Result<()> {
+        let table = names::table(&st.root_id);
+        let batch = if st.networks.is_empty() {
+            ruleset::delete_if_exists(&table)
+        } else {
+            ruleset::build(&ruleset_input(st, table))
+        };
+        let fw = Arc::clone(&self.firewall);
+        netns::run(self.host_ns(), move || fw.apply(&batch))
+    }
+}
+
+/// The pure input of the ruleset, from the state.
+pub(crate) fn ruleset_input(st: &NetState, table: String) -> ruleset::Input {
+    ruleset::Input {
+        table,
+        networks: st
+            .networks
+            .values()
+            .map(|n| ruleset::NetRules {
+                bridge: n.bridge.clone(),
+                subnet: n.subnet,
+                internal: n.internal,
+            })
+            .collect(),
+        ports: st
+            .published
+            .values()
+            .flat_map(|p| p.ports.iter().copied())
+            .collect(),
+    }
+}
+
+/// Drop a container from the state: endpoints, allocations, ports. Returns its
+/// host veth names for deletion.
+pub(crate) fn forget_container(st: &mut NetState, container: &str) -> Vec<String> {
+    st.published.remove(container);
+    let eps = st.endpoints.remove(container).unwrap_or_default();
+    for n in st.networks.values_mut() {
+        n.allocations.retain(|_, c| c != container);
+    }
+    eps.into_iter().map(|e| e.host_veth).collect()
+}
+
+fn info(rec: &NetRecord) -> NetworkInfo {
+    NetworkInfo {
+        stack: rec.stack.clone(),
+        name: rec.name.clone(),
+        bridge: rec.bridge.clone(),
+        subnet: rec.subnet,
+        gateway: rec.gateway,
+        internal: rec.internal,
+    }
+}
+
+fn collect(mut errs: Vec<Error>) -> Result<()> {
+    match errs.len() {
+        0 => Ok(()),
+        1 => Err(errs.remove(0)),
+        _ => Err(Error::Many(errs)),
+    }
+}
+
+fn validate(spec: &NetworkSpec) -> Result<()> {
+    let bad = |reason: String| Error::InvalidSpec {
+        network: spec.key(),
+        reason,
+    };
+    if spec.enable_ipv6 {
+        return Err(Error::Unsupported {
+            network: spec.key(),
+            feature: "enable_ipv6".into(),
+        });
+    }
+    if spec.stack.is_empty()
+        || spec.name.is_empty()
+        || spec.stack.contains('/')
+        || spec.name.contains('/')
+    {
+        return Err(bad(
+            "stack and network names must be non-empty and contain no '/'".into(),
+        ));
+    }
+    if let Some(b) = &spec.bridge {
+        let ok = !b.is_empty()
+            && b.len() <= 15
+            && b.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'.');
+        if !ok {
+            return Err(bad(format!(
+                "bridge name {b:?} must be 1-15 characters of [A-Za-z0-9._-]"
+            )));
+        }
+    }
+    if let Some(s) = spec.subnet {
+        if s.prefix > 30 {
+            return Err(bad(format!("subnet {s} is too small (at most /30)")));
+        }
+        if let Some(r) = spec.ip_range
+            && !s.covers(r)
+        {
+            return Err(bad(format!("ip_range {r} is not inside subnet {s}")));
+        }
+    } else if spec.gateway.is_some() || spec.ip_range.is_some() {
+        return Err(bad("gateway and ip_range need a subnet".into()));
+    }
+    if let Some(m) = spec.mtu
+        && !(68..=65535).contains(&m)
+    {
+        return Err(bad(format!("mtu {m} is outside 68..65535")));
+    }
+    Ok(())
+}
+
+/// An existing network may be re-ensured only with the same settings; a
+/// changed one must be removed and created again (the reconciler's job).
+fn check_unchanged(spec: &NetworkSpec, rec: &NetRecord) -> Result<()> {
+    let mut diffs = Vec::new();
+    if spec.subnet.is_some_and(|s| s.normalized() != rec.subnet) {
+        diffs.push("subnet");
+    }
+    if spec.gateway.is_some_and(|g| g != rec.gateway) {
+        diffs.push("gateway");
+    }
+    if spec.internal != rec.internal {
+        diffs.push("internal");
+    }
+    if spec.bridge.as_ref().is_some_and(|b| b != &rec.bridge) {
+        diffs.push("bridge");
+    }
+    if spec.mtu != rec.mtu {
+        diffs.push("mtu");
+    }
+    if spec.ip_range != rec.ip_range {
+        diffs.push("ip_range");
+    }
+    if diffs.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::InvalidSpec {
+            network: spec.key(),
+            reason: format!(
+                "exists with different {}; remove it first to change it",
+                diffs.join(", ")
+            ),
+        })
+    }
+}

@@ -1,0 +1,196 @@
+//! The one netlink handle type: links, addresses and routes through rtnetlink.
+//!
+//! A [`Nl`] wraps a socket opened in whatever namespace the calling thread is
+//! in when [`Nl::connect`] runs; use it only inside `netns::run`.
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::AsRawFd;
+
+use futures_util::TryStreamExt;
+use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkMessage};
+use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute};
+use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, RouteMessageBuilder};
+
+use super::ipam::Cidr4;
+use super::{Error, Result};
+
+/// A netlink route socket bound to one namespace.
+pub struct Nl {
+    handle: Handle,
+}
+
+impl Nl {
+    /// Open a socket in the calling thread's namespace. Must run inside a tokio
+    /// runtime (the connection task is spawned on it).
+    pub fn connect() -> Result<Nl> {
+        let (conn, handle, _) = rtnetlink::new_connection().map_err(Error::io("netlink socket"))?;
+        tokio::spawn(conn);
+        Ok(Nl { handle })
+    }
+
+    /// Index of the link called `name`, `None` when there is none.
+    pub async fn index(&self, name: &str) -> Result<Option<u32>> {
+        let mut links = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_string())
+            .execute();
+        match links.try_next().await {
+            Ok(Some(msg)) => Ok(Some(msg.header.index)),
+            Ok(None) => Ok(None),
+            Err(e) => {
+                let err = Error::netlink(format!("get link {name}"))(e);
+                if err.is_gone() { Ok(None) } else { Err(err) }
+            }
+        }
+    }
+
+    /// Every link: (index, name).
+    pub async fn links(&self) -> Result<Vec<(u32, String)>> {
+        let msgs: Vec<LinkMessage> = self
+            .handle
+            .link()
+            .get()
+            .execute()
+            .try_collect()
+            .await
+            .map_err(Error::netlink("dump links"))?;
+        Ok(msgs
+            .into_iter()
+            .filter_map(|m| {
+                let name = m.attributes.iter().find_map(|a| match a {
+                    LinkAttribute::IfName(n) => Some(n.clone()),
+                    _ => None,
+                })?;
+                Some((m.header.index, name))
+            })
+            .collect())
+    }
+
+    /// Create the bridge if missing and bring it up; returns its index.
+    pub async fn ensure_bridge(&self, name: &str, mtu: Option<u32>) -> Result<u32> {
+        if self.index(name).await?.is_none() {
+            let mut b = LinkBridge::new(name);
+            if let Some(m) = mtu {
+                b = b.mtu(m);
+            }
+            let res = self.handle.link().add(b.build()).execute().await;
+            if let Err(e) = res {
+                let err = Error::netlink(format!("create bridge {name}"))(e);
+                if !err.is_exists() {
+                    return Err(err);
+                }
+            }
+        }
+        let idx = self.index(name).await?.ok_or_else(|| Error::Netlink {
+            op: format!("bridge {name} vanished after creation"),
+            source: rtnetlink::Error::RequestFailed,
+        })?;
+        self.up(idx).await?;
+        Ok(idx)
+    }
+
+    /// Set a link up.
+    pub async fn up(&self, index: u32) -> Result<()> {
+        self.handle
+            .link()
+            .set(LinkUnspec::new_with_index(index).up().build())
+            .execute()
+            .await
+            .map_err(Error::netlink(format!("set link {index} up")))
+    }
+
+    /// Add (or keep) an address on a link.
+    pub async fn add_addr(&self, index: u32, addr: IpAddr, prefix: u8) -> Result<()> {
+        self.handle
+            .address()
+            .add(index, addr, prefix)
+            .replace()
+            .execute()
+            .await
+            .map_err(Error::netlink(format!(
+                "add address {addr}/{prefix} to link {index}"
+            )))
+    }
+
+    /// Create a veth pair: `host` attached to bridge `master`, `peer` created
+    /// directly inside the namespace open as `peer_ns` (never visible in the
+    /// host namespace, so its name cannot clash there).
+    pub async fn create_veth(
+        &self,
+        host: &str,
+        peer: &str,
+        peer_ns: &impl AsRawFd,
+        master: u32,
+        mtu: Option<u32>,
+    ) -> Result<()> {
+        let mut p = LinkMessageBuilder::<LinkUnspec>::new()
+            .name(peer.to_string())
+            .setns_by_fd(peer_ns.as_raw_fd());
+        let mut h = LinkMessageBuilder::<LinkUnspec>::new_with_info_kind(InfoKind::Veth)
+            .name(host.to_string())
+            .controller(master);
+        if let Some(m) = mtu {
+            p = p.mtu(m);
+            h = h.mtu(m);
+        }
+        let msg = h
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(p.build())))
+            .build();
+        self.handle
+            .link()
+            .add(msg)
+            .execute()
+            .await
+            .map_err(Error::netlink(format!("create veth {host} <-> {peer}")))
+    }
+
+    /// Delete a link by name; "already gone" is success.
+    pub async fn del_link(&self, name: &str) -> Result<()> {
+        let Some(idx) = self.index(name).await? else {
+            return Ok(());
+        };
+        match self.handle.link().del(idx).execute().await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let err = Error::netlink(format!("delete link {name}"))(e);
+                if err.is_gone() { Ok(()) } else { Err(err) }
+            }
+        }
+    }
+
+    /// Default route via `gw`.
+    pub async fn default_route(&self, gw: Ipv4Addr) -> Result<()> {
+        let route = RouteMessageBuilder::<Ipv4Addr>::new().gateway(gw).build();
+        self.handle
+            .route()
+            .add(route)
+            .replace()
+            .execute()
+            .await
+            .map_err(Error::netlink(format!("add default route via {gw}")))
+    }
+
+    /// Destinations of all IPv4 routes in all tables, the default route excluded.
+    pub async fn routed_v4(&self) -> Result<Vec<Cidr4>> {
+        let msgs: Vec<_> = self
+            .handle
+            .route()
+            .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
+            .execute()
+            .try_collect()
+            .await
+            .map_err(Error::netlink("dump routes"))?;
+        Ok(msgs
+            .into_iter()
+            .filter(|m| m.header.destination_prefix_length > 0)
+            .filter_map(|m| {
+                let dst = m.attributes.iter().find_map(|a| match a {
+                    RouteAttribute::Destination(RouteAddress::Inet(ip)) => Some(*ip),
+                    _ => None,
+                })?;
+                Cidr4::new(dst, m.header.destination_prefix_length)
+            })
+            .collect())
+    }
+}

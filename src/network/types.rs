@@ -1,0 +1,128 @@
+//! The values callers pass in and get back. Our own types: the reconciler maps
+//! `model::Network` and the service's `networks:`/`ports:` onto these.
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+
+use serde::{Deserialize, Serialize};
+
+use super::ipam::Cidr4;
+
+/// One bridge network of a stack, as the file declares it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct NetworkSpec {
+    /// The stack (Compose project) that owns the network.
+    pub stack: String,
+    /// The network's name in the file (`default` for `<project>_default`).
+    pub name: String,
+    /// Host bridge name; derived from the state root, stack and name when `None`.
+    pub bridge: Option<String>,
+    /// IPv4 subnet (`ipam.config[].subnet`); allocated from 10.89.0.0/16 when `None`.
+    pub subnet: Option<Cidr4>,
+    /// Gateway (the bridge's address); the subnet's first host when `None`.
+    pub gateway: Option<Ipv4Addr>,
+    /// Range containers' addresses are taken from (`ipam.config[].ip_range`).
+    pub ip_range: Option<Cidr4>,
+    /// `internal: true`: no egress, no NAT, no default route.
+    pub internal: bool,
+    /// `enable_ipv6` (not supported yet: rejected with a clear error).
+    pub enable_ipv6: bool,
+    /// Bridge and veth MTU; the kernel default (1500) when `None`.
+    pub mtu: Option<u32>,
+    /// Labels, kept in state for `stack network ls`.
+    pub labels: BTreeMap<String, String>,
+}
+
+impl NetworkSpec {
+    /// `stack/name`, the key of the network in state.
+    pub fn key(&self) -> String {
+        net_key(&self.stack, &self.name)
+    }
+}
+
+pub(crate) fn net_key(stack: &str, name: &str) -> String {
+    format!("{stack}/{name}")
+}
+
+/// What exists after `ensure_network`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkInfo {
+    pub stack: String,
+    pub name: String,
+    pub bridge: String,
+    pub subnet: Cidr4,
+    pub gateway: Ipv4Addr,
+    pub internal: bool,
+}
+
+/// A container joining a network.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Attachment {
+    /// The network's stack.
+    pub stack: String,
+    /// The network's name within the stack.
+    pub network: String,
+    /// DNS names on this network: service name, container name, `aliases:`.
+    pub aliases: Vec<String>,
+    /// Static address (`ipv4_address`); allocated when `None`.
+    pub ipv4: Option<Ipv4Addr>,
+}
+
+/// One interface of a container after `attach`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub stack: String,
+    pub network: String,
+    /// Name inside the container (`eth0`, `eth1`, ...).
+    pub ifname: String,
+    /// Host side of the veth pair.
+    pub host_veth: String,
+    pub ipv4: Ipv4Addr,
+    pub prefix: u8,
+    pub gateway: Ipv4Addr,
+    pub aliases: Vec<String>,
+}
+
+/// Transport protocol of a published port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+impl Proto {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
+    }
+}
+
+/// `[host_ip:]host_port:container_port[/proto]`; ranges are expanded by the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortMapping {
+    /// Address on the host; all IPv4 addresses of the host when `None`.
+    pub host_ip: Option<Ipv4Addr>,
+    /// Host port; 0 picks a free one.
+    pub host_port: u16,
+    pub container_port: u16,
+    pub proto: Proto,
+}
+
+/// A port as published: the chosen host port is what `stack port`/`ps` show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PublishedPort {
+    pub host_ip: Option<Ipv4Addr>,
+    pub host_port: u16,
+    pub container_addr: Ipv4Addr,
+    pub container_port: u16,
+    pub proto: Proto,
+}
+
+impl PublishedPort {
+    /// The host address the port is bound to, `0.0.0.0` for all.
+    pub fn host_addr(&self) -> IpAddr {
+        IpAddr::V4(self.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED))
+    }
+}
