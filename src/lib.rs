@@ -3,7 +3,9 @@
 //! Dependencies point one way: `cli -> reconcile/daemon -> supervisor ->
 //! runtime/image/storage/network/cgroup -> state` (see DESIGN.md).
 pub mod cli;
+pub mod model;
 pub mod network;
 pub mod reconcile;
+pub mod spec;
 pub mod state;
 pub mod supervisor;

@@ -4,7 +4,10 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+pub mod config;
 pub mod output;
+pub mod schema;
+pub mod validate;
 
 /// Options every verb understands.
 #[derive(Args, Debug, Clone, Default)]
@@ -50,7 +53,14 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
-pub enum Command {}
+pub enum Command {
+    /// Print the normalized, interpolated, merged stack model.
+    Config(config::ConfigArgs),
+    /// Check the stack files; exit 0 when valid, 1 with every error when not.
+    Validate(validate::ValidateArgs),
+    /// Print the JSON Schema of the stack file (for editors: taplo, YAML LSP).
+    Schema(schema::SchemaArgs),
+}
 
 /// Logs go to stderr; the daemon switches to journald when started by systemd.
 pub fn init_logging(global: &GlobalOpts) {
@@ -63,5 +73,9 @@ pub fn init_logging(global: &GlobalOpts) {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    match cli.command {}
+    match &cli.command {
+        Command::Config(args) => config::run(&cli.global, args),
+        Command::Validate(args) => validate::run(&cli.global, args),
+        Command::Schema(args) => schema::run(args),
+    }
 }

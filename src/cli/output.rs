@@ -21,7 +21,11 @@ pub fn table<const N: usize>(header: [&str; N]) -> Table {
 }
 
 /// Print rows as a table or as JSON.
-pub fn print_rows<T: serde::Serialize>(format: ListFormat, rows: &[T], table: impl FnOnce(&[T]) -> Table) -> anyhow::Result<()> {
+pub fn print_rows<T: serde::Serialize>(
+    format: ListFormat,
+    rows: &[T],
+    table: impl FnOnce(&[T]) -> Table,
+) -> anyhow::Result<()> {
     match format {
         ListFormat::Json => println!("{}", serde_json::to_string_pretty(rows)?),
         ListFormat::Table => {
@@ -37,7 +41,9 @@ pub fn print_rows<T: serde::Serialize>(format: ListFormat, rows: &[T], table: im
 
 /// Time since `secs` (seconds since the epoch) in its largest unit: "5s", "3m", "2days".
 pub fn since(secs: Option<u64>) -> String {
-    let Some(then) = secs else { return String::new() };
+    let Some(then) = secs else {
+        return String::new();
+    };
     let now = crate::supervisor::record::now_secs();
     let d = std::time::Duration::from_secs(now.saturating_sub(then));
     let text = humantime::format_duration(d).to_string();

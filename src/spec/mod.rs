@@ -1,0 +1,111 @@
+//! Stack files -> [`crate::model::Stack`].
+//!
+//! Flow: find the files (`-f`, else `stack.toml`, `compose.yaml`, ...),
+//! parse each into a span-carrying [`node::Node`] tree (TOML or YAML),
+//! interpolate `${VAR}` from the environment and `.env`, merge the files
+//! by Compose's rules, refuse unsupported keys, read each table into the
+//! serde types of [`raw`], select services by profile, convert them into
+//! the normalized [`crate::model`], and validate cross-references.
+//!
+//! Guarantees: nothing changes on the host here; every error carries
+//! `file:line:col` (see [`diag::Diagnostics`]); all errors of a stage are
+//! reported together.
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::cli::GlobalOpts;
+use crate::model::Stack;
+
+pub use diag::{Diagnostic, Diagnostics, Located};
+
+/// What to load.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// `-f` files, relative to `working_dir`; empty = look for the defaults.
+    pub files: Vec<PathBuf>,
+    /// `-p`; default `COMPOSE_PROJECT_NAME`, the file's `name`, the directory name.
+    pub project_name: Option<String>,
+    /// `--profile`; default `COMPOSE_PROFILES` from the environment or `.env`.
+    pub profiles: Vec<String>,
+    /// `--env-file`, replacing `.env` beside the first file.
+    pub env_files: Vec<PathBuf>,
+    pub working_dir: PathBuf,
+    /// Services named on the command line (they and their dependencies are
+    /// included whatever their profiles).
+    pub services: Vec<String>,
+    /// The environment for interpolation; `None` = this process's.
+    pub environment: Option<BTreeMap<String, String>>,
+}
+
+impl LoadOptions {
+    /// From the global command-line options, in the current directory.
+    pub fn from_global(global: &GlobalOpts, services: Vec<String>) -> LoadOptions {
+        LoadOptions {
+            files: global.files.clone(),
+            project_name: global.project_name.clone(),
+            profiles: global
+                .profiles
+                .iter()
+                .filter(|p| !p.is_empty())
+                .cloned()
+                .collect(),
+            env_files: global.env_files.clone(),
+            working_dir: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+            services,
+            environment: None,
+        }
+    }
+}
+
+/// A loaded stack.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// Every service enabled by profiles or named on the command line.
+    pub stack: Stack,
+    /// The files read, absolute, in merge order.
+    pub files: Vec<PathBuf>,
+    /// Things accepted that the user should know about (unset variables,
+    /// options without effect).
+    pub warnings: Vec<String>,
+    /// The services a verb should act on: those named on the command line
+    /// and their dependencies, or all of `stack.services` when none were named.
+    pub targeted: Vec<String>,
+}
+
+/// Reads, merges, validates and normalizes the stack files.
+pub fn load(opts: &LoadOptions) -> Result<Loaded, Diagnostics> {
+    load::load(opts)
+}
+
+/// Every key of the merged files with its support status (`--compat`).
+pub fn compat_report(opts: &LoadOptions) -> Result<Vec<compat::KeyStatus>, Diagnostics> {
+    load::compat_report(opts)
+}
+
+pub mod compat;
+pub mod ctx;
+pub mod de;
+pub mod diag;
+pub mod envfile;
+pub mod image_ref;
+pub mod interp;
+pub mod load;
+pub mod merge;
+pub mod node;
+pub mod objects;
+pub mod paths;
+pub mod profiles;
+pub mod raw;
+pub mod resources;
+pub mod schema;
+pub mod service;
+pub mod service_mounts;
+pub mod service_net;
+pub mod service_sec;
+pub mod shapes;
+pub mod shellwords;
+pub mod source;
+pub mod toml_src;
+pub mod units;
+pub mod validate;
+pub mod yaml_src;

@@ -1,0 +1,357 @@
+//! One service: [`RawService`] -> [`model::Service`], every default applied.
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::ctx::Ctx;
+use super::raw::{RawHealthcheck, RawService};
+use super::shapes::{Command, KeyValues, ShortOrLong};
+use super::{
+    envfile, image_ref, paths, resources, service_mounts, service_net, service_sec, shellwords,
+};
+use crate::model::{
+    Dependency, DependencyCondition, Healthcheck, ImageSource, LogDriver, Logging, PullPolicy,
+    Service,
+};
+
+const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(10);
+
+pub fn convert(ctx: &mut Ctx<'_>, name: &str, raw: RawService) -> Service {
+    let image = image(ctx, &raw);
+    let mut environment = env_files(ctx, &raw);
+    environment.extend(key_values(
+        ctx,
+        "environment",
+        raw.environment.as_ref(),
+        true,
+    ));
+    let (replicas, restart, resources) = resources::service(ctx, &raw);
+    let network_mode = service_net::network_mode(ctx, raw.network_mode.as_deref());
+    let networks = service_net::networks(ctx, &network_mode, raw.networks.as_ref());
+    let labels = key_values(ctx, "labels", raw.labels.as_ref(), false);
+    let sysctls = key_values(ctx, "sysctls", raw.sysctls.as_ref(), false);
+    let container_name = raw.container_name.clone();
+    let depends_on = depends_on(ctx, &raw);
+    let logging = logging(ctx, &raw);
+    let healthcheck = raw.healthcheck.as_ref().and_then(|h| healthcheck(ctx, h));
+    if container_name.is_some() && replicas > 1 {
+        ctx.err(
+            &["container_name"],
+            format!("container_name cannot be used with {replicas} replicas: names must be unique"),
+        );
+    }
+    Service {
+        name: name.to_string(),
+        image,
+        entrypoint: raw
+            .entrypoint
+            .as_ref()
+            .and_then(|c| command(ctx, "entrypoint", c)),
+        command: raw
+            .command
+            .as_ref()
+            .and_then(|c| command(ctx, "command", c)),
+        environment,
+        working_dir: raw.working_dir,
+        user: raw.user,
+        group_add: raw.group_add.unwrap_or_default(),
+        hostname: raw.hostname,
+        domainname: raw.domainname,
+        restart,
+        replicas,
+        resources,
+        ulimits: service_sec::ulimits(ctx, raw.ulimits.as_ref()),
+        oom_score_adj: raw.oom_score_adj.and_then(|v| {
+            if (-1000..=1000).contains(&v) {
+                Some(v)
+            } else {
+                ctx.err(
+                    &["oom_score_adj"],
+                    format!("oom_score_adj {v} is outside -1000..1000"),
+                );
+                None
+            }
+        }),
+        cap_add: service_sec::capabilities(ctx, "cap_add", raw.cap_add.as_deref()),
+        cap_drop: service_sec::capabilities(ctx, "cap_drop", raw.cap_drop.as_deref()),
+        privileged: raw.privileged.unwrap_or(false),
+        read_only: raw.read_only.unwrap_or(false),
+        security: service_sec::security_opts(ctx, raw.security_opt.as_deref()),
+        userns_mode: raw.userns_mode,
+        init: raw.init.unwrap_or(false),
+        stop_signal: raw
+            .stop_signal
+            .as_deref()
+            .and_then(|s| service_sec::signal(ctx, s)),
+        stop_grace_period: ctx
+            .duration(&["stop_grace_period"], &raw.stop_grace_period)
+            .unwrap_or(DEFAULT_STOP_GRACE),
+        depends_on,
+        healthcheck,
+        tty: raw.tty.unwrap_or(false),
+        stdin_open: raw.stdin_open.unwrap_or(false),
+        network_mode,
+        networks,
+        ports: service_net::ports(ctx, raw.ports.as_deref()),
+        expose: service_net::expose(ctx, raw.expose.as_deref()),
+        volumes: service_mounts::mounts(ctx, raw.volumes.as_deref(), raw.tmpfs.as_ref()),
+        labels,
+        logging,
+        profiles: raw.profiles.unwrap_or_default(),
+        extra_hosts: service_net::extra_hosts(ctx, raw.extra_hosts.as_ref()),
+        dns: service_net::dns(ctx, raw.dns.as_ref()),
+        dns_search: raw.dns_search.map(|d| d.0).unwrap_or_default(),
+        dns_opt: raw.dns_opt.unwrap_or_default(),
+        sysctls,
+        devices: service_mounts::devices(ctx, raw.devices.as_deref()),
+        shm_size: ctx.size(&["shm_size"], &raw.shm_size),
+        ipc: raw.ipc,
+        pid: raw.pid,
+        uts: raw.uts,
+        cgroup_parent: raw.cgroup_parent,
+        container_name,
+        platform: raw.platform,
+        pull_policy: pull_policy(ctx, raw.pull_policy.as_deref()),
+        secrets: service_mounts::file_mounts(ctx, "secrets", raw.secrets.as_deref()),
+        configs: service_mounts::file_mounts(ctx, "configs", raw.configs.as_deref()),
+    }
+}
+
+fn image(ctx: &mut Ctx<'_>, raw: &RawService) -> ImageSource {
+    let placeholder = ImageSource::Registry(String::new());
+    match (&raw.image, &raw.rootfs) {
+        (Some(_), Some(_)) => {
+            ctx.err(&["rootfs"], "set either `image` or `rootfs`, not both");
+            placeholder
+        }
+        (None, None) => {
+            ctx.err_help(
+                &[],
+                "no `image` or `rootfs`",
+                "set `image` (a registry reference or oci:PATH[:TAG]) or `rootfs` (a directory)",
+            );
+            placeholder
+        }
+        (None, Some(dir)) => ImageSource::Rootfs(paths::absolute(ctx.base, dir)),
+        (Some(text), None) => match image_ref::parse_image(text, ctx.base) {
+            Ok(i) => i,
+            Err(e) => {
+                ctx.err(&["image"], e);
+                placeholder
+            }
+        },
+    }
+}
+
+/// Compose splits a string command into words (no shell); a list is used as is.
+fn command(ctx: &mut Ctx<'_>, key: &str, c: &Command) -> Option<Vec<String>> {
+    match c {
+        Command::Exec(v) => Some(v.clone()),
+        Command::Shell(s) => match shellwords::split(s) {
+            Ok(words) => Some(words),
+            Err(e) => {
+                ctx.err(&[key], e);
+                None
+            }
+        },
+    }
+}
+
+/// `KEY=VALUE` pairs; a key without a value comes from the environment
+/// (and is left out when unset there) when `from_env`, else is empty.
+pub fn key_values(
+    ctx: &mut Ctx<'_>,
+    key: &str,
+    kv: Option<&KeyValues>,
+    from_env: bool,
+) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for (k, v) in kv.map(|kv| kv.items.as_slice()).unwrap_or_default() {
+        if k.is_empty() {
+            ctx.err(&[key], "empty name");
+            continue;
+        }
+        match (v, from_env) {
+            (Some(v), _) => {
+                out.insert(k.clone(), v.clone());
+            }
+            (None, true) => {
+                if let Some(v) = ctx.vars.get(k) {
+                    out.insert(k.clone(), v.clone());
+                }
+            }
+            (None, false) => {
+                out.insert(k.clone(), String::new());
+            }
+        }
+    }
+    out
+}
+
+fn env_files(ctx: &mut Ctx<'_>, raw: &RawService) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let Some(files) = &raw.env_file else {
+        return out;
+    };
+    for (i, f) in files.0.iter().enumerate() {
+        let idx = i.to_string();
+        let (path, required) = match f {
+            ShortOrLong::Short(p) => (p.as_str(), true),
+            ShortOrLong::Long(l) => {
+                if l.format.as_deref().is_some_and(|f| f != "dotenv") {
+                    ctx.err(
+                        &["env_file", &idx, "format"],
+                        "only the `dotenv` env_file format is supported",
+                    );
+                }
+                (l.path.as_str(), l.required.unwrap_or(true))
+            }
+        };
+        let abs = paths::absolute(ctx.base, path);
+        let text = match std::fs::read_to_string(&abs) {
+            Ok(t) => t,
+            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                ctx.err(
+                    &["env_file", &idx],
+                    format!("cannot read env_file {}: {e}", abs.display()),
+                );
+                continue;
+            }
+        };
+        match envfile::parse(&text, ctx.vars) {
+            Ok(pairs) => out.extend(pairs),
+            Err((line, e)) => ctx.err(
+                &["env_file", &idx],
+                format!("{}:{line}: {e}", abs.display()),
+            ),
+        }
+    }
+    out
+}
+
+fn depends_on(ctx: &mut Ctx<'_>, raw: &RawService) -> BTreeMap<String, Dependency> {
+    let mut out = BTreeMap::new();
+    for (name, dep) in raw.depends_on.iter().flat_map(|d| d.items.iter()) {
+        let condition = match dep.as_ref().and_then(|d| d.condition.as_deref()) {
+            None | Some("service_started") => DependencyCondition::ServiceStarted,
+            Some("service_healthy") => DependencyCondition::ServiceHealthy,
+            Some("service_completed_successfully") => {
+                DependencyCondition::ServiceCompletedSuccessfully
+            }
+            Some(other) => {
+                ctx.err(
+                    &["depends_on", name, "condition"],
+                    format!("unknown condition `{other}`: expected service_started, service_healthy or service_completed_successfully"),
+                );
+                DependencyCondition::ServiceStarted
+            }
+        };
+        out.insert(
+            name.clone(),
+            Dependency {
+                condition,
+                restart: dep.as_ref().and_then(|d| d.restart).unwrap_or(false),
+                required: dep.as_ref().and_then(|d| d.required).unwrap_or(true),
+            },
+        );
+    }
+    out
+}
+
+fn healthcheck(ctx: &mut Ctx<'_>, h: &RawHealthcheck) -> Option<Healthcheck> {
+    if h.disable == Some(true) {
+        return None;
+    }
+    let test = match &h.test {
+        Some(Command::Shell(s)) => vec!["/bin/sh".into(), "-c".into(), s.clone()],
+        Some(Command::Exec(v)) => match v.first().map(String::as_str) {
+            Some("NONE") => return None,
+            Some("CMD") if v.len() > 1 => v[1..].to_vec(),
+            Some("CMD-SHELL") if v.len() > 1 => {
+                vec!["/bin/sh".into(), "-c".into(), v[1..].join(" ")]
+            }
+            _ => {
+                ctx.err_help(
+                    &["healthcheck", "test"],
+                    "healthcheck test must start with CMD, CMD-SHELL or NONE, followed by the command",
+                    "e.g. [\"CMD\", \"wget\", \"-q\", \"http://localhost/\"] or a shell string",
+                );
+                return None;
+            }
+        },
+        None => {
+            ctx.err(&["healthcheck"], "healthcheck has no `test`");
+            return None;
+        }
+    };
+    Some(Healthcheck {
+        test,
+        interval: ctx
+            .duration(&["healthcheck", "interval"], &h.interval)
+            .unwrap_or(Duration::from_secs(30)),
+        timeout: ctx
+            .duration(&["healthcheck", "timeout"], &h.timeout)
+            .unwrap_or(Duration::from_secs(30)),
+        retries: h.retries.unwrap_or(3),
+        start_period: ctx
+            .duration(&["healthcheck", "start_period"], &h.start_period)
+            .unwrap_or_default(),
+        start_interval: ctx
+            .duration(&["healthcheck", "start_interval"], &h.start_interval)
+            .unwrap_or(Duration::from_secs(5)),
+    })
+}
+
+fn logging(ctx: &mut Ctx<'_>, raw: &RawService) -> Logging {
+    let mut out = Logging {
+        driver: LogDriver::JsonFile,
+        max_size: None,
+        max_file: None,
+    };
+    let Some(l) = &raw.logging else {
+        return out;
+    };
+    out.driver = match l.driver.as_deref() {
+        None | Some("json-file") => LogDriver::JsonFile,
+        Some("local") => LogDriver::Local,
+        Some("none") => LogDriver::None,
+        Some("journald") => LogDriver::Journald,
+        Some(other) => {
+            ctx.err(
+                &["logging", "driver"],
+                format!("logging driver `{other}` is not supported: expected json-file, local, none or journald"),
+            );
+            LogDriver::JsonFile
+        }
+    };
+    for (k, v) in l.options.iter().flatten() {
+        match k.as_str() {
+            "max-size" => out.max_size = ctx.size(&["logging", "options", k], &Some(v.clone())),
+            "max-file" => {
+                out.max_file = ctx.parse(&["logging", "options", k], &v.0, "a number of files")
+            }
+            _ => ctx.err(
+                &["logging", "options", k],
+                format!("logging option `{k}` is not supported: expected max-size or max-file"),
+            ),
+        }
+    }
+    out
+}
+
+fn pull_policy(ctx: &mut Ctx<'_>, p: Option<&str>) -> PullPolicy {
+    match p {
+        None | Some("missing") | Some("if_not_present") => PullPolicy::Missing,
+        Some("always") => PullPolicy::Always,
+        Some("never") => PullPolicy::Never,
+        Some(other) => {
+            ctx.err(
+                &["pull_policy"],
+                format!(
+                    "pull_policy `{other}` is not supported: expected missing, always or never"
+                ),
+            );
+            PullPolicy::Missing
+        }
+    }
+}
