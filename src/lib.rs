@@ -2,5 +2,7 @@
 //!
 //! Dependencies point one way: `cli -> reconcile/daemon -> supervisor ->
 //! runtime/image/storage/network/cgroup -> state` (see DESIGN.md).
+pub mod cgroup;
 pub mod cli;
+pub mod runtime;
 pub mod state;

@@ -4,6 +4,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+pub mod oci;
+mod oci_info;
+
 /// Options every verb understands.
 #[derive(Args, Debug, Clone, Default)]
 pub struct GlobalOpts {
@@ -48,7 +51,10 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
-pub enum Command {}
+pub enum Command {
+    /// The OCI runtime with runc's command line (create, start, run, state, kill, delete, ...).
+    Oci(oci::OciArgs),
+}
 
 /// Logs go to stderr; the daemon switches to journald when started by systemd.
 pub fn init_logging(global: &GlobalOpts) {
@@ -61,5 +67,7 @@ pub fn init_logging(global: &GlobalOpts) {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    match cli.command {}
+    match cli.command {
+        Command::Oci(args) => oci::run(args, cli.global.root),
+    }
 }
