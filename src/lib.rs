@@ -2,10 +2,12 @@
 //!
 //! Dependencies point one way: `cli -> reconcile/daemon -> supervisor ->
 //! runtime/image/storage/network/cgroup -> state` (see DESIGN.md).
+pub mod cgroup;
 pub mod cli;
 pub mod model;
 pub mod network;
 pub mod reconcile;
 pub mod spec;
+pub mod runtime;
 pub mod state;
 pub mod supervisor;

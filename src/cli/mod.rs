@@ -8,6 +8,8 @@ pub mod config;
 pub mod output;
 pub mod schema;
 pub mod validate;
+pub mod oci;
+mod oci_info;
 
 /// Options every verb understands.
 #[derive(Args, Debug, Clone, Default)]
@@ -60,6 +62,8 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// Print the JSON Schema of the stack file (for editors: taplo, YAML LSP).
     Schema(schema::SchemaArgs),
+    /// The OCI runtime with runc's command line (create, start, run, state, kill, delete, ...).
+    Oci(oci::OciArgs),
 }
 
 /// Logs go to stderr; the daemon switches to journald when started by systemd.
@@ -77,5 +81,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config(args) => config::run(&cli.global, args),
         Command::Validate(args) => validate::run(&cli.global, args),
         Command::Schema(args) => schema::run(args),
+    match cli.command {
+        Command::Oci(args) => oci::run(args, cli.global.root),
     }
 }

@@ -1,0 +1,157 @@
+//! The typed messages between the parent and the container init over a
+//! SOCK_SEQPACKET socketpair (one message per send, fixed size, no allocation).
+//!
+//! Flow: parent -> init `GO` (after uid/gid maps and cgroup placement);
+//! init -> parent `PTY` (with the pty master fd, only with a terminal), then
+//! either `READY` (waiting on exec.fifo) or `FAIL` (step, index, errno).
+
+/// Parent -> init: namespaces mapped, cgroup joined, go on.
+pub(crate) const GO: u8 = b'G';
+pub(crate) const TAG_READY: u8 = 1;
+pub(crate) const TAG_FAIL: u8 = 2;
+pub(crate) const TAG_PTY: u8 = 3;
+
+/// The init steps, reported with a failure so the parent can name what failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Step {
+    Sync = 1,
+    SetNs,
+    Identity,
+    Hostname,
+    RootPropagation,
+    RootBind,
+    Mount,
+    Device,
+    Symlink,
+    Console,
+    Sysctl,
+    Mask,
+    Readonly,
+    PivotRoot,
+    RootReadonly,
+    Rlimit,
+    Stdio,
+    Seccomp,
+    Groups,
+    User,
+    Capabilities,
+    NoNewPrivs,
+    Cwd,
+    Exec,
+    Personality,
+}
+
+impl Step {
+    pub(crate) fn from_u8(v: u8) -> Option<Step> {
+        use Step::*;
+        const ALL: [Step; 25] = [
+            Sync,
+            SetNs,
+            Identity,
+            Hostname,
+            RootPropagation,
+            RootBind,
+            Mount,
+            Device,
+            Symlink,
+            Console,
+            Sysctl,
+            Mask,
+            Readonly,
+            PivotRoot,
+            RootReadonly,
+            Rlimit,
+            Stdio,
+            Seccomp,
+            Groups,
+            User,
+            Capabilities,
+            NoNewPrivs,
+            Cwd,
+            Exec,
+            Personality,
+        ];
+        ALL.into_iter().find(|s| *s as u8 == v)
+    }
+
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            Step::Sync => "waiting for the runtime",
+            Step::SetNs => "joining a namespace (setns)",
+            Step::Identity => "becoming root in the user namespace",
+            Step::Hostname => "setting the hostname",
+            Step::RootPropagation => "setting root mount propagation",
+            Step::RootBind => "bind-mounting the root filesystem",
+            Step::Mount => "mounting",
+            Step::Device => "creating a device node",
+            Step::Symlink => "creating /dev symlinks",
+            Step::Console => "setting up the console",
+            Step::Sysctl => "writing a sysctl",
+            Step::Mask => "masking a path",
+            Step::Readonly => "making a path read-only",
+            Step::PivotRoot => "pivot_root",
+            Step::RootReadonly => "remounting the root read-only",
+            Step::Rlimit => "setting an rlimit",
+            Step::Stdio => "setting up stdio",
+            Step::Seccomp => "loading the seccomp filter",
+            Step::Groups => "setting supplementary groups",
+            Step::User => "switching uid/gid",
+            Step::Capabilities => "setting capabilities",
+            Step::NoNewPrivs => "setting no_new_privs",
+            Step::Cwd => "changing to the working directory",
+            Step::Exec => "finding the executable",
+            Step::Personality => "setting the personality",
+        }
+    }
+}
+
+/// A failure inside the init: which step, which item (mount index, ...), errno.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Fail {
+    pub step: Step,
+    pub index: u32,
+    pub errno: i32,
+}
+
+impl Fail {
+    pub(crate) fn new(step: Step, index: usize, errno: i32) -> Self {
+        Fail {
+            step,
+            index: u32::try_from(index).unwrap_or(u32::MAX),
+            errno,
+        }
+    }
+
+    pub(crate) fn encode(&self) -> [u8; 12] {
+        let mut b = [0u8; 12];
+        b[0] = TAG_FAIL;
+        b[1] = self.step as u8;
+        b[4..8].copy_from_slice(&self.index.to_le_bytes());
+        b[8..12].copy_from_slice(&self.errno.to_le_bytes());
+        b
+    }
+
+    pub(crate) fn decode(b: &[u8]) -> Option<Self> {
+        if b.len() < 12 || b[0] != TAG_FAIL {
+            return None;
+        }
+        Some(Fail {
+            step: Step::from_u8(b[1])?,
+            index: u32::from_le_bytes(b[4..8].try_into().ok()?),
+            errno: i32::from_le_bytes(b[8..12].try_into().ok()?),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fail_round_trips() {
+        let f = Fail::new(Step::Mask, 3, libc::EPERM);
+        assert_eq!(Fail::decode(&f.encode()), Some(f));
+        assert_eq!(Fail::decode(&[TAG_READY; 12]), None);
+    }
+}

@@ -1,0 +1,454 @@
+//! config.json -> [`InitPlan`]: every value the container's init needs, computed and
+//! validated in the parent before clone, so the child only makes raw syscalls on
+//! prepared data (no allocation, no parsing, no error formatting after clone).
+use std::ffi::{CString, OsStr};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+use libc::{c_int, c_ulong};
+use oci_spec::runtime::{LinuxNamespaceType, Mount, Spec};
+
+use super::caps::{self, CapSets};
+use super::{Error, mountopts};
+
+/// A path inside the container root, split for component-by-component resolution.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RootPath {
+    /// "a", "a/b", "a/b/c": each prefix, resolved with RESOLVE_IN_ROOT.
+    pub prefixes: Vec<CString>,
+    /// "a", "b", "c": the last component of each prefix, created with *at() calls.
+    pub names: Vec<CString>,
+    pub display: String,
+}
+
+#[derive(Debug)]
+pub(crate) enum MountKind {
+    Bind {
+        source: CString,
+        recursive: bool,
+    },
+    Fs {
+        fstype: CString,
+        source: CString,
+        data: Option<CString>,
+    },
+}
+
+#[derive(Debug)]
+pub(crate) struct MountPlan {
+    pub dest: RootPath,
+    /// The destination is a directory (else a file is created for a file bind).
+    pub dest_is_dir: bool,
+    pub kind: MountKind,
+    pub flags: c_ulong,
+    pub propagation: Vec<c_ulong>,
+    /// sysfs in a container without its own network namespace cannot be mounted:
+    /// fall back to a read-only recursive bind of the host's /sys, as runc does.
+    pub sysfs_fallback: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct DevicePlan {
+    pub path: RootPath,
+    /// S_IFCHR / S_IFBLK / S_IFIFO | permission bits.
+    pub mode: libc::mode_t,
+    pub rdev: libc::dev_t,
+    pub uid: u32,
+    pub gid: u32,
+    /// Host node bind-mounted instead of mknod inside a user namespace.
+    pub host: CString,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct InitPlan {
+    pub rootfs: CString,
+    pub root_readonly: bool,
+    pub root_propagation: c_ulong,
+    pub no_pivot: bool,
+    pub mounts: Vec<MountPlan>,
+    /// Devices and /dev symlinks are created when /dev is a fresh tmpfs.
+    pub devices: Vec<DevicePlan>,
+    pub dev_symlinks: Vec<(CString, CString)>,
+    pub masked: Vec<RootPath>,
+    pub readonly: Vec<RootPath>,
+    /// (path under /proc, value): namespaced sysctls written through the verified procfs fd.
+    pub sysctl: Vec<(CString, CString)>,
+    pub hostname: Option<CString>,
+    pub domainname: Option<CString>,
+    pub clone_flags: c_int,
+    /// Namespaces to join by path: (type flag, path); opened in the parent.
+    pub join: Vec<(c_int, PathBuf)>,
+    pub new_userns: bool,
+    pub uid_map: Option<String>,
+    pub gid_map: Option<String>,
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<libc::gid_t>,
+    pub umask: Option<libc::mode_t>,
+    pub caps: Option<CapSets>,
+    pub no_new_privs: bool,
+    pub rlimits: Vec<(c_int, libc::rlimit)>,
+    pub oom_score_adj: Option<i32>,
+    pub personality: Option<c_ulong>,
+    pub terminal: bool,
+    pub cwd: CString,
+    /// cwd inside the root, created before pivot_root when missing.
+    pub cwd_path: Option<RootPath>,
+    pub args: Vec<CString>,
+    pub env: Vec<CString>,
+    /// Candidates for execve: args[0] itself when it holds a '/', else PATH entries.
+    pub exec_candidates: Vec<CString>,
+    pub seccomp: Option<Vec<libc::sock_filter>>,
+    pub seccomp_flags: libc::c_uint,
+}
+
+pub(crate) fn cstr(s: impl AsRef<OsStr>, what: &str) -> Result<CString, Error> {
+    CString::new(s.as_ref().as_bytes()).map_err(|_| Error::Invalid {
+        field: what.into(),
+        reason: "contains a NUL byte".into(),
+    })
+}
+
+/// Split an absolute container path into resolvable prefixes; `..` is refused.
+pub(crate) fn root_path(p: &Path, what: &str) -> Result<RootPath, Error> {
+    let mut out = RootPath {
+        display: p.display().to_string(),
+        ..Default::default()
+    };
+    let mut acc = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::RootDir | Component::CurDir => {}
+            Component::Normal(n) => {
+                acc.push(n);
+                out.prefixes.push(cstr(&acc, what)?);
+                out.names.push(cstr(n, what)?);
+            }
+            _ => {
+                return Err(Error::Invalid {
+                    field: what.into(),
+                    reason: format!("{} must not contain '..'", p.display()),
+                });
+            }
+        }
+    }
+    if out.prefixes.is_empty() {
+        return Err(Error::Invalid {
+            field: what.into(),
+            reason: format!("{} is the container root", p.display()),
+        });
+    }
+    Ok(out)
+}
+
+pub(crate) fn ns_flag(t: LinuxNamespaceType) -> c_int {
+    match t {
+        LinuxNamespaceType::Mount => libc::CLONE_NEWNS,
+        LinuxNamespaceType::Cgroup => libc::CLONE_NEWCGROUP,
+        LinuxNamespaceType::Uts => libc::CLONE_NEWUTS,
+        LinuxNamespaceType::Ipc => libc::CLONE_NEWIPC,
+        LinuxNamespaceType::User => libc::CLONE_NEWUSER,
+        LinuxNamespaceType::Pid => libc::CLONE_NEWPID,
+        LinuxNamespaceType::Network => libc::CLONE_NEWNET,
+        LinuxNamespaceType::Time => libc::CLONE_NEWTIME,
+    }
+}
+
+/// Options of `create` that shape the plan.
+pub(crate) struct PlanInput<'a> {
+    pub spec: &'a Spec,
+    pub bundle: &'a Path,
+    pub no_pivot: bool,
+}
+
+pub(crate) fn build(input: &PlanInput<'_>) -> Result<InitPlan, Error> {
+    let spec = input.spec;
+    let mut plan = InitPlan {
+        no_pivot: input.no_pivot,
+        ..Default::default()
+    };
+    let root = spec.root().as_ref().ok_or_else(|| Error::Invalid {
+        field: "root".into(),
+        reason: "missing".into(),
+    })?;
+    let rootfs = if root.path().is_absolute() {
+        root.path().clone()
+    } else {
+        input.bundle.join(root.path())
+    };
+    let rootfs = rootfs.canonicalize().map_err(|source| Error::Io {
+        op: "resolving root.path",
+        path: rootfs.clone(),
+        source,
+    })?;
+    if !rootfs.is_dir() {
+        return Err(Error::Invalid {
+            field: "root.path".into(),
+            reason: format!("{} is not a directory", rootfs.display()),
+        });
+    }
+    plan.rootfs = cstr(&rootfs, "root.path")?;
+    plan.root_readonly = root.readonly().unwrap_or(false);
+    let linux = spec.linux().clone().unwrap_or_default();
+    plan.root_propagation = mountopts::rootfs_propagation(linux.rootfs_propagation().as_deref())?;
+    namespaces(&mut plan, &linux)?;
+    let has_netns = plan.clone_flags & libc::CLONE_NEWNET != 0;
+    let mut dev_is_tmpfs = false;
+    for m in spec.mounts().iter().flatten() {
+        let mp = mount(m, input.bundle, has_netns)?;
+        if m.destination() == Path::new("/dev") && matches!(mp.kind, MountKind::Fs { .. }) {
+            dev_is_tmpfs = true;
+        }
+        plan.mounts.push(mp);
+    }
+    if dev_is_tmpfs {
+        super::devices::plan(&mut plan, linux.devices().as_deref().unwrap_or_default())?;
+    } else if linux.devices().as_ref().is_some_and(|d| !d.is_empty()) {
+        super::devices::plan(&mut plan, linux.devices().as_deref().unwrap_or_default())?;
+        plan.dev_symlinks.clear();
+        plan.devices
+            .retain(|d| !super::devices::is_default(&d.path.display));
+    }
+    for p in linux.masked_paths().iter().flatten() {
+        plan.masked
+            .push(root_path(Path::new(p), "linux.maskedPaths")?);
+    }
+    for p in linux.readonly_paths().iter().flatten() {
+        plan.readonly
+            .push(root_path(Path::new(p), "linux.readonlyPaths")?);
+    }
+    sysctls(&mut plan, linux.sysctl().as_ref())?;
+    if let Some(h) = spec.hostname() {
+        if plan.clone_flags & libc::CLONE_NEWUTS == 0
+            && !plan.join.iter().any(|j| j.0 == libc::CLONE_NEWUTS)
+        {
+            return Err(Error::Invalid {
+                field: "hostname".into(),
+                reason: "needs a uts namespace".into(),
+            });
+        }
+        plan.hostname = Some(cstr(h, "hostname")?);
+    }
+    if let Some(d) = spec.domainname() {
+        plan.domainname = Some(cstr(d, "domainname")?);
+    }
+    if let Some(p) = linux.personality() {
+        plan.personality = Some(match p.domain() {
+            oci_spec::runtime::LinuxPersonalityDomain::PerLinux => 0x0000,
+            oci_spec::runtime::LinuxPersonalityDomain::PerLinux32 => 0x0008,
+        });
+    }
+    super::process::plan(&mut plan, spec)?;
+    if let Some(s) = linux.seccomp() {
+        let (prog, flags) = super::seccomp::compile(s)?;
+        plan.seccomp = Some(prog);
+        plan.seccomp_flags = flags;
+    }
+    Ok(plan)
+}
+
+fn namespaces(plan: &mut InitPlan, linux: &oci_spec::runtime::Linux) -> Result<(), Error> {
+    let mut seen = 0;
+    for ns in linux.namespaces().iter().flatten() {
+        let flag = ns_flag(ns.typ());
+        if seen & flag != 0 {
+            return Err(Error::Invalid {
+                field: "linux.namespaces".into(),
+                reason: format!("{} listed twice", ns.typ()),
+            });
+        }
+        seen |= flag;
+        match ns.path() {
+            Some(p) => plan.join.push((flag, p.clone())),
+            None => plan.clone_flags |= flag,
+        }
+    }
+    if plan.clone_flags & libc::CLONE_NEWNS == 0
+        && !plan.join.iter().any(|j| j.0 == libc::CLONE_NEWNS)
+    {
+        return Err(Error::Unsupported {
+            what: "a container without a mount namespace".into(),
+            hint: "add {\"type\": \"mount\"} to linux.namespaces".into(),
+        });
+    }
+    plan.new_userns = plan.clone_flags & libc::CLONE_NEWUSER != 0;
+    let maps = |v: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| {
+        v.as_ref().filter(|m| !m.is_empty()).map(|m| {
+            m.iter()
+                .map(|e| format!("{} {} {}\n", e.container_id(), e.host_id(), e.size()))
+                .collect::<String>()
+        })
+    };
+    plan.uid_map = maps(linux.uid_mappings());
+    plan.gid_map = maps(linux.gid_mappings());
+    if plan.new_userns {
+        for (name, m) in [
+            ("uidMappings", linux.uid_mappings()),
+            ("gidMappings", linux.gid_mappings()),
+        ] {
+            let m = m.as_deref().unwrap_or_default();
+            if m.is_empty() {
+                return Err(Error::Invalid {
+                    field: format!("linux.{name}"),
+                    reason: "a new user namespace needs mappings".into(),
+                });
+            }
+            if m.iter().any(|e| e.size() == 0) || m.len() > 340 {
+                return Err(Error::Invalid {
+                    field: format!("linux.{name}"),
+                    reason: "invalid mapping (size 0 or more than 340 lines)".into(),
+                });
+            }
+        }
+    } else if plan.uid_map.is_some() || plan.gid_map.is_some() {
+        return Err(Error::Invalid {
+            field: "linux.uidMappings".into(),
+            reason: "mappings need a new user namespace".into(),
+        });
+    }
+    Ok(())
+}
+
+fn mount(m: &Mount, bundle: &Path, has_netns: bool) -> Result<MountPlan, Error> {
+    let what = format!("mounts[{}]", m.destination().display());
+    if !m.destination().is_absolute() {
+        return Err(Error::Invalid {
+            field: what,
+            reason: "destination must be absolute".into(),
+        });
+    }
+    let opts = mountopts::parse(m.options().as_deref().unwrap_or_default())?;
+    let typ = m
+        .typ()
+        .as_deref()
+        .unwrap_or(if opts.bind { "bind" } else { "" });
+    let dest = root_path(m.destination(), &what)?;
+    let data = if opts.data.is_empty() {
+        None
+    } else {
+        Some(cstr(opts.data.join(","), &what)?)
+    };
+    let (kind, dest_is_dir) = if opts.bind || typ == "bind" || typ == "rbind" {
+        let src = m.source().as_ref().ok_or_else(|| Error::Invalid {
+            field: what.clone(),
+            reason: "bind mount without source".into(),
+        })?;
+        let src = if src.is_absolute() {
+            src.clone()
+        } else {
+            bundle.join(src)
+        };
+        let meta = std::fs::metadata(&src).map_err(|source| Error::Io {
+            op: "bind mount source",
+            path: src.clone(),
+            source,
+        })?;
+        let recursive = opts.recursive || typ == "rbind";
+        (
+            MountKind::Bind {
+                source: cstr(&src, &what)?,
+                recursive,
+            },
+            meta.is_dir(),
+        )
+    } else {
+        let fstype = match typ {
+            "" => {
+                return Err(Error::Invalid {
+                    field: what,
+                    reason: "mount type missing".into(),
+                });
+            }
+            // On cgroup v2 and hybrid hosts the container gets cgroup2 (as crun does).
+            "cgroup" => cgroup_fstype(&what)?,
+            t => t.to_string(),
+        };
+        let source = m
+            .source()
+            .as_ref()
+            .map_or_else(|| fstype.clone(), |s| s.display().to_string());
+        (
+            MountKind::Fs {
+                fstype: cstr(&fstype, &what)?,
+                source: cstr(source, &what)?,
+                data,
+            },
+            true,
+        )
+    };
+    let sysfs_fallback = !has_netns
+        && matches!(&kind, MountKind::Fs { fstype, .. } if fstype.as_bytes() == b"sysfs");
+    Ok(MountPlan {
+        dest,
+        dest_is_dir,
+        kind,
+        flags: opts.flags,
+        propagation: opts.propagation,
+        sysfs_fallback,
+    })
+}
+
+fn cgroup_fstype(what: &str) -> Result<String, Error> {
+    match crate::cgroup::Hierarchy::detect() {
+        Ok(crate::cgroup::Hierarchy::V2 { .. })
+        | Ok(crate::cgroup::Hierarchy::V1 {
+            unified: Some(_), ..
+        }) => Ok("cgroup2".into()),
+        _ => Err(Error::Unsupported {
+            what: format!("{what}: a cgroup mount on a cgroup v1-only host"),
+            hint: "bind-mount the needed /sys/fs/cgroup directories instead".into(),
+        }),
+    }
+}
+
+/// Only namespaced sysctls may be set: they affect the container alone
+/// (runc's validator list: kernel.{msg,sem,shm}*, fs.mqueue.*, net.* with a netns).
+fn sysctls(
+    plan: &mut InitPlan,
+    sysctl: Option<&std::collections::HashMap<String, String>>,
+) -> Result<(), Error> {
+    for (k, v) in sysctl.into_iter().flatten() {
+        let ipc = [
+            "kernel.msgmax",
+            "kernel.msgmnb",
+            "kernel.msgmni",
+            "kernel.sem",
+            "kernel.shmall",
+            "kernel.shmmax",
+            "kernel.shmmni",
+            "kernel.shm_rmid_forced",
+        ];
+        let ok = if ipc.contains(&k.as_str()) || k.starts_with("fs.mqueue.") {
+            plan.clone_flags & libc::CLONE_NEWIPC != 0
+        } else if k.starts_with("net.") {
+            plan.clone_flags & libc::CLONE_NEWNET != 0
+        } else if k == "kernel.hostname" || k == "kernel.domainname" {
+            plan.clone_flags & libc::CLONE_NEWUTS != 0
+        } else {
+            false
+        };
+        if !ok || k.contains('/') || k.contains("..") {
+            return Err(Error::Invalid {
+                field: format!("linux.sysctl.{k}"),
+                reason: "not a namespaced sysctl, or its namespace is not new in this container"
+                    .into(),
+            });
+        }
+        plan.sysctl.push((
+            cstr(format!("sys/{}", k.replace('.', "/")), "linux.sysctl")?,
+            cstr(v, "linux.sysctl")?,
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn cap_sets(spec: &Spec) -> Result<Option<CapSets>, Error> {
+    let Some(c) = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.capabilities().as_ref())
+    else {
+        return Ok(None);
+    };
+    caps::sets(c, caps::last_cap()).map(Some)
+}

@@ -1,0 +1,325 @@
+//! The parent side of clone: open and verify the fds the init needs, clone,
+//! write id maps, place the child in its cgroup, release it, wait for READY.
+use std::ffi::CString;
+use std::io::IoSliceMut;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
+
+use libc::c_int;
+use nix::sys::socket::{self, AddressFamily, ControlMessageOwned, MsgFlags, SockFlag, SockType};
+
+use super::channel::{self, Fail, Step};
+use super::init::{self, InitFds};
+use super::plan::InitPlan;
+use super::{Error, Result, sys};
+use crate::cgroup::Cgroup;
+
+const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+
+/// What the caller gets back from a spawned init.
+pub(crate) struct Spawned {
+    pub pid: i32,
+    pub pidfd: OwnedFd,
+    pub pty_master: Option<OwnedFd>,
+}
+
+/// Inputs besides the plan.
+pub(crate) struct SpawnArgs<'a> {
+    pub plan: &'a InitPlan,
+    pub cgroup: Option<&'a Cgroup>,
+    pub state_dir: &'a Path,
+    pub stdio: Option<&'a [OwnedFd; 3]>,
+    pub preserve_fds: u32,
+    /// Namespaces to join by path, plus the pid namespace (joined by the parent
+    /// around clone: setns(CLONE_NEWPID) only affects children).
+    pub wait_fifo: bool,
+}
+
+fn open_verified(path: &std::ffi::CStr, flags: c_int) -> Result<OwnedFd> {
+    // SAFETY: NUL-terminated path; the fd is owned below.
+    let fd = unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(Error::Sys {
+            op: "open",
+            source: nix::Error::last(),
+        });
+    }
+    // SAFETY: fd was just returned by open and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Host /proc, checked to really be procfs (CVE-2025-52881).
+pub(crate) fn open_proc() -> Result<OwnedFd> {
+    let fd = open_verified(c"/proc", libc::O_PATH | libc::O_DIRECTORY)?;
+    match sys::fstatfs_type(fd.as_raw_fd()) {
+        Ok(PROC_SUPER_MAGIC) => Ok(fd),
+        _ => Err(Error::Unsupported {
+            what: "/proc".into(),
+            hint: "/proc is not a procfs mount".into(),
+        }),
+    }
+}
+
+/// Write a file under /proc/<pid>/ through the verified procfs fd.
+pub(crate) fn write_proc(proc_fd: RawFd, rel: &str, value: &str) -> Result<()> {
+    let c = CString::new(rel).map_err(|_| Error::Invalid {
+        field: rel.into(),
+        reason: "NUL".into(),
+    })?;
+    let fd = sys::openat2(
+        proc_fd,
+        &c,
+        libc::O_WRONLY,
+        sys::RESOLVE_BENEATH | sys::RESOLVE_NO_SYMLINKS,
+    )
+    .map_err(|e| Error::Sys {
+        op: "open /proc file",
+        source: nix::Error::from_raw(e),
+    })?;
+    let fd = sys::Fd(fd);
+    sys::write_all(fd.0, value.as_bytes()).map_err(|e| Error::Io {
+        op: "writing",
+        path: Path::new("/proc").join(rel),
+        source: std::io::Error::from_raw_os_error(e),
+    })
+}
+
+fn open_ns(path: &Path) -> Result<OwnedFd> {
+    let c = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| Error::Invalid {
+        field: "namespace path".into(),
+        reason: "NUL".into(),
+    })?;
+    open_verified(&c, libc::O_RDONLY).map_err(|_| Error::Io {
+        op: "opening namespace",
+        path: path.into(),
+        source: std::io::Error::last_os_error(),
+    })
+}
+
+/// Clone the init and bring it to READY. On error the child is killed and reaped.
+pub(crate) fn spawn(a: &SpawnArgs<'_>) -> Result<Spawned> {
+    let plan = a.plan;
+    let proc_fd = open_proc()?;
+    let state_dir = open_verified(
+        &CString::new(a.state_dir.as_os_str().as_encoded_bytes())
+            .map_err(|_| Error::InvalidId("state dir".into()))?,
+        libc::O_PATH | libc::O_DIRECTORY,
+    )?;
+    let mut join_pid = None;
+    let mut join = Vec::new();
+    let mut ns_fds = Vec::new();
+    let mut joins: Vec<_> = plan.join.iter().collect();
+    joins.sort_by_key(|(flag, _)| *flag != libc::CLONE_NEWUSER);
+    for (flag, path) in joins {
+        let fd = open_ns(path)?;
+        if *flag == libc::CLONE_NEWPID {
+            join_pid = Some(fd);
+        } else {
+            join.push((*flag, fd.as_raw_fd()));
+            ns_fds.push(fd);
+        }
+    }
+    let (parent_sock, child_sock) = socket::socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|source| Error::Sys {
+        op: "socketpair",
+        source,
+    })?;
+    let mut argv: Vec<*const libc::c_char> = plan.args.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let mut envp: Vec<*const libc::c_char> = plan.env.iter().map(|e| e.as_ptr()).collect();
+    envp.push(std::ptr::null());
+    let fds = InitFds {
+        sync: child_sock.as_raw_fd(),
+        proc_fd: proc_fd.as_raw_fd(),
+        state_dir: state_dir.as_raw_fd(),
+        join,
+        stdio: a
+            .stdio
+            .map(|s| [s[0].as_raw_fd(), s[1].as_raw_fd(), s[2].as_raw_fd()]),
+        preserve_fds: a.preserve_fds,
+        argv,
+        envp,
+        wait_fifo: a.wait_fifo,
+    };
+    let (pid, pidfd) = clone_init(plan, &fds, join_pid.as_ref())?;
+    drop(child_sock);
+    let mut guard = ChildGuard { pid, armed: true };
+    let result = release(a, pid, proc_fd.as_raw_fd(), &parent_sock);
+    match result {
+        Ok(pty_master) => {
+            guard.armed = false;
+            Ok(Spawned {
+                pid,
+                pidfd,
+                pty_master,
+            })
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn clone_init(
+    plan: &InitPlan,
+    fds: &InitFds,
+    join_pid: Option<&OwnedFd>,
+) -> Result<(i32, OwnedFd)> {
+    let saved_pid_ns = match join_pid {
+        Some(target) => {
+            let own = open_verified(c"/proc/self/ns/pid", libc::O_RDONLY)?;
+            nix::sched::setns(target, nix::sched::CloneFlags::CLONE_NEWPID).map_err(|source| {
+                Error::Sys {
+                    op: "setns pid",
+                    source,
+                }
+            })?;
+            Some(own)
+        }
+        None => None,
+    };
+    let mut pidfd: c_int = -1;
+    #[allow(clippy::cast_sign_loss)]
+    let flags = (plan.clone_flags | libc::CLONE_PIDFD | libc::SIGCHLD) as libc::c_ulong;
+    // SAFETY: clone without CLONE_VM and without a new stack behaves like fork(2):
+    // the child gets a copy of this address space and returns 0 on the same stack.
+    // It only runs init::run, which never returns (execve or _exit).
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            flags,
+            0usize,
+            &mut pidfd as *mut c_int,
+            0usize,
+            0usize,
+        )
+    };
+    if r == 0 {
+        init::run(plan, fds);
+    }
+    let clone_err = nix::Error::last();
+    if let Some(own) = saved_pid_ns {
+        let _ = nix::sched::setns(own, nix::sched::CloneFlags::CLONE_NEWPID);
+    }
+    if r < 0 {
+        return Err(Error::Sys {
+            op: "clone",
+            source: clone_err,
+        });
+    }
+    #[allow(clippy::cast_possible_truncation)]
+    let pid = r as i32;
+    // SAFETY: CLONE_PIDFD stored a new fd owned by us.
+    Ok((pid, unsafe { OwnedFd::from_raw_fd(pidfd) }))
+}
+
+/// Parent steps between clone and READY.
+fn release(a: &SpawnArgs<'_>, pid: i32, proc_fd: RawFd, sock: &OwnedFd) -> Result<Option<OwnedFd>> {
+    let plan = a.plan;
+    if let Some(m) = &plan.uid_map {
+        write_proc(proc_fd, &format!("{pid}/uid_map"), m)?;
+    }
+    if let Some(m) = &plan.gid_map {
+        write_proc(proc_fd, &format!("{pid}/gid_map"), m)?;
+    }
+    if let Some(cg) = a.cgroup {
+        cg.add_pid(pid)?;
+    }
+    if let Some(adj) = plan.oom_score_adj {
+        write_proc(proc_fd, &format!("{pid}/oom_score_adj"), &adj.to_string())?;
+    }
+    sys::write_all(sock.as_raw_fd(), &[channel::GO]).map_err(|e| Error::Sys {
+        op: "sync GO",
+        source: nix::Error::from_raw(e),
+    })?;
+    let mut pty = None;
+    loop {
+        let mut buf = [0u8; 16];
+        let mut cmsg = nix::cmsg_space!(RawFd);
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        let msg = socket::recvmsg::<()>(
+            sock.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        )
+        .map_err(|source| Error::Sys {
+            op: "sync recv",
+            source,
+        })?;
+        let mut received = None;
+        for c in msg.cmsgs().map_err(|source| Error::Sys {
+            op: "sync cmsg",
+            source,
+        })? {
+            if let ControlMessageOwned::ScmRights(fds) = c {
+                // SAFETY: fds received with SCM_RIGHTS are new fds owned by us.
+                received = fds.first().map(|fd| unsafe { OwnedFd::from_raw_fd(*fd) });
+            }
+        }
+        let n = msg.bytes;
+        match buf.first().copied() {
+            _ if n == 0 => return Err(init_died(pid)),
+            Some(channel::TAG_READY) => return Ok(pty),
+            Some(channel::TAG_PTY) => pty = received,
+            Some(channel::TAG_FAIL) => {
+                let fail =
+                    Fail::decode(&buf[..n]).unwrap_or(Fail::new(Step::Sync, 0, libc::EPROTO));
+                return Err(describe(plan, fail));
+            }
+            _ => return Err(init_died(pid)),
+        }
+    }
+}
+
+fn init_died(pid: i32) -> Error {
+    Error::Init {
+        step: format!("(pid {pid} exited before it was ready)"),
+        source: nix::Error::EPIPE,
+    }
+}
+
+/// Turn a child's Fail into an error naming the mount/path involved.
+fn describe(plan: &InitPlan, f: Fail) -> Error {
+    let i = f.index as usize;
+    let item = match f.step {
+        Step::Mount => plan.mounts.get(i).map(|m| m.dest.display.clone()),
+        Step::Device => plan.devices.get(i).map(|d| d.path.display.clone()),
+        Step::Mask => plan.masked.get(i).map(|p| p.display.clone()),
+        Step::Readonly => plan.readonly.get(i).map(|p| p.display.clone()),
+        Step::Sysctl => plan
+            .sysctl
+            .get(i)
+            .map(|s| s.0.to_string_lossy().into_owned()),
+        Step::Exec => plan.args.first().map(|a| a.to_string_lossy().into_owned()),
+        Step::Cwd => Some(plan.cwd.to_string_lossy().into_owned()),
+        _ => None,
+    };
+    let step = match item {
+        Some(item) => format!("{} {item}", f.step.describe()),
+        None => f.step.describe().to_string(),
+    };
+    Error::Init {
+        step,
+        source: nix::Error::from_raw(f.errno),
+    }
+}
+
+/// Kills and reaps the child if setup fails before it is handed to the caller.
+struct ChildGuard {
+    pid: i32,
+    armed: bool,
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            let pid = nix::unistd::Pid::from_raw(self.pid);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(pid, None);
+        }
+    }
+}
