@@ -3,4 +3,6 @@
 //! Dependencies point one way: `cli -> reconcile/daemon -> supervisor ->
 //! runtime/image/storage/network/cgroup -> state` (see DESIGN.md).
 pub mod cli;
+pub mod image;
 pub mod state;
+pub mod storage;

@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+pub mod images;
+
 /// Options every verb understands.
 #[derive(Args, Debug, Clone, Default)]
 pub struct GlobalOpts {
@@ -48,7 +50,17 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
-pub enum Command {}
+pub enum Command {
+    /// List images in the store.
+    Images(images::ListArgs),
+    /// Manage images: import, ls.
+    Image {
+        #[command(subcommand)]
+        command: images::ImageCommand,
+    },
+    /// Import an image archive or OCI layout (alias of `stack image import`).
+    Load(images::ImportArgs),
+}
 
 /// Logs go to stderr; the daemon switches to journald when started by systemd.
 pub fn init_logging(global: &GlobalOpts) {
@@ -61,5 +73,9 @@ pub fn init_logging(global: &GlobalOpts) {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    match cli.command {}
+    match cli.command {
+        Command::Images(args) => images::list(&cli.global, args),
+        Command::Image { command } => images::image(&cli.global, command),
+        Command::Load(args) => images::import(&cli.global, args),
+    }
 }
