@@ -40,12 +40,51 @@ pub struct ImportArgs {
     pub tag: Option<String>,
 }
 
+#[derive(Args, Debug)]
+pub struct RmiArgs {
+    /// Image names or IDs.
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<String>,
+    /// Remove an image by ID even when it has several names.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct PruneArgs {
+    /// Remove every image no container uses, not only unnamed ones.
+    #[arg(short, long)]
+    pub all: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum ImageCommand {
     /// Import an image from an OCI layout, OCI archive or docker archive.
     Import(ImportArgs),
     /// List images (same as `stack images`).
     Ls(ListArgs),
+    /// Show images' configuration and layers as JSON.
+    Inspect {
+        #[arg(required = true, value_name = "IMAGE")]
+        images: Vec<String>,
+    },
+    /// Write images to an OCI archive.
+    Save {
+        #[arg(required = true, value_name = "IMAGE")]
+        images: Vec<String>,
+        /// The archive to write.
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+    },
+    /// Remove images (same as `stack rmi`).
+    Rm(RmiArgs),
+    /// Remove unused images and content.
+    Prune(PruneArgs),
+    /// Give an image another name.
+    Tag { image: String, name: String },
 }
 
 /// Store handle for the state root chosen on the command line.
@@ -59,7 +98,100 @@ pub fn image(global: &GlobalOpts, cmd: ImageCommand) -> anyhow::Result<ExitCode>
     match cmd {
         ImageCommand::Import(args) => import(global, args),
         ImageCommand::Ls(args) => list(global, args),
+        ImageCommand::Inspect { images } => inspect(global, &images),
+        ImageCommand::Save { images, output } => {
+            let store = open_store(global)?;
+            let refs: Vec<&str> = images.iter().map(String::as_str).collect();
+            store
+                .save_oci_archive(&refs, &output)
+                .with_context(|| format!("saving to {}", output.display()))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ImageCommand::Rm(args) => rmi(global, args),
+        ImageCommand::Prune(args) => prune(global, args),
+        ImageCommand::Tag { image, name } => {
+            let store = open_store(global)?;
+            let found = store.resolve(&image)?;
+            let id = found.id.context("not a stored image")?;
+            store.tag(&id, &name)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+/// `stack rmi`: every image is tried; the exit code says whether all went.
+pub fn rmi(global: &GlobalOpts, args: RmiArgs) -> anyhow::Result<ExitCode> {
+    let store = open_store(global)?;
+    let mut failed = false;
+    for image in &args.images {
+        match store.remove(image, args.force) {
+            Ok(report) => {
+                for name in &report.untagged {
+                    println!("Untagged: {name}");
+                }
+                for id in &report.images {
+                    println!("Deleted: {id}");
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {image}: {e}");
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn prune(global: &GlobalOpts, args: PruneArgs) -> anyhow::Result<ExitCode> {
+    let store = open_store(global)?;
+    let report = store.prune(args.all)?;
+    if args.format == Format::Json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    for id in &report.images {
+        println!("Deleted: {id}");
+    }
+    println!(
+        "Removed {} images, {} blobs, {} layers. Total reclaimed space: {}",
+        report.images.len(),
+        report.blobs_removed,
+        report.layers_removed,
+        human_size(report.bytes_freed)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn inspect(global: &GlobalOpts, images: &[String]) -> anyhow::Result<ExitCode> {
+    let store = open_store(global)?;
+    let summaries = store.list()?;
+    let mut out = Vec::new();
+    for reference in images {
+        let image = store.resolve(reference)?;
+        let id = image.id.clone().context("not a stored image")?;
+        let summary = summaries
+            .iter()
+            .find(|s| s.id == id)
+            .context("image vanished")?;
+        out.push(serde_json::json!({
+            "Id": summary.config_digest,
+            "Digest": id,
+            "RepoTags": image.names,
+            "Created": image.config.created(),
+            "Architecture": image.config.architecture().to_string(),
+            "Os": image.config.os().to_string(),
+            "Config": image.config.config(),
+            "RootFS": image.config.rootfs(),
+            "Size": summary.size,
+            "Layers": image.layers,
+        }));
+    }
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn import(global: &GlobalOpts, args: ImportArgs) -> anyhow::Result<ExitCode> {
@@ -218,6 +350,12 @@ pub fn parse_rfc3339(s: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        crate::cli::Cli::command().debug_assert();
+    }
 
     #[test]
     fn sizes_like_docker() {

@@ -53,13 +53,15 @@ pub struct Cli {
 pub enum Command {
     /// List images in the store.
     Images(images::ListArgs),
-    /// Manage images: import, ls.
+    /// Manage images: import, ls, inspect, save, rm, prune, tag.
     Image {
         #[command(subcommand)]
         command: images::ImageCommand,
     },
     /// Import an image archive or OCI layout (alias of `stack image import`).
     Load(images::ImportArgs),
+    /// Remove images (alias of `stack image rm`).
+    Rmi(images::RmiArgs),
 }
 
 /// Logs go to stderr; the daemon switches to journald when started by systemd.
@@ -77,5 +79,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Images(args) => images::list(&cli.global, args),
         Command::Image { command } => images::image(&cli.global, command),
         Command::Load(args) => images::import(&cli.global, args),
+        Command::Rmi(args) => images::rmi(&cli.global, args),
     }
 }

@@ -189,6 +189,7 @@ impl Store {
     /// Import an OCI archive (tar of an OCI layout); `tag` picks the image as for
     /// [`Store::import_oci_layout`].
     pub fn import_oci_archive(&self, path: &Path, tag: Option<&str>) -> Result<ImageId> {
+        let _content = self.content_lock(false)?;
         let staged = Staged::read(self, path)?;
         self.oci_from(&staged, tag)
     }
@@ -196,6 +197,7 @@ impl Store {
     /// Import `docker save` output (every image in it, with its RepoTags). Returns
     /// the first image's id.
     pub fn import_docker_archive(&self, path: &Path) -> Result<ImageId> {
+        let _content = self.content_lock(false)?;
         let staged = Staged::read(self, path)?;
         let ids = self.docker_from(&staged)?;
         ids.into_iter()
@@ -207,8 +209,9 @@ impl Store {
     /// apart by content: `manifest.json` means `docker save` output (Docker 25+
     /// writes an OCI index too, but only manifest.json carries the RepoTags).
     pub fn import_path(&self, path: &Path, tag: Option<&str>) -> Result<Vec<ImageId>> {
+        let _content = self.content_lock(false)?;
         if path.is_dir() {
-            return Ok(vec![self.import_oci_layout(path, tag)?]);
+            return Ok(vec![self.import_layout_locked(path, tag)?]);
         }
         let staged = Staged::read(self, path)?;
         if staged.members.contains_key("manifest.json") {

@@ -112,6 +112,11 @@ impl Store {
     /// layout directory. It is named `localhost/<dir>:<tag>` unless the layout names
     /// it fully. Blobs already present are not copied again.
     pub fn import_oci_layout(&self, path: &Path, tag: Option<&str>) -> Result<ImageId> {
+        let _content = self.content_lock(false)?;
+        self.import_layout_locked(path, tag)
+    }
+
+    pub(crate) fn import_layout_locked(&self, path: &Path, tag: Option<&str>) -> Result<ImageId> {
         let index = read_index(path)?;
         let desc = select_tag(&index, tag, path)?;
         let src = LayoutDir {

@@ -219,23 +219,29 @@ impl Store {
         platform: &Platform,
     ) -> Result<Imported> {
         let mut desc = desc.clone();
-        for _ in 0..4 {
-            if !is_index(&desc.media_type) {
-                break;
+        let mut parents = Vec::new();
+        let data = loop {
+            let data = self.fetch_json(src, &desc, "image manifest")?;
+            // Follow indexes (also ones listed without a media type) to a manifest.
+            let index = if is_index(&desc.media_type) {
+                Some(parse_json::<Index>(&data, "image index")?)
+            } else if desc.media_type.is_empty() {
+                parse_json::<Index>(&data, "image index")
+                    .ok()
+                    .filter(|i| !i.manifests.is_empty())
+            } else {
+                None
+            };
+            let Some(index) = index else { break data };
+            if parents.len() >= 4 {
+                return Err(Error::Unsupported(format!(
+                    "{}: image indexes nested too deep",
+                    src.describe()
+                )));
             }
-            let data = self.fetch_json(src, &desc, "image index")?;
-            let index: Index = parse_json(&data, "image index")?;
+            parents.push(desc.digest.clone());
             desc = select_platform(&index, platform, &src.describe())?.clone();
-        }
-        let data = self.fetch_json(src, &desc, "image manifest")?;
-        // A manifest listed without media type may still be an index.
-        if desc.media_type.is_empty()
-            && let Ok(index) = parse_json::<Index>(&data, "image index")
-            && !index.manifests.is_empty()
-        {
-            let inner = select_platform(&index, platform, &src.describe())?.clone();
-            return self.import_from(src, &inner, platform);
-        }
+        };
         let manifest: Manifest = parse_json(&data, "image manifest")?;
         let config_data = self.fetch_json(src, &manifest.config, "image config")?;
         let config: ImageConfiguration = parse_json(&config_data, "image config")?;
@@ -273,6 +279,7 @@ impl Store {
             created: config.created().clone(),
             added: now_secs(),
             platform: format!("{}/{}", config.os(), config.architecture()),
+            parents,
         };
         Ok(Imported {
             id: ImageId(desc.digest.clone()),

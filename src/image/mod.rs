@@ -19,9 +19,11 @@
 //! `db.json` last, so a crash before that leaves only unreferenced content for GC.
 mod archive;
 mod digest;
+mod gc;
 mod layout;
 mod manifest;
 mod reference;
+mod save;
 mod source;
 mod store;
 mod unpack;
@@ -31,6 +33,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 pub use digest::Digest;
+pub use gc::PruneReport;
 pub use manifest::Platform;
 pub use reference::Reference;
 pub use source::Source;

@@ -75,6 +75,10 @@ pub(crate) struct ImageRecord {
     pub created: Option<String>,
     pub added: u64,
     pub platform: String,
+    /// Indexes followed to reach the manifest (kept so the image can be saved or
+    /// pushed as it came).
+    #[serde(default)]
+    pub parents: Vec<Digest>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
