@@ -28,7 +28,7 @@ fn docker_archive(path: &Path, layers: &[Vec<u8>], tag: &str) {
         .map(|l| format!("\"{}\"", sha256(l)))
         .collect();
     let config = format!(
-        "{{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{{\"Env\":[\"A=1\"]}},\"rootfs\":{{\"type\":\"layers\",\"diff_ids\":[{}]}}}}",
+        "{{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{{\"Env\":[\"A=1\"],\"Healthcheck\":{{\"Test\":[\"CMD-SHELL\",\"true\"],\"Interval\":2000000000,\"Retries\":3}}}},\"rootfs\":{{\"type\":\"layers\",\"diff_ids\":[{}]}}}}",
         diff_ids.join(",")
     );
     let config_name = format!("{}.json", &sha256(config.as_bytes())[7..]);
@@ -75,6 +75,11 @@ fn docker_archive_import() {
     assert_eq!(fs::read(image.layers[1].join("hello")).unwrap(), b"hi");
     let env = image.config.config().as_ref().and_then(|c| c.env().clone());
     assert_eq!(env, Some(vec!["A=1".to_string()]));
+    let hc = image
+        .healthcheck
+        .expect("healthcheck from the image config");
+    assert_eq!(hc.test, vec!["CMD-SHELL", "true"]);
+    assert_eq!((hc.interval, hc.retries), (Some(2_000_000_000), Some(3)));
     // `docker images` shows the config digest as the image ID.
     let config_hex = image.config_digest.unwrap();
     assert!(store.resolve(&config_hex.hex()[..12]).is_ok());

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 pub mod images;
+pub mod volume;
 
 /// Options every verb understands.
 #[derive(Args, Debug, Clone, Default)]
@@ -62,6 +63,11 @@ pub enum Command {
     Load(images::ImportArgs),
     /// Remove images (alias of `stack image rm`).
     Rmi(images::RmiArgs),
+    /// Manage named volumes: ls, inspect, create, rm, prune.
+    Volume {
+        #[command(subcommand)]
+        command: volume::VolumeCommand,
+    },
 }
 
 /// Logs go to stderr; the daemon switches to journald when started by systemd.
@@ -80,5 +86,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Image { command } => images::image(&cli.global, command),
         Command::Load(args) => images::import(&cli.global, args),
         Command::Rmi(args) => images::rmi(&cli.global, args),
+        Command::Volume { command } => volume::run(&cli.global, command),
     }
 }

@@ -37,7 +37,7 @@ pub use gc::PruneReport;
 pub use manifest::Platform;
 pub use reference::Reference;
 pub use source::Source;
-pub use store::{Image, ImageId, ImageSummary, Store, now_secs};
+pub use store::{Healthcheck, Image, ImageId, ImageSummary, Store, now_secs};
 pub use unpack::{Unpacked, unpack_layer};
 
 /// Errors of the image store.

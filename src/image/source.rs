@@ -89,6 +89,7 @@ fn rootfs_image(path: &Path) -> Result<Image> {
         config: ImageConfiguration::default(),
         layers: vec![path.to_path_buf()],
         names: Vec::new(),
+        healthcheck: None,
     })
 }
 

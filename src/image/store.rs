@@ -39,6 +39,43 @@ pub struct Image {
     pub layers: Vec<PathBuf>,
     /// References naming this image (full form).
     pub names: Vec<String>,
+    /// Docker's `Healthcheck` (not part of the OCI config, so not in `config`).
+    pub healthcheck: Option<Healthcheck>,
+}
+
+/// The image's HEALTHCHECK (Docker config extension); durations in nanoseconds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Healthcheck {
+    /// `["NONE"]`, `["CMD", args...]` or `["CMD-SHELL", command]`.
+    #[serde(default)]
+    pub test: Vec<String>,
+    #[serde(default)]
+    pub interval: Option<u64>,
+    #[serde(default)]
+    pub timeout: Option<u64>,
+    #[serde(default)]
+    pub start_period: Option<u64>,
+    #[serde(default)]
+    pub start_interval: Option<u64>,
+    #[serde(default)]
+    pub retries: Option<u32>,
+}
+
+fn healthcheck_of(config: &[u8]) -> Option<Healthcheck> {
+    #[derive(Deserialize)]
+    struct Outer {
+        config: Option<Inner>,
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Inner {
+        healthcheck: Option<Healthcheck>,
+    }
+    serde_json::from_slice::<Outer>(config)
+        .ok()?
+        .config?
+        .healthcheck
 }
 
 /// One row of `stack images`.
@@ -399,6 +436,7 @@ impl Store {
             config,
             layers,
             names: db.names_of(&id.0),
+            healthcheck: healthcheck_of(&data),
         })
     }
 

@@ -12,12 +12,24 @@
 //!
 //! The plan is a value ([`rootfs_plan`]); [`mount_rootfs`] is the one place that
 //! acts on it.
+mod copy;
+mod mounts;
 mod rootfs;
+mod secrets;
+mod volumes;
 
 use std::io;
 use std::path::{Path, PathBuf};
 
+pub use mounts::{
+    BindSpec, Mount, TmpfsSpec, bind_mount, open_mount_target, source_is_dir, tmpfs_mount,
+    volume_mount,
+};
 pub use rootfs::{RootfsPlan, mount_rootfs, remove_rootfs_dirs, rootfs_plan, unmount_rootfs};
+pub use secrets::{
+    SecretFile, materialise as materialise_secrets, unmaterialise as unmaterialise_secrets,
+};
+pub use volumes::{VolumeInfo, VolumeKind, VolumeSpec, Volumes, volume_name};
 
 /// Errors of container storage.
 #[derive(Debug, thiserror::Error)]
