@@ -11,3 +11,5 @@ pub mod spec;
 pub mod runtime;
 pub mod state;
 pub mod supervisor;
+pub mod image;
+pub mod storage;

@@ -10,6 +10,8 @@ pub mod schema;
 pub mod validate;
 pub mod oci;
 mod oci_info;
+pub mod images;
+pub mod volume;
 
 /// Options every verb understands.
 #[derive(Args, Debug, Clone, Default)]
@@ -64,6 +66,20 @@ pub enum Command {
     Schema(schema::SchemaArgs),
     /// The OCI runtime with runc's command line (create, start, run, state, kill, delete, ...).
     Oci(oci::OciArgs),
+    /// List images in the store.
+    Images(images::ListArgs),
+    /// Manage images: import, ls, inspect, save, rm, prune, tag.
+    Image {
+        #[command(subcommand)]
+        command: images::ImageCommand,
+    },
+    /// Import an image archive or OCI layout (alias of `stack image import`).
+    Load(images::ImportArgs),
+    /// Remove images (alias of `stack image rm`).
+    Rmi(images::RmiArgs),
+    /// Manage named volumes: ls, inspect, create, rm, prune.
+    Volume {
+        command: volume::VolumeCommand,
 }
 
 /// Logs go to stderr; the daemon switches to journald when started by systemd.
@@ -83,5 +99,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Schema(args) => schema::run(args),
     match cli.command {
         Command::Oci(args) => oci::run(args, cli.global.root),
+        Command::Images(args) => images::list(&cli.global, args),
+        Command::Image { command } => images::image(&cli.global, command),
+        Command::Load(args) => images::import(&cli.global, args),
+        Command::Rmi(args) => images::rmi(&cli.global, args),
+        Command::Volume { command } => volume::run(&cli.global, command),
     }
 }

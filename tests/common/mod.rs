@@ -68,3 +68,17 @@ pub fn unique(prefix: &str) -> String {
         N.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+/// Build the example busybox OCI image layout (examples/images/build.sh) at `dir`.
+pub fn busybox_oci_layout(dir: &Path) -> PathBuf {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/images/build.sh");
+    let out = dir.join("busybox");
+    let status = Command::new("bash")
+        .arg(&script)
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "examples/images/build.sh failed");
+    out
+}
