@@ -226,6 +226,7 @@ fn wire(job: Job, stale: Vec<String>) -> Result<()> {
                 .index(&ep.host_veth)
                 .await?
                 .ok_or_else(|| Error::NoSuchNetwork(ep.host_veth.clone()))?;
+            host.hairpin(idx).await?;
             host.up(idx).await?;
         }
         // From here on this thread lives in the container's namespace.

@@ -8,7 +8,9 @@ use std::os::fd::AsRawFd;
 use futures_util::TryStreamExt;
 use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkMessage};
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute};
-use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, RouteMessageBuilder};
+use rtnetlink::{
+    Handle, LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, RouteMessageBuilder,
+};
 
 use super::ipam::Cidr4;
 use super::{Error, Result};
@@ -98,6 +100,18 @@ impl Nl {
             .execute()
             .await
             .map_err(Error::netlink(format!("set link {index} up")))
+    }
+
+    /// Let the bridge send a frame back out of the port it came in on: a
+    /// container reaching its own published port through the host's address
+    /// is DNAT'd back to itself (Docker sets the same without its proxy).
+    pub async fn hairpin(&self, port: u32) -> Result<()> {
+        self.handle
+            .link()
+            .set_port(LinkBridgePort::new(port).hairpin(true).build())
+            .execute()
+            .await
+            .map_err(Error::netlink(format!("set hairpin on bridge port {port}")))
     }
 
     /// Add (or keep) an address on a link.
