@@ -212,13 +212,23 @@ impl Fixture {
     }
 }
 
-
 /// Connect `other` to `host` with a veth pair: `host_addr` on the host side,
 /// `other_addr` on the other (both /24). Returns nothing: the links die with
 /// the namespaces.
 pub fn link(host: &Ns, other: &Ns, host_addr: &str, other_addr: &str) {
     let (h, o) = (crate::common::unique("uh"), crate::common::unique("uo"));
-    host.ip(&["link", "add", &h, "type", "veth", "peer", "name", &o, "netns", &other.name]);
+    host.ip(&[
+        "link",
+        "add",
+        &h,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        &o,
+        "netns",
+        &other.name,
+    ]);
     host.ip(&["addr", "add", &format!("{host_addr}/24"), "dev", &h]);
     host.ip(&["link", "set", &h, "up"]);
     other.ip(&["addr", "add", &format!("{other_addr}/24"), "dev", &o]);
