@@ -7,67 +7,8 @@ mod network_common;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use network_common::{Ns, PeerServer, ask};
-use stack::network::{Attachment, Manager, NetworkSpec, NftFirewall};
-use stack::state::Roots;
-
-struct Fixture {
-    host: Ns,
-    _dir: tempfile::TempDir,
-    roots: Roots,
-    mgr: Manager,
-    stack: String,
-}
-
-impl Fixture {
-    fn new() -> Fixture {
-        common::require_root();
-        let host = Ns::new("sth");
-        let dir = tempfile::tempdir().unwrap();
-        let roots = Roots::new(Some(dir.path()));
-        let mgr = Manager::with(&roots, Some(host.path()), Arc::new(NftFirewall));
-        Fixture {
-            host,
-            _dir: dir,
-            roots,
-            mgr,
-            stack: common::unique("st"),
-        }
-    }
-
-    fn spec(&self, name: &str) -> NetworkSpec {
-        NetworkSpec {
-            stack: self.stack.clone(),
-            name: name.into(),
-            ..Default::default()
-        }
-    }
-
-    fn att(&self, net: &str, aliases: &[&str]) -> Attachment {
-        Attachment {
-            stack: self.stack.clone(),
-            network: net.into(),
-            aliases: aliases.iter().map(|s| s.to_string()).collect(),
-            ipv4: None,
-        }
-    }
-
-    /// Links of the host namespace whose name starts with this root's prefix.
-    fn our_links(&self) -> Vec<String> {
-        let prefix = self.mgr.link_prefix().unwrap();
-        self.host
-            .ip(&["-o", "link"])
-            .lines()
-            .filter_map(|l| l.split(": ").nth(1))
-            .map(|n| n.split('@').next().unwrap_or(n).to_string())
-            .filter(|n| n.starts_with(&prefix))
-            .collect()
-    }
-
-    fn ruleset(&self) -> String {
-        self.host.exec_ok(&["nft", "list", "ruleset"])
-    }
-}
+use network_common::{Fixture, Ns, PeerServer, ask};
+use stack::network::{Manager, NftFirewall};
 
 #[test]
 fn two_containers_on_one_bridge_reach_each_other_and_down_leaves_nothing() {

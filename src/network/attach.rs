@@ -45,7 +45,7 @@ impl Manager {
             .state
             .endpoints
             .insert(container.to_string(), endpoints.clone());
-        locked.save()?;
+        self.commit(&locked)?;
         let mut remove: Vec<String> = stale;
         remove.extend(endpoints.iter().map(|e| e.host_veth.clone()));
         remove.sort();
@@ -74,7 +74,7 @@ impl Manager {
             for n in locked.state.networks.values_mut() {
                 n.allocations.retain(|_, c| c != container);
             }
-            locked.save()?;
+            self.commit(&locked)?;
             return Err(e);
         }
         Ok(endpoints)
@@ -89,7 +89,7 @@ impl Manager {
         if links.is_empty() && !had_ports {
             return Ok(());
         }
-        locked.save()?;
+        self.commit(&locked)?;
         let a = self.delete_links(links);
         let b = if had_ports {
             self.sync_firewall(&locked.state)
@@ -226,6 +226,7 @@ fn wire(job: Job, stale: Vec<String>) -> Result<()> {
                 .index(&ep.host_veth)
                 .await?
                 .ok_or_else(|| Error::NoSuchNetwork(ep.host_veth.clone()))?;
+            host.hairpin(idx).await?;
             host.up(idx).await?;
         }
         // From here on this thread lives in the container's namespace.

@@ -4,12 +4,13 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::dns::DnsServer;
 use super::firewall::{Firewall, NftFirewall};
 use super::ipam::{self, Cidr4};
 use super::netlink::Nl;
 use super::store::{self, Locked, NetRecord, NetState};
 use super::types::{NetworkInfo, NetworkSpec, net_key};
-use super::{Error, Result, names, netns, ruleset};
+use super::{Error, Result, dns_table, names, netns, ruleset};
 use crate::state::Roots;
 
 /// The network side of one state root. Cheap to clone; every method takes the
@@ -20,6 +21,7 @@ pub struct Manager {
     lib: PathBuf,
     host_ns: Option<PathBuf>,
     firewall: Arc<dyn Firewall>,
+    dns: Option<DnsServer>,
 }
 
 impl std::fmt::Debug for Manager {
@@ -45,6 +47,37 @@ impl Manager {
             lib: roots.lib.clone(),
             host_ns,
             firewall,
+            dns: None,
+        }
+    }
+
+    /// Serve DNS for this root's networks from `dns` (in this process): the
+    /// answer table follows every attach/detach, listeners follow networks.
+    pub fn with_dns(mut self, dns: DnsServer) -> Result<Manager> {
+        self.dns = Some(dns);
+        let locked = self.lock()?;
+        self.sync_dns(&locked.state)?;
+        drop(locked);
+        Ok(self)
+    }
+
+    /// Save the state and publish its DNS answers (rule 3: a new table, whole).
+    pub(crate) fn commit(&self, locked: &Locked) -> Result<()> {
+        locked.save()?;
+        if let Some(dns) = &self.dns {
+            dns.replace(dns_table::answers(&locked.state));
+        }
+        Ok(())
+    }
+
+    /// Table and listeners of the DNS server to match `st`.
+    fn sync_dns(&self, st: &NetState) -> Result<()> {
+        match &self.dns {
+            Some(dns) => {
+                dns.replace(dns_table::answers(st));
+                dns.sync_listeners(self.host_ns())
+            }
+            None => Ok(()),
         }
     }
 
@@ -82,19 +115,22 @@ impl Manager {
             let rec = rec.clone();
             self.bring_up(&rec)?;
             self.sync_firewall(&locked.state)?;
+            self.sync_dns(&locked.state)?;
             return Ok(info(&rec));
         }
         let rec = self.plan_network(&locked.state, spec)?;
         locked.state.networks.insert(key.clone(), rec.clone());
-        locked.save()?; // intent first: a crash now leaves a record to clean up
+        self.commit(&locked)?; // intent first: a crash now leaves a record to clean up
         let applied = self
             .bring_up(&rec)
-            .and_then(|()| self.sync_firewall(&locked.state));
+            .and_then(|()| self.sync_firewall(&locked.state))
+            .and_then(|()| self.sync_dns(&locked.state));
         if let Err(e) = applied {
             let _ = self.delete_links(vec![rec.bridge.clone()]);
             locked.state.networks.remove(&key);
-            locked.save()?;
+            self.commit(&locked)?;
             let _ = self.sync_firewall(&locked.state);
+            let _ = self.sync_dns(&locked.state);
             return Err(e);
         }
         Ok(info(&rec))
@@ -115,10 +151,11 @@ impl Manager {
             });
         }
         locked.state.networks.remove(&key);
-        locked.save()?;
+        self.commit(&locked)?;
         let mut errs = Vec::new();
         errs.extend(self.delete_links(vec![rec.bridge]).err());
         errs.extend(self.sync_firewall(&locked.state).err());
+        errs.extend(self.sync_dns(&locked.state).err());
         collect(errs)
     }
 
@@ -154,10 +191,11 @@ impl Manager {
                 links.push(rec.bridge);
             }
         }
-        locked.save()?;
+        self.commit(&locked)?;
         let mut errs = Vec::new();
         errs.extend(self.delete_links(links).err());
         errs.extend(self.sync_firewall(&locked.state).err());
+        errs.extend(self.sync_dns(&locked.state).err());
         collect(errs)
     }
 
@@ -188,6 +226,7 @@ impl Manager {
             errs.extend(self.bring_up(rec).err());
         }
         errs.extend(self.sync_firewall(&locked.state).err());
+        errs.extend(self.sync_dns(&locked.state).err());
         collect(errs)
     }
 

@@ -31,6 +31,8 @@
 //! removes links with the `s<R>` prefix that the state does not know and nothing
 //! else.
 mod attach;
+mod dns;
+pub mod dns_table;
 mod error;
 pub mod files;
 mod firewall;
@@ -44,6 +46,7 @@ pub mod ruleset;
 mod store;
 mod types;
 
+pub use dns::DnsServer;
 pub use error::{Error, Result};
 pub use firewall::{Firewall, NftFirewall, NoFirewall};
 pub use ipam::Cidr4;

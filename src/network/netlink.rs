@@ -8,7 +8,9 @@ use std::os::fd::AsRawFd;
 use futures_util::TryStreamExt;
 use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkMessage};
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute};
-use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, RouteMessageBuilder};
+use rtnetlink::{
+    Handle, LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, RouteMessageBuilder,
+};
 
 use super::ipam::Cidr4;
 use super::{Error, Result};
@@ -70,7 +72,10 @@ impl Nl {
     /// Create the bridge if missing and bring it up; returns its index.
     pub async fn ensure_bridge(&self, name: &str, mtu: Option<u32>) -> Result<u32> {
         if self.index(name).await?.is_none() {
-            let mut b = LinkBridge::new(name);
+            // A fixed MAC: otherwise the bridge takes the lowest MAC of its
+            // ports and changes it as containers come and go, leaving every
+            // container's ARP entry for the gateway stale for seconds.
+            let mut b = LinkBridge::new(name).address(bridge_mac(name).to_vec());
             if let Some(m) = mtu {
                 b = b.mtu(m);
             }
@@ -98,6 +103,18 @@ impl Nl {
             .execute()
             .await
             .map_err(Error::netlink(format!("set link {index} up")))
+    }
+
+    /// Let the bridge send a frame back out of the port it came in on: a
+    /// container reaching its own published port through the host's address
+    /// is DNAT'd back to itself (Docker sets the same without its proxy).
+    pub async fn hairpin(&self, port: u32) -> Result<()> {
+        self.handle
+            .link()
+            .set_port(LinkBridgePort::new(port).hairpin(true).build())
+            .execute()
+            .await
+            .map_err(Error::netlink(format!("set hairpin on bridge port {port}")))
     }
 
     /// Add (or keep) an address on a link.
@@ -192,5 +209,29 @@ impl Nl {
                 Cidr4::new(dst, m.header.destination_prefix_length)
             })
             .collect())
+    }
+}
+
+/// A locally administered unicast MAC derived from the bridge name (stable
+/// across re-creation, so neighbours' ARP caches stay right).
+fn bridge_mac(name: &str) -> [u8; 6] {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    let b = h.to_le_bytes();
+    // 0x02: locally administered, unicast (IEEE 802 bit rules)
+    [0x02, b[0], b[1], b[2], b[3], b[4]]
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn bridge_mac_is_local_unicast_and_stable() {
+        let m = super::bridge_mac("sabcdefb1234567");
+        assert_eq!(m[0] & 0x03, 0x02);
+        assert_eq!(m, super::bridge_mac("sabcdefb1234567"));
+        assert_ne!(m, super::bridge_mac("sabcdefb1234568"));
     }
 }

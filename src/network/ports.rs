@@ -201,10 +201,10 @@ impl Manager {
                 ports: chosen.clone(),
             },
         );
-        locked.save()?;
+        self.commit(&locked)?;
         if let Err(e) = self.sync_firewall(&locked.state) {
             locked.state = before;
-            locked.save()?;
+            self.commit(&locked)?;
             return Err(e);
         }
         Ok(chosen)
@@ -216,7 +216,7 @@ impl Manager {
         if locked.state.published.remove(container).is_none() {
             return Ok(());
         }
-        locked.save()?;
+        self.commit(&locked)?;
         self.sync_firewall(&locked.state)
     }
 }

@@ -12,6 +12,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use nix::sched::{CloneFlags, setns};
+use stack::network::{Attachment, Manager, NetworkSpec, NftFirewall};
+use stack::state::Roots;
 
 /// A named network namespace (`/run/netns/<name>`), deleted on drop.
 pub struct Ns {
@@ -149,4 +151,86 @@ pub fn ask(ns: PathBuf, addr: SocketAddr) -> std::io::Result<String> {
         s.read_to_string(&mut out)?;
         Ok(out)
     })
+}
+
+/// A private "host" namespace, a state root and a manager working in them.
+pub struct Fixture {
+    pub host: Ns,
+    _dir: tempfile::TempDir,
+    pub roots: Roots,
+    pub mgr: Manager,
+    pub stack: String,
+}
+
+impl Fixture {
+    pub fn new() -> Fixture {
+        crate::common::require_root();
+        let host = Ns::new("sth");
+        let dir = tempfile::tempdir().unwrap();
+        let roots = Roots::new(Some(dir.path()));
+        let mgr = Manager::with(&roots, Some(host.path()), Arc::new(NftFirewall));
+        Fixture {
+            host,
+            _dir: dir,
+            roots,
+            mgr,
+            stack: crate::common::unique("st"),
+        }
+    }
+
+    pub fn spec(&self, name: &str) -> NetworkSpec {
+        NetworkSpec {
+            stack: self.stack.clone(),
+            name: name.into(),
+            ..Default::default()
+        }
+    }
+
+    pub fn att(&self, net: &str, aliases: &[&str]) -> Attachment {
+        Attachment {
+            stack: self.stack.clone(),
+            network: net.into(),
+            aliases: aliases.iter().map(|s| s.to_string()).collect(),
+            ipv4: None,
+        }
+    }
+
+    /// Links of the host namespace whose name starts with this root's prefix.
+    pub fn our_links(&self) -> Vec<String> {
+        let prefix = self.mgr.link_prefix().unwrap();
+        self.host
+            .ip(&["-o", "link"])
+            .lines()
+            .filter_map(|l| l.split(": ").nth(1))
+            .map(|n| n.split('@').next().unwrap_or(n).to_string())
+            .filter(|n| n.starts_with(&prefix))
+            .collect()
+    }
+
+    pub fn ruleset(&self) -> String {
+        self.host.exec_ok(&["nft", "list", "ruleset"])
+    }
+}
+
+/// Connect `other` to `host` with a veth pair: `host_addr` on the host side,
+/// `other_addr` on the other (both /24). Returns nothing: the links die with
+/// the namespaces.
+pub fn link(host: &Ns, other: &Ns, host_addr: &str, other_addr: &str) {
+    let (h, o) = (crate::common::unique("uh"), crate::common::unique("uo"));
+    host.ip(&[
+        "link",
+        "add",
+        &h,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        &o,
+        "netns",
+        &other.name,
+    ]);
+    host.ip(&["addr", "add", &format!("{host_addr}/24"), "dev", &h]);
+    host.ip(&["link", "set", &h, "up"]);
+    other.ip(&["addr", "add", &format!("{other_addr}/24"), "dev", &o]);
+    other.ip(&["link", "set", &o, "up"]);
 }
