@@ -4,12 +4,12 @@
 //! runtime/image/storage/network/cgroup -> state` (see DESIGN.md).
 pub mod cgroup;
 pub mod cli;
+pub mod image;
 pub mod model;
 pub mod network;
 pub mod reconcile;
-pub mod spec;
 pub mod runtime;
+pub mod spec;
 pub mod state;
-pub mod supervisor;
-pub mod image;
 pub mod storage;
+pub mod supervisor;

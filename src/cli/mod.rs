@@ -5,12 +5,12 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 pub mod config;
+pub mod images;
+pub mod oci;
+mod oci_info;
 pub mod output;
 pub mod schema;
 pub mod validate;
-pub mod oci;
-mod oci_info;
-pub mod images;
 pub mod volume;
 
 /// Options every verb understands.
@@ -79,7 +79,9 @@ pub enum Command {
     Rmi(images::RmiArgs),
     /// Manage named volumes: ls, inspect, create, rm, prune.
     Volume {
+        #[command(subcommand)]
         command: volume::VolumeCommand,
+    },
 }
 
 /// Logs go to stderr; the daemon switches to journald when started by systemd.
@@ -93,16 +95,16 @@ pub fn init_logging(global: &GlobalOpts) {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    match &cli.command {
-        Command::Config(args) => config::run(&cli.global, args),
-        Command::Validate(args) => validate::run(&cli.global, args),
-        Command::Schema(args) => schema::run(args),
-    match cli.command {
-        Command::Oci(args) => oci::run(args, cli.global.root),
-        Command::Images(args) => images::list(&cli.global, args),
-        Command::Image { command } => images::image(&cli.global, command),
-        Command::Load(args) => images::import(&cli.global, args),
-        Command::Rmi(args) => images::rmi(&cli.global, args),
-        Command::Volume { command } => volume::run(&cli.global, command),
+    let Cli { global, command } = cli;
+    match command {
+        Command::Config(args) => config::run(&global, &args),
+        Command::Validate(args) => validate::run(&global, &args),
+        Command::Schema(args) => schema::run(&args),
+        Command::Oci(args) => oci::run(args, global.root),
+        Command::Images(args) => images::list(&global, args),
+        Command::Image { command } => images::image(&global, command),
+        Command::Load(args) => images::import(&global, args),
+        Command::Rmi(args) => images::rmi(&global, args),
+        Command::Volume { command } => volume::run(&global, command),
     }
 }

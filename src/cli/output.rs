@@ -12,7 +12,7 @@ pub enum ListFormat {
 /// A borderless table like docker's listings.
 pub fn table<const N: usize>(header: [&str; N]) -> Table {
     let mut t = Table::new();
-    t.load_preset(presets::NOTHING);
+    t.load_style(presets::NOTHING);
     t.set_header(header);
     for col in t.column_iter_mut() {
         col.set_padding((0, 3));
