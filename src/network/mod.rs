@@ -35,6 +35,7 @@ mod dns;
 pub mod dns_table;
 mod error;
 pub mod files;
+pub mod sandbox;
 mod firewall;
 pub mod ipam;
 mod manager;
