@@ -169,3 +169,15 @@ fn default_subnets_avoid_routed_ones_and_each_other() {
     f.mgr.remove_stack(&f.stack).unwrap();
     assert_eq!(f.our_links(), Vec::<String>::new());
 }
+
+#[test]
+fn network_mode_none_has_only_loopback_up() {
+    let f = Fixture::new();
+    let ns = Ns::new("stc");
+    ns.ip(&["link", "set", "lo", "down"]);
+    f.mgr.loopback_only(&ns.path()).unwrap();
+    let links = ns.ip(&["-o", "link"]);
+    assert_eq!(links.lines().count(), 1, "{links}");
+    assert!(links.contains("lo:") && links.contains("UP"), "{links}");
+    assert!(f.mgr.network(&f.stack, "default").unwrap().is_none());
+}

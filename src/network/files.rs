@@ -19,9 +19,9 @@ pub struct HostEntry {
 
 /// `/etc/hosts`: localhost, the container's own addresses with its hostname
 /// (and aliases), `host.stack.internal` when the gateway is known, then
-/// `extra_hosts` in file order (later lines do not override earlier ones in
-/// glibc/musl, so the user's entries come last only after ours: the user can
-/// still add names, and Compose puts extra_hosts after the container's own).
+/// `extra_hosts` in file order (as Docker writes it). glibc and musl return
+/// the first matching line, so a container's own name cannot be redirected
+/// by an `extra_hosts` entry.
 pub fn hosts(own: &[HostEntry], host_gateway: Option<IpAddr>, extra: &[HostEntry]) -> String {
     let mut s = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
     let mut line = |e: &HostEntry| {

@@ -99,6 +99,42 @@ impl Manager {
         Ok(names::link_prefix(&self.lock()?.state.root_id))
     }
 
+    /// One network, for `external: true` (it must exist) and `network ls`.
+    pub fn network(&self, stack: &str, name: &str) -> Result<Option<NetworkInfo>> {
+        Ok(self
+            .lock()?
+            .state
+            .networks
+            .get(&net_key(stack, name))
+            .map(info))
+    }
+
+    /// The ports `container` publishes (for `stack port` and `ps`).
+    pub fn published(&self, container: &str) -> Result<Vec<crate::network::PublishedPort>> {
+        Ok(self
+            .lock()?
+            .state
+            .published
+            .get(container)
+            .map(|p| p.ports.clone())
+            .unwrap_or_default())
+    }
+
+    /// `network_mode: none`: the namespace gets only `lo`, up. (`host` needs
+    /// nothing from this module; `service:`/`container:` join an existing
+    /// namespace in the runtime and keep its interfaces.)
+    pub fn loopback_only(&self, netns: &Path) -> Result<()> {
+        netns::run(Some(netns), || {
+            netns::block_on(async {
+                let nl = Nl::connect()?;
+                match nl.index("lo").await? {
+                    Some(lo) => nl.up(lo).await,
+                    None => Ok(()),
+                }
+            })
+        })
+    }
+
     /// Every network of this root.
     pub fn networks(&self) -> Result<Vec<NetworkInfo>> {
         Ok(self.lock()?.state.networks.values().map(info).collect())

@@ -1,0 +1,217 @@
+//! Network setup time: `stack`'s network manager vs netavark (Debian package
+//! `netavark`, as podman runs it), same work in the same run.
+//!
+//! Measured: from "the container's netns exists" to "the container has its
+//! address, default route, DNS server and published port", for 1 and for 20
+//! containers on one new bridge network (bridge creation included). Each side
+//! works in a private "host" namespace created for the run; the machine's own
+//! network is never touched.
+//!
+//! Run as root: `cargo bench --bench network_setup` (or bench/network.sh).
+use std::fs::File;
+use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use stack::network::{
+    Attachment, DnsServer, Manager, NetworkSpec, NftFirewall, PortMapping, Proto,
+};
+use stack::state::Roots;
+
+const NETAVARK: &str = "/usr/lib/podman/netavark";
+
+struct Ns(String);
+
+impl Ns {
+    fn new(name: String) -> Ns {
+        run(&["ip", "netns", "add", &name]);
+        run(&["ip", "-n", &name, "link", "set", "lo", "up"]);
+        Ns(name)
+    }
+    fn path(&self) -> PathBuf {
+        PathBuf::from(format!("/run/netns/{}", self.0))
+    }
+}
+
+impl Drop for Ns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+fn run(args: &[&str]) {
+    let ok = Command::new(args[0])
+        .args(&args[1..])
+        .status()
+        .map(|s| s.success());
+    assert!(matches!(ok, Ok(true)), "{args:?} failed");
+}
+
+fn names(tag: &str, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| format!("bn{}{tag}{i}", std::process::id()))
+        .collect()
+}
+
+/// One run of ours: new network + n containers, each with a published port.
+fn ours(n: usize, rt: &tokio::runtime::Runtime) -> Duration {
+    let host = Ns::new(format!("bh{}o", std::process::id()));
+    let cs: Vec<Ns> = names("o", n).into_iter().map(Ns::new).collect();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let roots = Roots::new(Some(dir.path()));
+    let dns = DnsServer::new(rt.handle().clone(), vec![]);
+    let mgr = Manager::with(&roots, Some(host.path()), Arc::new(NftFirewall))
+        .with_dns(dns)
+        .expect("dns");
+    let spec = NetworkSpec {
+        stack: "bench".into(),
+        name: "default".into(),
+        subnet: Some("10.99.0.0/24".parse().expect("cidr")),
+        ..Default::default()
+    };
+    let start = Instant::now();
+    mgr.ensure_network(&spec).expect("network");
+    let t_net = start.elapsed();
+    let (mut t_attach, mut t_publish) = (Duration::ZERO, Duration::ZERO);
+    for (i, c) in cs.iter().enumerate() {
+        let att = Attachment {
+            stack: "bench".into(),
+            network: "default".into(),
+            aliases: vec![format!("c{i}")],
+            ipv4: None,
+        };
+        let t0 = Instant::now();
+        let ep = mgr
+            .attach(&format!("c{i}"), &c.path(), &[att])
+            .expect("attach");
+        t_attach += t0.elapsed();
+        let t0 = Instant::now();
+        let port = PortMapping {
+            host_ip: None,
+            host_port: 20000 + u16::try_from(i).expect("port"),
+            container_port: 80,
+            proto: Proto::Tcp,
+        };
+        mgr.publish("bench", &format!("c{i}"), &[port], ep[0].ipv4)
+            .expect("publish");
+        t_publish += t0.elapsed();
+    }
+    let took = start.elapsed();
+    if std::env::var_os("BENCH_BREAKDOWN").is_some() {
+        eprintln!("  ours n={n}: network {t_net:?}, attach {t_attach:?}, publish {t_publish:?}");
+    }
+    mgr.remove_stack("bench").expect("cleanup");
+    took
+}
+
+fn netavark_json(i: usize) -> String {
+    let ip = Ipv4Addr::new(10, 99, 0, 2 + u8::try_from(i).expect("ip"));
+    format!(
+        r#"{{"container_id":"{:064x}","container_name":"c{i}",
+  "networks":{{"bench":{{"interface_name":"eth0","static_ips":["{ip}"],"aliases":["c{i}"]}}}},
+  "network_info":{{"bench":{{"name":"bench","id":"{:064x}","driver":"bridge","network_interface":"nvbench0",
+    "subnets":[{{"subnet":"10.99.0.0/24","gateway":"10.99.0.1"}}],"ipv6_enabled":false,"internal":false,
+    "dns_enabled":true,"ipam_options":{{"driver":"host-local"}}}}}},
+  "port_mappings":[{{"host_ip":"","container_port":80,"host_port":{},"range":1,"protocol":"tcp"}}]}}"#,
+        i + 1,
+        0xbeef,
+        20000 + i
+    )
+}
+
+/// `netavark [--config cfg] -f file VERB netns`, run inside `host`.
+fn netavark(host: &Path, cfg: &Path, file: &Path, verb: &str, netns: &Path) -> bool {
+    let host_ns = File::open(host).expect("host netns");
+    let fd = host_ns.as_raw_fd();
+    let mut cmd = Command::new(NETAVARK);
+    cmd.arg("--config")
+        .arg(cfg)
+        .arg("-f")
+        .arg(file)
+        .arg(verb)
+        .arg(netns);
+    cmd.stdout(std::process::Stdio::null());
+    // SAFETY: between fork and exec we only call setns(2), which is
+    // async-signal-safe; `fd` stays open in the parent until after spawn.
+    unsafe {
+        cmd.pre_exec(move || {
+            if nix::libc::setns(fd, nix::libc::CLONE_NEWNET) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    cmd.status().map(|s| s.success()).unwrap_or(false)
+}
+
+/// One run of netavark: the same network, n containers, one port each.
+fn theirs(n: usize) -> Duration {
+    let host = Ns::new(format!("bh{}n", std::process::id()));
+    let cs: Vec<Ns> = names("n", n).into_iter().map(Ns::new).collect();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let files: Vec<PathBuf> = (0..n)
+        .map(|i| {
+            let p = dir.path().join(format!("c{i}.json"));
+            std::fs::write(&p, netavark_json(i)).expect("write");
+            p
+        })
+        .collect();
+    let cfg = dir.path().join("cfg");
+    std::fs::create_dir_all(&cfg).expect("netavark config dir");
+    let start = Instant::now();
+    for (c, f) in cs.iter().zip(&files) {
+        assert!(
+            netavark(&host.path(), &cfg, f, "setup", &c.path()),
+            "netavark setup failed"
+        );
+    }
+    let took = start.elapsed();
+    for (c, f) in cs.iter().zip(&files) {
+        netavark(&host.path(), &cfg, f, "teardown", &c.path());
+    }
+    took
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn main() {
+    let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+    });
+    if !root {
+        eprintln!("network_setup bench needs root");
+        std::process::exit(1);
+    }
+    let have_netavark = Path::new(NETAVARK).exists();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    println!(
+        "network setup, median of runs (bridge + n containers with address, route, DNS, 1 port each)"
+    );
+    for (n, runs) in [(1usize, 15usize), (20, 5)] {
+        let o = median((0..runs).map(|_| ours(n, &rt)).collect());
+        print!("n={n:>2}: stack {:>8.2} ms", o.as_secs_f64() * 1e3);
+        if have_netavark {
+            let t = median((0..runs).map(|_| theirs(n)).collect());
+            println!(
+                "  netavark {:>8.2} ms  ratio netavark/stack {:.2}x",
+                t.as_secs_f64() * 1e3,
+                t.as_secs_f64() / o.as_secs_f64()
+            );
+        } else {
+            println!("  (netavark not installed: apt-get install netavark)");
+        }
+    }
+}
