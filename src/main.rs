@@ -4,12 +4,15 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = stack::cli::Cli::parse();
+    let cli = stack::cli::Cli::parse_from(stack::cli::normalize_args(std::env::args_os()));
     stack::cli::init_logging(&cli.global);
     match stack::cli::run(cli) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            match err.downcast_ref::<stack::cli::Rendered>() {
+                Some(rendered) => eprint!("{rendered}"),
+                None => eprintln!("error: {err:#}"),
+            }
             ExitCode::FAILURE
         }
     }

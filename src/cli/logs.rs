@@ -17,8 +17,9 @@ use crate::supervisor::record::ContainerPaths;
 
 #[derive(Args, Debug)]
 pub struct LogsArgs {
-    /// Follow: keep printing new output, across restarts and recreations.
-    #[arg(short, long)]
+    /// Follow: keep printing new output, across restarts and recreations (`-f`
+    /// after the verb).
+    #[arg(long)]
     pub follow: bool,
     /// Show timestamps.
     #[arg(short, long)]
@@ -46,7 +47,9 @@ fn parse_time(s: &str) -> Result<SystemTime, String> {
     if let Ok(t) = humantime::parse_rfc3339_weak(s) {
         return Ok(t);
     }
-    let d = humantime::parse_duration(s).map_err(|_| format!("`{s}` is neither a time (2026-01-02T15:04:05Z) nor a duration (10m)"))?;
+    let d = humantime::parse_duration(s).map_err(|_| {
+        format!("`{s}` is neither a time (2026-01-02T15:04:05Z) nor a duration (10m)")
+    })?;
     Ok(SystemTime::now() - d)
 }
 
@@ -82,18 +85,51 @@ impl Printer {
     }
 }
 
+impl LogsArgs {
+    /// What `stack up` in the foreground shows: everything new, followed.
+    pub fn follow_all(no_color: bool) -> LogsArgs {
+        LogsArgs {
+            follow: true,
+            timestamps: false,
+            since: None,
+            until: None,
+            tail: "all".into(),
+            no_color,
+            no_log_prefix: false,
+            services: Vec::new(),
+        }
+    }
+}
+
 pub fn run(global: &GlobalOpts, args: LogsArgs) -> anyhow::Result<ExitCode> {
+    run_until(global, args, &|| false)
+}
+
+/// Print (and follow) until `stop()` turns true.
+pub fn run_until(
+    global: &GlobalOpts,
+    args: LogsArgs,
+    stop: &dyn Fn() -> bool,
+) -> anyhow::Result<ExitCode> {
     let project = super::project::resolve(global)?;
     let lib = project.roots.lib.clone();
     let pick = |svc: &str| args.services.is_empty() || args.services.iter().any(|s| s == svc);
     let containers: Vec<(String, PathBuf)> = observe(&lib, Some(&project.name))?
         .into_iter()
         .filter(|o| pick(&o.spec.service))
-        .map(|o| (o.spec.name.clone(), ContainerPaths::new(&lib, &o.spec.name).log()))
+        .map(|o| {
+            (
+                o.spec.name.clone(),
+                ContainerPaths::new(&lib, &o.spec.name).log(),
+            )
+        })
         .collect();
     let tail: Option<usize> = match args.tail.as_str() {
         "all" | "-1" => None,
-        n => Some(n.parse().with_context(|| format!("--tail takes a number or `all`, not `{n}`"))?),
+        n => Some(
+            n.parse()
+                .with_context(|| format!("--tail takes a number or `all`, not `{n}`"))?,
+        ),
     };
     let mut printer = Printer {
         color: !args.no_color && std::io::IsTerminal::is_terminal(&std::io::stdout()),
@@ -102,7 +138,9 @@ pub fn run(global: &GlobalOpts, args: LogsArgs) -> anyhow::Result<ExitCode> {
         width: containers.iter().map(|(n, _)| n.len()).max().unwrap_or(0),
         colors: BTreeMap::new(),
     };
-    let in_window = |r: &Record| args.since.is_none_or(|s| r.time >= s) && args.until.is_none_or(|u| r.time <= u);
+    let in_window = |r: &Record| {
+        args.since.is_none_or(|s| r.time >= s) && args.until.is_none_or(|u| r.time <= u)
+    };
     let mut all: Vec<(String, Record)> = Vec::new();
     for (name, path) in &containers {
         let recs: Vec<Record> = read_all(path)?.into_iter().filter(in_window).collect();
@@ -118,7 +156,7 @@ pub fn run(global: &GlobalOpts, args: LogsArgs) -> anyhow::Result<ExitCode> {
     out.flush()?;
     drop(out);
     if args.follow {
-        follow(&lib, &project.name, &args, &mut printer, &containers)?;
+        follow(&lib, &project.name, &args, &mut printer, &containers, stop)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -129,18 +167,39 @@ struct Cursor {
     offset: u64,
 }
 
-fn follow(lib: &Path, stack: &str, args: &LogsArgs, printer: &mut Printer, seen: &[(String, PathBuf)]) -> anyhow::Result<()> {
+fn follow(
+    lib: &Path,
+    stack: &str,
+    args: &LogsArgs,
+    printer: &mut Printer,
+    seen: &[(String, PathBuf)],
+    stop: &dyn Fn() -> bool,
+) -> anyhow::Result<()> {
     let mut cursors: BTreeMap<String, Cursor> = BTreeMap::new();
     for (name, path) in seen {
         if let Ok(m) = std::fs::metadata(path) {
-            cursors.insert(name.clone(), Cursor { ino: m.ino(), offset: m.len() });
+            cursors.insert(
+                name.clone(),
+                Cursor {
+                    ino: m.ino(),
+                    offset: m.len(),
+                },
+            );
         }
     }
-    loop {
+    while !stop() {
         let observed = observe(lib, Some(stack))?;
-        for o in observed.iter().filter(|o| args.services.is_empty() || args.services.contains(&o.spec.service)) {
+        for o in observed
+            .iter()
+            .filter(|o| args.services.is_empty() || args.services.contains(&o.spec.service))
+        {
             let path = ContainerPaths::new(lib, &o.spec.name).log();
-            let records = read_new(&path, cursors.entry(o.spec.name.clone()).or_insert(Cursor { ino: 0, offset: 0 }))?;
+            let records = read_new(
+                &path,
+                cursors
+                    .entry(o.spec.name.clone())
+                    .or_insert(Cursor { ino: 0, offset: 0 }),
+            )?;
             let stdout = std::io::stdout();
             let mut out = stdout.lock();
             printer.width = printer.width.max(o.spec.name.len());
@@ -151,19 +210,25 @@ fn follow(lib: &Path, stack: &str, args: &LogsArgs, printer: &mut Printer, seen:
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+    Ok(())
 }
 
 /// Records appended since the cursor; a rotated file is finished from its new
 /// name (`.1`) before the new file is read from its start.
 fn read_new(path: &Path, cur: &mut Cursor) -> std::io::Result<Vec<Record>> {
-    let Ok(meta) = std::fs::metadata(path) else { return Ok(Vec::new()) };
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(Vec::new());
+    };
     let mut out = Vec::new();
     if meta.ino() != cur.ino {
         let rotated = PathBuf::from(format!("{}.1", path.display()));
         if cur.ino != 0 && std::fs::metadata(&rotated).is_ok_and(|m| m.ino() == cur.ino) {
             read_from(&rotated, cur.offset, &mut out)?;
         }
-        *cur = Cursor { ino: meta.ino(), offset: 0 };
+        *cur = Cursor {
+            ino: meta.ino(),
+            offset: 0,
+        };
     }
     cur.offset = read_from(path, cur.offset, &mut out)?;
     Ok(out)

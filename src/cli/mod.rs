@@ -5,11 +5,17 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 pub mod config;
+pub mod down;
 pub mod images;
+pub mod logs;
+mod monitor;
 pub mod oci;
 mod oci_info;
 pub mod output;
+pub mod project;
+pub mod ps;
 pub mod schema;
+pub mod up;
 pub mod validate;
 pub mod volume;
 
@@ -58,6 +64,19 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Create and start the stack's containers; in the foreground, stream their logs.
+    Up(up::UpArgs),
+    /// Stop and remove the stack's containers, networks and cgroups.
+    Down(down::DownArgs),
+    /// List the stack's containers.
+    Ps(ps::PsArgs),
+    /// Show the output of the stack's containers.
+    Logs(logs::LogsArgs),
+    /// Show what `up` would do (the plan), changing nothing.
+    Plan(up::UpArgs),
+    /// The per-container monitor (started by `up`; not for direct use).
+    #[command(name = "__monitor", hide = true)]
+    Monitor(monitor::MonitorArgs),
     /// Print the normalized, interpolated, merged stack model.
     Config(config::ConfigArgs),
     /// Check the stack files; exit 0 when valid, 1 with every error when not.
@@ -84,6 +103,36 @@ pub enum Command {
     },
 }
 
+/// An error already rendered for people (a stack file's diagnostics with source
+/// snippets): printed as it is, without another `error:` prefix.
+#[derive(Debug)]
+pub struct Rendered(pub String);
+
+impl std::fmt::Display for Rendered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Rendered {}
+
+/// After `logs`, `-f` means `--follow` (as in Compose), not the global `--file`:
+/// the global option must come before the verb there.
+pub fn normalize_args(
+    args: impl IntoIterator<Item = std::ffi::OsString>,
+) -> Vec<std::ffi::OsString> {
+    let mut after_logs = false;
+    args.into_iter()
+        .map(|a| {
+            if after_logs && a == "-f" {
+                return "--follow".into();
+            }
+            after_logs |= a == "logs";
+            a
+        })
+        .collect()
+}
+
 /// Logs go to stderr; the daemon switches to journald when started by systemd.
 pub fn init_logging(global: &GlobalOpts) {
     let filter = tracing_subscriber::EnvFilter::try_new(&global.log_level)
@@ -97,6 +146,18 @@ pub fn init_logging(global: &GlobalOpts) {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let Cli { global, command } = cli;
     match command {
+        Command::Up(args) => up::run(&global, args),
+        Command::Down(args) => down::run(&global, args),
+        Command::Ps(args) => ps::run(&global, args),
+        Command::Logs(args) => logs::run(&global, args),
+        Command::Plan(args) => up::run(
+            &global,
+            up::UpArgs {
+                dry_run: true,
+                ..args
+            },
+        ),
+        Command::Monitor(args) => monitor::run(&global, args),
         Command::Config(args) => config::run(&global, &args),
         Command::Validate(args) => validate::run(&global, &args),
         Command::Schema(args) => schema::run(&args),

@@ -21,7 +21,8 @@ pub struct MonitorArgs {
 pub fn run(global: &GlobalOpts, args: MonitorArgs) -> anyhow::Result<ExitCode> {
     let roots = Roots::new(global.root.as_deref());
     let paths = ContainerPaths::new(&roots.lib, &args.name);
-    let spec = ContainerSpec::read(&paths)?.with_context(|| format!("no container {}", args.name))?;
+    let spec =
+        ContainerSpec::read(&paths)?.with_context(|| format!("no container {}", args.name))?;
     // Detach: the starter waits for this first half to exit, the second half
     // lives on, reparented to init (or the nearest subreaper).
     // SAFETY: this process is single-threaded here (no thread was spawned yet),

@@ -48,7 +48,9 @@ pub fn status_text(o: &Observed) -> String {
         (None, _) => "?".into(),
     };
     match s.state {
-        State::Running | State::Created | State::Restarting if !o.monitor_alive => "dead (monitor gone)".into(),
+        State::Running | State::Created | State::Restarting if !o.monitor_alive => {
+            "dead (monitor gone)".into()
+        }
         State::Running => format!("up {}", since(s.started_at)),
         State::Created => "created".into(),
         State::Restarting => format!("restarting ({}), last exit {}", s.restarts, exit()),
@@ -88,7 +90,13 @@ pub fn run(global: &GlobalOpts, args: PsArgs) -> anyhow::Result<ExitCode> {
         let mut t = table(["NAME", "SERVICE", "STATUS", "PID", "RESTARTS"]);
         for r in rows {
             let pid = r.pid.map(|p| p.to_string()).unwrap_or_default();
-            t.add_row([r.name.clone(), r.service.clone(), r.status.clone(), pid, r.restarts.to_string()]);
+            t.add_row([
+                r.name.clone(),
+                r.service.clone(),
+                r.status.clone(),
+                pid,
+                r.restarts.to_string(),
+            ]);
         }
         t
     })?;

@@ -35,7 +35,6 @@ mod dns;
 pub mod dns_table;
 mod error;
 pub mod files;
-pub mod sandbox;
 mod firewall;
 pub mod ipam;
 mod manager;
@@ -44,6 +43,7 @@ mod netlink;
 mod netns;
 mod ports;
 pub mod ruleset;
+pub mod sandbox;
 mod store;
 mod types;
 

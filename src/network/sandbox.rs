@@ -29,7 +29,13 @@ pub fn create(path: &Path) -> io::Result<()> {
     // our own that exits right after, so no other thread changes namespace.
     let result = std::thread::spawn(move || -> io::Result<()> {
         unshare(CloneFlags::CLONE_NEWNET)?;
-        mount(Some("/proc/thread-self/ns/net"), &target, None::<&str>, MsFlags::MS_BIND, None::<&str>)?;
+        mount(
+            Some("/proc/thread-self/ns/net"),
+            &target,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )?;
         Ok(())
     })
     .join()

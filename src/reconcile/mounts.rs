@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use super::Error;
-use crate::model::{FileMount, FileObject, FileSource, MountKind, Service, Stack, Volume, VolumeDriver};
+use crate::model::{
+    FileMount, FileObject, FileSource, MountKind, Service, Stack, Volume, VolumeDriver,
+};
 use crate::storage::{self, BindSpec, SecretFile, TmpfsSpec, VolumeSpec, Volumes};
 
 /// The storage crate's view of a declared volume.
@@ -30,7 +32,13 @@ pub fn volume_spec(v: &Volume) -> VolumeSpec {
             }
         }
     }
-    VolumeSpec { name: Some(v.name.clone()), external: v.external, driver: None, driver_opts, labels: v.labels.clone() }
+    VolumeSpec {
+        name: Some(v.name.clone()),
+        external: v.external,
+        driver: None,
+        driver_opts,
+        labels: v.labels.clone(),
+    }
 }
 
 fn oci(m: storage::Mount) -> Value {
@@ -51,7 +59,11 @@ pub fn service_mounts(
     let mut used = Vec::new();
     for m in &svc.volumes {
         let mount = match &m.kind {
-            MountKind::Bind { source, create_host_path, propagation } => {
+            MountKind::Bind {
+                source,
+                create_host_path,
+                propagation,
+            } => {
                 let spec = BindSpec {
                     source: source.clone(),
                     target: m.target.clone(),
@@ -62,10 +74,16 @@ pub fn service_mounts(
                 };
                 storage::bind_mount(&spec, &stack.project_dir, Some(owner))?
             }
-            MountKind::Volume { source, nocopy, subpath } => {
+            MountKind::Volume {
+                source,
+                nocopy,
+                subpath,
+            } => {
                 let (name, mut dir) = match source {
                     Some(key) => {
-                        let decl = stack.volumes.get(key).ok_or_else(|| Error::Invalid(format!("volume {key} is not declared")))?;
+                        let decl = stack.volumes.get(key).ok_or_else(|| {
+                            Error::Invalid(format!("volume {key} is not declared"))
+                        })?;
                         let spec = volume_spec(decl);
                         let dir = volumes.ensure(&stack.name, key, &spec)?;
                         (storage::volume_name(&stack.name, key, &spec), dir)
@@ -94,39 +112,68 @@ pub fn service_mounts(
 /// `volume.subpath`: a directory inside the volume, never outside it.
 fn safe_subpath(dir: &Path, sub: &str) -> Result<PathBuf, Error> {
     let p = Path::new(sub);
-    if p.is_absolute() || p.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
-        return Err(Error::Invalid(format!("volume subpath {sub:?} must be relative, without '..'")));
+    if p.is_absolute()
+        || p.components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return Err(Error::Invalid(format!(
+            "volume subpath {sub:?} must be relative, without '..'"
+        )));
     }
     let full = dir.join(p);
-    let real = full.canonicalize().map_err(|e| Error::Io { what: format!("volume subpath {}", full.display()), source: e })?;
+    let real = full.canonicalize().map_err(|e| Error::Io {
+        what: format!("volume subpath {}", full.display()),
+        source: e,
+    })?;
     if !real.starts_with(dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf())) {
-        return Err(Error::Invalid(format!("volume subpath {sub:?} leaves the volume")));
+        return Err(Error::Invalid(format!(
+            "volume subpath {sub:?} leaves the volume"
+        )));
     }
     Ok(real)
 }
 
 /// Secrets and configs on a private tmpfs of this container (`dir`), so the
 /// host file may stay 0400 root and no other container can read them.
-pub fn file_mounts(stack: &Stack, svc: &Service, dir: &Path, owner: (u32, u32)) -> Result<Vec<Value>, Error> {
+pub fn file_mounts(
+    stack: &Stack,
+    svc: &Service,
+    dir: &Path,
+    owner: (u32, u32),
+) -> Result<Vec<Value>, Error> {
     let wanted: Vec<(&FileMount, &FileObject, u32)> = svc
         .secrets
         .iter()
         .map(|m| (m, stack.secrets.get(&m.source), 0o444))
-        .chain(svc.configs.iter().map(|m| (m, stack.configs.get(&m.source), 0o444)))
-        .map(|(m, obj, mode)| obj.map(|o| (m, o, mode)).ok_or_else(|| Error::Invalid(format!("secret or config {} is not declared", m.source))))
+        .chain(
+            svc.configs
+                .iter()
+                .map(|m| (m, stack.configs.get(&m.source), 0o444)),
+        )
+        .map(|(m, obj, mode)| {
+            obj.map(|o| (m, o, mode)).ok_or_else(|| {
+                Error::Invalid(format!("secret or config {} is not declared", m.source))
+            })
+        })
         .collect::<Result<_, _>>()?;
     if wanted.is_empty() {
         return Ok(Vec::new());
     }
     let staging = dir.join("files-src");
-    std::fs::create_dir_all(&staging).map_err(|e| Error::Io { what: staging.display().to_string(), source: e })?;
+    std::fs::create_dir_all(&staging).map_err(|e| Error::Io {
+        what: staging.display().to_string(),
+        source: e,
+    })?;
     let mut files = Vec::new();
     for (i, (m, obj, mode)) in wanted.into_iter().enumerate() {
         let source = match &obj.source {
             FileSource::File(p) => p.clone(),
             FileSource::Environment(value) | FileSource::Content(value) => {
                 let p = staging.join(i.to_string());
-                crate::state::write_atomic(&p, value.as_bytes()).map_err(|e| Error::Io { what: p.display().to_string(), source: e })?;
+                crate::state::write_atomic(&p, value.as_bytes()).map_err(|e| Error::Io {
+                    what: p.display().to_string(),
+                    source: e,
+                })?;
                 p
             }
         };

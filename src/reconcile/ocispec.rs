@@ -14,41 +14,114 @@ use crate::model::{Resources, Service};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("service {service}: no command to run (the image has no Cmd or Entrypoint; set `command`)")]
+    #[error(
+        "service {service}: no command to run (the image has no Cmd or Entrypoint; set `command`)"
+    )]
     NoCommand { service: String },
     #[error("service {service}: user `{user}` is not in the image's {file}")]
-    UnknownUser { service: String, user: String, file: &'static str },
+    UnknownUser {
+        service: String,
+        user: String,
+        file: &'static str,
+    },
     #[error("service {service}: device {path}: {source}")]
-    Device { service: String, path: PathBuf, source: std::io::Error },
+    Device {
+        service: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("service {service}: unknown capability `{cap}`")]
     Capability { service: String, cap: String },
     #[error("service {service}: invalid OCI spec: {source}")]
-    Invalid { service: String, source: serde_json::Error },
+    Invalid {
+        service: String,
+        source: serde_json::Error,
+    },
 }
 
 /// Docker's default capability set.
 const DEFAULT_CAPS: [&str; 14] = [
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID",
-    "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
     "CAP_AUDIT_WRITE",
 ];
 
 /// Every capability the kernel knows (for `privileged` and `cap_add: ALL`).
 const ALL_CAPS: [&str; 41] = [
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID",
-    "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO",
-    "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
 ];
 
 const MASKED: [&str; 11] = [
-    "/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
-    "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
 ];
-const READONLY: [&str; 5] = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+const READONLY: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
 
 /// Where the container's namespaces come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,7 +164,10 @@ pub fn build(svc: &Service, inp: &Inputs) -> Result<Spec, Error> {
     }
     let mut mounts = default_mounts(svc);
     mounts.extend(inp.mounts.iter().cloned());
-    let hostname = svc.hostname.clone().unwrap_or_else(|| inp.container.to_string());
+    let hostname = svc
+        .hostname
+        .clone()
+        .unwrap_or_else(|| inp.container.to_string());
     let spec = json!({
         "ociVersion": "1.2.0",
         "process": {
@@ -121,13 +197,21 @@ pub fn build(svc: &Service, inp: &Inputs) -> Result<Spec, Error> {
             "seccomp": if svc.privileged { None } else { inp.seccomp.clone() },
         },
     });
-    serde_json::from_value(strip_nulls(spec)).map_err(|source| Error::Invalid { service: svc.name.clone(), source })
+    serde_json::from_value(strip_nulls(spec)).map_err(|source| Error::Invalid {
+        service: svc.name.clone(),
+        source,
+    })
 }
 
 /// `null`s stand for "not set": drop them so optional OCI fields stay absent.
 fn strip_nulls(v: Value) -> Value {
     match v {
-        Value::Object(m) => Value::Object(m.into_iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k, strip_nulls(v))).collect()),
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, strip_nulls(v)))
+                .collect(),
+        ),
         Value::Array(a) => Value::Array(a.into_iter().map(strip_nulls).collect()),
         other => other,
     }
@@ -139,20 +223,30 @@ fn args(svc: &Service, image: Option<&ImageConfig>) -> Result<Vec<String>, Error
     let (entry, cmd) = match &svc.entrypoint {
         Some(e) => (e.clone(), svc.command.clone().unwrap_or_default()),
         None => (
-            image.and_then(|c| c.entrypoint().clone()).unwrap_or_default(),
-            svc.command.clone().or_else(|| image.and_then(|c| c.cmd().clone())).unwrap_or_default(),
+            image
+                .and_then(|c| c.entrypoint().clone())
+                .unwrap_or_default(),
+            svc.command
+                .clone()
+                .or_else(|| image.and_then(|c| c.cmd().clone()))
+                .unwrap_or_default(),
         ),
     };
     let args: Vec<String> = entry.into_iter().chain(cmd).collect();
     if args.is_empty() {
-        return Err(Error::NoCommand { service: svc.name.clone() });
+        return Err(Error::NoCommand {
+            service: svc.name.clone(),
+        });
     }
     Ok(args)
 }
 
 fn env(svc: &Service, image: Option<&ImageConfig>, hostname: &str) -> Vec<String> {
     let mut vars: BTreeMap<String, String> = BTreeMap::new();
-    vars.insert("PATH".into(), "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    vars.insert(
+        "PATH".into(),
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+    );
     vars.insert("HOSTNAME".into(), hostname.into());
     for kv in image.and_then(|c| c.env().clone()).unwrap_or_default() {
         if let Some((k, v)) = kv.split_once('=') {
@@ -163,34 +257,62 @@ fn env(svc: &Service, image: Option<&ImageConfig>, hostname: &str) -> Vec<String
     vars.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
 }
 
+/// The uid and gid the service's process runs as (owner of created bind sources
+/// and secret files).
+pub fn owner(svc: &Service, inp: &Inputs) -> Result<(u32, u32), Error> {
+    user(svc, inp).map(|(u, g, _)| (u, g))
+}
+
 /// `user` as `uid[:gid]` or names looked up in the image's /etc/passwd and /etc/group.
 fn user(svc: &Service, inp: &Inputs) -> Result<(u32, u32, Vec<u32>), Error> {
-    let spec = svc.user.clone().or_else(|| inp.image.and_then(|c| c.user().clone())).unwrap_or_default();
+    let spec = svc
+        .user
+        .clone()
+        .or_else(|| inp.image.and_then(|c| c.user().clone()))
+        .unwrap_or_default();
     let (u, g) = match spec.split_once(':') {
         Some((u, g)) => (u.to_string(), Some(g.to_string())),
         None => (spec.clone(), None),
     };
-    let unknown = |user: &str, file| Error::UnknownUser { service: svc.name.clone(), user: user.into(), file };
+    let unknown = |user: &str, file| Error::UnknownUser {
+        service: svc.name.clone(),
+        user: user.into(),
+        file,
+    };
     let passwd = read_db(inp.rootfs, "etc/passwd");
     let (uid, primary) = if u.is_empty() {
         (0, 0)
     } else if let Ok(uid) = u.parse::<u32>() {
-        (uid, lookup(&passwd, 2, |f| f[2] == u).and_then(|f| f[3].parse().ok()).unwrap_or(0))
+        (
+            uid,
+            lookup(&passwd, 2, |f| f[2] == u)
+                .and_then(|f| f[3].parse().ok())
+                .unwrap_or(0),
+        )
     } else {
         let f = lookup(&passwd, 3, |f| f[0] == u).ok_or_else(|| unknown(&u, "/etc/passwd"))?;
-        (f[2].parse().map_err(|_| unknown(&u, "/etc/passwd"))?, f[3].parse().unwrap_or(0))
+        (
+            f[2].parse().map_err(|_| unknown(&u, "/etc/passwd"))?,
+            f[3].parse().unwrap_or(0),
+        )
     };
     let group = read_db(inp.rootfs, "etc/group");
     let gid_of = |g: &str| -> Result<u32, Error> {
         g.parse::<u32>().or_else(|_| {
-            lookup(&group, 2, |f| f[0] == g).and_then(|f| f[2].parse().ok()).ok_or_else(|| unknown(g, "/etc/group"))
+            lookup(&group, 2, |f| f[0] == g)
+                .and_then(|f| f[2].parse().ok())
+                .ok_or_else(|| unknown(g, "/etc/group"))
         })
     };
     let gid = match g {
         Some(g) => gid_of(&g)?,
         None => primary,
     };
-    let extra = svc.group_add.iter().map(|g| gid_of(g)).collect::<Result<Vec<_>, _>>()?;
+    let extra = svc
+        .group_add
+        .iter()
+        .map(|g| gid_of(g))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok((uid, gid, extra))
 }
 
@@ -199,13 +321,21 @@ fn user(svc: &Service, inp: &Inputs) -> Result<(u32, u32, Vec<u32>), Error> {
 fn read_db(rootfs: &Path, rel: &str) -> String {
     let path = rootfs.join(rel);
     match (path.canonicalize(), rootfs.canonicalize()) {
-        (Ok(real), Ok(root)) if real.starts_with(&root) => std::fs::read_to_string(real).unwrap_or_default(),
+        (Ok(real), Ok(root)) if real.starts_with(&root) => {
+            std::fs::read_to_string(real).unwrap_or_default()
+        }
         _ => String::new(),
     }
 }
 
-fn lookup<'a>(db: &'a str, min_fields: usize, pred: impl Fn(&[&str]) -> bool) -> Option<Vec<&'a str>> {
-    db.lines().map(|l| l.split(':').collect::<Vec<_>>()).find(|f| f.len() > min_fields && pred(f))
+fn lookup<'a>(
+    db: &'a str,
+    min_fields: usize,
+    pred: impl Fn(&[&str]) -> bool,
+) -> Option<Vec<&'a str>> {
+    db.lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() > min_fields && pred(f))
 }
 
 fn capabilities(svc: &Service) -> Result<Vec<String>, Error> {
@@ -214,16 +344,35 @@ fn capabilities(svc: &Service) -> Result<Vec<String>, Error> {
     }
     let norm = |c: &String| -> Result<String, Error> {
         let up = c.to_uppercase();
-        let name = if up.starts_with("CAP_") || up == "ALL" { up } else { format!("CAP_{up}") };
+        let name = if up.starts_with("CAP_") || up == "ALL" {
+            up
+        } else {
+            format!("CAP_{up}")
+        };
         if name == "ALL" || ALL_CAPS.contains(&name.as_str()) {
             Ok(name)
         } else {
-            Err(Error::Capability { service: svc.name.clone(), cap: c.clone() })
+            Err(Error::Capability {
+                service: svc.name.clone(),
+                cap: c.clone(),
+            })
         }
     };
-    let add = svc.cap_add.iter().map(norm).collect::<Result<Vec<_>, _>>()?;
-    let drop = svc.cap_drop.iter().map(norm).collect::<Result<Vec<_>, _>>()?;
-    let mut caps: Vec<String> = if drop.iter().any(|c| c == "ALL") { vec![] } else { DEFAULT_CAPS.iter().map(|s| s.to_string()).collect() };
+    let add = svc
+        .cap_add
+        .iter()
+        .map(norm)
+        .collect::<Result<Vec<_>, _>>()?;
+    let drop = svc
+        .cap_drop
+        .iter()
+        .map(norm)
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut caps: Vec<String> = if drop.iter().any(|c| c == "ALL") {
+        vec![]
+    } else {
+        DEFAULT_CAPS.iter().map(|s| s.to_string()).collect()
+    };
     if add.iter().any(|c| c == "ALL") {
         caps = ALL_CAPS.iter().map(|s| s.to_string()).collect();
     } else {
@@ -237,7 +386,11 @@ fn capabilities(svc: &Service) -> Result<Vec<String>, Error> {
 
 fn default_mounts(svc: &Service) -> Vec<Value> {
     let shm = format!("size={}k", svc.shm_size.unwrap_or(64 * 1024 * 1024) / 1024);
-    let sys_opts = if svc.privileged { vec!["nosuid", "noexec", "nodev"] } else { vec!["nosuid", "noexec", "nodev", "ro"] };
+    let sys_opts = if svc.privileged {
+        vec!["nosuid", "noexec", "nodev"]
+    } else {
+        vec!["nosuid", "noexec", "nodev", "ro"]
+    };
     vec![
         json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
@@ -252,17 +405,32 @@ fn default_mounts(svc: &Service) -> Vec<Value> {
 /// Limits of a container or a stack slice, in OCI form.
 pub fn resources(r: &Resources, owner: &str) -> Result<Value, Error> {
     let period = r.cpu_period.unwrap_or(100_000);
-    let quota = r.cpu_quota.or_else(|| r.cpus.map(|c| (c * period as f64).round() as i64));
+    let quota = r
+        .cpu_quota
+        .or_else(|| r.cpus.map(|c| (c * period as f64).round() as i64));
     let dev = |path: &Path| -> Result<(i64, i64), Error> {
-        let meta = std::fs::metadata(path).map_err(|source| Error::Device { service: owner.into(), path: path.into(), source })?;
+        let meta = std::fs::metadata(path).map_err(|source| Error::Device {
+            service: owner.into(),
+            path: path.into(),
+            source,
+        })?;
         let rdev = meta.rdev();
-        Ok((nix::sys::stat::major(rdev) as i64, nix::sys::stat::minor(rdev) as i64))
+        Ok((
+            nix::sys::stat::major(rdev) as i64,
+            nix::sys::stat::minor(rdev) as i64,
+        ))
     };
     let rates = |list: &[crate::model::DeviceRate]| -> Result<Vec<Value>, Error> {
-        list.iter().map(|d| dev(&d.path).map(|(ma, mi)| json!({"major": ma, "minor": mi, "rate": d.rate}))).collect()
+        list.iter()
+            .map(|d| dev(&d.path).map(|(ma, mi)| json!({"major": ma, "minor": mi, "rate": d.rate})))
+            .collect()
     };
     let b = &r.blkio;
-    let weights = b.weight_device.iter().map(|d| dev(&d.path).map(|(ma, mi)| json!({"major": ma, "minor": mi, "weight": d.weight}))).collect::<Result<Vec<_>, _>>()?;
+    let weights = b
+        .weight_device
+        .iter()
+        .map(|d| dev(&d.path).map(|(ma, mi)| json!({"major": ma, "minor": mi, "weight": d.weight})))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(json!({
         "memory": {
             "limit": r.memory,
@@ -299,7 +467,11 @@ fn container_resources(svc: &Service) -> Result<Value, Error> {
             rules.push(json!({"allow": true, "type": kind, "major": major, "minor": minor, "access": access}));
         }
         for d in devices(svc)? {
-            let access = svc.devices.iter().find(|x| Some(x.container.as_path()) == d["path"].as_str().map(Path::new)).map_or("rwm".to_string(), |x| x.permissions.clone());
+            let access = svc
+                .devices
+                .iter()
+                .find(|x| Some(x.container.as_path()) == d["path"].as_str().map(Path::new))
+                .map_or("rwm".to_string(), |x| x.permissions.clone());
             rules.push(json!({"allow": true, "type": d["type"], "major": d["major"], "minor": d["minor"], "access": access}));
         }
     }
@@ -327,8 +499,16 @@ fn devices(svc: &Service) -> Result<Vec<Value>, Error> {
     svc.devices
         .iter()
         .map(|d| {
-            let meta = std::fs::metadata(&d.host).map_err(|source| Error::Device { service: svc.name.clone(), path: d.host.clone(), source })?;
-            let kind = if std::os::unix::fs::FileTypeExt::is_block_device(&meta.file_type()) { "b" } else { "c" };
+            let meta = std::fs::metadata(&d.host).map_err(|source| Error::Device {
+                service: svc.name.clone(),
+                path: d.host.clone(),
+                source,
+            })?;
+            let kind = if std::os::unix::fs::FileTypeExt::is_block_device(&meta.file_type()) {
+                "b"
+            } else {
+                "c"
+            };
             let rdev = meta.rdev();
             Ok(json!({
                 "path": d.container, "type": kind,

@@ -149,21 +149,37 @@ pub fn spawn_monitor(roots: &Roots, name: &str) -> Result<(), Error> {
 /// Ask the monitor of `name` to stop its container and wait until it has
 /// (stop signal, grace period, SIGKILL are the monitor's job). True when it was
 /// running.
-pub fn stop(roots: &Roots, name: &str, timeout: Duration) -> Result<bool, Error> {
+pub fn stop(roots: &Roots, name: &str, grace: Duration) -> Result<bool, Error> {
+    stop_with(roots, name, grace, &|| false)
+}
+
+/// [`stop`], killing the container at once when `force()` turns true (a second
+/// Ctrl-C).
+pub fn stop_with(
+    roots: &Roots,
+    name: &str,
+    grace: Duration,
+    force: &dyn Fn() -> bool,
+) -> Result<bool, Error> {
     let paths = ContainerPaths::new(&roots.lib, name);
     let status = ContainerStatus::read(&paths).map_err(|source| Error::Read {
         name: name.into(),
         source,
     })?;
-    if !monitor_alive(&status) {
-        return Ok(false);
-    }
-    let Some(pid) = status.monitor_pid else {
+    let Some(pid) = status.monitor_pid.filter(|_| monitor_alive(&status)) else {
         return Ok(false);
     };
     let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
-    let until = Instant::now() + timeout + Duration::from_secs(5);
+    let until = Instant::now() + grace + Duration::from_secs(5);
+    let mut forced = false;
     while monitor_alive(&status) && Instant::now() < until {
+        if !forced && force() {
+            forced = true;
+            // Killing the init of a pid namespace kills every process in it.
+            if let Some(init) = ContainerStatus::read(&paths).ok().and_then(|s| s.pid) {
+                let _ = kill(Pid::from_raw(init), Signal::SIGKILL);
+            }
+        }
         std::thread::sleep(Duration::from_millis(5));
     }
     if monitor_alive(&status) {

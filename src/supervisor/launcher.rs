@@ -21,7 +21,13 @@ pub struct RuntimeLauncher {
 
 impl RuntimeLauncher {
     pub fn new(runtime: Runtime, id: String, bundle: PathBuf) -> Self {
-        RuntimeLauncher { runtime, id, bundle, cgroup: None, oom_kills_before: 0 }
+        RuntimeLauncher {
+            runtime,
+            id,
+            bundle,
+            cgroup: None,
+            oom_kills_before: 0,
+        }
     }
 }
 
@@ -29,10 +35,22 @@ impl Launcher for RuntimeLauncher {
     fn launch(&mut self, stdout: OwnedFd, stderr: OwnedFd) -> Result<i32, String> {
         // A runtime record left by a monitor that died mid-run is stale now.
         let _ = self.runtime.delete(&self.id, true);
-        let stdin: OwnedFd = File::open("/dev/null").map_err(|e| format!("/dev/null: {e}"))?.into();
-        let opts = CreateOptions { stdio: Some([stdin, stdout, stderr]), ..Default::default() };
-        let container = self.runtime.create(&self.id, &self.bundle, opts).map_err(|e| error_chain(&e))?;
-        self.oom_kills_before = container.cgroup.oom_events().map(|e| e.oom_kill).unwrap_or(0);
+        let stdin: OwnedFd = File::open("/dev/null")
+            .map_err(|e| format!("/dev/null: {e}"))?
+            .into();
+        let opts = CreateOptions {
+            stdio: Some([stdin, stdout, stderr]),
+            ..Default::default()
+        };
+        let container = self
+            .runtime
+            .create(&self.id, &self.bundle, opts)
+            .map_err(|e| error_chain(&e))?;
+        self.oom_kills_before = container
+            .cgroup
+            .oom_events()
+            .map(|e| e.oom_kill)
+            .unwrap_or(0);
         self.cgroup = Some(container.cgroup);
         if let Err(e) = self.runtime.start(&self.id) {
             let _ = self.runtime.delete(&self.id, true);

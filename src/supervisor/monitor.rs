@@ -21,7 +21,9 @@ use nix::unistd::{Pid, pipe};
 
 use super::backoff::Backoff;
 use super::logs::{LogLimits, LogWriter, Stream};
-use super::record::{ContainerPaths, ContainerSpec, ContainerStatus, State, now_secs};
+use super::record::{
+    ContainerPaths, ContainerSpec, ContainerStatus, State, now_secs, should_restart,
+};
 
 /// The kernel side of a container, as the monitor needs it. The real one drives
 /// `runtime`; tests use plain processes.
@@ -160,9 +162,7 @@ pub fn run(
         status.exit_code = Some(outcome.exit_code);
         status.finished_at = Some(now_secs());
         let restart = !outcome.stop_requested
-            && spec
-                .restart
-                .should_restart(outcome.exit_code, status.restarts);
+            && should_restart(spec.restart, outcome.exit_code, status.restarts);
         if !restart {
             status.state = if outcome.stop_requested {
                 State::Stopped

@@ -44,29 +44,16 @@ impl ContainerPaths {
     }
 }
 
-/// How a container restarts after its process exits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "kebab-case", tag = "policy")]
-pub enum Restart {
-    #[default]
-    No,
-    Always,
-    OnFailure {
-        max_retries: Option<u32>,
-    },
-    UnlessStopped,
-}
+pub use crate::model::RestartPolicy as Restart;
 
-impl Restart {
-    /// Whether a process that exited with `code` after `restarts` earlier
-    /// restarts should be started again (a user's stop never restarts).
-    pub fn should_restart(self, code: i32, restarts: u32) -> bool {
-        match self {
-            Restart::No => false,
-            Restart::Always | Restart::UnlessStopped => true,
-            Restart::OnFailure { max_retries } => {
-                code != 0 && max_retries.is_none_or(|max| restarts < max)
-            }
+/// Whether a process that exited with `code` after `restarts` earlier restarts
+/// should be started again (a user's stop never gets here).
+pub fn should_restart(policy: Restart, code: i32, restarts: u32) -> bool {
+    match policy {
+        Restart::No => false,
+        Restart::Always | Restart::UnlessStopped => true,
+        Restart::OnFailure { max_retries } => {
+            code != 0 && max_retries.is_none_or(|max| restarts < max)
         }
     }
 }
@@ -120,6 +107,16 @@ pub struct ContainerStatus {
     pub oom_killed: bool,
     pub restarts: u32,
     pub error: Option<String>,
+    /// Healthcheck result; `None` without a healthcheck.
+    pub health: Option<Health>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    Starting,
+    Healthy,
+    Unhealthy,
 }
 
 impl ContainerStatus {

@@ -1,0 +1,415 @@
+//! Carrying out a plan: removals first, then services level by level in
+//! `depends_on` order, the containers of one level concurrently. A failed step
+//! skips its dependents, leaves what runs running, and is reported.
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::container::{self, stack_slice};
+use super::desired::{levels, selected, wants};
+use super::plan::{self, Action, Have, Plan};
+use super::{Ctx, Error, networking};
+use crate::cgroup::Cgroup;
+use crate::model::{DependencyCondition, Stack};
+use crate::supervisor::control::{self, Observed};
+use crate::supervisor::record::{ContainerPaths, ContainerStatus, State};
+
+#[derive(Debug, Clone, Default)]
+pub struct UpOptions {
+    pub plan: plan::Options,
+    /// Only these services (and their dependencies).
+    pub services: Vec<String>,
+    /// `--scale SVC=N`.
+    pub scale: BTreeMap<String, u32>,
+    /// Grace period for containers that are stopped on the way.
+    pub timeout: Option<Duration>,
+}
+
+/// Progress of one step, for the CLI to print.
+#[derive(Debug, Clone)]
+pub enum Event {
+    Begin(Action),
+    Done(Action),
+    Failed(Action, String),
+    Skipped(Action, String),
+}
+
+#[derive(Debug, Default)]
+pub struct UpReport {
+    pub plan: Plan,
+    /// Steps that failed, with why; their dependents were skipped.
+    pub failed: Vec<(String, String)>,
+}
+
+/// What `up` would do, without doing anything.
+pub fn observe_plan(ctx: &Ctx, stack: &Stack, opts: &UpOptions) -> Result<Plan, Error> {
+    let sel = selected(stack, &opts.services);
+    let want = wants(stack, &sel, &opts.scale);
+    let observed = control::observe(&ctx.roots.lib, Some(&stack.name))?;
+    let have: Vec<Have> = observed
+        .iter()
+        // With services named, the others of the file are left alone entirely.
+        .filter(|o| {
+            opts.services.is_empty()
+                || sel.contains(&o.spec.service)
+                || !stack.services.contains_key(&o.spec.service)
+        })
+        .map(have_of)
+        .collect();
+    Ok(plan::plan(&want, &have, opts.plan))
+}
+
+fn have_of(o: &Observed) -> Have {
+    Have {
+        name: o.spec.name.clone(),
+        service: o.spec.service.clone(),
+        index: o.spec.index,
+        hash: o.spec.config_hash.clone(),
+        config: o.spec.config.clone(),
+        running: o.is_up(),
+    }
+}
+
+/// Make the host match `stack`.
+pub fn up(
+    ctx: &Ctx,
+    stack: &Stack,
+    opts: &UpOptions,
+    progress: &(dyn Fn(Event) + Sync),
+) -> Result<UpReport, Error> {
+    let plan = observe_plan(ctx, stack, opts)?;
+    let mut report = UpReport {
+        plan: plan.clone(),
+        failed: Vec::new(),
+    };
+    if plan.is_empty() {
+        return Ok(report);
+    }
+    let slice = Cgroup::open(stack_slice(&stack.name))?;
+    slice.create()?;
+    slice.apply(
+        &serde_json::from_value(super::ocispec::resources(&stack.resources, &stack.name)?)
+            .map_err(|e| Error::Invalid(format!("stack resources: {e}")))?,
+    )?;
+    networking::ensure_networks(&ctx.net, stack)?;
+    let timeout = opts.timeout;
+    let failed: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+    let removals: Vec<&Action> = plan
+        .actions
+        .iter()
+        .filter(|a| matches!(a, Action::Remove { .. }))
+        .collect();
+    std::thread::scope(|s| {
+        for action in removals {
+            let failed = &failed;
+            s.spawn(move || {
+                progress(Event::Begin(action.clone()));
+                let grace = timeout.unwrap_or(Duration::from_secs(10));
+                match container::remove(ctx, action.name(), grace)
+                    .into_iter()
+                    .next()
+                {
+                    None => progress(Event::Done(action.clone())),
+                    Some(e) => {
+                        progress(Event::Failed(action.clone(), e.to_string()));
+                        failed
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push((action.name().to_string(), e.to_string()));
+                    }
+                }
+            });
+        }
+    });
+    let sel = selected(stack, &opts.services);
+    let mut broken: BTreeSet<String> = BTreeSet::new();
+    for level in levels(stack, &sel) {
+        let level_failed: Mutex<Vec<String>> = Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            for service in &level {
+                let svc = &stack.services[service];
+                let actions: Vec<&Action> = plan
+                    .actions
+                    .iter()
+                    .filter(|a| a.service() == service && !matches!(a, Action::Remove { .. }))
+                    .collect();
+                if actions.is_empty() {
+                    continue;
+                }
+                if let Some(dep) = svc.depends_on.keys().find(|d| broken.contains(*d)) {
+                    for a in actions {
+                        progress(Event::Skipped(
+                            a.clone(),
+                            format!("dependency {dep} failed"),
+                        ));
+                    }
+                    level_failed
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(service.clone());
+                    continue;
+                }
+                let (failed, level_failed) = (&failed, &level_failed);
+                s.spawn(move || {
+                    if let Err(e) = wait_for_dependencies(ctx, stack, service) {
+                        for a in &actions {
+                            progress(Event::Skipped((*a).clone(), e.to_string()));
+                        }
+                        failed
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push((service.clone(), e.to_string()));
+                        level_failed
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push(service.clone());
+                        return;
+                    }
+                    std::thread::scope(|s2| {
+                        for action in actions {
+                            s2.spawn(move || {
+                                progress(Event::Begin(action.clone()));
+                                match apply(ctx, stack, action, opts) {
+                                    Ok(()) => progress(Event::Done(action.clone())),
+                                    Err(e) => {
+                                        progress(Event::Failed(action.clone(), e.to_string()));
+                                        failed
+                                            .lock()
+                                            .unwrap_or_else(|p| p.into_inner())
+                                            .push((action.name().to_string(), e.to_string()));
+                                        level_failed
+                                            .lock()
+                                            .unwrap_or_else(|p| p.into_inner())
+                                            .push(service.clone());
+                                    }
+                                }
+                            });
+                        }
+                    });
+                });
+            }
+        });
+        broken.extend(level_failed.into_inner().unwrap_or_else(|p| p.into_inner()));
+    }
+    refresh_hosts(ctx, stack);
+    report.failed = failed.into_inner().unwrap_or_else(|p| p.into_inner());
+    Ok(report)
+}
+
+/// One create/recreate/start step.
+fn apply(ctx: &Ctx, stack: &Stack, action: &Action, opts: &UpOptions) -> Result<(), Error> {
+    let want_for = |name: &str| {
+        let sel = selected(stack, &opts.services);
+        wants(stack, &sel, &opts.scale)
+            .into_iter()
+            .find(|w| w.name == name)
+    };
+    let peers = stack_containers(ctx, stack);
+    match action {
+        Action::Create { name, service } | Action::Recreate { name, service, .. } => {
+            if matches!(action, Action::Recreate { .. }) {
+                let grace = opts
+                    .timeout
+                    .unwrap_or(stack.services[service].stop_grace_period);
+                if let Some(e) = container::remove(ctx, name, grace).into_iter().next() {
+                    return Err(e);
+                }
+            }
+            let want = want_for(name)
+                .ok_or_else(|| Error::Invalid(format!("{name} is not in the plan")))?;
+            container::create(ctx, stack, &stack.services[service], &want, &peers)?;
+            if !opts.plan.no_start {
+                control::spawn_monitor(&ctx.roots, name)?;
+            }
+            Ok(())
+        }
+        Action::Start { name, .. } => Ok(control::spawn_monitor(&ctx.roots, name)?),
+        Action::Remove { name, .. } => {
+            match container::remove(ctx, name, opts.timeout.unwrap_or(Duration::from_secs(10)))
+                .into_iter()
+                .next()
+            {
+                None => Ok(()),
+                Some(e) => Err(e),
+            }
+        }
+    }
+}
+
+fn stack_containers(ctx: &Ctx, stack: &Stack) -> Vec<String> {
+    control::observe(&ctx.roots.lib, Some(&stack.name))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|o| o.spec.name)
+        .collect()
+}
+
+/// Every container's /etc/hosts lists the peers on its networks as they are now.
+fn refresh_hosts(ctx: &Ctx, stack: &Stack) {
+    let names = stack_containers(ctx, stack);
+    for o in control::observe(&ctx.roots.lib, Some(&stack.name)).unwrap_or_default() {
+        let Some(svc) = stack.services.get(&o.spec.service) else {
+            continue;
+        };
+        let endpoints = ctx.net.endpoints(&o.spec.name).unwrap_or_default();
+        if endpoints.is_empty() {
+            continue;
+        }
+        let hostname = svc.hostname.clone().unwrap_or_else(|| o.spec.name.clone());
+        let peers = networking::peers(&ctx.net, &o.spec.name, &endpoints, &names);
+        let text = networking::hosts_text(svc, &hostname, &endpoints, &peers);
+        let path = ContainerPaths::new(&ctx.roots.lib, &o.spec.name)
+            .dir
+            .join("etc/hosts");
+        let _ = networking::rewrite_in_place(&path, &text);
+    }
+}
+
+/// Block until every dependency of `service` meets its `depends_on` condition.
+fn wait_for_dependencies(ctx: &Ctx, stack: &Stack, service: &str) -> Result<(), Error> {
+    let svc = &stack.services[service];
+    for (dep, d) in &svc.depends_on {
+        let fail = |reason: String| Error::Dependency {
+            service: service.to_string(),
+            reason,
+        };
+        let Some(dep_svc) = stack.services.get(dep) else {
+            if d.required {
+                return Err(fail(format!("dependency {dep} is not in the stack")));
+            }
+            continue;
+        };
+        let names: Vec<String> = (1..=dep_svc.replicas)
+            .map(|i| super::desired::container_name(stack, dep_svc, i))
+            .collect();
+        for name in names {
+            let paths = ContainerPaths::new(&ctx.roots.lib, &name);
+            let started = Instant::now();
+            loop {
+                let st = ContainerStatus::read(&paths).unwrap_or_default();
+                let met = match d.condition {
+                    DependencyCondition::ServiceStarted => {
+                        matches!(st.state, State::Running | State::Restarting | State::Exited)
+                    }
+                    DependencyCondition::ServiceCompletedSuccessfully => {
+                        match (st.state, st.exit_code) {
+                            (State::Exited, Some(0)) => true,
+                            (State::Exited | State::Stopped, Some(code)) => {
+                                return Err(fail(format!(
+                                    "dependency {name} exited with code {code}"
+                                )));
+                            }
+                            _ => false,
+                        }
+                    }
+                    DependencyCondition::ServiceHealthy => match st.health {
+                        Some(crate::supervisor::record::Health::Healthy) => true,
+                        Some(crate::supervisor::record::Health::Unhealthy) => {
+                            return Err(fail(format!("dependency {name} is unhealthy")));
+                        }
+                        _ if dep_svc.healthcheck.is_none() => {
+                            return Err(fail(format!(
+                                "dependency {dep} has no healthcheck (condition service_healthy)"
+                            )));
+                        }
+                        _ => false,
+                    },
+                };
+                if met {
+                    break;
+                }
+                if matches!(st.state, State::Exited | State::Stopped)
+                    && d.condition != DependencyCondition::ServiceCompletedSuccessfully
+                {
+                    return Err(fail(format!("dependency {name} is not running")));
+                }
+                if started.elapsed() > Duration::from_secs(3600) {
+                    return Err(fail(format!("gave up waiting for {name}")));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DownOptions {
+    pub remove_orphans: bool,
+    pub volumes: bool,
+    pub timeout: Option<Duration>,
+}
+
+/// Stop and remove a stack's containers, networks and slice (and with
+/// `volumes`, its own volumes). Goes on past failures; returns them all.
+pub fn down(
+    ctx: &Ctx,
+    name: &str,
+    stack: Option<&Stack>,
+    opts: &DownOptions,
+    progress: &(dyn Fn(Event) + Sync),
+) -> Vec<Error> {
+    let observed = match control::observe(&ctx.roots.lib, Some(name)) {
+        Ok(o) => o,
+        Err(e) => return vec![e.into()],
+    };
+    let in_file = |svc: &str| stack.is_none_or(|s| s.services.contains_key(svc));
+    let errors: Mutex<Vec<Error>> = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for o in observed
+            .iter()
+            .filter(|o| opts.remove_orphans || in_file(&o.spec.service))
+        {
+            let errors = &errors;
+            s.spawn(move || {
+                let action = Action::Remove {
+                    name: o.spec.name.clone(),
+                    service: o.spec.service.clone(),
+                    reason: "down".into(),
+                };
+                progress(Event::Begin(action.clone()));
+                let grace = opts.timeout.unwrap_or(Duration::from_secs(10));
+                let errs = container::remove(ctx, &o.spec.name, grace);
+                match errs.first() {
+                    None => progress(Event::Done(action)),
+                    Some(e) => progress(Event::Failed(action, e.to_string())),
+                }
+                errors
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .extend(errs);
+            });
+        }
+    });
+    let mut errors = errors.into_inner().unwrap_or_else(|p| p.into_inner());
+    let left = control::observe(&ctx.roots.lib, Some(name))
+        .map(|o| o.len())
+        .unwrap_or(0);
+    if left == 0 {
+        if let Err(e) = ctx.net.remove_stack(name) {
+            errors.push(e.into());
+        }
+        match Cgroup::open(stack_slice(name)).and_then(|c| c.remove()) {
+            Err(e) if !e.is_not_found() => errors.push(e.into()),
+            _ => {}
+        }
+        // The parent slice is shared by every stack: remove it only when empty.
+        if let Ok(parent) = Cgroup::open("stack.slice") {
+            let _ = parent.remove();
+        }
+        if opts.volumes {
+            let declared: Vec<(String, crate::storage::VolumeSpec)> = stack
+                .map(|s| {
+                    s.volumes
+                        .iter()
+                        .map(|(k, v)| (k.clone(), super::mounts::volume_spec(v)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if let Err(e) = ctx.volumes.remove_for_stack(name, &declared) {
+                errors.push(e.into());
+            }
+        }
+    }
+    errors
+}

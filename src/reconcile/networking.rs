@@ -1,0 +1,282 @@
+//! A container's place on the stack's networks: its own network namespace,
+//! interfaces and addresses, published ports, and the /etc files that name them.
+use std::net::IpAddr;
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use super::Error;
+use crate::model::{NetworkMode, Port, Protocol, Service, Stack};
+use crate::network::files::{self, HostEntry, ResolvConf};
+use crate::network::{
+    Attachment, Cidr4, Endpoint, Manager, NetworkSpec, PortMapping, Proto, PublishedPort, sandbox,
+};
+
+/// The network module's view of a declared network.
+fn network_spec(stack: &Stack, key: &str) -> Result<NetworkSpec, Error> {
+    let n = &stack.networks[key];
+    let ipam = n.ipam.first();
+    let cidr = |s: &str| {
+        s.parse::<Cidr4>()
+            .map_err(|_| Error::Invalid(format!("network {key}: {s} is not an IPv4 subnet")))
+    };
+    Ok(NetworkSpec {
+        stack: stack.name.clone(),
+        name: key.to_string(),
+        bridge: n.bridge_name.clone(),
+        subnet: ipam.map(|c| cidr(&c.subnet)).transpose()?,
+        gateway: ipam.and_then(|c| match c.gateway {
+            Some(IpAddr::V4(g)) => Some(g),
+            _ => None,
+        }),
+        ip_range: ipam
+            .and_then(|c| c.ip_range.as_deref())
+            .map(cidr)
+            .transpose()?,
+        internal: n.internal,
+        enable_ipv6: n.enable_ipv6,
+        mtu: n.mtu,
+        labels: n.labels.clone(),
+    })
+}
+
+/// Create (or find) every network a service of the stack joins.
+pub fn ensure_networks(net: &Manager, stack: &Stack) -> Result<(), Error> {
+    let used: std::collections::BTreeSet<&String> = stack
+        .services
+        .values()
+        .filter(|s| s.network_mode == NetworkMode::Bridge)
+        .flat_map(|s| s.networks.keys())
+        .collect();
+    for key in used {
+        let decl = &stack.networks[key];
+        if decl.external {
+            if net.network(&stack.name, key)?.is_none()
+                && net.networks()?.iter().all(|n| n.name != decl.name)
+            {
+                return Err(Error::Invalid(format!(
+                    "external network {} does not exist; create it first",
+                    decl.name
+                )));
+            }
+            continue;
+        }
+        net.ensure_network(&network_spec(stack, key)?)?;
+    }
+    Ok(())
+}
+
+/// What networking gave a container.
+#[derive(Debug, Default)]
+pub struct Wired {
+    /// Join this namespace (`None`: the host's, for `network_mode: host`).
+    pub netns: Option<std::path::PathBuf>,
+    pub endpoints: Vec<Endpoint>,
+    pub published: Vec<PublishedPort>,
+}
+
+/// Give container `name` of `svc` its network namespace, interfaces and ports.
+pub fn wire(
+    net: &Manager,
+    run: &Path,
+    stack: &Stack,
+    svc: &Service,
+    name: &str,
+) -> Result<Wired, Error> {
+    match &svc.network_mode {
+        NetworkMode::Host => Ok(Wired::default()),
+        NetworkMode::Service(other) => {
+            let first = super::desired::container_name(stack, &stack.services[other], 1);
+            let path = sandbox::path(run, &first);
+            if !sandbox::is_namespace(&path) {
+                return Err(Error::Invalid(format!(
+                    "service {}: network_mode service:{other}, but {first} has no network namespace (is it running?)",
+                    svc.name
+                )));
+            }
+            Ok(Wired {
+                netns: Some(path),
+                ..Default::default()
+            })
+        }
+        NetworkMode::None => {
+            let path = sandbox::path(run, name);
+            sandbox::create(&path).map_err(|e| Error::Io {
+                what: format!("network namespace {}", path.display()),
+                source: e,
+            })?;
+            net.loopback_only(&path)?;
+            Ok(Wired {
+                netns: Some(path),
+                ..Default::default()
+            })
+        }
+        NetworkMode::Bridge => {
+            let path = sandbox::path(run, name);
+            sandbox::create(&path).map_err(|e| Error::Io {
+                what: format!("network namespace {}", path.display()),
+                source: e,
+            })?;
+            let attachments: Vec<Attachment> = svc
+                .networks
+                .iter()
+                .map(|(key, sn)| {
+                    let mut aliases = vec![svc.name.clone(), name.to_string()];
+                    aliases.extend(sn.aliases.iter().cloned());
+                    Attachment {
+                        stack: stack.name.clone(),
+                        network: key.clone(),
+                        aliases,
+                        ipv4: sn.ipv4_address,
+                    }
+                })
+                .collect();
+            let endpoints = net.attach(name, &path, &attachments)?;
+            let ports = port_mappings(&svc.ports)?;
+            let published = match endpoints.first() {
+                Some(ep) if !ports.is_empty() => net.publish(&stack.name, name, &ports, ep.ipv4)?,
+                _ => Vec::new(),
+            };
+            Ok(Wired {
+                netns: Some(path),
+                endpoints,
+                published,
+            })
+        }
+    }
+}
+
+fn port_mappings(ports: &[Port]) -> Result<Vec<PortMapping>, Error> {
+    ports
+        .iter()
+        .map(|p| {
+            let proto = match p.protocol {
+                Protocol::Tcp => Proto::Tcp,
+                Protocol::Udp => Proto::Udp,
+                Protocol::Sctp => {
+                    return Err(Error::Invalid("sctp ports are not supported".into()));
+                }
+            };
+            let host_ip = match p.host_ip {
+                None => None,
+                Some(IpAddr::V4(ip)) => Some(ip),
+                Some(IpAddr::V6(ip)) => {
+                    return Err(Error::Invalid(format!(
+                        "IPv6 publish address {ip} is not supported yet"
+                    )));
+                }
+            };
+            Ok(PortMapping {
+                host_ip,
+                host_port: p.published.unwrap_or(0),
+                container_port: p.target,
+                proto,
+            })
+        })
+        .collect()
+}
+
+/// Undo [`wire`]; what is already gone counts as done.
+pub fn unwire(net: &Manager, run: &Path, name: &str) -> Vec<Error> {
+    let mut errors = Vec::new();
+    if let Err(e) = net.unpublish(name) {
+        errors.push(e.into());
+    }
+    if let Err(e) = net.detach(name) {
+        errors.push(e.into());
+    }
+    if let Err(e) = sandbox::remove(&sandbox::path(run, name)) {
+        errors.push(Error::Io {
+            what: format!("network namespace of {name}"),
+            source: e,
+        });
+    }
+    errors
+}
+
+/// /etc/hosts entries for the containers sharing a network with `endpoints`:
+/// their service names, container names and aliases. Service names resolve
+/// through these without a resolver process.
+pub fn peers(net: &Manager, me: &str, endpoints: &[Endpoint], others: &[String]) -> Vec<HostEntry> {
+    let mine: Vec<(&str, &str)> = endpoints
+        .iter()
+        .map(|e| (e.stack.as_str(), e.network.as_str()))
+        .collect();
+    let mut out = Vec::new();
+    for other in others.iter().filter(|o| o.as_str() != me) {
+        for e in net.endpoints(other).unwrap_or_default() {
+            if mine.contains(&(e.stack.as_str(), e.network.as_str())) {
+                out.push(HostEntry {
+                    addr: IpAddr::V4(e.ipv4),
+                    names: e.aliases.clone(),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The text of a container's /etc/hosts.
+pub fn hosts_text(
+    svc: &Service,
+    hostname: &str,
+    endpoints: &[Endpoint],
+    peers: &[HostEntry],
+) -> String {
+    let own: Vec<HostEntry> = endpoints
+        .iter()
+        .map(|e| HostEntry {
+            addr: IpAddr::V4(e.ipv4),
+            names: vec![hostname.to_string()],
+        })
+        .collect();
+    let mut extra = peers.to_vec();
+    extra.extend(svc.extra_hosts.iter().map(|h| HostEntry {
+        addr: h.ip,
+        names: vec![h.host.clone()],
+    }));
+    let gateway = endpoints.first().map(|e| IpAddr::V4(e.gateway));
+    files::hosts(&own, gateway, &extra)
+}
+
+/// /etc/hosts, /etc/hostname and /etc/resolv.conf of a container, written into
+/// its directory and bind-mounted.
+pub fn etc_files(
+    dir: &Path,
+    svc: &Service,
+    hostname: &str,
+    hosts: String,
+) -> Result<Vec<Value>, Error> {
+    let resolv = ResolvConf {
+        dns: svc.dns.iter().filter_map(|d| d.parse().ok()).collect(),
+        embedded: None,
+        host: std::fs::read_to_string("/etc/resolv.conf").ok(),
+        search: svc.dns_search.clone(),
+        options: svc.dns_opt.clone(),
+    };
+    let etc = dir.join("etc");
+    let write = |name: &str, text: String| -> Result<Value, Error> {
+        let p = etc.join(name);
+        crate::state::write_atomic(&p, text.as_bytes()).map_err(|e| Error::Io {
+            what: p.display().to_string(),
+            source: e,
+        })?;
+        Ok(
+            json!({"destination": format!("/etc/{name}"), "type": "bind", "source": p, "options": ["rbind", "rprivate"]}),
+        )
+    };
+    Ok(vec![
+        write("hosts", hosts)?,
+        write("hostname", files::hostname(hostname))?,
+        write("resolv.conf", files::resolv_conf(&resolv))?,
+    ])
+}
+
+/// Rewrite a running container's /etc/hosts in place: the bind mount pins the
+/// file's inode, so a rename would not be seen.
+pub fn rewrite_in_place(path: &Path, text: &str) -> std::io::Result<()> {
+    if std::fs::read_to_string(path).is_ok_and(|old| old == text) {
+        return Ok(());
+    }
+    std::fs::write(path, text)
+}
