@@ -49,7 +49,7 @@ pub fn create(path: &Path) -> io::Result<()> {
 /// Whether `path` holds a mounted network namespace.
 pub fn is_namespace(path: &Path) -> bool {
     // nsfs files report the NSFS_MAGIC file system type.
-    nix::sys::statfs::statfs(path).is_ok_and(|s| s.filesystem_type().0 as i64 == 0x6e73_6673)
+    nix::sys::statfs::statfs(path).is_ok_and(|s| s.filesystem_type().0 == 0x6e73_6673)
 }
 
 /// Unmount and delete; a missing namespace is success.

@@ -328,11 +328,7 @@ fn read_db(rootfs: &Path, rel: &str) -> String {
     }
 }
 
-fn lookup<'a>(
-    db: &'a str,
-    min_fields: usize,
-    pred: impl Fn(&[&str]) -> bool,
-) -> Option<Vec<&'a str>> {
+fn lookup(db: &str, min_fields: usize, pred: impl Fn(&[&str]) -> bool) -> Option<Vec<&str>> {
     db.lines()
         .map(|l| l.split(':').collect::<Vec<_>>())
         .find(|f| f.len() > min_fields && pred(f))

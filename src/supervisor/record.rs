@@ -151,18 +151,22 @@ mod tests {
 
     #[test]
     fn restart_policies() {
-        assert!(!Restart::No.should_restart(1, 0));
-        assert!(Restart::Always.should_restart(0, 100));
-        assert!(Restart::UnlessStopped.should_restart(0, 0));
+        assert!(!should_restart(Restart::No, 1, 0));
+        assert!(should_restart(Restart::Always, 0, 100));
+        assert!(should_restart(Restart::UnlessStopped, 0, 0));
         let on_failure = Restart::OnFailure {
             max_retries: Some(2),
         };
         assert!(
-            !on_failure.should_restart(0, 0),
+            !should_restart(on_failure, 0, 0),
             "a clean exit is not a failure"
         );
-        assert!(on_failure.should_restart(1, 1));
-        assert!(!on_failure.should_restart(1, 2), "max retries reached");
-        assert!(Restart::OnFailure { max_retries: None }.should_restart(3, 1000));
+        assert!(should_restart(on_failure, 1, 1));
+        assert!(!should_restart(on_failure, 1, 2), "max retries reached");
+        assert!(should_restart(
+            Restart::OnFailure { max_retries: None },
+            3,
+            1000
+        ));
     }
 }
