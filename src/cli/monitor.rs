@@ -37,6 +37,9 @@ pub fn run(global: &GlobalOpts, args: MonitorArgs) -> anyhow::Result<ExitCode> {
     let null = File::options().read(true).write(true).open("/dev/null")?;
     nix::unistd::dup2_stdout(&null)?;
     let ready = File::from(ready_fd);
+    // Processes of the container's pid namespace outlive its init by a moment;
+    // as their subreaper we reap them before recording the exit.
+    nix::sys::prctl::set_child_subreaper(true)?;
     // Do not pin the directory `stack up` ran in.
     std::env::set_current_dir("/")?;
     let runtime = Runtime::new(roots.run.join("runtime"));

@@ -169,6 +169,14 @@ pub fn stop_with(
     let Some(pid) = status.monitor_pid.filter(|_| monitor_alive(&status)) else {
         return Ok(false);
     };
+    // The grace period of this stop (`-t`) overrides the file's for the monitor.
+    let grace_ms = grace.as_millis().to_string();
+    crate::state::write_atomic(&paths.stop_request(), grace_ms.as_bytes()).map_err(|source| {
+        Error::Read {
+            name: name.into(),
+            source,
+        }
+    })?;
     let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
     let until = Instant::now() + grace + Duration::from_secs(5);
     let mut forced = false;

@@ -75,6 +75,10 @@ impl Launcher for RuntimeLauncher {
     fn kill_all(&mut self) {
         let _ = self.runtime.kill(&self.id, Signal::SIGKILL, true);
     }
+
+    fn reaps_orphans(&self) -> bool {
+        true
+    }
 }
 
 /// An error with its causes, on one line.

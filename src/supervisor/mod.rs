@@ -8,11 +8,16 @@ pub mod logs;
 pub mod monitor;
 pub mod record;
 
-/// Start time of a process in clock ticks since boot (`/proc/<pid>/stat` field
-/// 22): a pid plus its start time names a process across pid reuse.
+/// Start time of a live process in clock ticks since boot (`/proc/<pid>/stat`
+/// field 22): a pid plus its start time names a process across pid reuse.
+/// `None` for a process that is gone or a zombie (exited, not yet reaped by a
+/// parent that may be slow to do so, such as PID 1).
 pub fn proc_start_time(pid: i32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces and parentheses: fields start after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    rest.split_whitespace().nth(19)?.parse().ok()
+    let mut fields = stat[stat.rfind(')')? + 2..].split_whitespace();
+    if matches!(fields.next(), Some("Z" | "X")) {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
 }

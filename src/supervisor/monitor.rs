@@ -36,6 +36,11 @@ pub trait Launcher {
     fn reap(&mut self) -> bool;
     /// SIGKILL every process of the container.
     fn kill_all(&mut self);
+    /// Whether this process is the subreaper of the container's processes, so
+    /// it must reap every child, not just the init.
+    fn reaps_orphans(&self) -> bool {
+        false
+    }
 }
 
 /// How one run of the container ended.
@@ -156,7 +161,15 @@ pub fn run(
         status.write(paths)?;
         report(&mut ready, "ok");
         let started = Instant::now();
-        let outcome = supervise(pid, [out_r, err_r], spec, &mut signals, &mut log, launcher)?;
+        let outcome = supervise(
+            paths,
+            pid,
+            [out_r, err_r],
+            spec,
+            &mut signals,
+            &mut log,
+            launcher,
+        )?;
         status.oom_killed = launcher.reap();
         status.pid = None;
         status.exit_code = Some(outcome.exit_code);
@@ -190,6 +203,7 @@ fn report(ready: &mut Option<File>, line: &str) {
 
 /// Wait for the container's init to exit, storing its output meanwhile.
 fn supervise(
+    paths: &ContainerPaths,
     pid: i32,
     pipes: [OwnedFd; 2],
     spec: &ContainerSpec,
@@ -201,13 +215,16 @@ fn supervise(
     let mut exit_code = None;
     let mut stop_requested = false;
     let mut kill_at: Option<Instant> = None;
-    // After the init exits, its descendants are gone too (pid namespace) but a
+    // After the init exits, the kernel kills the rest of its pid namespace; we
+    // reap them (as their subreaper) so none outlives the record of the exit. A
     // process outside could still hold a pipe: drain for a bounded time only.
     let mut drain_until: Option<Instant> = None;
+    let reap_all = launcher.reaps_orphans();
+    let mut children_left = true;
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         if exit_code.is_some()
-            && (open.iter().all(Option::is_none)
+            && ((open.iter().all(Option::is_none) && !children_left)
                 || drain_until.is_some_and(|t| Instant::now() >= t))
         {
             log.flush_partial()?;
@@ -261,14 +278,16 @@ fn supervise(
             stop_requested = true;
             let sig = Signal::try_from(spec.stop_signal).unwrap_or(Signal::SIGTERM);
             let _ = kill(Pid::from_raw(pid), sig);
-            kill_at = Some(Instant::now() + spec.stop_grace);
+            kill_at = Some(Instant::now() + stop_grace(paths, spec));
         }
         if kill_at.is_some_and(|t| Instant::now() >= t) && exit_code.is_none() {
             launcher.kill_all();
             kill_at = None;
         }
+        let (code, left) = reap(pid, reap_all)?;
+        children_left = left;
         if exit_code.is_none()
-            && let Some(code) = try_wait(pid)?
+            && let Some(code) = code
         {
             exit_code = Some(code);
             kill_at = None;
@@ -282,14 +301,34 @@ fn borrowed(fd: i32) -> std::os::fd::BorrowedFd<'static> {
     unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
 }
 
-/// The exit code of `pid` if it has exited (128+N for a signal, as shells do).
-fn try_wait(pid: i32) -> io::Result<Option<i32>> {
-    match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
-        Ok(WaitStatus::Exited(_, code)) => Ok(Some(code)),
-        Ok(WaitStatus::Signaled(_, sig, _)) => Ok(Some(128 + sig as i32)),
-        Ok(_) => Ok(None),
-        Err(Errno::ECHILD) => Ok(Some(255)),
-        Err(e) => Err(e.into()),
+/// The grace period of a stop: the stopper's (`-t`), else the file's.
+fn stop_grace(paths: &ContainerPaths, spec: &ContainerSpec) -> Duration {
+    let asked = std::fs::read_to_string(paths.stop_request())
+        .ok()
+        .and_then(|s| s.trim().parse().ok());
+    let _ = std::fs::remove_file(paths.stop_request());
+    asked.map_or(spec.stop_grace, Duration::from_millis)
+}
+
+/// Reap exited children: the exit code of `init` if it exited (128+N for a
+/// signal, as shells do), and whether children remain. Without `all`, only
+/// `init` is waited for (other children belong to someone else).
+fn reap(init: i32, all: bool) -> io::Result<(Option<i32>, bool)> {
+    let target = Pid::from_raw(if all { -1 } else { init });
+    let mut code = None;
+    loop {
+        match waitpid(target, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => return Ok((code, true)),
+            Ok(WaitStatus::Exited(p, c)) if p.as_raw() == init => code = Some(c),
+            Ok(WaitStatus::Signaled(p, sig, _)) if p.as_raw() == init => {
+                code = Some(128 + sig as i32)
+            }
+            Ok(_) if !all => return Ok((code, code.is_none())),
+            Ok(_) => {}
+            Err(Errno::ECHILD) => return Ok((code.or(if all { None } else { Some(255) }), false)),
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
 }
 

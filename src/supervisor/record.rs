@@ -39,6 +39,11 @@ impl ContainerPaths {
     pub fn log(&self) -> PathBuf {
         self.dir.join("container.log")
     }
+    /// A stop in progress: the grace period in milliseconds that the stopper
+    /// asked for (written before it signals the monitor).
+    pub fn stop_request(&self) -> PathBuf {
+        self.dir.join("stop-request")
+    }
     pub fn bundle(&self) -> PathBuf {
         self.dir.join("bundle")
     }

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Fail loudly (never skip) when a root test runs without root.
+pub mod stack;
+
 pub fn require_root() {
     assert!(
         nix_uid_is_root(),

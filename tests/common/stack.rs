@@ -1,0 +1,182 @@
+//! A stack under test: its own state root and file, `stack` run as a process,
+//! `down` and a leak check when it goes out of scope (also on failure).
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use super::{busybox_oci_layout, require_root, stack_bin, unique};
+
+/// One busybox OCI layout per test binary.
+pub fn image() -> &'static Path {
+    static IMAGE: OnceLock<PathBuf> = OnceLock::new();
+    IMAGE.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("stack-test-image-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        busybox_oci_layout(&dir)
+    })
+}
+
+pub struct TestStack {
+    pub dir: tempfile::TempDir,
+    pub name: String,
+}
+
+impl TestStack {
+    /// `body` is the stack file without `name`; `{IMAGE}` stands for the busybox image.
+    pub fn new(body: &str) -> TestStack {
+        require_root();
+        let dir = tempfile::tempdir().unwrap();
+        let name = unique("t");
+        let t = TestStack { dir, name };
+        t.write(body);
+        t
+    }
+
+    pub fn write(&self, body: &str) {
+        let image = format!("oci:{}:latest", image().display());
+        let text = format!(
+            "name = \"{}\"\n{}",
+            self.name,
+            body.replace("{IMAGE}", &image)
+        );
+        std::fs::write(self.file(), text).unwrap();
+    }
+
+    pub fn file(&self) -> PathBuf {
+        self.dir.path().join("stack.toml")
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        Command::new(stack_bin())
+            .arg("--root")
+            .arg(self.root())
+            .arg("-f")
+            .arg(self.file())
+            .args(args)
+            .current_dir(self.dir.path())
+            .output()
+            .unwrap()
+    }
+
+    /// Run and require success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "stack {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `ps -a --format json` rows.
+    pub fn ps(&self) -> Vec<serde_json::Value> {
+        serde_json::from_str(&self.ok(&["ps", "-a", "--format", "json"])).unwrap()
+    }
+
+    pub fn row(&self, container: &str) -> serde_json::Value {
+        self.ps()
+            .into_iter()
+            .find(|r| r["name"] == container)
+            .unwrap_or_else(|| panic!("no container {container}"))
+    }
+
+    pub fn container(&self, service: &str, n: u32) -> String {
+        format!("{}-{service}-{n}", self.name)
+    }
+
+    /// Poll `cond` for up to `secs` seconds.
+    pub fn wait_for(&self, secs: u64, what: &str, cond: impl Fn() -> bool) {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        while std::time::Instant::now() < until {
+            if cond() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("timed out waiting for {what}; ps: {:?}", self.ps());
+    }
+
+    /// Bring the stack down and check that nothing of it is left on the host.
+    pub fn down_and_check(&self) {
+        self.ok(&["down", "-v", "-t", "1"]);
+        assert_no_leaks(&self.root(), &self.name);
+    }
+}
+
+impl Drop for TestStack {
+    fn drop(&mut self) {
+        let _ = self.run(&["down", "-v", "-t", "1"]);
+        if !std::thread::panicking() {
+            assert_no_leaks(&self.root(), &self.name);
+        }
+    }
+}
+
+/// Nothing of stack `name` under state root `root` is left: no process, cgroup,
+/// mount, link, nftables rule or container state.
+pub fn assert_no_leaks(root: &Path, name: &str) {
+    for hierarchy in ["memory", "pids", "cpu", "unified", ""] {
+        let dir = Path::new("/sys/fs/cgroup")
+            .join(hierarchy)
+            .join("stack.slice")
+            .join(format!("{name}.slice"));
+        assert!(!dir.exists(), "cgroup left behind: {}", dir.display());
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let root_s = root.display().to_string();
+    let left: Vec<&str> = mounts.lines().filter(|l| l.contains(&root_s)).collect();
+    assert!(left.is_empty(), "mounts left behind: {left:#?}");
+    let containers = root.join("lib/containers");
+    let entries: Vec<_> = std::fs::read_dir(&containers)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        entries.is_empty(),
+        "container state left behind: {entries:?}"
+    );
+    let netns: Vec<_> = std::fs::read_dir(root.join("run/netns"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        netns.is_empty(),
+        "network namespaces left behind: {netns:?}"
+    );
+    if let Ok(state) = std::fs::read_to_string(root.join("lib/network/state.json")) {
+        let v: serde_json::Value = serde_json::from_str(&state).unwrap();
+        if let Some(id) = v["root_id"].as_str() {
+            let links = Command::new("ip").args(["-o", "link"]).output().unwrap();
+            let links = String::from_utf8_lossy(&links.stdout);
+            let prefix = format!("s{id}");
+            let left: Vec<&str> = links
+                .lines()
+                .filter(|l| l.split(": ").nth(1).is_some_and(|n| n.starts_with(&prefix)))
+                .collect();
+            assert!(left.is_empty(), "links left behind: {left:#?}");
+            let tables = Command::new("nft")
+                .args(["list", "tables"])
+                .output()
+                .unwrap();
+            let tables = String::from_utf8_lossy(&tables.stdout);
+            assert!(
+                !tables.contains(&format!("stack_{id}")),
+                "nftables table left behind: {tables}"
+            );
+        }
+    }
+    let procs = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "grep -l 'stack.slice/{name}.slice' /proc/[0-9]*/cgroup 2>/dev/null"
+        ))
+        .output()
+        .unwrap();
+    let procs = String::from_utf8_lossy(&procs.stdout);
+    assert!(procs.trim().is_empty(), "processes left behind: {procs}");
+}

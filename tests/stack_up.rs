@@ -1,0 +1,208 @@
+//! `stack up` / `ps` / `logs` / `down` with real containers (root).
+mod common;
+
+use std::time::Duration;
+
+use common::stack::TestStack;
+
+fn logs(t: &TestStack) -> String {
+    t.ok(&["logs", "--no-color"])
+}
+
+#[test]
+fn up_runs_an_isolated_limited_service_and_down_leaves_nothing() {
+    let t = TestStack::new(
+        r#"
+[services.hello]
+image = "{IMAGE}"
+command = ["sh", "-c", "echo hello from $$(hostname) pid $$$$; ls /sys/class/net; sleep 3600"]
+mem_limit = "64M"
+pids_limit = 50
+"#,
+    );
+    t.ok(&["up", "-d"]);
+    let name = t.container("hello", 1);
+    let row = t.row(&name);
+    assert_eq!(row["state"], "running", "{row}");
+    t.wait_for(10, "output", || logs(&t).contains("hello from"));
+    let out = logs(&t);
+    assert!(
+        out.contains(&format!("hello from {name} pid 1")),
+        "own hostname, PID 1 in its namespace: {out}"
+    );
+    assert!(
+        out.contains("eth0") && out.contains("lo"),
+        "own network interfaces: {out}"
+    );
+    let cg = format!(
+        "/sys/fs/cgroup/memory/stack.slice/{}.slice/hello-1/memory.limit_in_bytes",
+        t.name
+    );
+    assert_eq!(
+        std::fs::read_to_string(cg).unwrap().trim(),
+        (64 * 1024 * 1024).to_string()
+    );
+    let pids = format!(
+        "/sys/fs/cgroup/pids/stack.slice/{}.slice/hello-1/pids.max",
+        t.name
+    );
+    assert_eq!(std::fs::read_to_string(pids).unwrap().trim(), "50");
+    t.down_and_check();
+    assert!(t.ps().is_empty());
+}
+
+#[test]
+fn a_second_up_without_change_does_nothing_and_an_edit_recreates_only_that_service() {
+    let body = |b_env: &str| {
+        format!(
+            r#"
+[services.a]
+image = "{{IMAGE}}"
+command = ["sleep", "3600"]
+init = false
+
+[services.b]
+image = "{{IMAGE}}"
+command = ["sleep", "3600"]
+environment = {{ LOG_LEVEL = "{b_env}" }}
+"#
+        )
+    };
+    let t = TestStack::new(&body("info"));
+    t.ok(&["up", "-d"]);
+    let (a, b) = (t.container("a", 1), t.container("b", 1));
+    let pid = |n: &str| t.row(n)["pid"].as_i64().unwrap();
+    let (a1, b1) = (pid(&a), pid(&b));
+    let out = t.run(&["up", "-d"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to do"));
+    assert_eq!((pid(&a), pid(&b)), (a1, b1));
+    t.write(&body("debug"));
+    let plan = t.ok(&["plan"]);
+    assert_eq!(
+        plan.trim(),
+        format!("recreate {b}: environment.LOG_LEVEL changed")
+    );
+    t.ok(&["up", "-d", "-t", "1"]);
+    assert_eq!(pid(&a), a1, "a was not touched");
+    assert_ne!(pid(&b), b1, "b was recreated");
+    t.down_and_check();
+}
+
+#[test]
+fn on_failure_restarts_up_to_the_limit_and_records_the_exit_code() {
+    let t = TestStack::new(
+        r#"
+[services.flaky]
+image = "{IMAGE}"
+command = ["sh", "-c", "echo try; exit 3"]
+restart = "on-failure:2"
+"#,
+    );
+    t.ok(&["up", "-d"]);
+    let name = t.container("flaky", 1);
+    t.wait_for(20, "the last exit", || t.row(&name)["state"] == "exited");
+    let row = t.row(&name);
+    assert_eq!(
+        (row["exit_code"].as_i64(), row["restarts"].as_i64()),
+        (Some(3), Some(2)),
+        "{row}"
+    );
+    assert_eq!(logs(&t).matches("try").count(), 3);
+    t.down_and_check();
+}
+
+#[test]
+fn a_container_killed_by_its_memory_limit_shows_oomkilled() {
+    let t = TestStack::new(
+        r#"
+[services.hog]
+image = "{IMAGE}"
+command = ["sh", "-c", "dd if=/dev/zero of=/dev/null bs=64M count=1"]
+mem_limit = "16M"
+memswap_limit = "16M"
+"#,
+    );
+    t.ok(&["up", "-d"]);
+    let name = t.container("hog", 1);
+    t.wait_for(20, "the OOM kill", || t.row(&name)["state"] == "exited");
+    let row = t.row(&name);
+    assert_eq!(
+        (row["exit_code"].as_i64(), row["oom_killed"].as_bool()),
+        (Some(137), Some(true)),
+        "{row}"
+    );
+    let ps = t.ok(&["ps", "-a"]);
+    assert!(ps.contains("137, OOMKilled"), "{ps}");
+    t.down_and_check();
+}
+
+#[test]
+fn depends_on_orders_start_and_waits_for_completion() {
+    let t = TestStack::new(
+        r#"
+[services.setup]
+image = "{IMAGE}"
+command = ["sh", "-c", "sleep 0.5; echo ready > /data/flag"]
+volumes = ["data:/data"]
+
+[services.app]
+image = "{IMAGE}"
+command = ["sh", "-c", "cat /data/flag; sleep 3600"]
+volumes = ["data:/data"]
+depends_on = { setup = { condition = "service_completed_successfully" } }
+
+[volumes.data]
+"#,
+    );
+    t.ok(&["up", "-d"]);
+    t.wait_for(10, "app output", || logs(&t).contains("ready"));
+    t.down_and_check();
+}
+
+#[test]
+fn a_bad_file_is_rejected_with_its_location_and_changes_nothing() {
+    let t = TestStack::new(
+        r#"
+[services.web]
+image = "{IMAGE}"
+mem_limit = "lots"
+"#,
+    );
+    let out = t.run(&["up", "-d"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("stack.toml:5:13"), "{err}");
+    assert!(
+        !t.root().join("lib/containers").exists()
+            || std::fs::read_dir(t.root().join("lib/containers"))
+                .unwrap()
+                .next()
+                .is_none()
+    );
+}
+
+#[test]
+fn stop_signal_and_grace_period_are_honoured() {
+    let t = TestStack::new(
+        r#"
+[services.svc]
+image = "{IMAGE}"
+command = ["sh", "-c", "trap 'echo got USR1 > /out/sig; exit 0' USR1; while :; do sleep 0.1; done"]
+stop_signal = "SIGUSR1"
+stop_grace_period = "5s"
+volumes = ["./out:/out"]
+"#,
+    );
+    t.ok(&["up", "-d"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    t.down_and_check();
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "the stop signal ended it, not the grace period"
+    );
+    assert_eq!(
+        std::fs::read_to_string(t.dir.path().join("out/sig")).unwrap(),
+        "got USR1\n"
+    );
+}
