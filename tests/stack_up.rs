@@ -206,3 +206,28 @@ volumes = ["./out:/out"]
         "got USR1\n"
     );
 }
+
+#[test]
+fn init_is_pid_1_and_forwards_the_stop_signal() {
+    let t = TestStack::new(
+        r#"
+[services.app]
+image = "{IMAGE}"
+command = ["sh", "-c", "tr '\\0' ' ' < /proc/1/cmdline; echo; (sleep 0.1 &); exec sleep 3600"]
+init = true
+"#,
+    );
+    t.ok(&["up", "-d"]);
+    t.wait_for(10, "output", || logs(&t).contains("stack-init"));
+    assert!(
+        logs(&t).contains("/sbin/stack-init -- sh -c"),
+        "{}",
+        logs(&t)
+    );
+    let started = std::time::Instant::now();
+    t.ok(&["down", "-t", "10"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "sleep got SIGTERM through the init, no 10 s wait"
+    );
+}

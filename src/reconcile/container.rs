@@ -99,6 +99,13 @@ fn build(
         mounts::service_mounts(&ctx.volumes, stack, svc, &rootfs, owner)?;
     ctx.volumes.hold(&want.name, &used_volumes)?;
     oci_mounts.extend(mounts::file_mounts(stack, svc, &paths.dir, owner)?);
+    if svc.init {
+        let init = crate::supervisor::init::install(&ctx.roots.lib).map_err(io(&ctx.roots.lib))?;
+        oci_mounts.push(serde_json::json!({
+            "destination": crate::supervisor::init::CONTAINER_PATH, "type": "bind", "source": init,
+            "options": ["bind", "ro", "nosuid", "nodev"],
+        }));
+    }
     let wired = networking::wire(&ctx.net, &ctx.roots.run, stack, svc, &want.name)?;
     let hostname = svc.hostname.clone().unwrap_or_else(|| want.name.clone());
     let peer_entries = networking::peers(&ctx.net, &want.name, &wired.endpoints, peers);

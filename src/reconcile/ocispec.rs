@@ -173,7 +173,7 @@ pub fn build(svc: &Service, inp: &Inputs) -> Result<Spec, Error> {
         "process": {
             "terminal": svc.tty,
             "user": { "uid": uid, "gid": gid, "additionalGids": extra_gids },
-            "args": args(svc, inp.image)?,
+            "args": with_init(svc, args(svc, inp.image)?),
             "env": env(svc, inp.image, &hostname),
             "cwd": svc.working_dir.clone().or_else(|| inp.image.and_then(|c| c.working_dir().clone())).filter(|s| !s.is_empty()).unwrap_or_else(|| "/".into()),
             "capabilities": { "bounding": caps, "effective": caps, "permitted": caps },
@@ -239,6 +239,19 @@ fn args(svc: &Service, image: Option<&ImageConfig>) -> Result<Vec<String>, Error
         });
     }
     Ok(args)
+}
+
+/// `init: true`: stack-init runs as PID 1 and starts the command.
+fn with_init(svc: &Service, args: Vec<String>) -> Vec<String> {
+    if !svc.init {
+        return args;
+    }
+    let mut out = vec![
+        crate::supervisor::init::CONTAINER_PATH.to_string(),
+        "--".to_string(),
+    ];
+    out.extend(args);
+    out
 }
 
 fn env(svc: &Service, image: Option<&ImageConfig>, hostname: &str) -> Vec<String> {
