@@ -64,12 +64,18 @@ impl Ctx<'_> {
         }
     }
 
-    /// A file mode written in octal (`"0440"`, `"1777"`, or YAML `0o440`).
+    /// A file mode: a number as written (YAML `0440` and `0o440`, TOML
+    /// `0o440`), or text read as octal (`"0440"`, `"1777"`).
     pub fn octal_mode(&mut self, path: &[&str], v: &Option<Scalar>) -> Option<u32> {
         let v = v.as_ref()?;
         let text = v.0.trim();
         let digits = text.strip_prefix("0o").unwrap_or(text);
-        match u32::from_str_radix(digits, 8) {
+        let parsed = if v.1 {
+            digits.parse::<u32>()
+        } else {
+            u32::from_str_radix(digits, 8)
+        };
+        match parsed {
             Ok(m) if m <= 0o7777 => Some(m),
             _ => {
                 self.err(

@@ -163,7 +163,7 @@ pub fn volume(ctx: &mut Ctx<'_>, key: &str, raw: Option<RawVolume>) -> Volume {
         .driver_opts
         .iter()
         .flatten()
-        .map(|(k, Scalar(v))| (k.as_str(), v.as_str()))
+        .map(|(k, Scalar(v, _))| (k.as_str(), v.as_str()))
         .collect();
     let driver = volume_driver(ctx, &opts);
     let labels = key_values(ctx, "labels", raw.labels.as_ref(), false);
@@ -199,10 +199,10 @@ fn volume_driver(ctx: &mut Ctx<'_>, opts: &BTreeMap<&str, &str>) -> VolumeDriver
             for f in flags {
                 match f.split_once('=') {
                     Some(("size", v)) => {
-                        size = ctx.size(&["driver_opts", "o"], &Some(Scalar(v.into())))
+                        size = ctx.size(&["driver_opts", "o"], &Some(Scalar::text(v)))
                     }
                     Some(("mode", v)) => {
-                        mode = ctx.octal_mode(&["driver_opts", "o"], &Some(Scalar(v.into())))
+                        mode = ctx.octal_mode(&["driver_opts", "o"], &Some(Scalar::text(v)))
                     }
                     _ => ctx.err(
                         &["driver_opts", "o"],
