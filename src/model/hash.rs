@@ -145,7 +145,6 @@ mod tests {
     use std::path::PathBuf;
     use std::time::Duration;
 
-    use super::*;
     use crate::model::*;
 
     /// A service with most fields set, built by hand so that the golden hash
