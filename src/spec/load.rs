@@ -119,17 +119,7 @@ fn variables(opts: &LoadOptions, project_dir: &Path, loader: &mut Loader) -> Var
     vars
 }
 
-fn parse_file(path: &Path, display: &Path, loader: &mut Loader) -> Option<Node> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) => {
-            loader.errors.push(Diagnostic::new(
-                Span::NONE,
-                format!("cannot read {}: {e}", path.display()),
-            ));
-            return None;
-        }
-    };
+fn parse_file(path: &Path, display: &Path, text: String, loader: &mut Loader) -> Option<Node> {
     let id = loader.sources.add(display, text);
     let text = loader
         .sources
@@ -179,9 +169,16 @@ pub struct Document {
     pub root: Node,
 }
 
-pub fn read_document(opts: &LoadOptions, loader: &mut Loader) -> Option<Document> {
+/// `inline` replaces reading the first file: the text of a stack file that
+/// did not come from disk (fuzzing, an API request).
+pub fn read_document(
+    opts: &LoadOptions,
+    loader: &mut Loader,
+    inline: Option<&str>,
+) -> Option<Document> {
     let files = match find_files(opts) {
         Ok(f) => f,
+        Err(_) if inline.is_some() => vec![opts.working_dir.join("stack.toml")],
         Err(e) => {
             loader.errors.push(Diagnostic::new(Span::NONE, e));
             return None;
@@ -193,9 +190,20 @@ pub fn read_document(opts: &LoadOptions, loader: &mut Loader) -> Option<Document
         .unwrap_or_else(|| opts.working_dir.clone());
     let vars = variables(opts, &project_dir, loader);
     let mut merged: Option<Node> = None;
-    for f in &files {
+    for (i, f) in files.iter().enumerate() {
         let display = f.strip_prefix(&opts.working_dir).unwrap_or(f);
-        let Some(mut node) = parse_file(f, display, loader) else {
+        let text = match inline.filter(|_| i == 0) {
+            Some(t) => t.to_string(),
+            None => match std::fs::read_to_string(f) {
+                Ok(t) => t,
+                Err(e) => {
+                    let msg = format!("cannot read {}: {e}", f.display());
+                    loader.errors.push(Diagnostic::new(Span::NONE, msg));
+                    continue;
+                }
+            },
+        };
+        let Some(mut node) = parse_file(f, display, text, loader) else {
             continue;
         };
         let unset = interp::interpolate_tree(&mut node, &vars, &mut loader.errors);
@@ -228,20 +236,20 @@ pub fn new_loader() -> Loader {
 /// `stack validate --compat`: every key of the merged files with its status.
 pub fn compat_report(opts: &LoadOptions) -> Result<Vec<compat::KeyStatus>, Diagnostics> {
     let mut loader = new_loader();
-    match read_document(opts, &mut loader) {
+    match read_document(opts, &mut loader, None) {
         Some(doc) => Ok(compat::report(&doc.root)),
         None => Err(loader.fail()),
     }
 }
 
-pub fn load(opts: &LoadOptions) -> Result<Loaded, Diagnostics> {
+pub fn load(opts: &LoadOptions, inline: Option<&str>) -> Result<Loaded, Diagnostics> {
     let mut loader = new_loader();
     let Some(Document {
         files,
         project_dir,
         vars,
         mut root,
-    }) = read_document(opts, &mut loader)
+    }) = read_document(opts, &mut loader, inline)
     else {
         return Err(loader.fail());
     };
