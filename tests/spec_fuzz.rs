@@ -18,7 +18,10 @@ fn opts(file: &str) -> LoadOptions {
 /// Loads `text` as `file`; rendering any diagnostics must not panic either.
 fn load(file: &str, text: &str) {
     if let Err(d) = spec::load_text(&opts(file), text) {
-        assert!(!d.items.is_empty(), "an error result carries at least one diagnostic");
+        assert!(
+            !d.items.is_empty(),
+            "an error result carries at least one diagnostic"
+        );
         let _ = d.to_string();
         let _ = d.located();
     }
@@ -38,7 +41,8 @@ fn seeds() -> Vec<(&'static str, String)> {
 /// Syntax characters of TOML, YAML and interpolation, to make edits that
 /// reach deep into the parsers rather than only breaking the first line.
 const SYNTAX: &[char] = &[
-    '[', ']', '{', '}', ':', ',', '"', '\'', '-', '#', '&', '*', '!', '<', '$', '\n', ' ', '=', '.', '|', '>', '?', '0', '9', 'é',
+    '[', ']', '{', '}', ':', ',', '"', '\'', '-', '#', '&', '*', '!', '<', '$', '\n', ' ', '=',
+    '.', '|', '>', '?', '0', '9', 'é',
 ];
 
 #[derive(Debug, Clone)]
@@ -113,7 +117,16 @@ proptest! {
 #[test]
 fn deep_nesting_is_an_error_not_a_crash() {
     load("compose.yaml", &"[".repeat(100_000));
-    load("compose.yaml", &format!("a: {}1{}", "[".repeat(300), "]".repeat(300)));
-    load("stack.toml", &format!("a = {}1{}", "[".repeat(100_000), "]".repeat(100_000)));
-    load("stack.toml", &format!("[{}]\n", vec!["a"; 20_000].join(".")));
+    load(
+        "compose.yaml",
+        &format!("a: {}1{}", "[".repeat(300), "]".repeat(300)),
+    );
+    load(
+        "stack.toml",
+        &format!("a = {}1{}", "[".repeat(100_000), "]".repeat(100_000)),
+    );
+    load(
+        "stack.toml",
+        &format!("[{}]\n", vec!["a"; 20_000].join(".")),
+    );
 }
