@@ -254,6 +254,33 @@ fn profiles_from_dotenv_and_named_services() {
 }
 
 #[test]
+fn extension_keys_are_ignored_everywhere() {
+    let d = Dir::new(&[(
+        "compose.yaml",
+        "x-top: 1
+services:
+  web:
+    image: x
+    x-note: hi
+    labels:
+      x-kept: yes
+networks:
+  n:
+    x-net: 1
+volumes:
+  v:
+    x-vol: 1
+",
+    )]);
+    let l = d.load(d.opts());
+    assert_eq!(
+        l.stack.services["web"].labels["x-kept"], "yes",
+        "labels are data, not extensions"
+    );
+    assert!(l.stack.networks.contains_key("n") && l.stack.volumes.contains_key("v"));
+}
+
+#[test]
 fn defaults_are_applied() {
     let d = Dir::new(&[("stack.toml", "[services.web]\nimage = \"busybox\"\n")]);
     let l = d.load(d.opts());

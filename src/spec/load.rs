@@ -255,6 +255,12 @@ pub fn load(opts: &LoadOptions, inline: Option<&str>) -> Result<Loaded, Diagnost
     };
     compat::strip_unsupported(&mut root, &mut loader.errors);
     root.strip_extensions();
+    // Compose allows `x-` keys inside services, networks, volumes, ... too.
+    for section in ["services", "networks", "volumes", "secrets", "configs"] {
+        if let Some(entries) = root.get_mut(section).and_then(Node::entries_mut) {
+            entries.iter_mut().for_each(|e| e.value.strip_extensions());
+        }
+    }
 
     let name = opts
         .project_name
