@@ -89,6 +89,7 @@ pub fn compat_report(opts: &LoadOptions) -> Result<Vec<compat::KeyStatus>, Diagn
     load::compat_report(opts)
 }
 
+pub mod build;
 pub mod compat;
 pub mod ctx;
 pub mod de;
