@@ -259,3 +259,58 @@ fn errors_in_the_second_file_name_that_file() {
         vec!["override.yaml:3:14: service `web`: invalid restart policy `sometimes`: expected no, always, on-failure[:N] or unless-stopped".to_string()]
     );
 }
+
+#[test]
+fn field_value_errors_name_the_field_and_the_fix() {
+    let text = r#"[services.web]
+image = "x"
+cap_add = ["NET_ADMN"]
+security_opt = ["label=disable"]
+ulimits = { nofiles = 10, nproc = { soft = 10, hard = 5 } }
+stop_signal = "SIGFOO"
+network_mode = "container:abc"
+logging = { driver = "syslog" }
+pull_policy = "build"
+oom_score_adj = 5000
+cpuset = "3-1"
+expose = ["80/icmp"]
+extra_hosts = ["nohost"]
+dns = ["dns.example"]
+[services.web.healthcheck]
+test = ["RUN", "x"]
+[services.api]
+image = "x"
+networks = { back = { ipv4_address = "10.1.0.5" } }
+deploy = { restart_policy = { condition = "never" } }
+[networks.back]
+ipam = { config = [{ subnet = "10.0.0.0/24", gateway = "10.9.9.9", ip_range = "10.1.0.0/25" }] }
+driver_opts = { foo = "1" }
+[volumes.v]
+driver_opts = { type = "nfs", o = "addr=1.2.3.4", device = ":/x" }
+"#;
+    let errs = errors("stack.toml", text);
+    for want in [
+        "stack.toml:3:12: service `web`: unknown capability `NET_ADMN`",
+        "stack.toml:4:17: service `web`: security_opt `label=disable` is not supported",
+        "stack.toml:5:13: service `web`: unknown ulimit `nofiles`",
+        "stack.toml:5:27: service `web`: ulimit nproc: soft limit 10 exceeds hard limit 5",
+        "stack.toml:6:15: service `web`: unknown signal `SIGFOO`",
+        "stack.toml:7:16: service `web`: network_mode `container:abc` is not supported",
+        "stack.toml:8:22: service `web`: logging driver `syslog` is not supported: expected json-file, local, none or journald",
+        "stack.toml:9:15: service `web`: pull_policy `build` is not supported: expected missing, always or never",
+        "stack.toml:10:17: service `web`: oom_score_adj 5000 is outside -1000..1000",
+        "stack.toml:11:10: service `web`: invalid cpuset `3-1`: expected a list like 0-3,5",
+        "stack.toml:12:11: service `web`: unknown protocol `icmp`: expected tcp, udp or sctp",
+        "stack.toml:13:16: service `web`: `nohost` is not host:ip",
+        "stack.toml:14:8: service `web`: dns server `dns.example` is not an IP address",
+        "stack.toml:16:1: service `web`: healthcheck test must start with CMD, CMD-SHELL or NONE, followed by the command",
+        "stack.toml:20:43: service `api`: unknown restart condition `never`: expected none, on-failure or any",
+        "stack.toml:22:56: network `back`: gateway `10.9.9.9` is not an address inside 10.0.0.0/24",
+        "stack.toml:22:79: network `back`: ip_range `10.1.0.0/25` is not a CIDR inside 10.0.0.0/24",
+        "stack.toml:23:17: network `back`: network driver option `foo` is not supported",
+        "stack.toml:25:1: volume `v`: these volume driver_opts are not supported",
+        "stack.toml:19:14: service `api`: address 10.1.0.5 is outside every subnet of network `back`",
+    ] {
+        assert_has(&errs, want);
+    }
+}

@@ -31,6 +31,15 @@ impl Ctx<'_> {
         ));
     }
 
+    /// Reports `msg` at the key that ends `path` (an unknown name).
+    pub fn err_key(&mut self, path: &[&str], msg: impl Into<String>) {
+        let span = self.node.key_span_at(path);
+        self.errors.push(Diagnostic::new(
+            span,
+            format!("{}: {}", self.what, msg.into()),
+        ));
+    }
+
     pub fn err_help(&mut self, path: &[&str], msg: impl Into<String>, help: impl Into<String>) {
         let span = self.node.span_at(path);
         self.errors
