@@ -57,7 +57,7 @@ pub fn run(global: &GlobalOpts, args: &ConfigArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The model in the chosen format, without null members or empty lists.
+/// The model in the chosen format, without empty members.
 pub fn render(stack: &crate::model::Stack, format: ConfigFormat) -> anyhow::Result<String> {
     let value = prune(serde_json::to_value(stack)?);
     Ok(match format {
@@ -67,19 +67,31 @@ pub fn render(stack: &crate::model::Stack, format: ConfigFormat) -> anyhow::Resu
     })
 }
 
+/// Drops nulls, empty lists and empty tables, except the per-network
+/// settings of a service (`networks.front = {}` still says "joins front").
 fn prune(v: Value) -> Value {
+    prune_in(v, false)
+}
+
+fn prune_in(v: Value, keep_empty: bool) -> Value {
     match v {
         Value::Object(map) => Value::Object(
             map.into_iter()
-                .map(|(k, v)| (k, prune(v)))
+                .map(|(k, v)| {
+                    let keep = k == "networks";
+                    (k, prune_in(v, keep))
+                })
                 .filter(|(_, v)| match v {
                     Value::Null => false,
                     Value::Array(a) => !a.is_empty(),
+                    Value::Object(o) => keep_empty || !o.is_empty(),
                     _ => true,
                 })
                 .collect(),
         ),
-        Value::Array(items) => Value::Array(items.into_iter().map(prune).collect()),
+        Value::Array(items) => {
+            Value::Array(items.into_iter().map(|i| prune_in(i, false)).collect())
+        }
         other => other,
     }
 }

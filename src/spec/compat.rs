@@ -334,7 +334,8 @@ fn walk_report(
                 let (status, note, next) = classify(root, schema_here, &p, &e.key);
                 let descend = status == Status::Implemented;
                 // Free-form maps (environment, labels, ...) list no keys of their own.
-                let free_form = next.is_empty() && !name_map;
+                let free_form =
+                    next.iter().all(|s| s.get("properties").is_none()) && !is_name_map(path);
                 if !name_map {
                     out.push(KeyStatus {
                         key: p,
@@ -389,34 +390,46 @@ fn walk_schema(
     out: &mut Vec<KeyStatus>,
     depth: usize,
 ) {
-    if depth > 8 {
+    if depth > 10 {
         return;
     }
-    for s in schema::object_schemas(root, schema) {
-        if let Some(props) = s.get("properties").and_then(Value::as_object) {
-            for (k, p) in props {
-                path.push(k.clone());
-                let note = p
-                    .get("description")
-                    .or_else(|| schema::resolve(root, p).get("description"))
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .replace('\n', " ");
+    let s = schema::resolve(root, schema);
+    for key in ["oneOf", "anyOf", "allOf"] {
+        for alt in s.get(key).and_then(Value::as_array).into_iter().flatten() {
+            walk_schema(root, alt, path, out, depth + 1);
+        }
+    }
+    if let Some(items) = s.get("items") {
+        path.push("*".into());
+        walk_schema(root, items, path, out, depth + 1);
+        path.pop();
+    }
+    if let Some(props) = s.get("properties").and_then(Value::as_object) {
+        for (k, p) in props {
+            path.push(k.clone());
+            let note = p
+                .get("description")
+                .or_else(|| schema::resolve(root, p).get("description"))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .replace('\n', " ");
+            let key = pattern(path);
+            if !out.iter().any(|e| e.key == key) {
                 out.push(KeyStatus {
-                    key: pattern(path),
+                    key,
                     status: Status::Implemented,
                     note,
                 });
-                walk_schema(root, p, path, out, depth + 1);
-                path.pop();
             }
-        } else if let Some(ap) = s.get("additionalProperties").filter(|v| v.is_object())
-            && is_name_map(path)
-        {
-            path.push("*".into());
-            walk_schema(root, ap, path, out, depth + 1);
+            walk_schema(root, p, path, out, depth + 1);
             path.pop();
         }
+    } else if let Some(ap) = s.get("additionalProperties").filter(|v| v.is_object())
+        && is_name_map(path)
+    {
+        path.push("*".into());
+        walk_schema(root, ap, path, out, depth + 1);
+        path.pop();
     }
 }
 

@@ -31,6 +31,15 @@ impl Ctx<'_> {
         ));
     }
 
+    /// Reports `msg` at the key that ends `path` (an unknown name).
+    pub fn err_key(&mut self, path: &[&str], msg: impl Into<String>) {
+        let span = self.node.key_span_at(path);
+        self.errors.push(Diagnostic::new(
+            span,
+            format!("{}: {}", self.what, msg.into()),
+        ));
+    }
+
     pub fn err_help(&mut self, path: &[&str], msg: impl Into<String>, help: impl Into<String>) {
         let span = self.node.span_at(path);
         self.errors
@@ -64,12 +73,18 @@ impl Ctx<'_> {
         }
     }
 
-    /// A file mode written in octal (`"0440"`, `"1777"`, or YAML `0o440`).
+    /// A file mode: a number as written (YAML `0440` and `0o440`, TOML
+    /// `0o440`), or text read as octal (`"0440"`, `"1777"`).
     pub fn octal_mode(&mut self, path: &[&str], v: &Option<Scalar>) -> Option<u32> {
         let v = v.as_ref()?;
         let text = v.0.trim();
         let digits = text.strip_prefix("0o").unwrap_or(text);
-        match u32::from_str_radix(digits, 8) {
+        let parsed = if v.1 {
+            digits.parse::<u32>()
+        } else {
+            u32::from_str_radix(digits, 8)
+        };
+        match parsed {
             Ok(m) if m <= 0o7777 => Some(m),
             _ => {
                 self.err(

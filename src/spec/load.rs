@@ -2,21 +2,15 @@
 //! unsupported keys, read typed tables, select profiles, convert, validate.
 //! Errors are collected at each stage; a stage that cannot go on without
 //! the previous one stops the load with everything found so far.
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::ctx::Ctx;
-use super::de::from_node;
 use super::diag::{Diagnostic, Diagnostics};
 use super::interp::Vars;
 use super::node::{Kind, Node};
-use super::raw::{RawFileObject, RawNetwork, RawResources, RawService, RawVolume};
 use super::source::{SourceMap, Span};
 use super::{
-    LoadOptions, Loaded, compat, envfile, interp, merge, objects, paths, profiles, resources,
-    service, toml_src, validate, yaml_src,
+    LoadOptions, Loaded, compat, envfile, interp, merge, paths, toml_src, validate, yaml_src,
 };
-use crate::model::{Network, Stack};
 
 /// Default file names, in the order they are looked for.
 pub const DEFAULT_FILES: [&str; 5] = [
@@ -25,17 +19,6 @@ pub const DEFAULT_FILES: [&str; 5] = [
     "compose.yml",
     "docker-compose.yaml",
     "docker-compose.yml",
-];
-
-const TOP_LEVEL: [&str; 8] = [
-    "version",
-    "name",
-    "services",
-    "networks",
-    "volumes",
-    "secrets",
-    "configs",
-    "resources",
 ];
 
 /// What the stages share.
@@ -119,17 +102,7 @@ fn variables(opts: &LoadOptions, project_dir: &Path, loader: &mut Loader) -> Var
     vars
 }
 
-fn parse_file(path: &Path, display: &Path, loader: &mut Loader) -> Option<Node> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) => {
-            loader.errors.push(Diagnostic::new(
-                Span::NONE,
-                format!("cannot read {}: {e}", path.display()),
-            ));
-            return None;
-        }
-    };
+fn parse_file(path: &Path, display: &Path, text: String, loader: &mut Loader) -> Option<Node> {
     let id = loader.sources.add(display, text);
     let text = loader
         .sources
@@ -179,9 +152,16 @@ pub struct Document {
     pub root: Node,
 }
 
-pub fn read_document(opts: &LoadOptions, loader: &mut Loader) -> Option<Document> {
+/// `inline` replaces reading the first file: the text of a stack file that
+/// did not come from disk (fuzzing, an API request).
+pub fn read_document(
+    opts: &LoadOptions,
+    loader: &mut Loader,
+    inline: Option<&str>,
+) -> Option<Document> {
     let files = match find_files(opts) {
         Ok(f) => f,
+        Err(_) if inline.is_some() => vec![opts.working_dir.join("stack.toml")],
         Err(e) => {
             loader.errors.push(Diagnostic::new(Span::NONE, e));
             return None;
@@ -193,9 +173,20 @@ pub fn read_document(opts: &LoadOptions, loader: &mut Loader) -> Option<Document
         .unwrap_or_else(|| opts.working_dir.clone());
     let vars = variables(opts, &project_dir, loader);
     let mut merged: Option<Node> = None;
-    for f in &files {
+    for (i, f) in files.iter().enumerate() {
         let display = f.strip_prefix(&opts.working_dir).unwrap_or(f);
-        let Some(mut node) = parse_file(f, display, loader) else {
+        let text = match inline.filter(|_| i == 0) {
+            Some(t) => t.to_string(),
+            None => match std::fs::read_to_string(f) {
+                Ok(t) => t,
+                Err(e) => {
+                    let msg = format!("cannot read {}: {e}", f.display());
+                    loader.errors.push(Diagnostic::new(Span::NONE, msg));
+                    continue;
+                }
+            },
+        };
+        let Some(mut node) = parse_file(f, display, text, loader) else {
             continue;
         };
         let unset = interp::interpolate_tree(&mut node, &vars, &mut loader.errors);
@@ -228,25 +219,31 @@ pub fn new_loader() -> Loader {
 /// `stack validate --compat`: every key of the merged files with its status.
 pub fn compat_report(opts: &LoadOptions) -> Result<Vec<compat::KeyStatus>, Diagnostics> {
     let mut loader = new_loader();
-    match read_document(opts, &mut loader) {
+    match read_document(opts, &mut loader, None) {
         Some(doc) => Ok(compat::report(&doc.root)),
         None => Err(loader.fail()),
     }
 }
 
-pub fn load(opts: &LoadOptions) -> Result<Loaded, Diagnostics> {
+pub fn load(opts: &LoadOptions, inline: Option<&str>) -> Result<Loaded, Diagnostics> {
     let mut loader = new_loader();
     let Some(Document {
         files,
         project_dir,
         vars,
         mut root,
-    }) = read_document(opts, &mut loader)
+    }) = read_document(opts, &mut loader, inline)
     else {
         return Err(loader.fail());
     };
     compat::strip_unsupported(&mut root, &mut loader.errors);
     root.strip_extensions();
+    // Compose allows `x-` keys inside services, networks, volumes, ... too.
+    for section in ["services", "networks", "volumes", "secrets", "configs"] {
+        if let Some(entries) = root.get_mut(section).and_then(Node::entries_mut) {
+            entries.iter_mut().for_each(|e| e.value.strip_extensions());
+        }
+    }
 
     let name = opts
         .project_name
@@ -277,7 +274,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, Diagnostics> {
     } else {
         opts.profiles.clone()
     };
-    let stack = build(
+    let stack = super::build::build(
         &mut loader,
         &root,
         &name,
@@ -302,269 +299,4 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, Diagnostics> {
         warnings: loader.warnings,
         targeted,
     })
-}
-
-/// Reads every table of the merged tree into the model.
-fn build(
-    loader: &mut Loader,
-    root: &Node,
-    name: &str,
-    project_dir: &Path,
-    vars: &Vars,
-    enabled: &[String],
-    requested: &[String],
-) -> Option<(Stack, Vec<String>)> {
-    for e in root.entries().unwrap_or_default() {
-        if !TOP_LEVEL.contains(&e.key.as_str()) {
-            let d = Diagnostic::new(e.key_span, format!("unknown top-level key `{}`", e.key));
-            loader
-                .errors
-                .push(match super::diag::did_you_mean(&e.key, TOP_LEVEL) {
-                    Some(h) => d.with_help(h),
-                    None => d.with_help(format!("known keys: {}", TOP_LEVEL.join(", "))),
-                });
-        }
-    }
-    if let Some(n) = root.get("name")
-        && n.as_str().is_none()
-    {
-        loader.errors.push(Diagnostic::new(
-            n.span,
-            format!("`name` must be a string, found {}", n.type_name()),
-        ));
-    }
-    let raw_services: Vec<(String, Node, RawService)> = read_table(
-        &mut LoaderRef {
-            errors: &mut loader.errors,
-            warnings: &mut loader.warnings,
-        },
-        root,
-        "services",
-    );
-    let mut selection_input = BTreeMap::new();
-    for (n, _, raw) in &raw_services {
-        let deps = raw
-            .depends_on
-            .iter()
-            .flat_map(|d| d.items.iter())
-            .map(|(d, v)| {
-                (
-                    d.clone(),
-                    v.as_ref().and_then(|v| v.required).unwrap_or(true),
-                )
-            })
-            .collect();
-        selection_input.insert(
-            n.clone(),
-            profiles::ServiceProfiles {
-                profiles: raw.profiles.clone().unwrap_or_default(),
-                depends_on: deps,
-            },
-        );
-    }
-    let selection = match profiles::select(&selection_input, enabled, requested) {
-        Ok(s) => s,
-        Err(errs) => {
-            for e in errs {
-                let span = match &e {
-                    profiles::ProfileError::DisabledDependency {
-                        service,
-                        dependency,
-                        ..
-                    } => root.span_at(&["services", service, "depends_on", dependency]),
-                    profiles::ProfileError::UnknownService(_) => Span::NONE,
-                };
-                loader.errors.push(Diagnostic::new(span, e.to_string()));
-            }
-            return None;
-        }
-    };
-
-    let mut stack = Stack {
-        name: name.to_string(),
-        project_dir: project_dir.to_path_buf(),
-        services: BTreeMap::new(),
-        networks: BTreeMap::new(),
-        volumes: BTreeMap::new(),
-        secrets: BTreeMap::new(),
-        configs: BTreeMap::new(),
-        resources: Default::default(),
-    };
-    let errors = &mut loader.errors;
-    let warnings = &mut loader.warnings;
-    macro_rules! with_ctx {
-        ($node:expr, $what:expr, |$c:ident| $body:expr) => {{
-            let mut $c = Ctx {
-                node: $node,
-                what: $what,
-                project: name,
-                base: project_dir,
-                vars,
-                errors: &mut *errors,
-                warnings: &mut *warnings,
-            };
-            $body
-        }};
-    }
-    for (n, node, raw) in raw_services {
-        if selection.active.contains(&n) {
-            let svc = with_ctx!(&node, format!("service `{n}`"), |c| service::convert(
-                &mut c, &n, raw
-            ));
-            stack.services.insert(n, svc);
-        }
-    }
-    // An optional dependency that is not part of this load is dropped.
-    for svc in stack.services.values_mut() {
-        let active = &selection.active;
-        svc.depends_on
-            .retain(|d, dep| dep.required || active.contains(d));
-    }
-    for (n, node, raw) in
-        read_table::<Option<RawNetwork>>(&mut LoaderRef { errors, warnings }, root, "networks")
-    {
-        let net = with_ctx!(&node, format!("network `{n}`"), |c| objects::network(
-            &mut c, &n, raw
-        ));
-        stack.networks.insert(n, net);
-    }
-    // Compose creates `default` only when a service is on it.
-    let uses_default = stack
-        .services
-        .values()
-        .any(|s| s.networks.contains_key("default"));
-    if uses_default && !stack.networks.contains_key("default") {
-        stack
-            .networks
-            .insert("default".into(), default_network(name));
-    }
-    for (n, node, raw) in
-        read_table::<Option<RawVolume>>(&mut LoaderRef { errors, warnings }, root, "volumes")
-    {
-        let vol = with_ctx!(&node, format!("volume `{n}`"), |c| objects::volume(
-            &mut c, &n, raw
-        ));
-        stack.volumes.insert(n, vol);
-    }
-    for (key, is_config) in [("secrets", false), ("configs", true)] {
-        for (n, node, raw) in
-            read_table::<RawFileObject>(&mut LoaderRef { errors, warnings }, root, key)
-        {
-            let what = format!("{} `{n}`", &key[..key.len() - 1]);
-            if let Some(obj) = with_ctx!(&node, what, |c| objects::file_object(
-                &mut c, &n, is_config, raw
-            )) {
-                if is_config {
-                    stack.configs.insert(n, obj);
-                } else {
-                    stack.secrets.insert(n, obj);
-                }
-            }
-        }
-    }
-    if let Some(node) = root.get("resources") {
-        match from_node::<RawResources>(node) {
-            Ok(raw) => {
-                stack.resources =
-                    with_ctx!(node, "stack resources".to_string(), |c| resources::stack(
-                        &mut c,
-                        Some(&raw)
-                    ));
-            }
-            Err(e) => {
-                let mut d = e.into_diagnostic(node.span);
-                d.message = format!("resources: {}", d.message);
-                errors.push(d);
-            }
-        }
-    }
-    Some((stack, selection.targeted.into_iter().collect()))
-}
-
-fn default_network(project: &str) -> Network {
-    Network {
-        name: format!("{project}_default"),
-        external: false,
-        internal: false,
-        enable_ipv6: false,
-        ipam: Vec::new(),
-        labels: BTreeMap::new(),
-        mtu: None,
-        bridge_name: None,
-    }
-}
-
-/// The error and warning lists, borrowed apart from the sources.
-pub struct LoaderRef<'a> {
-    pub errors: &'a mut Vec<Diagnostic>,
-    pub warnings: &'a mut Vec<String>,
-}
-
-/// Reads each entry of a top-level table separately, so that one bad entry
-/// does not hide the errors of the others. Within an entry, a key whose
-/// value fails to deserialize is reported and dropped, and the entry is read
-/// again, so that every bad key of a service is reported in one run.
-fn read_table<T: serde::de::DeserializeOwned>(
-    loader: &mut LoaderRef<'_>,
-    root: &Node,
-    key: &str,
-) -> Vec<(String, Node, T)> {
-    let mut out = Vec::new();
-    let Some(table) = root.get(key) else {
-        return out;
-    };
-    let Some(entries) = table.entries() else {
-        if !matches!(table.kind, Kind::Null) {
-            loader.errors.push(Diagnostic::new(
-                table.span,
-                format!("`{key}` must be a table, found {}", table.type_name()),
-            ));
-        }
-        return out;
-    };
-    let singular = &key[..key.len() - 1];
-    for e in entries {
-        let mut node = e.value.clone();
-        // Bounded: each round removes one key.
-        for _ in 0..64 {
-            match from_node::<T>(&node) {
-                Ok(v) => {
-                    out.push((e.key.clone(), e.value.clone(), v));
-                    break;
-                }
-                Err(err) => {
-                    let span = err.span.unwrap_or(node.span);
-                    let mut d = err.into_diagnostic(node.span);
-                    d.message = format!("{singular} `{}`: {}", e.key, d.message);
-                    loader.errors.push(d);
-                    if !remove_key_containing(&mut node, span) {
-                        break;
-                    }
-                }
-            }
-        }
-    }
-    out
-}
-
-/// Drops the entry of a mapping whose key or value contains `span`.
-fn remove_key_containing(node: &mut Node, span: Span) -> bool {
-    let inside = |outer: Span| {
-        outer.file == span.file
-            && outer.start <= span.start
-            && span.end <= outer.end.max(outer.start + 1)
-    };
-    let Some(entries) = node.entries_mut() else {
-        return false;
-    };
-    match entries
-        .iter()
-        .position(|e| inside(e.key_span) || inside(e.value.span))
-    {
-        Some(i) => {
-            entries.remove(i);
-            true
-        }
-        None => false,
-    }
 }

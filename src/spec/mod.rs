@@ -74,7 +74,14 @@ pub struct Loaded {
 
 /// Reads, merges, validates and normalizes the stack files.
 pub fn load(opts: &LoadOptions) -> Result<Loaded, Diagnostics> {
-    load::load(opts)
+    load::load(opts, None)
+}
+
+/// Like [`load`], but the first file's text is `text` instead of what is on
+/// disk (its name, `opts.files[0]` or `stack.toml`, still picks TOML or
+/// YAML, and its directory is the project directory).
+pub fn load_text(opts: &LoadOptions, text: &str) -> Result<Loaded, Diagnostics> {
+    load::load(opts, Some(text))
 }
 
 /// Every key of the merged files with its support status (`--compat`).
@@ -82,6 +89,7 @@ pub fn compat_report(opts: &LoadOptions) -> Result<Vec<compat::KeyStatus>, Diagn
     load::compat_report(opts)
 }
 
+pub mod build;
 pub mod compat;
 pub mod ctx;
 pub mod de;

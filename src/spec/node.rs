@@ -145,6 +145,23 @@ impl Node {
         span
     }
 
+    /// Like [`Node::span_at`], but when the path ends on a mapping key, the
+    /// key's span (for "unknown name" errors about the key itself).
+    pub fn key_span_at(&self, path: &[&str]) -> Span {
+        let Some((last, parent)) = path.split_last() else {
+            return self.span;
+        };
+        let mut node = self;
+        for seg in parent {
+            match node.get(seg) {
+                Some(n) => node = n,
+                None => return self.span_at(path),
+            }
+        }
+        node.get_entry(last)
+            .map_or_else(|| self.span_at(path), |e| e.key_span)
+    }
+
     /// Removes keys starting with `x-` (Compose extensions) from this mapping.
     pub fn strip_extensions(&mut self) {
         if let Some(entries) = self.entries_mut() {

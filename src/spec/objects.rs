@@ -37,22 +37,32 @@ pub fn network(ctx: &mut Ctx<'_>, key: &str, raw: Option<RawNetwork>) -> Network
     for (k, v) in raw.driver_opts.iter().flatten() {
         match k.as_str() {
             "com.docker.network.driver.mtu" | "mtu" => {
-                mtu = ctx.parse::<u32>(&["driver_opts", k], &v.0, "an MTU like 1500").filter(|m| {
-                    (68..=65535).contains(m)
-                })
+                mtu = ctx
+                    .parse::<u32>(&["driver_opts", k], &v.0, "an MTU like 1500")
+                    .filter(|m| (68..=65535).contains(m))
             }
             "com.docker.network.bridge.name" | "bridge" => {
                 if v.0.is_empty() || v.0.len() > IFNAMSIZ {
-                    ctx.err(&["driver_opts", k], format!("bridge name `{}` must be 1 to 15 bytes", v.0));
+                    ctx.err(
+                        &["driver_opts", k],
+                        format!("bridge name `{}` must be 1 to 15 bytes", v.0),
+                    );
                 } else {
                     bridge_name = Some(v.0.clone());
                 }
             }
-            other => ctx.err_help(
-                &["driver_opts", k],
-                format!("network driver option `{other}` is not supported"),
-                "supported: com.docker.network.driver.mtu (mtu), com.docker.network.bridge.name (bridge)",
-            ),
+            other => {
+                let span = ctx.node.key_span_at(&["driver_opts", k]);
+                ctx.errors.push(
+                    super::diag::Diagnostic::new(
+                        span,
+                        format!("{}: network driver option `{other}` is not supported", ctx.what),
+                    )
+                    .with_help(
+                        "supported: com.docker.network.driver.mtu (mtu), com.docker.network.bridge.name (bridge)",
+                    ),
+                );
+            }
         }
     }
     let mut ipam = Vec::new();
@@ -163,7 +173,7 @@ pub fn volume(ctx: &mut Ctx<'_>, key: &str, raw: Option<RawVolume>) -> Volume {
         .driver_opts
         .iter()
         .flatten()
-        .map(|(k, Scalar(v))| (k.as_str(), v.as_str()))
+        .map(|(k, Scalar(v, _))| (k.as_str(), v.as_str()))
         .collect();
     let driver = volume_driver(ctx, &opts);
     let labels = key_values(ctx, "labels", raw.labels.as_ref(), false);
@@ -199,10 +209,10 @@ fn volume_driver(ctx: &mut Ctx<'_>, opts: &BTreeMap<&str, &str>) -> VolumeDriver
             for f in flags {
                 match f.split_once('=') {
                     Some(("size", v)) => {
-                        size = ctx.size(&["driver_opts", "o"], &Some(Scalar(v.into())))
+                        size = ctx.size(&["driver_opts", "o"], &Some(Scalar::text(v)))
                     }
                     Some(("mode", v)) => {
-                        mode = ctx.octal_mode(&["driver_opts", "o"], &Some(Scalar(v.into())))
+                        mode = ctx.octal_mode(&["driver_opts", "o"], &Some(Scalar::text(v)))
                     }
                     _ => ctx.err(
                         &["driver_opts", "o"],

@@ -330,7 +330,7 @@ fn logging(ctx: &mut Ctx<'_>, raw: &RawService) -> Logging {
             "max-file" => {
                 out.max_file = ctx.parse(&["logging", "options", k], &v.0, "a number of files")
             }
-            _ => ctx.err(
+            _ => ctx.err_key(
                 &["logging", "options", k],
                 format!("logging option `{k}` is not supported: expected max-size or max-file"),
             ),

@@ -46,8 +46,8 @@ pub fn mounts(
         let (mut size, mut mode) = (None, None);
         for opt in opts.split(',').filter(|o| !o.is_empty()) {
             match opt.split_once('=') {
-                Some(("size", v)) => size = ctx.size(&path, &Some(Scalar(v.to_string()))),
-                Some(("mode", v)) => mode = ctx.octal_mode(&path, &Some(Scalar(v.to_string()))),
+                Some(("size", v)) => size = ctx.size(&path, &Some(Scalar::text(v))),
+                Some(("mode", v)) => mode = ctx.octal_mode(&path, &Some(Scalar::text(v))),
                 _ => ctx.err(
                     &path,
                     format!("tmpfs option `{opt}` is not supported: expected size= or mode="),

@@ -168,8 +168,8 @@ fn long_port(l: &RawPort) -> Result<PortParts, String> {
         .ok_or_else(|| format!("invalid target port `{}`: expected 1-65535", l.target.0))?;
     let published = match &l.published {
         None => None,
-        Some(Scalar(p)) if p.is_empty() => None,
-        Some(Scalar(p)) => {
+        Some(Scalar(p, _)) if p.is_empty() => None,
+        Some(Scalar(p, _)) => {
             Some(port_range(p).ok_or_else(|| format!("invalid published port `{p}`"))?)
         }
     };

@@ -141,7 +141,7 @@ pub fn ulimits(
     for (name, v) in raw.into_iter().flatten() {
         if !ULIMITS.contains(&name.as_str()) {
             let d = super::diag::Diagnostic::new(
-                ctx.node.span_at(&["ulimits", name]),
+                ctx.node.key_span_at(&["ulimits", name]),
                 format!("{}: unknown ulimit `{name}`", ctx.what),
             );
             ctx.errors.push(match did_you_mean(name, ULIMITS) {

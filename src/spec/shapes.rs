@@ -43,7 +43,7 @@ impl JsonSchema for Command {
     }
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         json_schema!({
-            "description": "A string (run by /bin/sh -c) or a list (exec form).",
+            "description": "A string (split into words as a shell would; no shell runs) or a list (exec form).",
             "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]
         })
     }
@@ -248,13 +248,40 @@ impl<T: JsonSchema> JsonSchema for ListOrMap<T> {
 }
 
 /// A scalar kept as text (sizes, durations, cpus, octal modes), parsed by
-/// `convert` where the error can point at it.
+/// `convert` where the error can point at it. The flag says it was written
+/// as a number, which matters for file modes: `0o440` (a number) vs `"440"`
+/// (octal text).
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Scalar(pub String);
+pub struct Scalar(pub String, pub bool);
+
+impl Scalar {
+    pub fn text(s: &str) -> Scalar {
+        Scalar(s.to_string(), false)
+    }
+}
 
 impl<'de> Deserialize<'de> for Scalar {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(Scalar)
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or a number")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Scalar, E> {
+                Ok(Scalar(s.to_string(), false))
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<Scalar, E> {
+                Ok(Scalar(n.to_string(), true))
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<Scalar, E> {
+                Ok(Scalar(n.to_string(), true))
+            }
+            fn visit_f64<E: de::Error>(self, n: f64) -> Result<Scalar, E> {
+                Ok(Scalar(n.to_string(), true))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -267,7 +294,7 @@ impl JsonSchema for Scalar {
     }
 }
 
-/// One `L`, a string, or a list mixing both (`env_file`).
+/// A string, or a list mixing strings and `L` tables (`env_file`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct OneOrManyOf<L>(pub Vec<ShortOrLong<L>>);
 
@@ -277,17 +304,13 @@ impl<'de, L: Deserialize<'de>> Deserialize<'de> for OneOrManyOf<L> {
         impl<'de, L: Deserialize<'de>> Visitor<'de> for V<L> {
             type Value = OneOrManyOf<L>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string, a table, or a list of them")
+                f.write_str("a string or a list of strings and tables")
             }
             fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
                 Ok(OneOrManyOf(vec![ShortOrLong::Short(s.to_string())]))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
                 Vec::<ShortOrLong<L>>::deserialize(SeqAccessDeserializer::new(seq)).map(OneOrManyOf)
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-                L::deserialize(MapAccessDeserializer::new(map))
-                    .map(|l| OneOrManyOf(vec![ShortOrLong::Long(l)]))
             }
         }
         d.deserialize_any(V(PhantomData))
@@ -300,6 +323,6 @@ impl<L: JsonSchema> JsonSchema for OneOrManyOf<L> {
     }
     fn json_schema(generator: &mut SchemaGenerator) -> Schema {
         let item = generator.subschema_for::<ShortOrLong<L>>();
-        json_schema!({"oneOf": [item.clone(), {"type": "array", "items": item}]})
+        json_schema!({"oneOf": [{"type": "string"}, {"type": "array", "items": item}]})
     }
 }

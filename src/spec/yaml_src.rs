@@ -376,6 +376,12 @@ fn parse_int(value: &str) -> Option<i64> {
         i64::from_str_radix(hex, 16).ok()
     } else if let Some(oct) = digits.strip_prefix("0o") {
         i64::from_str_radix(oct, 8).ok()
+    } else if digits.len() > 1
+        && digits.starts_with('0')
+        && digits.chars().all(|c| c.is_ascii_digit())
+    {
+        // YAML 1.1 octal (`mode: 0440`), which Compose's parser still reads.
+        i64::from_str_radix(&digits[1..], 8).ok()
     } else if !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()) {
         digits.parse::<i64>().ok()
     } else {
