@@ -5,7 +5,25 @@ use std::time::Duration;
 
 use super::{Error, Result};
 
+/// Write a control file in one write(2), never creating it: a missing file
+/// means the controller is not there (ENOENT), on cgroupfs and in test dirs alike.
 pub(super) fn write(path: &Path, value: &str) -> Result<()> {
+    use std::io::Write;
+    let err = |source| Error::Write {
+        path: path.into(),
+        value: value.into(),
+        source,
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(err)?;
+    f.write_all(value.as_bytes()).map_err(err)
+}
+
+/// Like [`write`] but creating the file (cpuset copies into a fresh directory,
+/// where cgroupfs already has the file and a test dir does not).
+pub(super) fn write_new(path: &Path, value: &str) -> Result<()> {
     std::fs::write(path, value).map_err(|source| Error::Write {
         path: path.into(),
         value: value.into(),

@@ -141,14 +141,21 @@ impl Runtime {
             cgroup: None,
             armed: true,
         };
-        nix::unistd::mkfifo(
-            &dir.join("exec.fifo"),
-            nix::sys::stat::Mode::from_bits_truncate(0o600),
-        )
-        .map_err(|source| Error::Sys {
-            op: "mkfifo exec.fifo",
-            source,
-        })?;
+        // 0622 like runc: the init may already run as a non-root user (or as an
+        // unmapped uid in a user namespace) when it opens the fifo for writing.
+        let fifo = dir.join("exec.fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622)).map_err(
+            |source| Error::Sys {
+                op: "mkfifo exec.fifo",
+                source,
+            },
+        )?;
+        std::fs::set_permissions(&fifo, std::os::unix::fs::PermissionsExt::from_mode(0o622))
+            .map_err(|source| Error::Io {
+                op: "chmod",
+                path: fifo.clone(),
+                source,
+            })?;
         let cgroup = Cgroup::open(&cgroup_path)?;
         guard.cgroup = Some(cgroup.clone());
         cgroup.create()?;

@@ -1,0 +1,540 @@
+//! `stack oci` against a busybox bundle on the real kernel (root required).
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::{Value, json};
+
+/// A bundle (busybox rootfs + config.json) and a private runtime root; the
+/// container is force-deleted on drop, even when the test fails.
+struct Bundle {
+    dir: tempfile::TempDir,
+    root: tempfile::TempDir,
+    id: String,
+    config: Value,
+}
+
+impl Bundle {
+    fn new(args: &[&str]) -> Bundle {
+        common::require_root();
+        let dir = tempfile::tempdir().unwrap();
+        let root = tempfile::tempdir().unwrap();
+        common::busybox_rootfs(&dir.path().join("rootfs"));
+        let id = common::unique("oci");
+        let out = Command::new(common::stack_bin())
+            .args(["oci", "spec", "--bundle"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "stack oci spec: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut config: Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).unwrap())
+                .unwrap();
+        config["process"]["args"] = json!(args);
+        config["process"]["terminal"] = json!(false);
+        config["hostname"] = json!("box");
+        config["linux"]["cgroupsPath"] = json!(format!("/stack-test/{id}"));
+        Bundle {
+            dir,
+            root,
+            id,
+            config,
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn rootfs(&self) -> PathBuf {
+        self.dir.path().join("rootfs")
+    }
+
+    fn write(&self) {
+        std::fs::write(
+            self.path().join("config.json"),
+            serde_json::to_vec_pretty(&self.config).unwrap(),
+        )
+        .unwrap();
+    }
+
+    /// Output goes to files, not pipes: a created container keeps the runtime's
+    /// stdio open, so reading a pipe to EOF would wait for the container.
+    fn oci(&self, args: &[&str]) -> Output {
+        self.write();
+        let (out, err) = (self.dir.path().join("out"), self.dir.path().join("err"));
+        let status = Command::new(common::stack_bin())
+            .arg("--root")
+            .arg(self.root.path())
+            .arg("oci")
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(&err).unwrap())
+            .status()
+            .unwrap();
+        Output {
+            status,
+            stdout: std::fs::read(&out).unwrap(),
+            stderr: std::fs::read(&err).unwrap(),
+        }
+    }
+
+    /// `oci <verb> [--bundle B] <id>` with the test's id.
+    fn verb(&self, verb: &str) -> Output {
+        match verb {
+            "create" | "run" => {
+                self.oci(&[verb, "--bundle", self.path().to_str().unwrap(), &self.id])
+            }
+            _ => self.oci(&[verb, &self.id]),
+        }
+    }
+
+    /// Run in the foreground; returns (exit code, stdout, stderr).
+    fn run(&self) -> (i32, String, String) {
+        let out = self.verb("run");
+        (
+            out.status.code().unwrap_or(-1),
+            text(&out.stdout),
+            text(&out.stderr),
+        )
+    }
+
+    fn state(&self) -> Value {
+        let out = self.verb("state");
+        assert!(out.status.success(), "state: {}", text(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// The container's cgroup directories on every hierarchy of this host.
+    fn cgroup_dirs(&self) -> Vec<PathBuf> {
+        stack::cgroup::Cgroup::open(format!("stack-test/{}", self.id))
+            .unwrap()
+            .dirs()
+    }
+}
+
+impl Drop for Bundle {
+    fn drop(&mut self) {
+        let _ = Command::new(common::stack_bin())
+            .arg("--root")
+            .arg(self.root.path())
+            .args(["oci", "delete", "--force", &self.id])
+            .output();
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "stdout: {}\nstderr: {}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn run_is_isolated_and_exit_code_is_the_containers() {
+    let b = Bundle::new(&[
+        "sh",
+        "-c",
+        "hostname; echo pid=$$; cat /proc/net/dev | tail -n +3 | cut -d: -f1; grep -c . /proc/self/mountinfo; exit 7",
+    ]);
+    let (code, out, err) = b.run();
+    assert_eq!(code, 7, "stderr: {err}");
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    assert_eq!(lines[0], "box");
+    assert_eq!(lines[1], "pid=1");
+    assert_eq!(lines[2], "lo", "only loopback in the new netns: {out}");
+    let mounts: usize = lines[3].parse().unwrap();
+    let host_mounts = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .count();
+    assert!(
+        mounts < host_mounts || mounts < 40,
+        "container sees its own mount table ({mounts} lines)"
+    );
+    assert!(!b.root.path().join(&b.id).exists(), "run removes its state");
+}
+
+#[test]
+fn lifecycle_create_start_state_kill_delete() {
+    let b = Bundle::new(&["sleep", "30"]);
+    ok(&b.verb("create"));
+    let st = b.state();
+    assert_eq!(st["status"], "created");
+    assert_eq!(st["ociVersion"], "1.2.0");
+    let pid = st["pid"].as_i64().unwrap();
+    assert!(pid > 0);
+    assert!(Path::new(&format!("/proc/{pid}")).exists());
+    assert!(
+        b.verb("create").status.code() != Some(0),
+        "duplicate id refused"
+    );
+    ok(&b.verb("start"));
+    assert_eq!(b.state()["status"], "running");
+    assert!(
+        !b.verb("delete").status.success(),
+        "running container needs --force"
+    );
+    ok(&b.oci(&["kill", &b.id, "KILL"]));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while b.state()["status"] != "stopped" && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(b.state()["status"], "stopped");
+    let dirs = b.cgroup_dirs();
+    assert!(
+        dirs.iter().any(|d| d.exists()),
+        "cgroup exists before delete"
+    );
+    ok(&b.verb("delete"));
+    assert!(!b.root.path().join(&b.id).exists());
+    for d in dirs {
+        assert!(!d.exists(), "delete removed {}", d.display());
+    }
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mountinfo.contains(b.path().to_str().unwrap()),
+        "no mount left on the host"
+    );
+    ok(&b.oci(&["delete", "--force", &b.id]));
+}
+
+#[test]
+fn capabilities_no_new_privs_masked_and_readonly_paths() {
+    let b = Bundle::new(&[
+        "sh",
+        "-c",
+        "grep -E '^(CapEff|CapBnd|CapPrm|NoNewPrivs)' /proc/self/status; echo keys=$(wc -c < /proc/keys); \
+         echo 1 > /proc/sys/kernel/ns_last_pid 2>/dev/null && echo sys-writable || echo sys-readonly; \
+         ls /sys/firmware | wc -l",
+    ]);
+    let (code, out, err) = b.run();
+    assert_eq!(code, 0, "{err}");
+    // Default spec: CAP_AUDIT_WRITE(29), CAP_KILL(5), CAP_NET_BIND_SERVICE(10).
+    assert!(out.contains("CapEff:\t0000000020000420"), "{out}");
+    assert!(out.contains("CapBnd:\t0000000020000420"), "{out}");
+    assert!(out.contains("NoNewPrivs:\t1"), "{out}");
+    assert!(out.contains("keys=0"), "/proc/keys masked: {out}");
+    assert!(out.contains("sys-readonly"), "{out}");
+    assert!(
+        out.trim_end().ends_with('0'),
+        "/sys/firmware masked by an empty tmpfs: {out}"
+    );
+}
+
+#[test]
+fn user_cwd_env_and_rlimits_apply() {
+    let mut b = Bundle::new(&[
+        "sh",
+        "-c",
+        "id -u; id -g; id -G; pwd; echo $GREETING; ulimit -n",
+    ]);
+    b.config["process"]["user"] = json!({"uid": 65534, "gid": 65534, "additionalGids": [65534, 4]});
+    b.config["process"]["cwd"] = json!("/work/dir");
+    b.config["process"]["env"] = json!(["PATH=/bin", "GREETING=hi"]);
+    b.config["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 123, "hard": 456}]);
+    let (code, out, err) = b.run();
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        ["65534", "65534", "65534 4", "/work/dir", "hi", "123"]
+    );
+}
+
+#[test]
+fn rlimit_above_hard_limit_is_a_clear_error_and_leaves_nothing() {
+    let mut b = Bundle::new(&["true"]);
+    b.config["process"]["rlimits"] =
+        json!([{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": u64::MAX - 1}]);
+    let out = b.verb("create");
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("RLIMIT_NOFILE") && err.contains("CAP_SYS_RESOURCE"),
+        "{err}"
+    );
+    assert!(!b.root.path().join(&b.id).exists(), "no state dir left");
+    assert!(
+        b.cgroup_dirs().iter().all(|d| !d.exists()),
+        "no cgroup left"
+    );
+}
+
+#[test]
+fn bad_configs_are_rejected_before_side_effects() {
+    let mut b = Bundle::new(&["true"]);
+    b.config["root"]["path"] = json!("missing-rootfs");
+    let err = text(&b.verb("create").stderr);
+    assert!(err.contains("missing-rootfs"), "{err}");
+    b.config["root"]["path"] = json!("rootfs");
+    b.config["linux"]["namespaces"] =
+        json!([{"type": "mount"}, {"type": "uts"}, {"type": "bogus"}]);
+    let err = text(&b.verb("create").stderr);
+    assert!(
+        err.contains("bogus") || err.contains("unknown variant"),
+        "{err}"
+    );
+    b.config["linux"]["namespaces"] =
+        json!([{"type": "mount"}, {"type": "uts"}, {"type": "pid"}, {"type": "user"}]);
+    b.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 0}]);
+    b.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    let err = text(&b.verb("create").stderr);
+    assert!(err.contains("uidMappings"), "{err}");
+    b.config["linux"]["namespaces"] = json!([{"type": "mount"}, {"type": "uts"}, {"type": "pid"}]);
+    b.config["linux"]
+        .as_object_mut()
+        .unwrap()
+        .remove("uidMappings");
+    b.config["linux"]
+        .as_object_mut()
+        .unwrap()
+        .remove("gidMappings");
+    b.config["process"]["args"] = json!(["no-such-program"]);
+    let err = text(&b.verb("create").stderr);
+    assert!(
+        err.contains("no-such-program") && err.contains("ENOENT"),
+        "{err}"
+    );
+    assert!(!b.root.path().join(&b.id).exists(), "no state dir left");
+    assert!(
+        b.cgroup_dirs().iter().all(|d| !d.exists()),
+        "no cgroup left"
+    );
+}
+
+#[test]
+fn cgroup_limits_are_applied_and_read_back() {
+    let mut b = Bundle::new(&["sleep", "30"]);
+    b.config["linux"]["resources"] = json!({
+        "memory": {"limit": 67108864},
+        "pids": {"limit": 32},
+        "cpu": {"quota": 50000, "period": 100000, "shares": 512}
+    });
+    ok(&b.verb("create"));
+    let cg = stack::cgroup::Cgroup::open(format!("stack-test/{}", b.id)).unwrap();
+    let pid = b.state()["pid"].as_i64().unwrap() as i32;
+    assert!(cg.pids().unwrap().contains(&pid), "init is in the cgroup");
+    let stats = cg.stats().unwrap();
+    assert_eq!(stats.memory.unwrap().limit, Some(67_108_864));
+    assert_eq!(stats.pids.unwrap().limit, Some(32));
+    match cg.hierarchy() {
+        stack::cgroup::Hierarchy::V1 { controllers, .. } => {
+            let cpu = controllers["cpu"].join(cg.path());
+            assert_eq!(
+                std::fs::read_to_string(cpu.join("cpu.cfs_quota_us"))
+                    .unwrap()
+                    .trim(),
+                "50000"
+            );
+            assert_eq!(
+                std::fs::read_to_string(cpu.join("cpu.shares"))
+                    .unwrap()
+                    .trim(),
+                "512"
+            );
+        }
+        stack::cgroup::Hierarchy::V2 { root } => {
+            assert_eq!(
+                std::fs::read_to_string(root.join(cg.path()).join("cpu.max"))
+                    .unwrap()
+                    .trim(),
+                "50000 100000"
+            );
+        }
+    }
+    ok(&b.oci(&["delete", "--force", &b.id]));
+    assert!(b.cgroup_dirs().iter().all(|d| !d.exists()));
+}
+
+#[test]
+fn pids_limit_makes_fork_fail() {
+    let mut b = Bundle::new(&[
+        "sh",
+        "-c",
+        "for i in 1 2 3 4 5 6 7 8 9 10; do sleep 2 & done 2>&1; wait; echo done",
+    ]);
+    b.config["linux"]["resources"] = json!({"pids": {"limit": 4}});
+    let (_, out, err) = b.run();
+    assert!(
+        out.contains("can't fork") || err.contains("can't fork"),
+        "stdout: {out}\nstderr: {err}"
+    );
+}
+
+#[test]
+fn memory_limit_oom_kill_is_observed() {
+    let mut b = Bundle::new(&["tail", "/dev/zero"]);
+    b.config["linux"]["resources"] = json!({"memory": {"limit": 33554432, "swap": 33554432}});
+    let out = b.oci(&[
+        "run",
+        "--keep",
+        "--bundle",
+        b.path().to_str().unwrap(),
+        &b.id,
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(137),
+        "killed by SIGKILL: {}",
+        text(&out.stderr)
+    );
+    let cg = stack::cgroup::Cgroup::open(format!("stack-test/{}", b.id)).unwrap();
+    let ev = cg.oom_events().unwrap();
+    assert!(ev.oom_kill >= 1, "{ev:?}");
+}
+
+#[test]
+fn pause_resume_and_ps() {
+    let b = Bundle::new(&["sh", "-c", "sleep 30 & sleep 30"]);
+    ok(&b.verb("create"));
+    ok(&b.verb("start"));
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let ps = b.oci(&["ps", "--format", "json", &b.id]);
+    ok(&ps);
+    let pids: Vec<i32> = serde_json::from_slice(&ps.stdout).unwrap();
+    assert!(pids.len() >= 2, "{pids:?}");
+    ok(&b.verb("pause"));
+    assert_eq!(b.state()["status"], "paused");
+    let st = std::fs::read_to_string(format!("/proc/{}/stat", pids[0])).unwrap();
+    assert!(st.contains(") D ") || st.contains(") S "), "{st}");
+    ok(&b.verb("resume"));
+    assert_eq!(b.state()["status"], "running");
+    ok(&b.oci(&["kill", "--all", &b.id, "9"]));
+}
+
+#[test]
+fn cve_2024_21626_no_leaked_fds_and_cwd_must_be_inside_root() {
+    let b = Bundle::new(&["ls", "/proc/self/fd"]);
+    b.write();
+    // fd 7 is open (not close-on-exec) in the runtime process.
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "exec 7</etc/passwd; exec {} --root {} oci run --bundle {} {}",
+            common::stack_bin().display(),
+            b.root.path().display(),
+            b.path().display(),
+            b.id
+        ))
+        .output()
+        .unwrap();
+    ok(&out);
+    let fds: Vec<String> = text(&out.stdout)
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    assert_eq!(fds, ["0", "1", "2", "3"], "only stdio (+ ls's own dir fd)");
+    let mut b = Bundle::new(&["true"]);
+    for cwd in ["/proc/self/fd/3", "/proc/self/cwd", "/proc/1/root"] {
+        b.config["process"]["cwd"] = json!(cwd);
+        let out = b.verb("create");
+        assert!(!out.status.success(), "cwd {cwd} must be refused");
+        assert!(
+            text(&out.stderr).contains("working directory"),
+            "{}",
+            text(&out.stderr)
+        );
+        assert!(!b.root.path().join(&b.id).exists());
+    }
+}
+
+#[test]
+fn mount_destination_symlinks_stay_inside_the_root() {
+    let mut b = Bundle::new(&[
+        "sh",
+        "-c",
+        "grep ' /etc/escaped ' /proc/self/mountinfo | wc -l; ls /etc/escaped",
+    ]);
+    // An absolute symlink in the image pointing at the host's /etc.
+    std::os::unix::fs::symlink("/etc", b.rootfs().join("escape")).unwrap();
+    let marker = tempfile::tempdir().unwrap();
+    std::fs::write(marker.path().join("marker"), "x").unwrap();
+    b.config["mounts"].as_array_mut().unwrap().push(json!({
+        "destination": "/escape/escaped", "type": "bind", "source": marker.path(), "options": ["rbind", "ro"]
+    }));
+    let (code, out, err) = b.run();
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("marker"),
+        "bind landed at /etc/escaped inside the root: {out}"
+    );
+    assert!(
+        b.rootfs().join("etc/escaped").is_dir(),
+        "created inside the rootfs"
+    );
+    assert!(
+        !Path::new("/etc/escaped").exists(),
+        "nothing created on the host"
+    );
+}
+
+#[test]
+fn cve_2025_31133_masking_ignores_the_images_dev_null() {
+    let mut b = Bundle::new(&[
+        "sh",
+        "-c",
+        "echo '|/evil' > /proc/keys; cat /proc/sys/kernel/core_pattern",
+    ]);
+    // No /dev tmpfs: the image's own /dev/null (a symlink to core_pattern) stays.
+    let mounts: Vec<Value> = b.config["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| {
+            m["destination"] != "/dev"
+                && m["destination"] != "/dev/pts"
+                && m["destination"] != "/dev/shm"
+                && m["destination"] != "/dev/mqueue"
+        })
+        .cloned()
+        .collect();
+    b.config["mounts"] = json!(mounts);
+    std::os::unix::fs::symlink("/proc/sys/kernel/core_pattern", b.rootfs().join("dev/null"))
+        .unwrap();
+    let before = std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap();
+    let (_, out, _) = b.run();
+    assert!(!out.contains("/evil"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap(),
+        before
+    );
+}
+
+#[test]
+fn cve_2019_5736_container_cannot_reach_the_runtime_binary() {
+    let b = Bundle::new(&[
+        "sh",
+        "-c",
+        "readlink /proc/1/exe; echo x >> /proc/1/exe && echo WROTE || echo refused",
+    ]);
+    let before = std::fs::metadata(common::stack_bin())
+        .unwrap()
+        .modified()
+        .unwrap();
+    let (_, out, _) = b.run();
+    assert!(
+        out.starts_with("/bin/busybox"),
+        "PID 1 runs the image's program: {out}"
+    );
+    assert!(out.contains("refused"), "{out}");
+    assert_eq!(
+        std::fs::metadata(common::stack_bin())
+            .unwrap()
+            .modified()
+            .unwrap(),
+        before
+    );
+}
