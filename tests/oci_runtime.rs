@@ -538,3 +538,188 @@ fn cve_2019_5736_container_cannot_reach_the_runtime_binary() {
         before
     );
 }
+
+#[test]
+fn seccomp_rule_denies_a_syscall() {
+    let mut b = Bundle::new(&[
+        "sh",
+        "-c",
+        "mkdir /dev/shm/x 2>&1 && echo made || echo denied; touch /dev/shm/y && echo touched",
+    ]);
+    b.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+    });
+    let (code, out, err) = b.run();
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("Operation not permitted") && out.contains("denied"),
+        "{out}"
+    );
+    assert!(out.contains("touched"), "other syscalls still work: {out}");
+}
+
+#[test]
+fn default_seccomp_profile_allows_ordinary_programs() {
+    let mut b = Bundle::new(&[
+        "sh",
+        "-c",
+        "echo hi; ls /bin > /dev/null && echo listed; grep Seccomp: /proc/self/status",
+    ]);
+    let caps: Vec<String> =
+        serde_json::from_value(b.config["process"]["capabilities"]["bounding"].clone()).unwrap();
+    b.config["linux"]["seccomp"] =
+        serde_json::to_value(stack::runtime::default_seccomp_profile(&caps)).unwrap();
+    let (code, out, err) = b.run();
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("hi") && out.contains("listed"), "{out}");
+    assert!(out.contains("Seccomp:\t2"), "filter mode is on: {out}");
+}
+
+#[test]
+fn exec_joins_namespaces_cgroup_and_user() {
+    let b = Bundle::new(&["sleep", "30"]);
+    ok(&b.oci(&[
+        "run",
+        "--detach",
+        "--bundle",
+        b.path().to_str().unwrap(),
+        &b.id,
+    ]));
+    let out = b.oci(&["exec", &b.id, "sh", "-c", "echo pid=$$; hostname; cat /proc/1/cmdline; echo; grep -c . /proc/self/cgroup; grep ':/$' /proc/self/cgroup | wc -l"]);
+    ok(&out);
+    let lines: Vec<String> = text(&out.stdout).lines().map(String::from).collect();
+    assert_ne!(
+        lines[0], "pid=1",
+        "a second process in the container's pid namespace"
+    );
+    assert!(lines[0].starts_with("pid="));
+    assert_eq!(lines[1], "box");
+    assert!(lines[2].starts_with("sleep"), "{lines:?}");
+    assert_eq!(
+        lines[3], lines[4],
+        "cgroup namespace: every hierarchy shows / ({lines:?})"
+    );
+    let out = b.oci(&[
+        "exec",
+        "--user",
+        "65534:65534",
+        "--cwd",
+        "/tmp",
+        "--env",
+        "X=1",
+        &b.id,
+        "sh",
+        "-c",
+        "id -u; pwd; echo $X; exit 5",
+    ]);
+    assert_eq!(out.status.code(), Some(5));
+    assert_eq!(text(&out.stdout), "65534\n/tmp\n1\n");
+    let pid = b.state()["pid"].as_i64().unwrap() as i32;
+    let cg = stack::cgroup::Cgroup::open(format!("stack-test/{}", b.id)).unwrap();
+    assert_eq!(
+        cg.pids().unwrap(),
+        vec![pid],
+        "exec'd processes left the cgroup when they exited"
+    );
+}
+
+#[test]
+fn user_namespace_maps_root_to_an_unprivileged_host_uid() {
+    let mut b = Bundle::new(&[
+        "sh",
+        "-c",
+        "cat /proc/self/uid_map /proc/self/gid_map; id -u; sleep 30",
+    ]);
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "user"}));
+    b.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+    b.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+    ok(&b.oci(&[
+        "run",
+        "--detach",
+        "--bundle",
+        b.path().to_str().unwrap(),
+        &b.id,
+    ]));
+    let pid = b.state()["pid"].as_i64().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert!(
+        uid_line.contains("200000"),
+        "host sees uid 200000: {uid_line}"
+    );
+    let exec = b.oci(&[
+        "exec",
+        &b.id,
+        "sh",
+        "-c",
+        "cat /proc/self/uid_map; id -u; ls -ln /bin/busybox",
+    ]);
+    ok(&exec);
+    let o = text(&exec.stdout);
+    let words: Vec<&str> = o.split_whitespace().collect();
+    assert_eq!(&words[..4], ["0", "200000", "65536", "0"], "{o}");
+    assert!(
+        o.contains("65534"),
+        "host root's files are unmapped (nobody) inside: {o}"
+    );
+}
+
+#[test]
+fn console_socket_receives_the_pty_master() {
+    use std::io::Read;
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let mut b = Bundle::new(&["sh", "-c", "tty; echo hello-tty"]);
+    b.config["process"]["terminal"] = json!(true);
+    let sock_path = b.path().join("console.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock_path).unwrap();
+    ok(&b.oci(&[
+        "create",
+        "--console-socket",
+        sock_path.to_str().unwrap(),
+        "--bundle",
+        b.path().to_str().unwrap(),
+        &b.id,
+    ]));
+    let (conn, _) = listener.accept().unwrap();
+    let mut buf = [0u8; 64];
+    let mut cmsg = nix::cmsg_space!(std::os::fd::RawFd);
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let msg = nix::sys::socket::recvmsg::<()>(
+        std::os::fd::AsRawFd::as_raw_fd(&conn),
+        &mut iov,
+        Some(&mut cmsg),
+        nix::sys::socket::MsgFlags::empty(),
+    )
+    .unwrap();
+    let mut master = None;
+    for c in msg.cmsgs().unwrap() {
+        if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
+            // SAFETY: a received fd is owned by this process.
+            master = Some(unsafe { OwnedFd::from_raw_fd(fds[0]) });
+        }
+    }
+    let master = std::fs::File::from(master.expect("pty master received"));
+    ok(&b.verb("start"));
+    let mut out = Vec::new();
+    let mut reader = master;
+    let mut chunk = [0u8; 256];
+    // Read until the container exits (EIO on the master once the slave closes).
+    while let Ok(n) = reader.read(&mut chunk) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&chunk[..n]);
+    }
+    let out = text(&out);
+    assert!(
+        out.contains("/dev/pts/0") || out.contains("/dev/console"),
+        "{out}"
+    );
+    assert!(out.contains("hello-tty"), "{out}");
+}

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 pub mod oci;
+mod oci_exec;
 mod oci_info;
 
 /// Options every verb understands.

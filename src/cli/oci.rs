@@ -70,6 +70,8 @@ pub enum OciCommand {
         #[arg(long)]
         keep: bool,
     },
+    /// Run a process in a running container.
+    Exec(super::oci_exec::ExecArgs),
     /// Print the runtime-spec state JSON.
     State { id: String },
     /// Send a signal (default SIGTERM) to the init, or with --all to every process.
@@ -157,6 +159,7 @@ fn dispatch(args: OciArgs, root: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             detach,
             keep,
         } => return run_container(&rt, &create, detach, keep),
+        OciCommand::Exec(a) => return super::oci_exec::run(&rt, a),
         OciCommand::State { id } => println!("{}", serde_json::to_string_pretty(&rt.state(&id)?)?),
         OciCommand::Kill { id, signal, all } => rt.kill(&id, parse_signal(&signal)?, all)?,
         OciCommand::Delete { id, force } => {
@@ -302,7 +305,7 @@ fn run_container(
     Ok(ExitCode::from(code))
 }
 
-fn wait_exit(pid: i32) -> anyhow::Result<u8> {
+pub(super) fn wait_exit(pid: i32) -> anyhow::Result<u8> {
     use nix::sys::wait::{WaitStatus, waitpid};
     loop {
         match waitpid(nix::unistd::Pid::from_raw(pid), None) {

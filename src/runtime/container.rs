@@ -141,6 +141,16 @@ impl Runtime {
             cgroup: None,
             armed: true,
         };
+        let config = dir.join("config.json");
+        let json = serde_json::to_vec(spec).map_err(|source| Error::Config {
+            path: config.clone(),
+            source,
+        })?;
+        std::fs::write(&config, json).map_err(|source| Error::Io {
+            op: "writing",
+            path: config,
+            source,
+        })?;
         // 0622 like runc: the init may already run as a non-root user (or as an
         // unmapped uid in a user namespace) when it opens the fifo for writing.
         let fifo = dir.join("exec.fifo");
@@ -400,11 +410,11 @@ impl Runtime {
         self.cgroup(&saved)
     }
 
-    fn cgroup(&self, saved: &Saved) -> Result<Cgroup> {
+    pub(super) fn cgroup(&self, saved: &Saved) -> Result<Cgroup> {
         Ok(Cgroup::open(&saved.cgroup_path)?)
     }
 
-    fn load(&self, id: &str) -> Result<(Saved, Status)> {
+    pub(super) fn load(&self, id: &str) -> Result<(Saved, Status)> {
         check_id(id)?;
         let dir = self.dir(id);
         if !dir.is_dir() {
@@ -469,7 +479,7 @@ fn cgroup_path(p: Option<&Path>, id: &str) -> Result<PathBuf> {
 
 /// Hand the pty master to the console socket (runc's protocol: SCM_RIGHTS with
 /// the pty name as payload).
-fn send_console(sock: &std::os::unix::net::UnixStream, master: &OwnedFd) -> Result<()> {
+pub(super) fn send_console(sock: &std::os::unix::net::UnixStream, master: &OwnedFd) -> Result<()> {
     let fds = [master.as_raw_fd()];
     let cmsg = [nix::sys::socket::ControlMessage::ScmRights(&fds)];
     let iov = [std::io::IoSlice::new(b"/dev/ptmx")];

@@ -79,6 +79,10 @@ fn setup(plan: &InitPlan, fds: &InitFds) -> Result<usize, Fail> {
             return Err(Fail::new(Step::SetNs, i, err()));
         }
     }
+    // SAFETY: unshare with a namespace flag.
+    if plan.unshare_cgroupns && unsafe { libc::unshare(libc::CLONE_NEWCGROUP) } != 0 {
+        return Err(Fail::new(Step::SetNs, 99, err()));
+    }
     if plan.new_userns {
         // SAFETY: plain id syscalls.
         unsafe {
@@ -87,32 +91,41 @@ fn setup(plan: &InitPlan, fds: &InitFds) -> Result<usize, Fail> {
             }
         }
     }
-    if let Some(h) = &plan.hostname {
-        // SAFETY: pointer and length of a live CString.
-        if unsafe { libc::sethostname(h.as_ptr(), h.as_bytes().len()) } != 0 {
-            return Err(Fail::new(Step::Hostname, 0, err()));
+    let tty = if plan.exec_mode {
+        // `exec`: setns(mnt) already put us at the container's root.
+        // SAFETY: NUL-terminated path.
+        let root = unsafe {
+            libc::open(
+                c"/".as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
+        if root < 0 {
+            return Err(Fail::new(Step::RootBind, 2, err()));
         }
-    }
-    if let Some(d) = &plan.domainname {
-        // SAFETY: pointer and length of a live CString.
-        if unsafe { libc::setdomainname(d.as_ptr(), d.as_bytes().len()) } != 0 {
-            return Err(Fail::new(Step::Hostname, 1, err()));
+        let root = Fd(root);
+        match plan.terminal {
+            true => Some(open_tty(fds, root.0, false)?),
+            false => None,
         }
-    }
-    let (root, tty) = prepare_root(plan, fds)?;
-    rootfs::pivot(root.0, plan.no_pivot)?;
-    drop(root);
-    if plan.root_readonly {
-        let flags = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY;
-        sys::mount(
-            std::ptr::null(),
-            c"/".as_ptr(),
-            std::ptr::null(),
-            flags,
-            std::ptr::null(),
-        )
-        .map_err(|e| Fail::new(Step::RootReadonly, 0, e))?;
-    }
+    } else {
+        set_names(plan)?;
+        let (root, tty) = prepare_root(plan, fds)?;
+        rootfs::pivot(root.0, plan.no_pivot)?;
+        drop(root);
+        if plan.root_readonly {
+            let flags = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY;
+            sys::mount(
+                std::ptr::null(),
+                c"/".as_ptr(),
+                std::ptr::null(),
+                flags,
+                std::ptr::null(),
+            )
+            .map_err(|e| Fail::new(Step::RootReadonly, 0, e))?;
+        }
+        tty
+    };
     for (i, (res, lim)) in plan.rlimits.iter().enumerate() {
         // SAFETY: lim is a valid rlimit struct.
         #[allow(clippy::cast_sign_loss)]
@@ -148,6 +161,31 @@ fn setup(plan: &InitPlan, fds: &InitFds) -> Result<usize, Fail> {
     Ok(candidate)
 }
 
+fn set_names(plan: &InitPlan) -> Result<(), Fail> {
+    if let Some(h) = &plan.hostname {
+        // SAFETY: pointer and length of a live CString.
+        if unsafe { libc::sethostname(h.as_ptr(), h.as_bytes().len()) } != 0 {
+            return Err(Fail::new(Step::Hostname, 0, err()));
+        }
+    }
+    if let Some(d) = &plan.domainname {
+        // SAFETY: pointer and length of a live CString.
+        if unsafe { libc::setdomainname(d.as_ptr(), d.as_bytes().len()) } != 0 {
+            return Err(Fail::new(Step::Hostname, 1, err()));
+        }
+    }
+    Ok(())
+}
+
+/// Open the pty and hand the master to the parent (SCM_RIGHTS over the sync socket).
+fn open_tty(fds: &InitFds, root: RawFd, bind_console: bool) -> Result<(Fd, Fd), Fail> {
+    let (master, slave) =
+        rootfs::console(root, bind_console).map_err(|e| Fail::new(Step::Console, 0, e))?;
+    sys::send_fd(fds.sync, channel::TAG_PTY, master.0)
+        .map_err(|e| Fail::new(Step::Console, 1, e))?;
+    Ok((master, slave))
+}
+
 /// Step 3 of the module docs: everything done through the host /proc, before pivot.
 fn prepare_root(plan: &InitPlan, fds: &InitFds) -> Result<(Fd, Option<(Fd, Fd)>), Fail> {
     let null = std::ptr::null();
@@ -175,14 +213,9 @@ fn prepare_root(plan: &InitPlan, fds: &InitFds) -> Result<(Fd, Option<(Fd, Fd)>)
     let root = Fd(root);
     rootfs::mount_all(plan, root.0)?;
     rootfs::devices(plan, root.0)?;
-    let tty = if plan.terminal {
-        let (master, slave) =
-            rootfs::console(root.0).map_err(|e| Fail::new(Step::Console, 0, e))?;
-        sys::send_fd(fds.sync, channel::TAG_PTY, master.0)
-            .map_err(|e| Fail::new(Step::Console, 1, e))?;
-        Some((master, slave))
-    } else {
-        None
+    let tty = match plan.terminal {
+        true => Some(open_tty(fds, root.0, true)?),
+        false => None,
     };
     rootfs::sysctls(plan, fds.proc_fd)?;
     rootfs::mask(plan, root.0)?;

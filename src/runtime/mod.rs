@@ -31,6 +31,7 @@ mod caps;
 mod channel;
 mod container;
 mod devices;
+mod exec;
 mod init;
 mod mountopts;
 mod plan;
@@ -45,6 +46,8 @@ use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
 pub use container::Container;
+pub use exec::{ExecOptions, ExecProcess};
+pub use seccomp::default_profile as default_seccomp_profile;
 pub use state::{State, Status};
 
 /// Errors of the runtime. `kind`-like branching: match the variant, never the text.

@@ -76,6 +76,9 @@ pub(crate) struct InitPlan {
     pub hostname: Option<CString>,
     pub domainname: Option<CString>,
     pub clone_flags: c_int,
+    /// unshare(CLONE_NEWCGROUP) in the child *after* the parent placed it in its
+    /// cgroup, so the namespace root is the container's cgroup (as runc does).
+    pub unshare_cgroupns: bool,
     /// Namespaces to join by path: (type flag, path); opened in the parent.
     pub join: Vec<(c_int, PathBuf)>,
     pub new_userns: bool,
@@ -100,6 +103,8 @@ pub(crate) struct InitPlan {
     pub exec_candidates: Vec<CString>,
     pub seccomp: Option<Vec<libc::sock_filter>>,
     pub seccomp_flags: libc::c_uint,
+    /// `exec` into a running container: join its namespaces, no rootfs setup.
+    pub exec_mode: bool,
 }
 
 pub(crate) fn cstr(s: impl AsRef<OsStr>, what: &str) -> Result<CString, Error> {
@@ -272,6 +277,8 @@ fn namespaces(plan: &mut InitPlan, linux: &oci_spec::runtime::Linux) -> Result<(
         });
     }
     plan.new_userns = plan.clone_flags & libc::CLONE_NEWUSER != 0;
+    plan.unshare_cgroupns = plan.clone_flags & libc::CLONE_NEWCGROUP != 0;
+    plan.clone_flags &= !libc::CLONE_NEWCGROUP;
     let maps = |v: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| {
         v.as_ref().filter(|m| !m.is_empty()).map(|m| {
             m.iter()

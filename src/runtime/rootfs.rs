@@ -230,7 +230,7 @@ fn device(d: &DevicePlan, root: RawFd, userns: bool) -> Result<(), i32> {
 /// peer onto a /dev/console we just created as a plain file in our /dev tmpfs
 /// and re-opened without following symlinks (CVE-2025-52565).
 /// Returns (master, slave).
-pub(crate) fn console(root: RawFd) -> Result<(Fd, Fd), i32> {
+pub(crate) fn console(root: RawFd, bind_console: bool) -> Result<(Fd, Fd), i32> {
     let master = Fd(sys::open_in_root(
         root,
         c"dev/pts/ptmx",
@@ -259,6 +259,9 @@ pub(crate) fn console(root: RawFd) -> Result<(Fd, Fd), i32> {
             .unwrap_or(libc::EIO));
     }
     let slave = Fd(slave);
+    if !bind_console {
+        return Ok((master, slave));
+    }
     let dev = Fd(sys::open_in_root(
         root,
         c"dev",
