@@ -723,3 +723,149 @@ fn console_socket_receives_the_pty_master() {
     );
     assert!(out.contains("hello-tty"), "{out}");
 }
+
+#[test]
+fn hooks_run_in_order_with_the_state_on_stdin() {
+    let mut b = Bundle::new(&["true"]);
+    let log = b.path().join("hooks.log");
+    let hook = |name: &str| json!({"path": "/bin/sh", "args": ["sh", "-c", format!("read -r s; echo {name} $(echo \"$s\" | grep -o '\"status\":\"[a-z]*\"') >> {}", log.display())], "timeout": 5});
+    b.config["hooks"] = json!({
+        "prestart": [hook("prestart")],
+        "createRuntime": [hook("createRuntime")],
+        "poststart": [hook("poststart")],
+        "poststop": [hook("poststop")]
+    });
+    let (code, _, err) = b.run();
+    assert_eq!(code, 0, "{err}");
+    let got = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = got.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "prestart \"status\":\"creating\"",
+            "createRuntime \"status\":\"creating\"",
+            "poststart \"status\":\"running\"",
+            "poststop \"status\":\"stopped\""
+        ]
+    );
+}
+
+#[test]
+fn failing_create_hook_aborts_create_and_leaves_nothing() {
+    let mut b = Bundle::new(&["true"]);
+    b.config["hooks"] = json!({"createRuntime": [{"path": "/bin/false"}]});
+    let out = b.verb("create");
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("createRuntime hook /bin/false"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!b.root.path().join(&b.id).exists());
+    assert!(b.cgroup_dirs().iter().all(|d| !d.exists()));
+    b.config["hooks"] = json!({"startContainer": [{"path": "/bin/true"}]});
+    let out = b.verb("create");
+    assert!(
+        text(&out.stderr).contains("startContainer"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn devices_cgroup_denies_an_unlisted_device() {
+    let mut b = Bundle::new(&[
+        "sh",
+        "-c",
+        "echo x > /dev/null && echo null-ok; head -c 1 /dev/kmsg-host > /dev/null 2>&1 && echo kmsg-open || echo kmsg-denied",
+    ]);
+    b.config["linux"]["resources"] = json!({"devices": [{"allow": false, "access": "rwm"}]});
+    b.config["mounts"].as_array_mut().unwrap().push(json!({"destination": "/dev/kmsg-host", "type": "bind", "source": "/dev/kmsg", "options": ["bind"]}));
+    let (code, out, err) = b.run();
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("null-ok"),
+        "default devices stay usable: {out}"
+    );
+    assert!(out.contains("kmsg-denied"), "{out}");
+}
+
+#[test]
+fn sysctl_readonly_root_no_pivot_pid_file_and_preserved_fds() {
+    let mut b = Bundle::new(&[
+        "sh",
+        "-c",
+        "cat /proc/sys/net/ipv4/ip_forward; touch /x 2>/dev/null || echo root-ro; cat <&3",
+    ]);
+    b.config["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1"});
+    b.config["root"]["readonly"] = json!(true);
+    b.write();
+    let pid_file = b.path().join("pid");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "echo preserved > {d}/fd3; exec 3<{d}/fd3; exec {bin} --root {root} oci run --no-pivot --preserve-fds 1 --pid-file {pf} --bundle {d} {id}",
+            d = b.path().display(),
+            bin = common::stack_bin().display(),
+            root = b.root.path().display(),
+            pf = pid_file.display(),
+            id = b.id
+        ))
+        .output()
+        .unwrap();
+    ok(&out);
+    assert_eq!(text(&out.stdout), "1\nroot-ro\npreserved\n");
+    assert!(
+        std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .parse::<i32>()
+            .unwrap()
+            > 1
+    );
+    b.config["linux"]["sysctl"] = json!({"kernel.core_pattern": "|/evil"});
+    let err = text(&b.verb("create").stderr);
+    assert!(
+        err.contains("kernel.core_pattern") && err.contains("namespaced"),
+        "{err}"
+    );
+}
+
+#[test]
+fn features_and_spec_documents() {
+    common::require_root();
+    let out = Command::new(common::stack_bin())
+        .args(["oci", "features"])
+        .output()
+        .unwrap();
+    ok(&out);
+    let f: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(f["ociVersionMax"], "1.2.0");
+    assert!(
+        f["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("user"))
+    );
+    assert!(
+        f["linux"]["capabilities"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("CAP_SYS_ADMIN"))
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let spec = || {
+        Command::new(common::stack_bin())
+            .args(["oci", "spec", "--bundle"])
+            .arg(dir.path())
+            .output()
+            .unwrap()
+    };
+    ok(&spec());
+    let c: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).unwrap()).unwrap();
+    assert_eq!(c["root"]["path"], "rootfs");
+    assert!(
+        !spec().status.success(),
+        "an existing config.json is not overwritten"
+    );
+}

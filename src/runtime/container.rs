@@ -44,6 +44,9 @@ impl Drop for CreateGuard<'_> {
     }
 }
 
+/// The runtime-spec version this runtime implements.
+pub(crate) const OCI_VERSION: &str = "1.2.0";
+
 fn now() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -82,11 +85,8 @@ impl Runtime {
             path: bundle.into(),
             source,
         })?;
-        if spec.hooks().is_some() {
-            return Err(Error::Unsupported {
-                what: "hooks".into(),
-                hint: "this build runs no OCI hooks yet".into(),
-            });
+        if let Some(h) = spec.hooks() {
+            super::hooks::check_supported(h)?;
         }
         let plan = plan::build(&PlanInput {
             spec,
@@ -170,8 +170,34 @@ impl Runtime {
         guard.cgroup = Some(cgroup.clone());
         cgroup.create()?;
         if let Some(res) = linux.resources() {
-            cgroup.apply(res)?;
+            cgroup.apply(&super::devices::with_default_rules(
+                res,
+                linux.devices().as_deref(),
+            ))?;
         }
+        // prestart + createRuntime: namespaces exist, the init is in its cgroup
+        // and still waits for GO, so it has not pivoted yet (config.md, Hooks).
+        let rootfs_path = PathBuf::from(plan.rootfs.to_string_lossy().into_owned());
+        let annotations = spec.annotations().clone().unwrap_or_default();
+        let before_go = |pid: i32| -> Result<()> {
+            let Some(h) = spec.hooks() else { return Ok(()) };
+            let st = State {
+                oci_version: OCI_VERSION.into(),
+                id: id.into(),
+                status: Status::Creating,
+                pid,
+                bundle: bundle.clone(),
+                annotations: annotations.clone(),
+                rootfs: rootfs_path.clone(),
+                created: state::rfc3339(now()),
+            };
+            super::hooks::run("prestart", h.prestart().as_deref().unwrap_or_default(), &st)?;
+            super::hooks::run(
+                "createRuntime",
+                h.create_runtime().as_deref().unwrap_or_default(),
+                &st,
+            )
+        };
         let spawned = spawn::spawn(&SpawnArgs {
             plan: &plan,
             cgroup: Some(&cgroup),
@@ -179,6 +205,7 @@ impl Runtime {
             stdio: opts.stdio.as_ref(),
             preserve_fds: opts.preserve_fds,
             wait_fifo: true,
+            before_go: Some(&before_go),
         })?;
         let mut pty_master = spawned.pty_master;
         if let (Some(sock), Some(master)) = (&console, &pty_master) {
@@ -271,6 +298,17 @@ impl Runtime {
             }
         }
         let _ = std::fs::remove_file(&fifo);
+        if let Some(h) = self.spec(id).ok().and_then(|s| s.hooks().clone()) {
+            let mut st = self.state(id)?;
+            // The program may already have exited; the hook is told "running".
+            st.status = Status::Running;
+            st.pid = saved.pid;
+            super::hooks::run_warn(
+                "poststart",
+                h.poststart().as_deref().unwrap_or_default(),
+                &st,
+            );
+        }
         Ok(())
     }
 
@@ -278,7 +316,7 @@ impl Runtime {
     pub fn state(&self, id: &str) -> Result<State> {
         let (saved, status) = self.load(id)?;
         Ok(State {
-            oci_version: "1.2.0".into(),
+            oci_version: OCI_VERSION.into(),
             id: saved.id,
             status,
             pid: if status == Status::Stopped {
@@ -343,6 +381,11 @@ impl Runtime {
             wait_gone(&saved, &cgroup);
         }
         cgroup.remove()?;
+        if let Some(h) = self.spec(id).ok().and_then(|s| s.hooks().clone()) {
+            let mut st = self.state(id)?;
+            st.status = Status::Stopped;
+            super::hooks::run_warn("poststop", h.poststop().as_deref().unwrap_or_default(), &st);
+        }
         remove_dir(&dir)
     }
 

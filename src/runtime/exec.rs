@@ -98,6 +98,7 @@ impl Runtime {
             stdio: opts.stdio.as_ref(),
             preserve_fds: opts.preserve_fds,
             wait_fifo: false,
+            before_go: None,
         })?;
         let mut pty_master = spawned.pty_master;
         if let (Some(sock), Some(master)) = (&console, &pty_master) {

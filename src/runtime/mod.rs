@@ -32,6 +32,7 @@ mod channel;
 mod container;
 mod devices;
 mod exec;
+mod hooks;
 mod init;
 mod mountopts;
 mod plan;
@@ -88,6 +89,12 @@ pub enum Error {
         id: String,
         status: Status,
         hint: &'static str,
+    },
+    #[error("{phase} hook {path}: {reason}")]
+    Hook {
+        phase: &'static str,
+        path: PathBuf,
+        reason: String,
     },
     #[error(transparent)]
     Cgroup(#[from] crate::cgroup::Error),

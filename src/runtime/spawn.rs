@@ -33,6 +33,8 @@ pub(crate) struct SpawnArgs<'a> {
     /// Namespaces to join by path, plus the pid namespace (joined by the parent
     /// around clone: setns(CLONE_NEWPID) only affects children).
     pub wait_fifo: bool,
+    /// Runs after clone, id maps and cgroup placement, before GO (hooks).
+    pub before_go: Option<&'a dyn Fn(i32) -> Result<()>>,
 }
 
 fn open_verified(path: &std::ffi::CStr, flags: c_int) -> Result<OwnedFd> {
@@ -230,6 +232,9 @@ fn release(a: &SpawnArgs<'_>, pid: i32, proc_fd: RawFd, sock: &OwnedFd) -> Resul
     }
     if let Some(adj) = plan.oom_score_adj {
         write_proc(proc_fd, &format!("{pid}/oom_score_adj"), &adj.to_string())?;
+    }
+    if let Some(f) = a.before_go {
+        f(pid)?;
     }
     sys::write_all(sock.as_raw_fd(), &[channel::GO]).map_err(|e| Error::Sys {
         op: "sync GO",
