@@ -67,21 +67,19 @@ fn setup(plan: &InitPlan, fds: &InitFds) -> Result<usize, Fail> {
     // CVE-2019-5736: until execve, this process is a copy of the runtime binary;
     // keep container processes from opening /proc/<pid>/exe of it.
     sys::prctl(libc::PR_SET_DUMPABLE, 0).map_err(|e| Fail::new(Step::Sync, 0, e))?;
-    let mut go = [0u8; 1];
-    match sys::read_some(fds.sync, &mut go) {
-        Ok(1) if go[0] == channel::GO => {}
-        Ok(_) => return Err(Fail::new(Step::Sync, 0, libc::EPIPE)),
-        Err(e) => return Err(Fail::new(Step::Sync, 0, e)),
+    let mut go = Go {
+        fds,
+        plan,
+        done: false,
+    };
+    if plan.early_go {
+        go.wait()?;
     }
     for (i, (flag, fd)) in fds.join.iter().enumerate() {
         // SAFETY: setns on an fd opened by the parent.
         if unsafe { libc::setns(*fd, *flag) } != 0 {
             return Err(Fail::new(Step::SetNs, i, err()));
         }
-    }
-    // SAFETY: unshare with a namespace flag.
-    if plan.unshare_cgroupns && unsafe { libc::unshare(libc::CLONE_NEWCGROUP) } != 0 {
-        return Err(Fail::new(Step::SetNs, 99, err()));
     }
     if plan.new_userns {
         // SAFETY: plain id syscalls.
@@ -110,7 +108,7 @@ fn setup(plan: &InitPlan, fds: &InitFds) -> Result<usize, Fail> {
         }
     } else {
         set_names(plan)?;
-        let (root, tty) = prepare_root(plan, fds)?;
+        let (root, tty) = prepare_root(plan, fds, &mut go)?;
         rootfs::pivot(root.0, plan.no_pivot)?;
         drop(root);
         if plan.root_readonly {
@@ -126,6 +124,9 @@ fn setup(plan: &InitPlan, fds: &InitFds) -> Result<usize, Fail> {
         }
         tty
     };
+    // Everything after this point needs the cgroup placement (and exec must
+    // happen inside the cgroup).
+    go.wait()?;
     for (i, (res, lim)) in plan.rlimits.iter().enumerate() {
         // SAFETY: lim is a valid rlimit struct.
         #[allow(clippy::cast_sign_loss)]
@@ -161,6 +162,37 @@ fn setup(plan: &InitPlan, fds: &InitFds) -> Result<usize, Fail> {
     Ok(candidate)
 }
 
+/// The GO message: the parent writes the id maps, places the child in its cgroup
+/// and runs the create hooks, while the child already sets up its mounts; the
+/// child waits for GO only where it needs those (early with a user namespace or
+/// hooks; else before a cgroup mount, or at the latest before rlimits/exec).
+struct Go<'a> {
+    fds: &'a InitFds,
+    plan: &'a InitPlan,
+    done: bool,
+}
+
+impl Go<'_> {
+    fn wait(&mut self) -> Result<(), Fail> {
+        if self.done {
+            return Ok(());
+        }
+        let mut b = [0u8; 1];
+        match sys::read_some(self.fds.sync, &mut b) {
+            Ok(1) if b[0] == channel::GO => {}
+            Ok(_) => return Err(Fail::new(Step::Sync, 0, libc::EPIPE)),
+            Err(e) => return Err(Fail::new(Step::Sync, 0, e)),
+        }
+        self.done = true;
+        // After the placement, so the namespace root is the container's cgroup.
+        // SAFETY: unshare with a namespace flag.
+        if self.plan.unshare_cgroupns && unsafe { libc::unshare(libc::CLONE_NEWCGROUP) } != 0 {
+            return Err(Fail::new(Step::SetNs, 99, err()));
+        }
+        Ok(())
+    }
+}
+
 fn set_names(plan: &InitPlan) -> Result<(), Fail> {
     if let Some(h) = &plan.hostname {
         // SAFETY: pointer and length of a live CString.
@@ -187,7 +219,11 @@ fn open_tty(fds: &InitFds, root: RawFd, bind_console: bool) -> Result<(Fd, Fd), 
 }
 
 /// Step 3 of the module docs: everything done through the host /proc, before pivot.
-fn prepare_root(plan: &InitPlan, fds: &InitFds) -> Result<(Fd, Option<(Fd, Fd)>), Fail> {
+fn prepare_root(
+    plan: &InitPlan,
+    fds: &InitFds,
+    go: &mut Go<'_>,
+) -> Result<(Fd, Option<(Fd, Fd)>), Fail> {
     let null = std::ptr::null();
     sys::mount(null, c"/".as_ptr(), null, plan.root_propagation, null)
         .map_err(|e| Fail::new(Step::RootPropagation, 0, e))?;
@@ -211,7 +247,7 @@ fn prepare_root(plan: &InitPlan, fds: &InitFds) -> Result<(Fd, Option<(Fd, Fd)>)
         return Err(Fail::new(Step::RootBind, 1, err()));
     }
     let root = Fd(root);
-    rootfs::mount_all(plan, root.0)?;
+    rootfs::mount_all(plan, root.0, &mut || go.wait())?;
     rootfs::devices(plan, root.0)?;
     let tty = match plan.terminal {
         true => Some(open_tty(fds, root.0, true)?),

@@ -105,6 +105,10 @@ pub(crate) struct InitPlan {
     pub seccomp_flags: libc::c_uint,
     /// `exec` into a running container: join its namespaces, no rootfs setup.
     pub exec_mode: bool,
+    /// Wait for GO before anything else (user namespace maps, hooks, exec).
+    pub early_go: bool,
+    /// Index of the first cgroup mount: GO is awaited before it.
+    pub go_before_mount: Option<usize>,
 }
 
 pub(crate) fn cstr(s: impl AsRef<OsStr>, what: &str) -> Result<CString, Error> {
@@ -206,6 +210,8 @@ pub(crate) fn build(input: &PlanInput<'_>) -> Result<InitPlan, Error> {
         }
         plan.mounts.push(mp);
     }
+    plan.go_before_mount = plan.mounts.iter().position(|m| matches!(&m.kind, MountKind::Fs { fstype, .. } if fstype.as_bytes().starts_with(b"cgroup")));
+    plan.early_go = plan.new_userns || spec.hooks().is_some();
     if dev_is_tmpfs {
         super::devices::plan(&mut plan, linux.devices().as_deref().unwrap_or_default())?;
     } else if linux.devices().as_ref().is_some_and(|d| !d.is_empty()) {

@@ -84,8 +84,13 @@ fn resolve_parent(root: RawFd, rp: &RootPath) -> Result<(Option<Fd>, &CStr), i32
     Ok((fd, name))
 }
 
-pub(crate) fn mount_all(plan: &InitPlan, root: RawFd) -> R<()> {
+/// `go` is called before the first cgroup mount: it must see the container's
+/// cgroup namespace, which exists only after the parent placed the child.
+pub(crate) fn mount_all(plan: &InitPlan, root: RawFd, go: &mut dyn FnMut() -> R<()>) -> R<()> {
     for (i, m) in plan.mounts.iter().enumerate() {
+        if plan.go_before_mount == Some(i) {
+            go()?;
+        }
         mount_one(m, root).map_err(|e| Fail::new(Step::Mount, i, e))?;
     }
     Ok(())
