@@ -869,3 +869,29 @@ fn features_and_spec_documents() {
         "an existing config.json is not overwritten"
     );
 }
+
+#[test]
+fn scheduler_io_priority_and_time_namespace() {
+    let mut b = Bundle::new(&[
+        "sh",
+        "-c",
+        "grep -E '^policy' /proc/self/sched | tr -d ' '; cut -d' ' -f19 /proc/self/stat; cut -d. -f1 /proc/uptime",
+    ]);
+    b.config["process"]["scheduler"] = json!({"policy": "SCHED_BATCH", "nice": 7});
+    b.config["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_IDLE", "priority": 0});
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "time"}));
+    b.config["linux"]["timeOffsets"] = json!({"boottime": {"secs": 8640000, "nanosecs": 0}});
+    let (code, out, err) = b.run();
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "policy:3", "SCHED_BATCH: {out}");
+    assert_eq!(lines[1], "7", "nice: {out}");
+    let uptime: u64 = lines[2].parse().unwrap();
+    assert!(
+        uptime >= 8_640_000,
+        "boottime offset applies in the time namespace: {out}"
+    );
+}

@@ -89,6 +89,9 @@ fn setup(plan: &InitPlan, fds: &InitFds) -> Result<usize, Fail> {
             }
         }
     }
+    if plan.unshare_time {
+        time_namespace(plan, fds)?;
+    }
     let tty = if plan.exec_mode {
         // `exec`: setns(mnt) already put us at the container's root.
         // SAFETY: NUL-terminated path.
@@ -127,6 +130,13 @@ fn setup(plan: &InitPlan, fds: &InitFds) -> Result<usize, Fail> {
     // Everything after this point needs the cgroup placement (and exec must
     // happen inside the cgroup).
     go.wait()?;
+    // Before capabilities are dropped: realtime classes need CAP_SYS_NICE/ADMIN.
+    if let Some(v) = plan.ioprio {
+        sys::ioprio_set(v).map_err(|e| Fail::new(Step::Scheduler, 0, e))?;
+    }
+    if let Some(a) = &plan.sched {
+        sys::sched_setattr(a).map_err(|e| Fail::new(Step::Scheduler, 1, e))?;
+    }
     for (i, (res, lim)) in plan.rlimits.iter().enumerate() {
         // SAFETY: lim is a valid rlimit struct.
         #[allow(clippy::cast_sign_loss)]
@@ -191,6 +201,27 @@ impl Go<'_> {
         }
         Ok(())
     }
+}
+
+/// unshare(CLONE_NEWTIME) takes effect for this process at execve; the offsets
+/// must be written before that (time_namespaces(7)), through the verified procfs.
+fn time_namespace(plan: &InitPlan, fds: &InitFds) -> Result<(), Fail> {
+    // SAFETY: unshare with a namespace flag.
+    if unsafe { libc::unshare(libc::CLONE_NEWTIME) } != 0 {
+        return Err(Fail::new(Step::SetNs, 98, err()));
+    }
+    if let Some(offsets) = &plan.time_offsets {
+        let f = |e| Fail::new(Step::SetNs, 97, e);
+        let fd = Fd(sys::openat2(
+            fds.proc_fd,
+            c"self/timens_offsets",
+            libc::O_WRONLY,
+            sys::RESOLVE_BENEATH,
+        )
+        .map_err(f)?);
+        sys::write_all(fd.0, offsets.as_bytes()).map_err(f)?;
+    }
+    Ok(())
 }
 
 fn set_names(plan: &InitPlan) -> Result<(), Fail> {
