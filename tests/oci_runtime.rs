@@ -895,3 +895,47 @@ fn scheduler_io_priority_and_time_namespace() {
         "boottime offset applies in the time namespace: {out}"
     );
 }
+
+#[test]
+fn oom_notification_fd_fires_on_v1_or_memory_events_changes_on_v2() {
+    let mut b = Bundle::new(&["tail", "/dev/zero"]);
+    b.config["linux"]["resources"] = json!({"memory": {"limit": 33554432, "swap": 33554432}});
+    ok(&b.verb("create"));
+    let cg = stack::cgroup::Cgroup::open(format!("stack-test/{}", b.id)).unwrap();
+    let before = cg.oom_events().unwrap().oom_kill;
+    match cg.memory_events_file() {
+        None => {
+            let efd = cg.oom_eventfd().unwrap();
+            ok(&b.verb("start"));
+            let mut pfd = [nix::poll::PollFd::new(
+                std::os::fd::AsFd::as_fd(&efd),
+                nix::poll::PollFlags::POLLIN,
+            )];
+            let n = nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(10_000u16)).unwrap();
+            assert_eq!(n, 1, "the eventfd fired");
+            let mut buf = [0u8; 8];
+            nix::unistd::read(&efd, &mut buf).unwrap();
+            assert!(u64::from_ne_bytes(buf) >= 1);
+        }
+        Some(file) => {
+            ok(&b.verb("start"));
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while cg.oom_events().unwrap().oom_kill == before {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{} did not change",
+                    file.display()
+                );
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while cg.oom_events().unwrap().oom_kill == before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "oom_kill counter did not move"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
