@@ -11,6 +11,8 @@
 #   namespaces, default mounts, masked/read-only paths) with process.args
 #   ["/bin/true"], terminal false, and an explicit cgroupsPath per runtime so the
 #   three never share a cgroup. No rlimit is raised (no CAP_SYS_RESOURCE here).
+# - State roots (--root) are on a tmpfs for all three runtimes, like their
+#   defaults under /run; the bundle is on /tmp.
 # - crun 1.8 refuses hybrid hosts whose cgroup2 tree offers any controller
 #   ("cgroups in hybrid mode not supported, drop all controllers from cgroupv2");
 #   here /sys/fs/cgroup/unified offers hugetlb. So the whole benchmark (all three
@@ -33,6 +35,10 @@ STACK=$(realpath "$STACK")
 RUNS=${RUNS:-200}
 WORK=$(mktemp -d /tmp/oci-bench.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
+# State roots on tmpfs, as each runtime's default root (/run/...) is; the
+# bundle stays on /tmp. Private to this mount namespace.
+mkdir -p "$WORK/state"
+mount -t tmpfs -o size=64m bench-state "$WORK/state"
 
 # The bundle: busybox-static with every applet as a symlink.
 ROOTFS=$WORK/bundle/rootfs
@@ -60,16 +66,16 @@ done
 # Sanity: each runtime can run the bundle once.
 for rt in stack crun runc; do
     case $rt in
-        stack) cmd="$STACK --root $WORK/state-stack oci" ;;
-        *) cmd="$rt --root $WORK/state-$rt" ;;
+        stack) cmd="$STACK --root $WORK/state/stack oci" ;;
+        *) cmd="$rt --root $WORK/state/$rt" ;;
     esac
     $cmd run --bundle "$WORK/$rt" "bench-$rt" >/dev/null || { echo "$rt cannot run the bundle" >&2; exit 1; }
 done
 
 hyperfine -N --warmup 10 --runs "$RUNS" --export-json "$WORK/result.json" \
-    -n stack "$STACK --root $WORK/state-stack oci run --bundle $WORK/stack bench-stack" \
-    -n crun "crun --root $WORK/state-crun run --bundle $WORK/crun bench-crun" \
-    -n runc "runc --root $WORK/state-runc run --bundle $WORK/runc bench-runc"
+    -n stack "$STACK --root $WORK/state/stack oci run --bundle $WORK/stack bench-stack" \
+    -n crun "crun --root $WORK/state/crun run --bundle $WORK/crun bench-crun" \
+    -n runc "runc --root $WORK/state/runc run --bundle $WORK/runc bench-runc"
 
 python3 - "$WORK/result.json" <<'PY'
 import json, sys
@@ -85,8 +91,8 @@ PY
 echo
 for rt in stack crun runc; do
     case $rt in
-        stack) cmd="$STACK --root $WORK/state-stack oci" ;;
-        *) cmd="$rt --root $WORK/state-$rt" ;;
+        stack) cmd="$STACK --root $WORK/state/stack oci" ;;
+        *) cmd="$rt --root $WORK/state/$rt" ;;
     esac
     rss=$(/usr/bin/time -f %M $cmd run --bundle "$WORK/$rt" "bench-$rt" 2>&1 >/dev/null | tail -n 1)
     echo "$rt peak RSS during run: ${rss} KiB"

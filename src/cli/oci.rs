@@ -272,12 +272,8 @@ fn run_container(
     keep: bool,
 ) -> anyhow::Result<ExitCode> {
     let container = rt
-        .create(&c.id, &c.bundle, create_options(c))
-        .with_context(|| format!("creating container {}", c.id))?;
-    if let Err(e) = rt.start(&c.id) {
-        let _ = rt.delete(&c.id, true);
-        return Err(e.into());
-    }
+        .run(&c.id, &c.bundle, create_options(c))
+        .with_context(|| format!("running container {}", c.id))?;
     if detach {
         return Ok(ExitCode::SUCCESS);
     }

@@ -44,6 +44,42 @@ impl Drop for CreateGuard<'_> {
     }
 }
 
+fn read_spec(bundle: &Path) -> Result<Spec> {
+    let path = bundle.join("config.json");
+    let text = std::fs::read(&path).map_err(|source| Error::Io {
+        op: "reading",
+        path: path.clone(),
+        source,
+    })?;
+    serde_json::from_slice(&text).map_err(|source| Error::Config { path, source })
+}
+
+/// 0622 like runc: the init may already run as a non-root user (or as an
+/// unmapped uid in a user namespace) when it opens the fifo for writing.
+fn make_fifo(fifo: &Path) -> Result<()> {
+    nix::unistd::mkfifo(fifo, nix::sys::stat::Mode::from_bits_truncate(0o622)).map_err(
+        |source| Error::Sys {
+            op: "mkfifo exec.fifo",
+            source,
+        },
+    )?;
+    std::fs::set_permissions(fifo, std::os::unix::fs::PermissionsExt::from_mode(0o622)).map_err(
+        |source| Error::Io {
+            op: "chmod",
+            path: fifo.into(),
+            source,
+        },
+    )
+}
+
+/// temp + rename, like runc (readers never see a partial pid); no fsync.
+pub(super) fn write_pid_file(path: &Path, pid: i32) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, pid.to_string())?;
+    std::fs::rename(&tmp, path)
+}
+
 /// The runtime-spec version this runtime implements.
 pub(crate) const OCI_VERSION: &str = "1.2.0";
 
@@ -60,14 +96,7 @@ impl Runtime {
 
     /// Read `bundle/config.json` and create the container (see module docs).
     pub fn create(&self, id: &str, bundle: &Path, opts: CreateOptions) -> Result<Container> {
-        let path = bundle.join("config.json");
-        let text = std::fs::read(&path).map_err(|source| Error::Io {
-            op: "reading",
-            path: path.clone(),
-            source,
-        })?;
-        let spec: Spec =
-            serde_json::from_slice(&text).map_err(|source| Error::Config { path, source })?;
+        let spec = read_spec(bundle)?;
         self.create_from_spec(id, &spec, bundle, opts)
     }
 
@@ -78,6 +107,46 @@ impl Runtime {
         spec: &Spec,
         bundle: &Path,
         opts: CreateOptions,
+    ) -> Result<Container> {
+        self.create_inner(id, spec, bundle, opts, true)
+    }
+
+    /// create + start in one step: the init execs the program as soon as it is
+    /// set up (no exec.fifo round trip); poststart hooks run before returning.
+    pub fn run_from_spec(
+        &self,
+        id: &str,
+        spec: &Spec,
+        bundle: &Path,
+        opts: CreateOptions,
+    ) -> Result<Container> {
+        let c = self.create_inner(id, spec, bundle, opts, false)?;
+        if let Some(h) = spec.hooks() {
+            let mut st = self.state(id)?;
+            st.status = Status::Running;
+            st.pid = c.pid;
+            super::hooks::run_warn(
+                "poststart",
+                h.poststart().as_deref().unwrap_or_default(),
+                &st,
+            );
+        }
+        Ok(c)
+    }
+
+    /// [`Runtime::run_from_spec`] reading `bundle/config.json`.
+    pub fn run(&self, id: &str, bundle: &Path, opts: CreateOptions) -> Result<Container> {
+        let spec = read_spec(bundle)?;
+        self.run_from_spec(id, &spec, bundle, opts)
+    }
+
+    fn create_inner(
+        &self,
+        id: &str,
+        spec: &Spec,
+        bundle: &Path,
+        opts: CreateOptions,
+        wait_fifo: bool,
     ) -> Result<Container> {
         check_id(id)?;
         let bundle = std::path::absolute(bundle).map_err(|source| Error::Io {
@@ -151,21 +220,9 @@ impl Runtime {
             path: config,
             source,
         })?;
-        // 0622 like runc: the init may already run as a non-root user (or as an
-        // unmapped uid in a user namespace) when it opens the fifo for writing.
-        let fifo = dir.join("exec.fifo");
-        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622)).map_err(
-            |source| Error::Sys {
-                op: "mkfifo exec.fifo",
-                source,
-            },
-        )?;
-        std::fs::set_permissions(&fifo, std::os::unix::fs::PermissionsExt::from_mode(0o622))
-            .map_err(|source| Error::Io {
-                op: "chmod",
-                path: fifo.clone(),
-                source,
-            })?;
+        if wait_fifo {
+            make_fifo(&dir.join("exec.fifo"))?;
+        }
         let cgroup = Cgroup::open(&cgroup_path)?;
         guard.cgroup = Some(cgroup.clone());
         cgroup.create()?;
@@ -204,7 +261,7 @@ impl Runtime {
             state_dir: &dir,
             stdio: opts.stdio.as_ref(),
             preserve_fds: opts.preserve_fds,
-            wait_fifo: true,
+            wait_fifo,
             before_go: Some(&before_go),
         })?;
         let mut pty_master = spawned.pty_master;
@@ -221,6 +278,7 @@ impl Runtime {
             cgroup_path: cgroup.path().into(),
             created: now(),
             annotations: spec.annotations().clone().unwrap_or_default(),
+            has_hooks: spec.hooks().is_some(),
         };
         let kill_child = || {
             let _ =
@@ -232,7 +290,7 @@ impl Runtime {
             return Err(e);
         }
         if let Some(p) = &opts.pid_file
-            && let Err(source) = crate::state::write_atomic(p, spawned.pid.to_string().as_bytes())
+            && let Err(source) = write_pid_file(p, spawned.pid)
         {
             kill_child();
             return Err(Error::Io {
@@ -298,7 +356,11 @@ impl Runtime {
             }
         }
         let _ = std::fs::remove_file(&fifo);
-        if let Some(h) = self.spec(id).ok().and_then(|s| s.hooks().clone()) {
+        if let Some(h) = saved
+            .has_hooks
+            .then(|| self.spec(id).ok().and_then(|s| s.hooks().clone()))
+            .flatten()
+        {
             let mut st = self.state(id)?;
             // The program may already have exited; the hook is told "running".
             st.status = Status::Running;
@@ -381,7 +443,11 @@ impl Runtime {
             wait_gone(&saved, &cgroup);
         }
         cgroup.remove()?;
-        if let Some(h) = self.spec(id).ok().and_then(|s| s.hooks().clone()) {
+        if let Some(h) = saved
+            .has_hooks
+            .then(|| self.spec(id).ok().and_then(|s| s.hooks().clone()))
+            .flatten()
+        {
             let mut st = self.state(id)?;
             st.status = Status::Stopped;
             super::hooks::run_warn("poststop", h.poststop().as_deref().unwrap_or_default(), &st);

@@ -106,13 +106,11 @@ impl Runtime {
             pty_master = None;
         }
         if let Some(p) = &opts.pid_file {
-            crate::state::write_atomic(p, spawned.pid.to_string().as_bytes()).map_err(
-                |source| Error::Io {
-                    op: "writing pid file",
-                    path: p.clone(),
-                    source,
-                },
-            )?;
+            super::container::write_pid_file(p, spawned.pid).map_err(|source| Error::Io {
+                op: "writing pid file",
+                path: p.clone(),
+                source,
+            })?;
         }
         Ok(ExecProcess {
             pid: spawned.pid,

@@ -27,6 +27,9 @@ pub(crate) struct Saved {
     pub created: u64,
     #[serde(default)]
     pub annotations: HashMap<String, String>,
+    /// config.json has hooks (start/delete read it only then).
+    #[serde(default)]
+    pub has_hooks: bool,
 }
 
 /// The runtime-spec state (config-linux "State"), as `stack oci state` prints it.
