@@ -6,6 +6,15 @@ use oci_spec::runtime::LinuxResources;
 
 use super::*;
 
+/// Removes a real cgroup even when the test fails.
+struct RemoveOnDrop(Cgroup);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.remove();
+    }
+}
+
 fn resources(json: &str) -> LinuxResources {
     serde_json::from_str(json).unwrap()
 }
@@ -437,6 +446,7 @@ fn bpf_device_program_denies_unlisted_devices() {
     )
     .unwrap();
     std::fs::create_dir_all(&cg.dirs()[0]).unwrap();
+    let _guard = RemoveOnDrop(cg.clone());
     let rules = r#"{"devices": [{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"}]}"#;
     v2::apply(&cg.dirs()[0], &resources(rules)).unwrap();
     let (r, w) = nix::unistd::pipe().unwrap();
@@ -459,7 +469,6 @@ fn bpf_device_program_denies_unlisted_devices() {
     cg.add_pid(pid).unwrap();
     nix::unistd::write(&w, b"g").unwrap();
     let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None).unwrap();
-    cg.remove().unwrap();
     assert_eq!(
         status,
         nix::sys::wait::WaitStatus::Exited(nix::unistd::Pid::from_raw(pid), 1),
