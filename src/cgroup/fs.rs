@@ -5,7 +5,25 @@ use std::time::Duration;
 
 use super::{Error, Result};
 
+/// Write a control file in one write(2), never creating it: a missing file
+/// means the controller is not there (ENOENT), on cgroupfs and in test dirs alike.
 pub(super) fn write(path: &Path, value: &str) -> Result<()> {
+    use std::io::Write;
+    let err = |source| Error::Write {
+        path: path.into(),
+        value: value.into(),
+        source,
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(err)?;
+    f.write_all(value.as_bytes()).map_err(err)
+}
+
+/// Like [`write`] but creating the file (cpuset copies into a fresh directory,
+/// where cgroupfs already has the file and a test dir does not).
+pub(super) fn write_new(path: &Path, value: &str) -> Result<()> {
     std::fs::write(path, value).map_err(|source| Error::Write {
         path: path.into(),
         value: value.into(),
@@ -93,23 +111,25 @@ fn subdirs(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// Remove a cgroup directory tree, deepest first. Only directories can be removed
-/// in cgroupfs (the control files vanish with them); EBUSY is retried briefly.
+/// in cgroupfs (the control files vanish with them). rmdir is tried first (the
+/// common case, a leaf: no directory listing); EBUSY means children or tasks
+/// still exiting: children are removed, then rmdir is retried for up to a second.
 pub(super) fn remove_tree(dir: &Path) -> Result<()> {
-    for child in subdirs(dir)? {
-        remove_tree(&child)?;
-    }
-    let mut delay = Duration::from_millis(2);
+    let mut delay = Duration::from_millis(1);
     let deadline = std::time::Instant::now() + Duration::from_secs(1);
     loop {
         match std::fs::remove_dir(dir) {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
-            Err(e)
-                if e.raw_os_error() == Some(libc::EBUSY)
-                    && std::time::Instant::now() < deadline =>
-            {
-                std::thread::sleep(delay);
-                delay = (delay * 2).min(Duration::from_millis(50));
+            Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => {
+                let children = subdirs(dir)?;
+                if children.is_empty() {
+                    std::thread::sleep(delay);
+                    delay = (delay * 2).min(Duration::from_millis(50));
+                }
+                for child in children {
+                    remove_tree(&child)?;
+                }
             }
             Err(source) => {
                 return Err(Error::Remove {
@@ -119,6 +139,12 @@ pub(super) fn remove_tree(dir: &Path) -> Result<()> {
             }
         }
     }
+}
+
+/// cgroupfs answers EBUSY for a directory with children or tasks; a plain
+/// directory (tests) answers ENOTEMPTY.
+fn is_busy(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EBUSY) | Some(libc::ENOTEMPTY))
 }
 
 /// Poll `check` until it is true or `timeout` passes.

@@ -19,8 +19,19 @@ pub enum Hierarchy {
 }
 
 impl Hierarchy {
-    /// The hierarchy of this host.
+    /// The hierarchy of this host, read once per process (the cgroup mounts of
+    /// a host do not change while it runs containers; mountinfo is large).
     pub fn detect() -> Result<Self> {
+        static CACHE: std::sync::OnceLock<Hierarchy> = std::sync::OnceLock::new();
+        if let Some(h) = CACHE.get() {
+            return Ok(h.clone());
+        }
+        let h = Self::detect_uncached()?;
+        Ok(CACHE.get_or_init(|| h).clone())
+    }
+
+    /// [`Hierarchy::detect`] without the per-process cache.
+    pub fn detect_uncached() -> Result<Self> {
         let path = std::path::Path::new("/proc/self/mountinfo");
         let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
             path: path.into(),

@@ -12,6 +12,7 @@
 //! Direct cgroupfs code was chosen over `cgroups-rs` (treats hybrid hosts as plain v1,
 //! no v2 device control) and over youki's `libcgroups` (pulls systemd/D-Bus code we do
 //! not use); the surface needed is small (see DESIGN.md, dependencies).
+mod bpf;
 mod fs;
 mod hierarchy;
 mod stats;

@@ -39,7 +39,7 @@ fn create_cpuset(root: &Path, rel: &Path) -> Result<()> {
             let mine = fs::read_opt(&dir.join(file))?.unwrap_or_default();
             if mine.trim().is_empty() {
                 let theirs = fs::read(&parent.join(file))?;
-                fs::write(&dir.join(file), theirs.trim())?;
+                fs::write_new(&dir.join(file), theirs.trim())?;
             }
         }
     }

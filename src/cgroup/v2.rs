@@ -69,10 +69,8 @@ pub(super) fn apply(dir: &Path, res: &LinuxResources) -> Result<()> {
             &max_or(h.limit()),
         )?;
     }
-    if res.devices().as_ref().is_some_and(|d| !d.is_empty()) {
-        // The device allow-list needs a BPF_PROG_TYPE_CGROUP_DEVICE program on v2;
-        // the container's /dev holds only the configured nodes regardless.
-        tracing::warn!(cgroup = %dir.display(), "device cgroup rules are not enforced on cgroup v2 yet");
+    if let Some(rules) = res.devices().as_ref().filter(|d| !d.is_empty()) {
+        super::bpf::attach(dir, rules)?;
     }
     if let Some(keys) = res.unified() {
         write_unified(dir, keys)?;

@@ -10,6 +10,7 @@ pub mod images;
 pub mod logs;
 mod monitor;
 pub mod oci;
+mod oci_exec;
 mod oci_info;
 pub mod output;
 pub mod project;

@@ -70,6 +70,8 @@ pub enum OciCommand {
         #[arg(long)]
         keep: bool,
     },
+    /// Run a process in a running container.
+    Exec(super::oci_exec::ExecArgs),
     /// Print the runtime-spec state JSON.
     State { id: String },
     /// Send a signal (default SIGTERM) to the init, or with --all to every process.
@@ -157,6 +159,7 @@ fn dispatch(args: OciArgs, root: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             detach,
             keep,
         } => return run_container(&rt, &create, detach, keep),
+        OciCommand::Exec(a) => return super::oci_exec::run(&rt, a),
         OciCommand::State { id } => println!("{}", serde_json::to_string_pretty(&rt.state(&id)?)?),
         OciCommand::Kill { id, signal, all } => rt.kill(&id, parse_signal(&signal)?, all)?,
         OciCommand::Delete { id, force } => {
@@ -269,12 +272,8 @@ fn run_container(
     keep: bool,
 ) -> anyhow::Result<ExitCode> {
     let container = rt
-        .create(&c.id, &c.bundle, create_options(c))
-        .with_context(|| format!("creating container {}", c.id))?;
-    if let Err(e) = rt.start(&c.id) {
-        let _ = rt.delete(&c.id, true);
-        return Err(e.into());
-    }
+        .run(&c.id, &c.bundle, create_options(c))
+        .with_context(|| format!("running container {}", c.id))?;
     if detach {
         return Ok(ExitCode::SUCCESS);
     }
@@ -302,7 +301,7 @@ fn run_container(
     Ok(ExitCode::from(code))
 }
 
-fn wait_exit(pid: i32) -> anyhow::Result<u8> {
+pub(super) fn wait_exit(pid: i32) -> anyhow::Result<u8> {
     use nix::sys::wait::{WaitStatus, waitpid};
     loop {
         match waitpid(nix::unistd::Pid::from_raw(pid), None) {

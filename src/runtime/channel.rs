@@ -40,12 +40,13 @@ pub(crate) enum Step {
     Cwd,
     Exec,
     Personality,
+    Scheduler,
 }
 
 impl Step {
     pub(crate) fn from_u8(v: u8) -> Option<Step> {
         use Step::*;
-        const ALL: [Step; 25] = [
+        const ALL: [Step; 26] = [
             Sync,
             SetNs,
             Identity,
@@ -71,6 +72,7 @@ impl Step {
             Cwd,
             Exec,
             Personality,
+            Scheduler,
         ];
         ALL.into_iter().find(|s| *s as u8 == v)
     }
@@ -102,6 +104,7 @@ impl Step {
             Step::Cwd => "changing to the working directory",
             Step::Exec => "finding the executable",
             Step::Personality => "setting the personality",
+            Step::Scheduler => "setting the I/O priority or scheduler",
         }
     }
 }

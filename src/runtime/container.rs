@@ -44,6 +44,45 @@ impl Drop for CreateGuard<'_> {
     }
 }
 
+fn read_spec(bundle: &Path) -> Result<Spec> {
+    let path = bundle.join("config.json");
+    let text = std::fs::read(&path).map_err(|source| Error::Io {
+        op: "reading",
+        path: path.clone(),
+        source,
+    })?;
+    serde_json::from_slice(&text).map_err(|source| Error::Config { path, source })
+}
+
+/// 0622 like runc: the init may already run as a non-root user (or as an
+/// unmapped uid in a user namespace) when it opens the fifo for writing.
+fn make_fifo(fifo: &Path) -> Result<()> {
+    nix::unistd::mkfifo(fifo, nix::sys::stat::Mode::from_bits_truncate(0o622)).map_err(
+        |source| Error::Sys {
+            op: "mkfifo exec.fifo",
+            source,
+        },
+    )?;
+    std::fs::set_permissions(fifo, std::os::unix::fs::PermissionsExt::from_mode(0o622)).map_err(
+        |source| Error::Io {
+            op: "chmod",
+            path: fifo.into(),
+            source,
+        },
+    )
+}
+
+/// temp + rename, like runc (readers never see a partial pid); no fsync.
+pub(super) fn write_pid_file(path: &Path, pid: i32) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, pid.to_string())?;
+    std::fs::rename(&tmp, path)
+}
+
+/// The runtime-spec version this runtime implements.
+pub(crate) const OCI_VERSION: &str = "1.2.0";
+
 fn now() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -57,14 +96,7 @@ impl Runtime {
 
     /// Read `bundle/config.json` and create the container (see module docs).
     pub fn create(&self, id: &str, bundle: &Path, opts: CreateOptions) -> Result<Container> {
-        let path = bundle.join("config.json");
-        let text = std::fs::read(&path).map_err(|source| Error::Io {
-            op: "reading",
-            path: path.clone(),
-            source,
-        })?;
-        let spec: Spec =
-            serde_json::from_slice(&text).map_err(|source| Error::Config { path, source })?;
+        let spec = read_spec(bundle)?;
         self.create_from_spec(id, &spec, bundle, opts)
     }
 
@@ -76,17 +108,54 @@ impl Runtime {
         bundle: &Path,
         opts: CreateOptions,
     ) -> Result<Container> {
+        self.create_inner(id, spec, bundle, opts, true)
+    }
+
+    /// create + start in one step: the init execs the program as soon as it is
+    /// set up (no exec.fifo round trip); poststart hooks run before returning.
+    pub fn run_from_spec(
+        &self,
+        id: &str,
+        spec: &Spec,
+        bundle: &Path,
+        opts: CreateOptions,
+    ) -> Result<Container> {
+        let c = self.create_inner(id, spec, bundle, opts, false)?;
+        if let Some(h) = spec.hooks() {
+            let mut st = self.state(id)?;
+            st.status = Status::Running;
+            st.pid = c.pid;
+            super::hooks::run_warn(
+                "poststart",
+                h.poststart().as_deref().unwrap_or_default(),
+                &st,
+            );
+        }
+        Ok(c)
+    }
+
+    /// [`Runtime::run_from_spec`] reading `bundle/config.json`.
+    pub fn run(&self, id: &str, bundle: &Path, opts: CreateOptions) -> Result<Container> {
+        let spec = read_spec(bundle)?;
+        self.run_from_spec(id, &spec, bundle, opts)
+    }
+
+    fn create_inner(
+        &self,
+        id: &str,
+        spec: &Spec,
+        bundle: &Path,
+        opts: CreateOptions,
+        wait_fifo: bool,
+    ) -> Result<Container> {
         check_id(id)?;
         let bundle = std::path::absolute(bundle).map_err(|source| Error::Io {
             op: "resolving",
             path: bundle.into(),
             source,
         })?;
-        if spec.hooks().is_some() {
-            return Err(Error::Unsupported {
-                what: "hooks".into(),
-                hint: "this build runs no OCI hooks yet".into(),
-            });
+        if let Some(h) = spec.hooks() {
+            super::hooks::check_supported(h)?;
         }
         let plan = plan::build(&PlanInput {
             spec,
@@ -141,27 +210,59 @@ impl Runtime {
             cgroup: None,
             armed: true,
         };
-        nix::unistd::mkfifo(
-            &dir.join("exec.fifo"),
-            nix::sys::stat::Mode::from_bits_truncate(0o600),
-        )
-        .map_err(|source| Error::Sys {
-            op: "mkfifo exec.fifo",
+        let config = dir.join("config.json");
+        let json = serde_json::to_vec(spec).map_err(|source| Error::Config {
+            path: config.clone(),
             source,
         })?;
+        std::fs::write(&config, json).map_err(|source| Error::Io {
+            op: "writing",
+            path: config,
+            source,
+        })?;
+        if wait_fifo {
+            make_fifo(&dir.join("exec.fifo"))?;
+        }
         let cgroup = Cgroup::open(&cgroup_path)?;
         guard.cgroup = Some(cgroup.clone());
         cgroup.create()?;
         if let Some(res) = linux.resources() {
-            cgroup.apply(res)?;
+            cgroup.apply(&super::devices::with_default_rules(
+                res,
+                linux.devices().as_deref(),
+            ))?;
         }
+        // prestart + createRuntime: namespaces exist, the init is in its cgroup
+        // and still waits for GO, so it has not pivoted yet (config.md, Hooks).
+        let rootfs_path = PathBuf::from(plan.rootfs.to_string_lossy().into_owned());
+        let annotations = spec.annotations().clone().unwrap_or_default();
+        let before_go = |pid: i32| -> Result<()> {
+            let Some(h) = spec.hooks() else { return Ok(()) };
+            let st = State {
+                oci_version: OCI_VERSION.into(),
+                id: id.into(),
+                status: Status::Creating,
+                pid,
+                bundle: bundle.clone(),
+                annotations: annotations.clone(),
+                rootfs: rootfs_path.clone(),
+                created: state::rfc3339(now()),
+            };
+            super::hooks::run("prestart", h.prestart().as_deref().unwrap_or_default(), &st)?;
+            super::hooks::run(
+                "createRuntime",
+                h.create_runtime().as_deref().unwrap_or_default(),
+                &st,
+            )
+        };
         let spawned = spawn::spawn(&SpawnArgs {
             plan: &plan,
             cgroup: Some(&cgroup),
             state_dir: &dir,
             stdio: opts.stdio.as_ref(),
             preserve_fds: opts.preserve_fds,
-            wait_fifo: true,
+            wait_fifo,
+            before_go: Some(&before_go),
         })?;
         let mut pty_master = spawned.pty_master;
         if let (Some(sock), Some(master)) = (&console, &pty_master) {
@@ -177,6 +278,7 @@ impl Runtime {
             cgroup_path: cgroup.path().into(),
             created: now(),
             annotations: spec.annotations().clone().unwrap_or_default(),
+            has_hooks: spec.hooks().is_some(),
         };
         let kill_child = || {
             let _ =
@@ -188,7 +290,7 @@ impl Runtime {
             return Err(e);
         }
         if let Some(p) = &opts.pid_file
-            && let Err(source) = crate::state::write_atomic(p, spawned.pid.to_string().as_bytes())
+            && let Err(source) = write_pid_file(p, spawned.pid)
         {
             kill_child();
             return Err(Error::Io {
@@ -254,6 +356,21 @@ impl Runtime {
             }
         }
         let _ = std::fs::remove_file(&fifo);
+        if let Some(h) = saved
+            .has_hooks
+            .then(|| self.spec(id).ok().and_then(|s| s.hooks().clone()))
+            .flatten()
+        {
+            let mut st = self.state(id)?;
+            // The program may already have exited; the hook is told "running".
+            st.status = Status::Running;
+            st.pid = saved.pid;
+            super::hooks::run_warn(
+                "poststart",
+                h.poststart().as_deref().unwrap_or_default(),
+                &st,
+            );
+        }
         Ok(())
     }
 
@@ -261,7 +378,7 @@ impl Runtime {
     pub fn state(&self, id: &str) -> Result<State> {
         let (saved, status) = self.load(id)?;
         Ok(State {
-            oci_version: "1.2.0".into(),
+            oci_version: OCI_VERSION.into(),
             id: saved.id,
             status,
             pid: if status == Status::Stopped {
@@ -326,6 +443,15 @@ impl Runtime {
             wait_gone(&saved, &cgroup);
         }
         cgroup.remove()?;
+        if let Some(h) = saved
+            .has_hooks
+            .then(|| self.spec(id).ok().and_then(|s| s.hooks().clone()))
+            .flatten()
+        {
+            let mut st = self.state(id)?;
+            st.status = Status::Stopped;
+            super::hooks::run_warn("poststop", h.poststop().as_deref().unwrap_or_default(), &st);
+        }
         remove_dir(&dir)
     }
 
@@ -393,11 +519,11 @@ impl Runtime {
         self.cgroup(&saved)
     }
 
-    fn cgroup(&self, saved: &Saved) -> Result<Cgroup> {
+    pub(super) fn cgroup(&self, saved: &Saved) -> Result<Cgroup> {
         Ok(Cgroup::open(&saved.cgroup_path)?)
     }
 
-    fn load(&self, id: &str) -> Result<(Saved, Status)> {
+    pub(super) fn load(&self, id: &str) -> Result<(Saved, Status)> {
         check_id(id)?;
         let dir = self.dir(id);
         if !dir.is_dir() {
@@ -462,7 +588,7 @@ fn cgroup_path(p: Option<&Path>, id: &str) -> Result<PathBuf> {
 
 /// Hand the pty master to the console socket (runc's protocol: SCM_RIGHTS with
 /// the pty name as payload).
-fn send_console(sock: &std::os::unix::net::UnixStream, master: &OwnedFd) -> Result<()> {
+pub(super) fn send_console(sock: &std::os::unix::net::UnixStream, master: &OwnedFd) -> Result<()> {
     let fds = [master.as_raw_fd()];
     let cmsg = [nix::sys::socket::ControlMessage::ScmRights(&fds)];
     let iov = [std::io::IoSlice::new(b"/dev/ptmx")];

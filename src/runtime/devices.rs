@@ -2,7 +2,7 @@
 //! `linux.devices`, planned for a fresh /dev tmpfs.
 use std::path::Path;
 
-use oci_spec::runtime::{LinuxDevice, LinuxDeviceType};
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
 
 use super::Error;
 use super::plan::{DevicePlan, InitPlan, cstr, root_path};
@@ -25,6 +25,52 @@ const SYMLINKS: &[(&str, &str)] = &[
     ("/proc/kcore", "core"),
     ("pts/ptmx", "ptmx"),
 ];
+
+/// When config.json restricts devices, also allow the nodes the runtime itself
+/// creates (default devices, /dev/pts, /dev/console, `linux.devices`) and mknod,
+/// as runc does — otherwise the container's own /dev/null would be unusable.
+pub(crate) fn with_default_rules(
+    res: &LinuxResources,
+    devices: Option<&[LinuxDevice]>,
+) -> LinuxResources {
+    let mut res = res.clone();
+    let Some(rules) = res.devices().clone().filter(|r| !r.is_empty()) else {
+        return res;
+    };
+    let rule = |typ: LinuxDeviceType, major: Option<i64>, minor: Option<i64>, access: &str| {
+        let mut r = LinuxDeviceCgroup::default();
+        r.set_allow(true);
+        r.set_typ(Some(typ));
+        r.set_major(major);
+        r.set_minor(minor);
+        r.set_access(Some(access.to_string()));
+        r
+    };
+    let mut out = rules;
+    out.push(rule(LinuxDeviceType::C, None, None, "m"));
+    out.push(rule(LinuxDeviceType::B, None, None, "m"));
+    for (_, major, minor) in DEFAULTS {
+        out.push(rule(
+            LinuxDeviceType::C,
+            Some(i64::from(*major)),
+            Some(i64::from(*minor)),
+            "rwm",
+        ));
+    }
+    out.push(rule(LinuxDeviceType::C, Some(5), Some(1), "rwm")); // /dev/console
+    out.push(rule(LinuxDeviceType::C, Some(5), Some(2), "rwm")); // /dev/ptmx
+    out.push(rule(LinuxDeviceType::C, Some(136), None, "rwm")); // /dev/pts/*
+    for d in devices.unwrap_or_default() {
+        let typ = if d.typ() == LinuxDeviceType::B {
+            LinuxDeviceType::B
+        } else {
+            LinuxDeviceType::C
+        };
+        out.push(rule(typ, Some(d.major()), Some(d.minor()), "rwm"));
+    }
+    res.set_devices(Some(out));
+    res
+}
 
 pub(crate) fn is_default(path: &str) -> bool {
     DEFAULTS.iter().any(|d| d.0 == path)

@@ -67,11 +67,13 @@ fn setup(plan: &InitPlan, fds: &InitFds) -> Result<usize, Fail> {
     // CVE-2019-5736: until execve, this process is a copy of the runtime binary;
     // keep container processes from opening /proc/<pid>/exe of it.
     sys::prctl(libc::PR_SET_DUMPABLE, 0).map_err(|e| Fail::new(Step::Sync, 0, e))?;
-    let mut go = [0u8; 1];
-    match sys::read_some(fds.sync, &mut go) {
-        Ok(1) if go[0] == channel::GO => {}
-        Ok(_) => return Err(Fail::new(Step::Sync, 0, libc::EPIPE)),
-        Err(e) => return Err(Fail::new(Step::Sync, 0, e)),
+    let mut go = Go {
+        fds,
+        plan,
+        done: false,
+    };
+    if plan.early_go {
+        go.wait()?;
     }
     for (i, (flag, fd)) in fds.join.iter().enumerate() {
         // SAFETY: setns on an fd opened by the parent.
@@ -87,31 +89,53 @@ fn setup(plan: &InitPlan, fds: &InitFds) -> Result<usize, Fail> {
             }
         }
     }
-    if let Some(h) = &plan.hostname {
-        // SAFETY: pointer and length of a live CString.
-        if unsafe { libc::sethostname(h.as_ptr(), h.as_bytes().len()) } != 0 {
-            return Err(Fail::new(Step::Hostname, 0, err()));
-        }
+    if plan.unshare_time {
+        time_namespace(plan, fds)?;
     }
-    if let Some(d) = &plan.domainname {
-        // SAFETY: pointer and length of a live CString.
-        if unsafe { libc::setdomainname(d.as_ptr(), d.as_bytes().len()) } != 0 {
-            return Err(Fail::new(Step::Hostname, 1, err()));
+    let tty = if plan.exec_mode {
+        // `exec`: setns(mnt) already put us at the container's root.
+        // SAFETY: NUL-terminated path.
+        let root = unsafe {
+            libc::open(
+                c"/".as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
+        if root < 0 {
+            return Err(Fail::new(Step::RootBind, 2, err()));
         }
+        let root = Fd(root);
+        match plan.terminal {
+            true => Some(open_tty(fds, root.0, false)?),
+            false => None,
+        }
+    } else {
+        set_names(plan)?;
+        let (root, tty) = prepare_root(plan, fds, &mut go)?;
+        rootfs::pivot(root.0, plan.no_pivot)?;
+        drop(root);
+        if plan.root_readonly {
+            let flags = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY;
+            sys::mount(
+                std::ptr::null(),
+                c"/".as_ptr(),
+                std::ptr::null(),
+                flags,
+                std::ptr::null(),
+            )
+            .map_err(|e| Fail::new(Step::RootReadonly, 0, e))?;
+        }
+        tty
+    };
+    // Everything after this point needs the cgroup placement (and exec must
+    // happen inside the cgroup).
+    go.wait()?;
+    // Before capabilities are dropped: realtime classes need CAP_SYS_NICE/ADMIN.
+    if let Some(v) = plan.ioprio {
+        sys::ioprio_set(v).map_err(|e| Fail::new(Step::Scheduler, 0, e))?;
     }
-    let (root, tty) = prepare_root(plan, fds)?;
-    rootfs::pivot(root.0, plan.no_pivot)?;
-    drop(root);
-    if plan.root_readonly {
-        let flags = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY;
-        sys::mount(
-            std::ptr::null(),
-            c"/".as_ptr(),
-            std::ptr::null(),
-            flags,
-            std::ptr::null(),
-        )
-        .map_err(|e| Fail::new(Step::RootReadonly, 0, e))?;
+    if let Some(a) = &plan.sched {
+        sys::sched_setattr(a).map_err(|e| Fail::new(Step::Scheduler, 1, e))?;
     }
     for (i, (res, lim)) in plan.rlimits.iter().enumerate() {
         // SAFETY: lim is a valid rlimit struct.
@@ -148,8 +172,89 @@ fn setup(plan: &InitPlan, fds: &InitFds) -> Result<usize, Fail> {
     Ok(candidate)
 }
 
+/// The GO message: the parent writes the id maps, places the child in its cgroup
+/// and runs the create hooks, while the child already sets up its mounts; the
+/// child waits for GO only where it needs those (early with a user namespace or
+/// hooks; else before a cgroup mount, or at the latest before rlimits/exec).
+struct Go<'a> {
+    fds: &'a InitFds,
+    plan: &'a InitPlan,
+    done: bool,
+}
+
+impl Go<'_> {
+    fn wait(&mut self) -> Result<(), Fail> {
+        if self.done {
+            return Ok(());
+        }
+        let mut b = [0u8; 1];
+        match sys::read_some(self.fds.sync, &mut b) {
+            Ok(1) if b[0] == channel::GO => {}
+            Ok(_) => return Err(Fail::new(Step::Sync, 0, libc::EPIPE)),
+            Err(e) => return Err(Fail::new(Step::Sync, 0, e)),
+        }
+        self.done = true;
+        // After the placement, so the namespace root is the container's cgroup.
+        // SAFETY: unshare with a namespace flag.
+        if self.plan.unshare_cgroupns && unsafe { libc::unshare(libc::CLONE_NEWCGROUP) } != 0 {
+            return Err(Fail::new(Step::SetNs, 99, err()));
+        }
+        Ok(())
+    }
+}
+
+/// unshare(CLONE_NEWTIME) takes effect for this process at execve; the offsets
+/// must be written before that (time_namespaces(7)), through the verified procfs.
+fn time_namespace(plan: &InitPlan, fds: &InitFds) -> Result<(), Fail> {
+    // SAFETY: unshare with a namespace flag.
+    if unsafe { libc::unshare(libc::CLONE_NEWTIME) } != 0 {
+        return Err(Fail::new(Step::SetNs, 98, err()));
+    }
+    if let Some(offsets) = &plan.time_offsets {
+        let f = |e| Fail::new(Step::SetNs, 97, e);
+        let fd = Fd(sys::openat2(
+            fds.proc_fd,
+            c"self/timens_offsets",
+            libc::O_WRONLY,
+            sys::RESOLVE_BENEATH,
+        )
+        .map_err(f)?);
+        sys::write_all(fd.0, offsets.as_bytes()).map_err(f)?;
+    }
+    Ok(())
+}
+
+fn set_names(plan: &InitPlan) -> Result<(), Fail> {
+    if let Some(h) = &plan.hostname {
+        // SAFETY: pointer and length of a live CString.
+        if unsafe { libc::sethostname(h.as_ptr(), h.as_bytes().len()) } != 0 {
+            return Err(Fail::new(Step::Hostname, 0, err()));
+        }
+    }
+    if let Some(d) = &plan.domainname {
+        // SAFETY: pointer and length of a live CString.
+        if unsafe { libc::setdomainname(d.as_ptr(), d.as_bytes().len()) } != 0 {
+            return Err(Fail::new(Step::Hostname, 1, err()));
+        }
+    }
+    Ok(())
+}
+
+/// Open the pty and hand the master to the parent (SCM_RIGHTS over the sync socket).
+fn open_tty(fds: &InitFds, root: RawFd, bind_console: bool) -> Result<(Fd, Fd), Fail> {
+    let (master, slave) =
+        rootfs::console(root, bind_console).map_err(|e| Fail::new(Step::Console, 0, e))?;
+    sys::send_fd(fds.sync, channel::TAG_PTY, master.0)
+        .map_err(|e| Fail::new(Step::Console, 1, e))?;
+    Ok((master, slave))
+}
+
 /// Step 3 of the module docs: everything done through the host /proc, before pivot.
-fn prepare_root(plan: &InitPlan, fds: &InitFds) -> Result<(Fd, Option<(Fd, Fd)>), Fail> {
+fn prepare_root(
+    plan: &InitPlan,
+    fds: &InitFds,
+    go: &mut Go<'_>,
+) -> Result<(Fd, Option<(Fd, Fd)>), Fail> {
     let null = std::ptr::null();
     sys::mount(null, c"/".as_ptr(), null, plan.root_propagation, null)
         .map_err(|e| Fail::new(Step::RootPropagation, 0, e))?;
@@ -173,16 +278,11 @@ fn prepare_root(plan: &InitPlan, fds: &InitFds) -> Result<(Fd, Option<(Fd, Fd)>)
         return Err(Fail::new(Step::RootBind, 1, err()));
     }
     let root = Fd(root);
-    rootfs::mount_all(plan, root.0)?;
+    rootfs::mount_all(plan, root.0, &mut || go.wait())?;
     rootfs::devices(plan, root.0)?;
-    let tty = if plan.terminal {
-        let (master, slave) =
-            rootfs::console(root.0).map_err(|e| Fail::new(Step::Console, 0, e))?;
-        sys::send_fd(fds.sync, channel::TAG_PTY, master.0)
-            .map_err(|e| Fail::new(Step::Console, 1, e))?;
-        Some((master, slave))
-    } else {
-        None
+    let tty = match plan.terminal {
+        true => Some(open_tty(fds, root.0, true)?),
+        false => None,
     };
     rootfs::sysctls(plan, fds.proc_fd)?;
     rootfs::mask(plan, root.0)?;

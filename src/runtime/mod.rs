@@ -31,6 +31,8 @@ mod caps;
 mod channel;
 mod container;
 mod devices;
+mod exec;
+mod hooks;
 mod init;
 mod mountopts;
 mod plan;
@@ -45,6 +47,8 @@ use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
 pub use container::Container;
+pub use exec::{ExecOptions, ExecProcess};
+pub use seccomp::default_profile as default_seccomp_profile;
 pub use state::{State, Status};
 
 /// Errors of the runtime. `kind`-like branching: match the variant, never the text.
@@ -85,6 +89,12 @@ pub enum Error {
         id: String,
         status: Status,
         hint: &'static str,
+    },
+    #[error("{phase} hook {path}: {reason}")]
+    Hook {
+        phase: &'static str,
+        path: PathBuf,
+        reason: String,
     },
     #[error(transparent)]
     Cgroup(#[from] crate::cgroup::Error),

@@ -76,6 +76,9 @@ pub(crate) struct InitPlan {
     pub hostname: Option<CString>,
     pub domainname: Option<CString>,
     pub clone_flags: c_int,
+    /// unshare(CLONE_NEWCGROUP) in the child *after* the parent placed it in its
+    /// cgroup, so the namespace root is the container's cgroup (as runc does).
+    pub unshare_cgroupns: bool,
     /// Namespaces to join by path: (type flag, path); opened in the parent.
     pub join: Vec<(c_int, PathBuf)>,
     pub new_userns: bool,
@@ -100,6 +103,21 @@ pub(crate) struct InitPlan {
     pub exec_candidates: Vec<CString>,
     pub seccomp: Option<Vec<libc::sock_filter>>,
     pub seccomp_flags: libc::c_uint,
+    /// ioprio_set(2) value: class << 13 | level.
+    pub ioprio: Option<c_int>,
+    /// sched_setattr(2) for process.scheduler.
+    pub sched: Option<super::sys::SchedAttr>,
+    /// A new time namespace: unshare(CLONE_NEWTIME) in the child (clone(2)
+    /// cannot take the flag: 0x80 is part of the exit-signal bits) and these
+    /// offsets written to /proc/self/timens_offsets before execve enters it.
+    pub unshare_time: bool,
+    pub time_offsets: Option<CString>,
+    /// `exec` into a running container: join its namespaces, no rootfs setup.
+    pub exec_mode: bool,
+    /// Wait for GO before anything else (user namespace maps, hooks, exec).
+    pub early_go: bool,
+    /// Index of the first cgroup mount: GO is awaited before it.
+    pub go_before_mount: Option<usize>,
 }
 
 pub(crate) fn cstr(s: impl AsRef<OsStr>, what: &str) -> Result<CString, Error> {
@@ -201,6 +219,8 @@ pub(crate) fn build(input: &PlanInput<'_>) -> Result<InitPlan, Error> {
         }
         plan.mounts.push(mp);
     }
+    plan.go_before_mount = plan.mounts.iter().position(|m| matches!(&m.kind, MountKind::Fs { fstype, .. } if fstype.as_bytes().starts_with(b"cgroup")));
+    plan.early_go = plan.new_userns || spec.hooks().is_some();
     if dev_is_tmpfs {
         super::devices::plan(&mut plan, linux.devices().as_deref().unwrap_or_default())?;
     } else if linux.devices().as_ref().is_some_and(|d| !d.is_empty()) {
@@ -272,6 +292,33 @@ fn namespaces(plan: &mut InitPlan, linux: &oci_spec::runtime::Linux) -> Result<(
         });
     }
     plan.new_userns = plan.clone_flags & libc::CLONE_NEWUSER != 0;
+    plan.unshare_cgroupns = plan.clone_flags & libc::CLONE_NEWCGROUP != 0;
+    plan.clone_flags &= !libc::CLONE_NEWCGROUP;
+    plan.unshare_time = plan.clone_flags & libc::CLONE_NEWTIME != 0;
+    plan.clone_flags &= !libc::CLONE_NEWTIME;
+    if let Some(offsets) = linux.time_offsets().as_ref().filter(|o| !o.is_empty()) {
+        if !plan.unshare_time {
+            return Err(Error::Invalid {
+                field: "linux.timeOffsets".into(),
+                reason: "needs a new time namespace".into(),
+            });
+        }
+        let mut text = String::new();
+        for (clock, o) in offsets {
+            if clock != "monotonic" && clock != "boottime" {
+                return Err(Error::Invalid {
+                    field: "linux.timeOffsets".into(),
+                    reason: format!("unknown clock {clock:?}"),
+                });
+            }
+            text.push_str(&format!(
+                "{clock} {} {}\n",
+                o.secs().unwrap_or(0),
+                o.nanosecs().unwrap_or(0)
+            ));
+        }
+        plan.time_offsets = Some(cstr(text, "linux.timeOffsets")?);
+    }
     let maps = |v: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| {
         v.as_ref().filter(|m| !m.is_empty()).map(|m| {
             m.iter()

@@ -62,6 +62,12 @@ pub(crate) fn plan(plan: &mut InitPlan, spec: &Spec) -> Result<(), Error> {
         plan.rlimits.push(rlimit(r.typ(), r.soft(), r.hard())?);
     }
     unsupported_process_fields(p)?;
+    if let Some(io) = p.io_priority() {
+        plan.ioprio = Some(ioprio(io)?);
+    }
+    if let Some(s) = p.scheduler() {
+        plan.sched = Some(sched(s)?);
+    }
     Ok(())
 }
 
@@ -169,11 +175,74 @@ fn unsupported_process_fields(p: &oci_spec::runtime::Process) -> Result<(), Erro
             hint: "SELinux is not enabled on this host".into(),
         });
     }
-    if p.io_priority().is_some() || p.scheduler().is_some() || p.exec_cpu_affinity().is_some() {
+    if p.exec_cpu_affinity().is_some() {
         return Err(Error::Unsupported {
-            what: "process.ioPriority / scheduler / execCPUAffinity".into(),
+            what: "process.execCPUAffinity".into(),
             hint: "remove the field; stack does not apply it yet".into(),
         });
     }
     Ok(())
+}
+
+/// ioprio_set(2) encoding: class in bits 13.., level 0..=7.
+fn ioprio(io: &oci_spec::runtime::LinuxIOPriority) -> Result<libc::c_int, Error> {
+    use oci_spec::runtime::IOPriorityClass as C;
+    let class = match io.class() {
+        C::IoprioClassRt => 1,
+        C::IoprioClassBe => 2,
+        C::IoprioClassIdle => 3,
+    };
+    let level = io.priority();
+    if !(0..=7).contains(&level) {
+        return Err(Error::Invalid {
+            field: "process.ioPriority.priority".into(),
+            reason: format!("{level} is outside 0..=7"),
+        });
+    }
+    #[allow(clippy::cast_possible_truncation)]
+    Ok((class << 13) | level as libc::c_int)
+}
+
+/// sched_setattr(2) attributes (sched(7)).
+fn sched(s: &oci_spec::runtime::Scheduler) -> Result<super::sys::SchedAttr, Error> {
+    use oci_spec::runtime::{LinuxSchedulerFlag as F, LinuxSchedulerPolicy as P};
+    let policy = match s.policy() {
+        P::SchedOther => 0,
+        P::SchedFifo => 1,
+        P::SchedRr => 2,
+        P::SchedBatch => 3,
+        P::SchedIso => {
+            return Err(Error::Unsupported {
+                what: "SCHED_ISO".into(),
+                hint: "Linux does not implement SCHED_ISO".into(),
+            });
+        }
+        P::SchedIdle => 5,
+        P::SchedDeadline => 6,
+    };
+    let mut flags = 0u64;
+    for f in s.flags().iter().flatten() {
+        flags |= match f {
+            F::SchedResetOnFork => 0x01,
+            F::SchedFlagReclaim => 0x02,
+            F::SchedFlagDLOverrun => 0x04,
+            F::SchedFlagKeepPolicy => 0x08,
+            F::SchedFlagKeepParams => 0x10,
+            F::SchedFlagUtilClampMin => 0x20,
+            F::SchedFlagUtilClampMax => 0x40,
+        };
+    }
+    Ok(super::sys::SchedAttr {
+        size: 48,
+        policy,
+        flags,
+        nice: s.nice().unwrap_or(0),
+        priority: u32::try_from(s.priority().unwrap_or(0)).map_err(|_| Error::Invalid {
+            field: "process.scheduler.priority".into(),
+            reason: "must not be negative".into(),
+        })?,
+        runtime: s.runtime().unwrap_or(0),
+        deadline: s.deadline().unwrap_or(0),
+        period: s.period().unwrap_or(0),
+    })
 }

@@ -84,8 +84,13 @@ fn resolve_parent(root: RawFd, rp: &RootPath) -> Result<(Option<Fd>, &CStr), i32
     Ok((fd, name))
 }
 
-pub(crate) fn mount_all(plan: &InitPlan, root: RawFd) -> R<()> {
+/// `go` is called before the first cgroup mount: it must see the container's
+/// cgroup namespace, which exists only after the parent placed the child.
+pub(crate) fn mount_all(plan: &InitPlan, root: RawFd, go: &mut dyn FnMut() -> R<()>) -> R<()> {
     for (i, m) in plan.mounts.iter().enumerate() {
+        if plan.go_before_mount == Some(i) {
+            go()?;
+        }
         mount_one(m, root).map_err(|e| Fail::new(Step::Mount, i, e))?;
     }
     Ok(())
@@ -230,7 +235,7 @@ fn device(d: &DevicePlan, root: RawFd, userns: bool) -> Result<(), i32> {
 /// peer onto a /dev/console we just created as a plain file in our /dev tmpfs
 /// and re-opened without following symlinks (CVE-2025-52565).
 /// Returns (master, slave).
-pub(crate) fn console(root: RawFd) -> Result<(Fd, Fd), i32> {
+pub(crate) fn console(root: RawFd, bind_console: bool) -> Result<(Fd, Fd), i32> {
     let master = Fd(sys::open_in_root(
         root,
         c"dev/pts/ptmx",
@@ -259,6 +264,9 @@ pub(crate) fn console(root: RawFd) -> Result<(Fd, Fd), i32> {
             .unwrap_or(libc::EIO));
     }
     let slave = Fd(slave);
+    if !bind_console {
+        return Ok((master, slave));
+    }
     let dev = Fd(sys::open_in_root(
         root,
         c"dev",

@@ -33,6 +33,8 @@ pub(crate) struct SpawnArgs<'a> {
     /// Namespaces to join by path, plus the pid namespace (joined by the parent
     /// around clone: setns(CLONE_NEWPID) only affects children).
     pub wait_fifo: bool,
+    /// Runs after clone, id maps and cgroup placement, before GO (hooks).
+    pub before_go: Option<&'a dyn Fn(i32) -> Result<()>>,
 }
 
 fn open_verified(path: &std::ffi::CStr, flags: c_int) -> Result<OwnedFd> {
@@ -149,8 +151,7 @@ pub(crate) fn spawn(a: &SpawnArgs<'_>) -> Result<Spawned> {
     let (pid, pidfd) = clone_init(plan, &fds, join_pid.as_ref())?;
     drop(child_sock);
     let mut guard = ChildGuard { pid, armed: true };
-    let result = release(a, pid, proc_fd.as_raw_fd(), &parent_sock);
-    match result {
+    match release(a, pid, proc_fd.as_raw_fd(), &parent_sock) {
         Ok(pty_master) => {
             guard.armed = false;
             Ok(Spawned {
@@ -159,7 +160,9 @@ pub(crate) fn spawn(a: &SpawnArgs<'_>) -> Result<Spawned> {
                 pty_master,
             })
         }
-        Err(e) => Err(e),
+        // The child runs ahead of GO: if it failed meanwhile, its report is the
+        // better error than ours (e.g. ESRCH placing a dead child in a cgroup).
+        Err(e) => Err(pending_fail(a.plan, &parent_sock).unwrap_or(e)),
     }
 }
 
@@ -231,10 +234,12 @@ fn release(a: &SpawnArgs<'_>, pid: i32, proc_fd: RawFd, sock: &OwnedFd) -> Resul
     if let Some(adj) = plan.oom_score_adj {
         write_proc(proc_fd, &format!("{pid}/oom_score_adj"), &adj.to_string())?;
     }
-    sys::write_all(sock.as_raw_fd(), &[channel::GO]).map_err(|e| Error::Sys {
-        op: "sync GO",
-        source: nix::Error::from_raw(e),
-    })?;
+    if let Some(f) = a.before_go {
+        f(pid)?;
+    }
+    // A child that already failed has closed its end: the FAIL it queued is read
+    // below, so a failed send is not an error by itself.
+    let _ = socket::send(sock.as_raw_fd(), &[channel::GO], MsgFlags::MSG_NOSIGNAL);
     let mut pty = None;
     loop {
         let mut buf = [0u8; 16];
@@ -273,6 +278,13 @@ fn release(a: &SpawnArgs<'_>, pid: i32, proc_fd: RawFd, sock: &OwnedFd) -> Resul
             _ => return Err(init_died(pid)),
         }
     }
+}
+
+/// A FAIL message already queued on the sync socket, if any.
+fn pending_fail(plan: &InitPlan, sock: &OwnedFd) -> Option<Error> {
+    let mut buf = [0u8; 16];
+    let n = socket::recv(sock.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT).ok()?;
+    Fail::decode(&buf[..n]).map(|f| describe(plan, f))
 }
 
 fn init_died(pid: i32) -> Error {

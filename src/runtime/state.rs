@@ -27,6 +27,9 @@ pub(crate) struct Saved {
     pub created: u64,
     #[serde(default)]
     pub annotations: HashMap<String, String>,
+    /// config.json has hooks (start/delete read it only then).
+    #[serde(default)]
+    pub has_hooks: bool,
 }
 
 /// The runtime-spec state (config-linux "State"), as `stack oci state` prints it.
@@ -81,13 +84,23 @@ pub(crate) fn load(dir: &Path, id: &str) -> Result<Saved, Error> {
     }
 }
 
+/// Atomic (temp + rename) but not fsync'ed: runtime state describes live
+/// processes, lives on tmpfs (/run) and means nothing after a reboot; an fsync
+/// per container start would cost milliseconds on a disk-backed --root.
 pub(crate) fn save(dir: &Path, saved: &Saved) -> Result<(), Error> {
     let path = dir.join("state.json");
-    crate::state::write_json(&path, saved).map_err(|source| Error::Io {
+    let tmp = dir.join(".state.json.tmp");
+    let io = |source| Error::Io {
         op: "writing state",
-        path,
+        path: path.clone(),
         source,
-    })
+    };
+    let data = serde_json::to_vec(saved).map_err(|source| Error::Config {
+        path: path.clone(),
+        source,
+    })?;
+    std::fs::write(&tmp, data).map_err(io)?;
+    std::fs::rename(&tmp, &path).map_err(io)
 }
 
 /// starttime of a process, or None when it does not exist (or is a zombie).

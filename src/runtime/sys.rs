@@ -275,3 +275,28 @@ pub(crate) fn fstat_path(path: &CStr) -> SysResult<libc::stat> {
     check(unsafe { libc::stat(path.as_ptr(), &mut st) }.into())?;
     Ok(st)
 }
+
+/// struct sched_attr, version 0 (48 bytes), for sched_setattr(2).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SchedAttr {
+    pub size: u32,
+    pub policy: u32,
+    pub flags: u64,
+    pub nice: i32,
+    pub priority: u32,
+    pub runtime: u64,
+    pub deadline: u64,
+    pub period: u64,
+}
+
+pub(crate) fn sched_setattr(attr: &SchedAttr) -> SysResult<()> {
+    // SAFETY: attr is a valid sched_attr of the size it declares.
+    check(unsafe { libc::syscall(libc::SYS_sched_setattr, 0, attr as *const SchedAttr, 0) })
+        .map(drop)
+}
+
+pub(crate) fn ioprio_set(value: c_int) -> SysResult<()> {
+    // SAFETY: IOPRIO_WHO_PROCESS (1) of the caller (0) with a plain value.
+    check(unsafe { libc::syscall(libc::SYS_ioprio_set, 1, 0, value) }).map(drop)
+}

@@ -1,0 +1,136 @@
+//! The runtime as the supervisor uses it: a library call from the monitor
+//! process, stdio as fds, the init a child reaped by its caller (root required).
+//!
+//! The runtime's contract is a single-threaded caller; the test harness has a
+//! few threads, which the spawn path tolerates because the child only makes raw
+//! syscalls on data prepared before clone.
+mod common;
+
+use std::io::Read;
+use std::os::fd::OwnedFd;
+
+use oci_spec::runtime::Spec;
+use stack::runtime::{CreateOptions, ExecOptions, Runtime, Status};
+
+struct Cleanup<'a>(&'a Runtime, String);
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.delete(&self.1, true);
+    }
+}
+
+fn spec(args: &[&str], id: &str) -> Spec {
+    let mut spec = Spec::default();
+    let mut process = spec.process().clone().unwrap();
+    process.set_args(Some(args.iter().map(|s| s.to_string()).collect()));
+    process.set_terminal(Some(false));
+    spec.set_process(Some(process));
+    let mut linux = spec.linux().clone().unwrap();
+    linux.set_cgroups_path(Some(format!("/stack-test/{id}").into()));
+    spec.set_linux(Some(linux));
+    spec
+}
+
+fn pipe() -> (OwnedFd, OwnedFd) {
+    nix::unistd::pipe().unwrap()
+}
+
+#[test]
+fn create_with_stdio_pipes_start_wait_and_delete() {
+    common::require_root();
+    let dir = tempfile::tempdir().unwrap();
+    common::busybox_rootfs(&dir.path().join("rootfs"));
+    let rt = Runtime::new(dir.path().join("state"));
+    let id = common::unique("lib");
+    let _cleanup = Cleanup(&rt, id.clone());
+    let (out_r, out_w) = pipe();
+    let (err_r, err_w) = pipe();
+    let (in_r, in_w) = pipe();
+    drop(in_w);
+    let opts = CreateOptions {
+        stdio: Some([in_r, out_w, err_w]),
+        ..Default::default()
+    };
+    let spec = spec(&["sh", "-c", "echo out; echo err >&2; exit 3"], &id);
+    let c = rt.create_from_spec(&id, &spec, dir.path(), opts).unwrap();
+    assert_eq!(rt.state(&id).unwrap().status, Status::Created);
+    assert_eq!(rt.state(&id).unwrap().pid, c.pid);
+    rt.start(&id).unwrap();
+    let mut out = String::new();
+    std::fs::File::from(out_r).read_to_string(&mut out).unwrap();
+    let mut err = String::new();
+    std::fs::File::from(err_r).read_to_string(&mut err).unwrap();
+    assert_eq!((out.as_str(), err.as_str()), ("out\n", "err\n"));
+    // The init is our child: its exit status is ours to collect.
+    let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(c.pid), None).unwrap();
+    assert_eq!(
+        status,
+        nix::sys::wait::WaitStatus::Exited(nix::unistd::Pid::from_raw(c.pid), 3)
+    );
+    assert_eq!(rt.state(&id).unwrap().status, Status::Stopped);
+    let dirs = c.cgroup.dirs();
+    rt.delete(&id, false).unwrap();
+    assert!(dirs.iter().all(|d| !d.exists()));
+    rt.delete(&id, false).expect("already gone is success");
+    assert!(matches!(
+        rt.state(&id),
+        Err(stack::runtime::Error::NotFound(_))
+    ));
+}
+
+#[test]
+fn exec_returns_a_child_with_its_own_stdio() {
+    common::require_root();
+    let dir = tempfile::tempdir().unwrap();
+    common::busybox_rootfs(&dir.path().join("rootfs"));
+    let rt = Runtime::new(dir.path().join("state"));
+    let id = common::unique("lib");
+    let _cleanup = Cleanup(&rt, id.clone());
+    let spec = spec(&["sleep", "30"], &id);
+    let null = || OwnedFd::from(std::fs::File::open("/dev/null").unwrap());
+    let c = rt
+        .create_from_spec(
+            &id,
+            &spec,
+            dir.path(),
+            CreateOptions {
+                stdio: Some([null(), null(), null()]),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    rt.start(&id).unwrap();
+    let mut process = spec.process().clone().unwrap();
+    process.set_args(Some(vec![
+        "sh".into(),
+        "-c".into(),
+        "cat /proc/1/cmdline".into(),
+    ]));
+    let (r, w) = pipe();
+    let p = rt
+        .exec(
+            &id,
+            &process,
+            ExecOptions {
+                stdio: Some([null(), w, null()]),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let mut out = String::new();
+    std::fs::File::from(r).read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("sleep"), "{out:?}");
+    let st = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(p.pid), None).unwrap();
+    assert_eq!(
+        st,
+        nix::sys::wait::WaitStatus::Exited(nix::unistd::Pid::from_raw(p.pid), 0)
+    );
+    let stats = c.cgroup.stats().unwrap();
+    assert!(stats.memory.unwrap().usage > 0);
+    assert!(stats.pids.unwrap().current >= 1);
+    rt.kill(&id, nix::sys::signal::Signal::SIGKILL, false)
+        .unwrap();
+    nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(c.pid), None).unwrap();
+    rt.delete(&id, false).unwrap();
+}
