@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 pub mod images;
+pub mod pull;
 pub mod volume;
 
 /// Options every verb understands.
@@ -63,6 +64,8 @@ pub enum Command {
     Load(images::ImportArgs),
     /// Remove images (alias of `stack image rm`).
     Rmi(images::RmiArgs),
+    /// Pull images from a registry.
+    Pull(pull::PullArgs),
     /// Manage named volumes: ls, inspect, create, rm, prune.
     Volume {
         #[command(subcommand)]
@@ -86,6 +89,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Image { command } => images::image(&cli.global, command),
         Command::Load(args) => images::import(&cli.global, args),
         Command::Rmi(args) => images::rmi(&cli.global, args),
+        Command::Pull(args) => pull::run(&cli.global, args),
         Command::Volume { command } => volume::run(&cli.global, command),
     }
 }
