@@ -266,3 +266,88 @@ fn corrupted_blob_in_the_registry_is_rejected() {
             .exists()
     );
 }
+
+/// A TCP proxy to the registry that cuts the first connection which carries more
+/// than `cut_after` bytes towards the client (a dropped download). Bounded: it
+/// stops with the test.
+struct FlakyProxy {
+    addr: String,
+    cuts: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl FlakyProxy {
+    fn start(upstream: String, cut_after: usize) -> FlakyProxy {
+        use std::io::{Read, Write};
+        use std::net::{Shutdown, TcpListener, TcpStream};
+        use std::sync::atomic::Ordering;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let cuts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let cuts2 = cuts.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().take(64) {
+                let Ok(client) = client else { break };
+                let Ok(server) = TcpStream::connect(&upstream) else {
+                    break;
+                };
+                let (mut c_read, mut s_write) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut c_read, &mut s_write);
+                    let _ = s_write.shutdown(Shutdown::Write);
+                });
+                let cuts = cuts2.clone();
+                std::thread::spawn(move || {
+                    let (mut s_read, mut c_write) = (server, client);
+                    let mut sent = 0usize;
+                    let mut buf = [0u8; 16384];
+                    loop {
+                        let n = match s_read.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        if sent + n > cut_after && cuts.load(Ordering::SeqCst) == 0 {
+                            cuts.store(1, Ordering::SeqCst);
+                            let _ = c_write.write_all(&buf[..cut_after - sent]);
+                            let _ = c_write.shutdown(Shutdown::Both);
+                            let _ = s_read.shutdown(Shutdown::Both);
+                            return;
+                        }
+                        if c_write.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                        sent += n;
+                    }
+                    let _ = c_write.shutdown(Shutdown::Write);
+                });
+            }
+        });
+        FlakyProxy { addr, cuts }
+    }
+}
+
+#[test]
+fn interrupted_download_resumes() {
+    common::require_root();
+    let t = tempfile::tempdir().unwrap();
+    let layout = common::busybox_oci_layout(t.path());
+    let reg = Registry::start(t.path(), Auth::None);
+    reg.push(
+        &format!("oci:{}:latest", layout.display()),
+        "bb:latest",
+        false,
+    );
+    let proxy = FlakyProxy::start(reg.addr.clone(), 300_000);
+    let store = Store::open(&t.path().join("lib")).unwrap();
+    let reference = format!("{}/bb:latest", proxy.addr);
+    store.pull(&reference, &PullOptions::default()).unwrap();
+    assert_eq!(
+        proxy.cuts.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the proxy never cut a download"
+    );
+    assert_eq!(
+        run_busybox(&store, &reference, t.path()),
+        "pulled-and-ran\n"
+    );
+}

@@ -19,6 +19,7 @@
 //! `db.json` last, so a crash before that leaves only unreferenced content for GC.
 mod archive;
 mod auth;
+mod blobs;
 mod digest;
 mod gc;
 mod layout;

@@ -392,7 +392,7 @@ impl Session<'_> {
         &self,
         odesc: &OciDescriptor,
         desc: &Descriptor,
-        writer: &mut super::store::BlobWriter,
+        writer: &mut super::blobs::BlobWriter,
         report: bool,
     ) -> Result<()> {
         let offset = writer.count();
