@@ -212,6 +212,38 @@ fn multi_arch_index_selects_the_platform() {
     };
     assert_eq!(arch_of("linux/amd64"), "amd64");
     assert_eq!(arch_of("linux/arm64"), "arm64");
+    // The same as a Docker manifest list with Docker v2 schema 2 manifests.
+    reg.push_with(
+        &format!("oci:{}:multi", layout.display()),
+        "multi:docker",
+        false,
+        &["--format", "v2s2"],
+    );
+    let docker_ref = format!("{}/multi:docker", reg.addr);
+    let out = Command::new("skopeo")
+        .args([
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{docker_ref}"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("application/vnd.docker.distribution.manifest.list.v2+json")
+    );
+    let store = Store::open(&t.path().join("lib-docker")).unwrap();
+    let opts = PullOptions {
+        platform: Some(Platform::parse("linux/arm64").unwrap()),
+        ..Default::default()
+    };
+    store.pull(&docker_ref, &opts).unwrap();
+    let image = store.resolve(&docker_ref).unwrap();
+    assert_eq!(
+        fs::read_to_string(image.layers[0].join("arch")).unwrap(),
+        "arm64"
+    );
     let store = Store::open(&t.path().join("lib-none")).unwrap();
     let opts = PullOptions {
         platform: Some(Platform::parse("linux/s390x").unwrap()),

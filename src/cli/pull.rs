@@ -22,6 +22,14 @@ pub struct PullArgs {
     /// Allow plain HTTP to the registry (loopback registries always may).
     #[arg(long)]
     pub insecure: bool,
+    /// Registries (`host:port`) that may be reached over plain HTTP.
+    #[arg(
+        long,
+        env = "STACK_INSECURE_REGISTRIES",
+        value_delimiter = ',',
+        value_name = "HOST:PORT"
+    )]
+    pub insecure_registries: Vec<String>,
     /// Print one line per layer instead of progress bars.
     #[arg(short, long)]
     pub quiet: bool,
@@ -89,6 +97,14 @@ pub fn run(global: &GlobalOpts, args: PullArgs) -> anyhow::Result<ExitCode> {
     };
     let mut failed = false;
     for reference in &args.references {
+        let registry = reference
+            .parse::<crate::image::Reference>()
+            .map(|r| r.registry)
+            .unwrap_or_default();
+        let opts = PullOptions {
+            insecure: args.insecure || args.insecure_registries.contains(&registry),
+            ..opts.clone()
+        };
         match store.pull(reference, &opts) {
             Ok(id) => {
                 let size = store

@@ -11,6 +11,12 @@ use super::{Digest, Error, Result, Store};
 impl Store {
     /// Copy a stream of unknown digest into the blob store; returns its digest and
     /// size. Content-addressed, so whatever the bytes are, the name is right.
+    ///
+    /// Not fsync'd: these are archive members (large, uncompressed docker-archive
+    /// layers) and every use verifies them again (a layer's diff_id while it is
+    /// unpacked, JSON on every read, `save` while it copies), so a crash that loses
+    /// their data is detected, never trusted; flushing them would double the I/O of
+    /// an import.
     pub(crate) fn put_stream(&self, src: &mut dyn Read) -> Result<(Digest, u64)> {
         let tmp = self.tmp_path("blob");
         let result = (|| {
@@ -22,7 +28,6 @@ impl Store {
                 let _ = fs::remove_file(&tmp);
                 return Ok((digest, size));
             }
-            file.sync_all().map_err(|e| Error::io(&tmp, e))?;
             let dest = self.blob_path(&digest);
             fs::rename(&tmp, &dest).map_err(|e| Error::io(&dest, e))?;
             Ok((digest, size))

@@ -40,7 +40,7 @@ pub use gc::PruneReport;
 pub use manifest::Platform;
 pub use reference::Reference;
 pub use registry::{PullEvent, PullOptions};
-pub use source::Source;
+pub use source::{PullPolicy, Source};
 pub use store::{Healthcheck, Image, ImageId, ImageSummary, Store, now_secs};
 pub use unpack::{Unpacked, unpack_layer};
 

@@ -143,15 +143,26 @@ struct Session<'a> {
 }
 
 impl Store {
-    /// Pull `reference` into the store (blocking; runs its own tokio runtime). Use
-    /// [`Store::pull_async`] from async code.
+    /// Pull `reference` into the store (blocking; runs its own tokio runtime, on a
+    /// separate thread when called from inside one). Async code can await
+    /// [`Store::pull_async`] instead.
     pub fn pull(&self, reference: &str, opts: &PullOptions) -> Result<ImageId> {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|e| Error::io(self.root(), e))?;
-        rt.block_on(self.pull_async(reference, opts))
+        let run = || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .map_err(|e| Error::io(self.root(), e))?;
+            rt.block_on(self.pull_async(reference, opts))
+        };
+        if tokio::runtime::Handle::try_current().is_err() {
+            return run();
+        }
+        std::thread::scope(|s| {
+            s.spawn(run)
+                .join()
+                .unwrap_or_else(|_| Err(registry_err("pull", "worker thread panicked")))
+        })
     }
 
     /// Pull `reference` (`busybox`, `127.0.0.1:5000/app:1`, `name@sha256:...`).

@@ -299,6 +299,11 @@ impl Store {
             Ok(u) => u,
             Err(e) => {
                 let _ = fs::remove_dir_all(&tmp);
+                // A stored blob that does not unpack to its diff_id is damaged (e.g.
+                // lost in a crash): drop it so the next import or pull fetches it again.
+                if matches!(e, Error::DigestMismatch { .. }) {
+                    let _ = fs::remove_file(self.blob_path(blob));
+                }
                 return Err(Error::Layer {
                     layer: blob.clone(),
                     source: Box::new(e),

@@ -128,8 +128,15 @@ impl Registry {
 
     /// Push an OCI layout image with skopeo (`--all` keeps an index whole).
     pub fn push(&self, src: &str, repo_tag: &str, creds: bool) {
+        self.push_with(src, repo_tag, creds, &[]);
+    }
+
+    /// [`Registry::push`] with extra skopeo arguments (`--format v2s2` for Docker
+    /// media types).
+    pub fn push_with(&self, src: &str, repo_tag: &str, creds: bool, extra: &[&str]) {
         let mut cmd = Command::new("skopeo");
-        cmd.args(["copy", "-q", "--all", "--dest-tls-verify=false"]);
+        cmd.args(["copy", "-q", "--all", "--dest-tls-verify=false"])
+            .args(extra);
         if creds {
             cmd.arg(format!("--dest-creds={USER}:{PASSWORD}"));
         }
