@@ -58,6 +58,11 @@ fn pull_anonymous_then_run() {
     let reference = format!("{}/library/busybox:1", reg.addr);
     let id = store.pull(&reference, &PullOptions::default()).unwrap();
     assert_eq!(store.resolve(&reference).unwrap().id, Some(id.clone()));
+    let size = store.list().unwrap()[0].size;
+    assert!(
+        size > 1_000_000,
+        "busybox is about 2 MB unpacked, listed as {size}"
+    );
     assert_eq!(
         run_busybox(&store, &reference, t.path()),
         "pulled-and-ran\n"

@@ -322,7 +322,14 @@ impl Store {
                 return Err(Error::io(&dest, e));
             }
         }
-        Ok((dest, unpacked.content_size))
+        // Record the size now: a later import finds the layer present and reads it
+        // from here (GC drops the entry with the layer).
+        let size = unpacked.content_size;
+        self.update_db(|db| {
+            db.layers.insert(diff_id.clone(), LayerInfo { size });
+            Ok(())
+        })?;
+        Ok((dest, size))
     }
 
     fn unpack_into(&self, blob: &Digest, diff_id: &Digest, tmp: &Path) -> Result<unpack::Unpacked> {
