@@ -177,6 +177,23 @@ fn rmi_keeps_shared_layers_and_refuses_held_images() {
         Err(Error::InUse { .. })
     ));
     store.release("container-1").unwrap();
+    // ensure + hold in one step, as a container start does.
+    let src = stack::image::Source::OciLayout {
+        path: t.path().join("la"),
+        tag: None,
+    };
+    let held = store.ensure_held(&src, "container-2").unwrap();
+    assert!(matches!(
+        store.remove("localhost/la:a", false),
+        Err(Error::InUse { .. })
+    ));
+    assert!(
+        store
+            .holds()
+            .unwrap()
+            .contains(&(held.id.unwrap(), "container-2".to_string()))
+    );
+    store.release("container-2").unwrap();
 
     let report = store.remove("localhost/la:a", false).unwrap();
     assert_eq!(report.images.len(), 1);
