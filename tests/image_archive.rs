@@ -67,8 +67,11 @@ fn docker_archive_import() {
     let l1 = layer(&[File("etc/.wh.hostname", b""), File("hello", b"hi")]);
     let archive = t.path().join("saved.tar");
     docker_archive(&archive, &[l0, l1], "example.org/team/app:2.0");
+    // Compressed as `docker save | gzip` writes it.
+    let gz = t.path().join("saved.tar.gz");
+    fs::write(&gz, image_support::gzip(&fs::read(&archive).unwrap())).unwrap();
     let store = Store::open(&t.path().join("lib")).unwrap();
-    let id = store.import_docker_archive(&archive).unwrap();
+    let id = store.import_docker_archive(&gz).unwrap();
     let image = store.resolve("example.org/team/app:2.0").unwrap();
     assert_eq!(image.id, Some(id));
     assert_eq!(image.layers.len(), 2);
