@@ -67,8 +67,11 @@ fn docker_archive_import() {
     let l1 = layer(&[File("etc/.wh.hostname", b""), File("hello", b"hi")]);
     let archive = t.path().join("saved.tar");
     docker_archive(&archive, &[l0, l1], "example.org/team/app:2.0");
+    // Compressed as `docker save | gzip` writes it.
+    let gz = t.path().join("saved.tar.gz");
+    fs::write(&gz, image_support::gzip(&fs::read(&archive).unwrap())).unwrap();
     let store = Store::open(&t.path().join("lib")).unwrap();
-    let id = store.import_docker_archive(&archive).unwrap();
+    let id = store.import_docker_archive(&gz).unwrap();
     let image = store.resolve("example.org/team/app:2.0").unwrap();
     assert_eq!(image.id, Some(id));
     assert_eq!(image.layers.len(), 2);
@@ -177,6 +180,23 @@ fn rmi_keeps_shared_layers_and_refuses_held_images() {
         Err(Error::InUse { .. })
     ));
     store.release("container-1").unwrap();
+    // ensure + hold in one step, as a container start does.
+    let src = stack::image::Source::OciLayout {
+        path: t.path().join("la"),
+        tag: None,
+    };
+    let held = store.ensure_held(&src, "container-2").unwrap();
+    assert!(matches!(
+        store.remove("localhost/la:a", false),
+        Err(Error::InUse { .. })
+    ));
+    assert!(
+        store
+            .holds()
+            .unwrap()
+            .contains(&(held.id.unwrap(), "container-2".to_string()))
+    );
+    store.release("container-2").unwrap();
 
     let report = store.remove("localhost/la:a", false).unwrap();
     assert_eq!(report.images.len(), 1);

@@ -242,3 +242,71 @@ fn later_entries_replace_earlier_ones() {
     assert_eq!(fs::read(a.dest.join("x")).unwrap(), b"now a file");
     assert!(fs::symlink_metadata(a.dest.join("y")).unwrap().is_dir());
 }
+
+mod hostile {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn component() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec!["a", "b", "..", ".", "", "c.d", "outside"])
+    }
+
+    fn path() -> impl Strategy<Value = String> {
+        (any::<bool>(), prop::collection::vec(component(), 1..4)).prop_map(|(abs, parts)| {
+            let joined = parts.join("/");
+            if abs { format!("/{joined}") } else { joined }
+        })
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        File(String),
+        Dir(String),
+        Symlink(String, String),
+        HardLink(String, String),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            path().prop_map(Op::File),
+            path().prop_map(Op::Dir),
+            (path(), path()).prop_map(|(a, b)| Op::Symlink(a, b)),
+            (path(), path()).prop_map(|(a, b)| Op::HardLink(a, b)),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 128, .. ProptestConfig::default() })]
+
+        /// Whatever the entries, nothing is written beside the layer directory.
+        #[test]
+        fn random_layers_never_write_outside(ops in prop::collection::vec(op(), 1..12)) {
+            let a = area();
+            let host: Vec<&str> = ["/a", "/b", "/outside", "/c.d"].into_iter().filter(|p| !Path::new(p).exists()).collect();
+            let names: Vec<(String, String)> = ops
+                .iter()
+                .map(|o| match o {
+                    Op::File(p) | Op::Dir(p) => (p.clone(), String::new()),
+                    Op::Symlink(p, t) | Op::HardLink(p, t) => (p.clone(), t.clone()),
+                })
+                .collect();
+            let members: Vec<image_support::Member<'_>> = ops
+                .iter()
+                .zip(&names)
+                .filter(|(_, (p, _))| !p.is_empty())
+                .map(|(o, (p, t))| match o {
+                    Op::File(_) => File(p, b"x"),
+                    Op::Dir(_) => Dir(p),
+                    Op::Symlink(..) => Symlink(p, t),
+                    Op::HardLink(..) => HardLink(p, t),
+                })
+                .collect();
+            let tar = layer(&members);
+            let _ = unpack_layer(&tar[..], &a.dest, None);
+            assert_nothing_outside(&a);
+            for p in host {
+                prop_assert!(!Path::new(p).exists(), "{} was created on the host", p);
+            }
+        }
+    }
+}

@@ -187,6 +187,29 @@ fn secrets_are_private_copies_with_the_requested_owner() {
         0o400,
         "host file untouched"
     );
+    // Again (a restart): the old tmpfs is replaced, not stacked.
+    fs::write(&secret, "changed").unwrap();
+    let again = storage::materialise_secrets(
+        &dir,
+        &[SecretFile {
+            source: secret.clone(),
+            target: "/run/secrets/db_password".into(),
+            uid: 0,
+            gid: 0,
+            mode: 0o400,
+        }],
+    )
+    .unwrap();
+    assert_eq!(fs::read_to_string(&again[0].source).unwrap(), "changed");
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert_eq!(
+        mounts
+            .lines()
+            .filter(|l| l.contains(dir.to_str().unwrap()))
+            .count(),
+        1,
+        "secrets tmpfs stacked"
+    );
     storage::unmaterialise_secrets(&dir).unwrap();
     assert!(!dir.exists());
 }

@@ -18,6 +18,7 @@ pub mod ps;
 pub mod schema;
 pub mod up;
 pub mod validate;
+pub mod pull;
 pub mod volume;
 
 /// Options every verb understands.
@@ -97,6 +98,8 @@ pub enum Command {
     Load(images::ImportArgs),
     /// Remove images (alias of `stack image rm`).
     Rmi(images::RmiArgs),
+    /// Pull images from a registry.
+    Pull(pull::PullArgs),
     /// Manage named volumes: ls, inspect, create, rm, prune.
     Volume {
         #[command(subcommand)]
@@ -168,5 +171,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Load(args) => images::import(&global, args),
         Command::Rmi(args) => images::rmi(&global, args),
         Command::Volume { command } => volume::run(&global, command),
+    match cli.command {
+        Command::Images(args) => images::list(&cli.global, args),
+        Command::Image { command } => images::image(&cli.global, command),
+        Command::Load(args) => images::import(&cli.global, args),
+        Command::Rmi(args) => images::rmi(&cli.global, args),
+        Command::Pull(args) => pull::run(&cli.global, args),
+        Command::Volume { command } => volume::run(&cli.global, command),
     }
 }

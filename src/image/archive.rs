@@ -48,7 +48,10 @@ fn member_name(path: &Path) -> Option<String> {
 impl Staged {
     fn read(store: &Store, path: &Path) -> Result<Staged> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        let mut archive = tar::Archive::new(BufReader::with_capacity(1 << 17, file));
+        // `docker save | gzip` output is accepted as `docker load` does.
+        let stream = super::unpack::decompress(BufReader::with_capacity(1 << 17, file))
+            .map_err(|e| bad(path, format!("reading: {e}")))?;
+        let mut archive = tar::Archive::new(BufReader::with_capacity(1 << 17, stream));
         let mut staged = Staged {
             path: path.to_path_buf(),
             members: BTreeMap::new(),

@@ -72,6 +72,20 @@ impl Store {
             .map_err(|e| Error::io(&path, e))
     }
 
+    /// [`Store::ensure`] and [`Store::hold`] as one step: the content lock is held
+    /// (shared) across both, so a concurrent prune cannot remove the image between
+    /// them. Linux flock(2) grants a second shared lock while the first is held, so
+    /// the import inside does not wait on itself.
+    pub fn ensure_held(&self, source: &super::Source, holder: &str) -> Result<super::Image> {
+        valid_holder(holder)?;
+        let _content = self.content_lock(false)?;
+        let image = self.ensure(source)?;
+        if let Some(id) = &image.id {
+            self.hold(id, holder)?;
+        }
+        Ok(image)
+    }
+
     /// Drop `holder`'s hold; a missing hold counts as released.
     pub fn release(&self, holder: &str) -> Result<()> {
         valid_holder(holder)?;

@@ -18,11 +18,14 @@
 //! `blobs/` -> each layer unpacked once into `layers/` -> the record is committed to
 //! `db.json` last, so a crash before that leaves only unreferenced content for GC.
 mod archive;
+mod auth;
+mod blobs;
 mod digest;
 mod gc;
 mod layout;
 mod manifest;
 mod reference;
+mod registry;
 mod save;
 mod source;
 mod store;
@@ -36,7 +39,8 @@ pub use digest::Digest;
 pub use gc::PruneReport;
 pub use manifest::Platform;
 pub use reference::Reference;
-pub use source::Source;
+pub use registry::{PullEvent, PullOptions};
+pub use source::{PullPolicy, Source};
 pub use store::{Healthcheck, Image, ImageId, ImageSummary, Store, now_secs};
 pub use unpack::{Unpacked, unpack_layer};
 
@@ -82,6 +86,8 @@ pub enum Error {
     Ambiguous(String),
     #[error("image {image} is in use by {holders}; stop and remove those containers first")]
     InUse { image: String, holders: String },
+    #[error("registry: {0}")]
+    Registry(String),
     #[error("not supported: {0}")]
     Unsupported(String),
 }

@@ -5,6 +5,7 @@ use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
+use super::digest::HashingReader;
 use super::manifest::{Descriptor, Index, OCI_INDEX, REF_NAME};
 use super::{Digest, Error, Reference, Result, Store};
 
@@ -100,11 +101,25 @@ impl Store {
         }
         for digest in blobs {
             let path = self.blob_path(digest);
-            let mut blob = File::open(&path).map_err(|e| Error::io(&path, e))?;
+            let blob = File::open(&path).map_err(|e| Error::io(&path, e))?;
             let size = blob.metadata().map_err(|e| Error::io(&path, e))?.len();
             let mut h = header(size, 0o644, tar::EntryType::Regular);
-            tar.append_data(&mut h, format!("blobs/sha256/{}", digest.hex()), &mut blob)
-                .map_err(io_err)?;
+            // Verified while copied: an archive never carries a damaged blob.
+            let mut reader = HashingReader::new(blob);
+            tar.append_data(
+                &mut h,
+                format!("blobs/sha256/{}", digest.hex()),
+                &mut reader,
+            )
+            .map_err(io_err)?;
+            let (actual, _) = reader.finish().map_err(io_err)?;
+            if actual != *digest {
+                return Err(Error::DigestMismatch {
+                    what: format!("stored blob {}", path.display()),
+                    expected: digest.clone(),
+                    actual,
+                });
+            }
         }
         let mut writer = tar.into_inner().map_err(io_err)?;
         writer.flush().map_err(io_err)?;

@@ -48,7 +48,45 @@ impl Source {
     }
 }
 
+/// Compose's `pull_policy` for registry images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PullPolicy {
+    /// Pull every time.
+    Always,
+    /// Pull when the store does not have the reference (Compose's default).
+    #[default]
+    Missing,
+    /// Never pull: a missing image is an error.
+    Never,
+}
+
 impl Store {
+    /// [`Store::ensure`], pulling registry images as `policy` says.
+    pub fn ensure_with(
+        &self,
+        source: &Source,
+        policy: PullPolicy,
+        opts: &super::PullOptions,
+    ) -> Result<Image> {
+        let Source::Registry(reference) = source else {
+            return self.ensure(source);
+        };
+        let pull = match policy {
+            PullPolicy::Always => true,
+            PullPolicy::Never => false,
+            PullPolicy::Missing => match self.resolve(reference) {
+                Ok(image) => return Ok(image),
+                Err(e) if e.is_not_found() => true,
+                Err(e) => return Err(e),
+            },
+        };
+        if pull {
+            let id = self.pull(reference, opts)?;
+            return self.image(&id);
+        }
+        self.ensure(source)
+    }
+
     /// Make the image of `source` available and return it. Local layouts and archives
     /// are (re)imported, which costs only reading their index when the blobs are
     /// already stored; registry images must be in the store (`stack pull`).

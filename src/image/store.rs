@@ -299,6 +299,11 @@ impl Store {
             Ok(u) => u,
             Err(e) => {
                 let _ = fs::remove_dir_all(&tmp);
+                // A stored blob that does not unpack to its diff_id is damaged (e.g.
+                // lost in a crash): drop it so the next import or pull fetches it again.
+                if matches!(e, Error::DigestMismatch { .. }) {
+                    let _ = fs::remove_file(self.blob_path(blob));
+                }
                 return Err(Error::Layer {
                     layer: blob.clone(),
                     source: Box::new(e),
@@ -317,7 +322,14 @@ impl Store {
                 return Err(Error::io(&dest, e));
             }
         }
-        Ok((dest, unpacked.content_size))
+        // Record the size now: a later import finds the layer present and reads it
+        // from here (GC drops the entry with the layer).
+        let size = unpacked.content_size;
+        self.update_db(|db| {
+            db.layers.insert(diff_id.clone(), LayerInfo { size });
+            Ok(())
+        })?;
+        Ok((dest, size))
     }
 
     fn unpack_into(&self, blob: &Digest, diff_id: &Digest, tmp: &Path) -> Result<unpack::Unpacked> {
@@ -367,6 +379,14 @@ impl Store {
             mut record,
             layer_sizes,
         } = imported;
+        // Re-importing an unchanged image (every `up` of an `oci:` image) writes nothing.
+        let db = self.db()?;
+        let known = db.images.contains_key(&id.0)
+            && names.iter().all(|n| db.refs.get(&n.full()) == Some(&id.0))
+            && layer_sizes.iter().all(|(d, _)| db.layers.contains_key(d));
+        if known {
+            return Ok(id);
+        }
         self.update_db(|db| {
             for (diff_id, size) in &layer_sizes {
                 db.layers.insert(diff_id.clone(), LayerInfo { size: *size });
@@ -515,30 +535,4 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|f| f.sync_all())
         .map_err(|e| Error::io(dir, e))
-}
-
-impl Store {
-    /// Copy a stream of unknown digest into the blob store; returns its digest and
-    /// size. Content-addressed, so whatever the bytes are, the name is right.
-    pub(crate) fn put_stream(&self, src: &mut dyn Read) -> Result<(Digest, u64)> {
-        let tmp = self.tmp_path("blob");
-        let result = (|| {
-            let mut file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-            let mut reader = HashingReader::new(src);
-            io::copy(&mut reader, &mut file).map_err(|e| Error::io(&tmp, e))?;
-            let (digest, size) = reader.finish().map_err(|e| Error::io(&tmp, e))?;
-            if self.has_blob(&digest) {
-                let _ = fs::remove_file(&tmp);
-                return Ok((digest, size));
-            }
-            file.sync_all().map_err(|e| Error::io(&tmp, e))?;
-            let dest = self.blob_path(&digest);
-            fs::rename(&tmp, &dest).map_err(|e| Error::io(&dest, e))?;
-            Ok((digest, size))
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        result
-    }
 }

@@ -87,7 +87,7 @@ pub fn unpack_layer<R: Read>(
 
 /// Detect the compression from the magic bytes, not the media type: registries and
 /// tools mislabel layers often enough.
-fn decompress<'a, R: BufRead + 'a>(mut r: R) -> io::Result<Box<dyn Read + 'a>> {
+pub(crate) fn decompress<'a, R: BufRead + 'a>(mut r: R) -> io::Result<Box<dyn Read + 'a>> {
     let head = r.fill_buf()?;
     if head.starts_with(&[0x1f, 0x8b]) {
         Ok(Box::new(flate2::bufread::MultiGzDecoder::new(r)))

@@ -39,6 +39,8 @@ pub fn materialise(dir: &Path, files: &[SecretFile]) -> Result<Vec<Mount>> {
             )));
         }
     }
+    // A restarted container gets fresh copies: drop the tmpfs of its last run.
+    super::unmount_rootfs(dir)?;
     fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|e| Error::io(dir, e))?;
     let total: u64 = files.len() as u64 * MAX_SECRET + 65536;

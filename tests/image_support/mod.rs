@@ -116,6 +116,22 @@ pub fn sha256(data: &[u8]) -> String {
 /// Write a multi-layer OCI layout (gzip layers) for `layers` (bottom first), tagged
 /// `tag`. Returns the manifest digest.
 pub fn write_layout(dir: &std::path::Path, layers: &[Vec<u8>], tag: &str) -> String {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    write_layout_arch(dir, layers, tag, arch)
+}
+
+/// [`write_layout`] for another architecture; also returns nothing else. The blobs
+/// accumulate in `dir`, index.json names only this image.
+pub fn write_layout_arch(
+    dir: &std::path::Path,
+    layers: &[Vec<u8>],
+    tag: &str,
+    arch: &str,
+) -> String {
     let blobs = dir.join("blobs/sha256");
     std::fs::create_dir_all(&blobs).unwrap();
     let put = |data: &[u8]| {
@@ -130,11 +146,6 @@ pub fn write_layout(dir: &std::path::Path, layers: &[Vec<u8>], tag: &str) -> Str
         let (d, n) = put(&gzip(l));
         descs.push(format!("{{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\",\"digest\":\"{d}\",\"size\":{n}}}"));
     }
-    let arch = match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
-    };
     let config = format!(
         "{{\"architecture\":\"{arch}\",\"os\":\"linux\",\"config\":{{\"Cmd\":[\"sh\"]}},\"rootfs\":{{\"type\":\"layers\",\"diff_ids\":[{}]}}}}",
         diff_ids.join(",")

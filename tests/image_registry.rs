@@ -1,0 +1,390 @@
+//! `stack pull` against Debian's docker-registry on 127.0.0.1 (needs root for the
+//! layer owners, docker-registry, skopeo, htpasswd and openssl).
+mod common;
+mod image_support;
+mod registry_support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use image_support::{Member::*, layer, write_layout_arch};
+use registry_support::{Auth, PASSWORD, Registry, USER};
+use stack::image::{Error, Platform, PullOptions, Store};
+use stack::storage;
+
+struct Mounted(PathBuf);
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = storage::unmount_rootfs(&self.0);
+    }
+}
+
+fn creds() -> PullOptions {
+    PullOptions {
+        credentials: Some((USER.into(), PASSWORD.into())),
+        ..Default::default()
+    }
+}
+
+fn run_busybox(store: &Store, reference: &str, t: &Path) -> String {
+    let image = store.resolve(reference).unwrap();
+    let cdir = t.join("c");
+    let target = t.join("rootfs");
+    fs::create_dir_all(&cdir).unwrap();
+    fs::create_dir_all(&target).unwrap();
+    storage::mount_rootfs(&storage::rootfs_plan(&cdir, &image.layers, false), &target).unwrap();
+    let _m = Mounted(target.clone());
+    let out = Command::new("chroot")
+        .arg(&target)
+        .args(["/bin/sh", "-c", "echo pulled-and-ran"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn pull_anonymous_then_run() {
+    common::require_root();
+    let t = tempfile::tempdir().unwrap();
+    let layout = common::busybox_oci_layout(t.path());
+    let reg = Registry::start(t.path(), Auth::None);
+    reg.push(
+        &format!("oci:{}:latest", layout.display()),
+        "library/busybox:1",
+        false,
+    );
+    let store = Store::open(&t.path().join("lib")).unwrap();
+    let reference = format!("{}/library/busybox:1", reg.addr);
+    let id = store.pull(&reference, &PullOptions::default()).unwrap();
+    assert_eq!(store.resolve(&reference).unwrap().id, Some(id.clone()));
+    let size = store.list().unwrap()[0].size;
+    assert!(
+        size > 1_000_000,
+        "busybox is about 2 MB unpacked, listed as {size}"
+    );
+    assert_eq!(
+        run_busybox(&store, &reference, t.path()),
+        "pulled-and-ran\n"
+    );
+    // A second pull finds everything present.
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen2 = seen.clone();
+    let opts = PullOptions {
+        progress: Some(std::sync::Arc::new(move |e| seen2.lock().unwrap().push(e))),
+        ..Default::default()
+    };
+    assert_eq!(store.pull(&reference, &opts).unwrap(), id);
+    let events = seen.lock().unwrap();
+    assert!(
+        !events.is_empty()
+            && events
+                .iter()
+                .all(|e| matches!(e, stack::image::PullEvent::Exists(_))),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn pull_with_htpasswd_basic_auth() {
+    common::require_root();
+    let t = tempfile::tempdir().unwrap();
+    let layout = common::busybox_oci_layout(t.path());
+    let reg = Registry::start(t.path(), Auth::Htpasswd);
+    reg.push(
+        &format!("oci:{}:latest", layout.display()),
+        "private/bb:latest",
+        true,
+    );
+    let store = Store::open(&t.path().join("lib")).unwrap();
+    let reference = format!("{}/private/bb:latest", reg.addr);
+    let err = store.pull(&reference, &PullOptions::default()).unwrap_err();
+    assert!(
+        matches!(err, Error::Registry(_)),
+        "anonymous pull must fail: {err}"
+    );
+    store.pull(&reference, &creds()).unwrap();
+    assert!(store.resolve(&reference).is_ok());
+}
+
+#[test]
+fn pull_with_bearer_token_auth_and_docker_config_credentials() {
+    common::require_root();
+    let t = tempfile::tempdir().unwrap();
+    let layout = common::busybox_oci_layout(t.path());
+    let reg = Registry::start(t.path(), Auth::Token);
+    reg.push(
+        &format!("oci:{}:latest", layout.display()),
+        "team/bb:v1",
+        true,
+    );
+    // Credentials come from ~/.docker/config.json (here: $DOCKER_CONFIG).
+    let docker_config = t.path().join("docker-config");
+    fs::create_dir_all(&docker_config).unwrap();
+    let auth = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        format!("{USER}:{PASSWORD}"),
+    );
+    fs::write(
+        docker_config.join("config.json"),
+        format!("{{\"auths\":{{\"{}\":{{\"auth\":\"{auth}\"}}}}}}", reg.addr),
+    )
+    .unwrap();
+    let root = t.path().join("root");
+    let reference = format!("{}/team/bb:v1", reg.addr);
+    let out = Command::new(common::stack_bin())
+        .arg("--root")
+        .arg(&root)
+        .args(["pull", "--quiet", &reference])
+        .env("DOCKER_CONFIG", &docker_config)
+        .env_remove("REGISTRY_AUTH_FILE")
+        .env_remove("XDG_RUNTIME_DIR")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "stack pull: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("pulled sha256:"));
+    let store = Store::open(&root.join("lib")).unwrap();
+    assert_eq!(
+        run_busybox(&store, &reference, t.path()),
+        "pulled-and-ran\n"
+    );
+    // Wrong credentials are refused by the token server.
+    let bad = PullOptions {
+        credentials: Some((USER.into(), "wrong".into())),
+        ..Default::default()
+    };
+    let other = Store::open(&t.path().join("other")).unwrap();
+    assert!(other.pull(&reference, &bad).is_err());
+}
+
+/// An OCI layout whose `multi` tag is an index of an amd64 and an arm64 image.
+fn multi_arch_layout(dir: &Path) -> PathBuf {
+    let layout = dir.join("multi");
+    let blob_size = |d: &str| {
+        fs::metadata(layout.join("blobs/sha256").join(&d[7..]))
+            .unwrap()
+            .len()
+    };
+    let amd = write_layout_arch(&layout, &[layer(&[File("arch", b"amd64")])], "amd", "amd64");
+    let arm = write_layout_arch(&layout, &[layer(&[File("arch", b"arm64")])], "arm", "arm64");
+    let mt = "application/vnd.oci.image.manifest.v1+json";
+    let index = format!(
+        "{{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.index.v1+json\",\"manifests\":[\
+         {{\"mediaType\":\"{mt}\",\"digest\":\"{amd}\",\"size\":{},\"platform\":{{\"architecture\":\"amd64\",\"os\":\"linux\"}}}},\
+         {{\"mediaType\":\"{mt}\",\"digest\":\"{arm}\",\"size\":{},\"platform\":{{\"architecture\":\"arm64\",\"os\":\"linux\",\"variant\":\"v8\"}}}}]}}",
+        blob_size(&amd),
+        blob_size(&arm)
+    );
+    let digest = image_support::sha256(index.as_bytes());
+    fs::write(layout.join("blobs/sha256").join(&digest[7..]), &index).unwrap();
+    fs::write(
+        layout.join("index.json"),
+        format!(
+            "{{\"schemaVersion\":2,\"manifests\":[{{\"mediaType\":\"application/vnd.oci.image.index.v1+json\",\"digest\":\"{digest}\",\"size\":{},\"annotations\":{{\"org.opencontainers.image.ref.name\":\"multi\"}}}}]}}",
+            index.len()
+        ),
+    )
+    .unwrap();
+    layout
+}
+
+#[test]
+fn multi_arch_index_selects_the_platform() {
+    common::require_root();
+    let t = tempfile::tempdir().unwrap();
+    let layout = multi_arch_layout(t.path());
+    let reg = Registry::start(t.path(), Auth::None);
+    reg.push(
+        &format!("oci:{}:multi", layout.display()),
+        "multi:latest",
+        false,
+    );
+    let reference = format!("{}/multi:latest", reg.addr);
+    let arch_of = |platform: &str| {
+        let store =
+            Store::open(&t.path().join(format!("lib-{}", platform.replace('/', "-")))).unwrap();
+        let opts = PullOptions {
+            platform: Some(Platform::parse(platform).unwrap()),
+            ..Default::default()
+        };
+        store.pull(&reference, &opts).unwrap();
+        let image = store.resolve(&reference).unwrap();
+        fs::read_to_string(image.layers[0].join("arch")).unwrap()
+    };
+    assert_eq!(arch_of("linux/amd64"), "amd64");
+    assert_eq!(arch_of("linux/arm64"), "arm64");
+    // The same as a Docker manifest list with Docker v2 schema 2 manifests.
+    reg.push_with(
+        &format!("oci:{}:multi", layout.display()),
+        "multi:docker",
+        false,
+        &["--format", "v2s2"],
+    );
+    let docker_ref = format!("{}/multi:docker", reg.addr);
+    let out = Command::new("skopeo")
+        .args([
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{docker_ref}"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("application/vnd.docker.distribution.manifest.list.v2+json")
+    );
+    let store = Store::open(&t.path().join("lib-docker")).unwrap();
+    let opts = PullOptions {
+        platform: Some(Platform::parse("linux/arm64").unwrap()),
+        ..Default::default()
+    };
+    store.pull(&docker_ref, &opts).unwrap();
+    let image = store.resolve(&docker_ref).unwrap();
+    assert_eq!(
+        fs::read_to_string(image.layers[0].join("arch")).unwrap(),
+        "arm64"
+    );
+    let store = Store::open(&t.path().join("lib-none")).unwrap();
+    let opts = PullOptions {
+        platform: Some(Platform::parse("linux/s390x").unwrap()),
+        ..Default::default()
+    };
+    let err = store.pull(&reference, &opts).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("no image for platform linux/s390x"),
+        "{err}"
+    );
+}
+
+#[test]
+fn corrupted_blob_in_the_registry_is_rejected() {
+    common::require_root();
+    let t = tempfile::tempdir().unwrap();
+    let layout = common::busybox_oci_layout(t.path());
+    let reg = Registry::start(t.path(), Auth::None);
+    reg.push(
+        &format!("oci:{}:latest", layout.display()),
+        "bb:latest",
+        false,
+    );
+    // Flip one byte of the layer as the registry stores it (size unchanged).
+    let biggest = fs::read_dir(layout.join("blobs/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .max_by_key(|p| fs::metadata(p).unwrap().len())
+        .unwrap();
+    let data_file = reg.blob_file(biggest.file_name().unwrap().to_str().unwrap());
+    let mut data = fs::read(&data_file).unwrap();
+    let mid = data.len() / 2;
+    data[mid] ^= 0x55;
+    fs::write(&data_file, &data).unwrap();
+    let store = Store::open(&t.path().join("lib")).unwrap();
+    let err = store
+        .pull(&format!("{}/bb:latest", reg.addr), &PullOptions::default())
+        .unwrap_err();
+    assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
+    assert!(store.list().unwrap().is_empty());
+    assert_eq!(
+        fs::read_dir(store.root().join("layers")).unwrap().count(),
+        0
+    );
+    assert_eq!(fs::read_dir(store.root().join("tmp")).unwrap().count(), 0);
+    assert!(
+        !store
+            .root()
+            .join("blobs/sha256")
+            .join(biggest.file_name().unwrap())
+            .exists()
+    );
+}
+
+/// A TCP proxy to the registry that cuts the first connection which carries more
+/// than `cut_after` bytes towards the client (a dropped download). Bounded: it
+/// stops with the test.
+struct FlakyProxy {
+    addr: String,
+    cuts: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl FlakyProxy {
+    fn start(upstream: String, cut_after: usize) -> FlakyProxy {
+        use std::io::{Read, Write};
+        use std::net::{Shutdown, TcpListener, TcpStream};
+        use std::sync::atomic::Ordering;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let cuts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let cuts2 = cuts.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().take(64) {
+                let Ok(client) = client else { break };
+                let Ok(server) = TcpStream::connect(&upstream) else {
+                    break;
+                };
+                let (mut c_read, mut s_write) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut c_read, &mut s_write);
+                    let _ = s_write.shutdown(Shutdown::Write);
+                });
+                let cuts = cuts2.clone();
+                std::thread::spawn(move || {
+                    let (mut s_read, mut c_write) = (server, client);
+                    let mut sent = 0usize;
+                    let mut buf = [0u8; 16384];
+                    loop {
+                        let n = match s_read.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        if sent + n > cut_after && cuts.load(Ordering::SeqCst) == 0 {
+                            cuts.store(1, Ordering::SeqCst);
+                            let _ = c_write.write_all(&buf[..cut_after - sent]);
+                            let _ = c_write.shutdown(Shutdown::Both);
+                            let _ = s_read.shutdown(Shutdown::Both);
+                            return;
+                        }
+                        if c_write.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                        sent += n;
+                    }
+                    let _ = c_write.shutdown(Shutdown::Write);
+                });
+            }
+        });
+        FlakyProxy { addr, cuts }
+    }
+}
+
+#[test]
+fn interrupted_download_resumes() {
+    common::require_root();
+    let t = tempfile::tempdir().unwrap();
+    let layout = common::busybox_oci_layout(t.path());
+    let reg = Registry::start(t.path(), Auth::None);
+    reg.push(
+        &format!("oci:{}:latest", layout.display()),
+        "bb:latest",
+        false,
+    );
+    let proxy = FlakyProxy::start(reg.addr.clone(), 300_000);
+    let store = Store::open(&t.path().join("lib")).unwrap();
+    let reference = format!("{}/bb:latest", proxy.addr);
+    store.pull(&reference, &PullOptions::default()).unwrap();
+    assert_eq!(
+        proxy.cuts.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the proxy never cut a download"
+    );
+    assert_eq!(
+        run_busybox(&store, &reference, t.path()),
+        "pulled-and-ran\n"
+    );
+}
