@@ -83,6 +83,7 @@ fn ours(n: usize, rt: &tokio::runtime::Runtime) -> Duration {
             network: "default".into(),
             aliases: vec![format!("c{i}")],
             ipv4: None,
+            ipv6: None,
         };
         let t0 = Instant::now();
         let ep = mgr

@@ -42,6 +42,7 @@ fn crash_child_setup_loop() {
                 network: n.into(),
                 aliases: vec![],
                 ipv4: None,
+                ipv6: None,
             };
             let id = format!("c{i}");
             let ep = mgr

@@ -19,7 +19,7 @@ fn sock(ip: &str, port: u16) -> SocketAddr {
 
 fn tcp(host_ip: Option<Ipv4Addr>, host_port: u16, container_port: u16) -> PortMapping {
     PortMapping {
-        host_ip,
+        host_ip: host_ip.map(IpAddr::V4),
         host_port,
         container_port,
         proto: Proto::Tcp,

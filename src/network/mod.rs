@@ -37,12 +37,14 @@ mod error;
 pub mod files;
 mod firewall;
 pub mod ipam;
+pub mod ipam6;
 mod manager;
 mod names;
 mod netlink;
 mod netns;
 mod ports;
 pub mod ruleset;
+mod spec_check;
 mod store;
 mod types;
 
@@ -50,6 +52,7 @@ pub use dns::DnsServer;
 pub use error::{Error, Result};
 pub use firewall::{Firewall, NftFirewall, NoFirewall};
 pub use ipam::Cidr4;
+pub use ipam6::Cidr6;
 pub use manager::Manager;
 pub use types::{
     Attachment, Endpoint, NetworkInfo, NetworkSpec, PortMapping, Proto, PublishedPort,

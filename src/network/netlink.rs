@@ -2,10 +2,11 @@
 //!
 //! A [`Nl`] wraps a socket opened in whatever namespace the calling thread is
 //! in when [`Nl::connect`] runs; use it only inside `netns::run`.
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
 
 use futures_util::TryStreamExt;
+use rtnetlink::packet_route::address::AddressHeaderFlags;
 use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkMessage};
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute};
 use rtnetlink::{
@@ -119,15 +120,15 @@ impl Nl {
 
     /// Add (or keep) an address on a link.
     pub async fn add_addr(&self, index: u32, addr: IpAddr, prefix: u8) -> Result<()> {
-        self.handle
-            .address()
-            .add(index, addr, prefix)
-            .replace()
-            .execute()
-            .await
-            .map_err(Error::netlink(format!(
-                "add address {addr}/{prefix} to link {index}"
-            )))
+        let mut req = self.handle.address().add(index, addr, prefix).replace();
+        if addr.is_ipv6() {
+            // No duplicate address detection: the address is ours by IPAM, and
+            // DAD would leave it "tentative" (unusable) for a second or more.
+            req.message_mut().header.flags = AddressHeaderFlags::Nodad;
+        }
+        req.execute().await.map_err(Error::netlink(format!(
+            "add address {addr}/{prefix} to link {index}"
+        )))
     }
 
     /// Create a veth pair: `host` attached to bridge `master`, `peer` created
@@ -179,6 +180,18 @@ impl Nl {
     /// Default route via `gw`.
     pub async fn default_route(&self, gw: Ipv4Addr) -> Result<()> {
         let route = RouteMessageBuilder::<Ipv4Addr>::new().gateway(gw).build();
+        self.handle
+            .route()
+            .add(route)
+            .replace()
+            .execute()
+            .await
+            .map_err(Error::netlink(format!("add default route via {gw}")))
+    }
+
+    /// Default IPv6 route via `gw`.
+    pub async fn default_route6(&self, gw: Ipv6Addr) -> Result<()> {
+        let route = RouteMessageBuilder::<Ipv6Addr>::new().gateway(gw).build();
         self.handle
             .route()
             .add(route)

@@ -192,6 +192,7 @@ impl Fixture {
             network: net.into(),
             aliases: aliases.iter().map(|s| s.to_string()).collect(),
             ipv4: None,
+            ipv6: None,
         }
     }
 
