@@ -315,6 +315,8 @@ fn wire(job: Job, stale: Vec<String>) -> Result<()> {
         for ep in &job.endpoints {
             if ep.ipv6.is_some() {
                 netns::sysctl(&format!("net.ipv6.conf.{}.disable_ipv6", ep.ifname), "0")?;
+                // The link-local address is usable at once (see bring_up).
+                netns::sysctl(&format!("net.ipv6.conf.{}.accept_dad", ep.ifname), "0")?;
             }
             let idx = inner
                 .index(&ep.ifname)

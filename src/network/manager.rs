@@ -356,6 +356,12 @@ impl Manager {
                     Nl::connect()?.ensure_bridge(&bridge, mtu).await.map(|_| ())
                 })?;
                 netns::sysctl(&key, "0")?;
+                // No DAD: the link-local address the bridge gets when its first
+                // port comes up would stay tentative for ~2 s, and until then
+                // the kernel sends no neighbour solicitation for forwarded
+                // packets (ndisc_send_ns needs a usable link-local source),
+                // so published IPv6 ports would not answer at first.
+                netns::sysctl(&format!("net.ipv6.conf.{bridge}.accept_dad"), "0")?;
             }
             netns::block_on(async {
                 let nl = Nl::connect()?;

@@ -76,7 +76,13 @@ impl Nl {
             // A fixed MAC: otherwise the bridge takes the lowest MAC of its
             // ports and changes it as containers come and go, leaving every
             // container's ARP entry for the gateway stale for seconds.
-            let mut b = LinkBridge::new(name).address(bridge_mac(name).to_vec());
+            // Multicast snooping off: with it, a bridge that has not yet seen a
+            // container's MLD report drops the host's IPv6 neighbour
+            // solicitations to it (the host then cannot reach that container
+            // over IPv6 until the report arrives; measured here).
+            let mut b = LinkBridge::new(name)
+                .mcast_snooping(false)
+                .address(bridge_mac(name).to_vec());
             if let Some(m) = mtu {
                 b = b.mtu(m);
             }
