@@ -176,6 +176,23 @@ pub fn servfail(query: &[u8]) -> Option<Vec<u8>> {
         .ok()
 }
 
+/// RFC 1035 4.2.1 / RFC 6891 6.2.3: a UDP answer larger than the client's
+/// limit (512 bytes, or its EDNS payload size) goes out with the TC bit and
+/// no records, so the client asks again over TCP.
+pub fn truncate_for_udp(query: &[u8], reply: Vec<u8>) -> Vec<u8> {
+    let limit = Message::from_vec(query)
+        .ok()
+        .and_then(|q| q.edns.map(|e| e.max_payload()))
+        .map_or(512, |p| usize::from(p.max(512)));
+    if reply.len() <= limit {
+        return reply;
+    }
+    match Message::from_vec(&reply) {
+        Ok(m) => m.truncate().to_vec().unwrap_or(reply),
+        Err(_) => reply,
+    }
+}
+
 fn reply_bytes(m: Message) -> Decision {
     m.to_vec().map_or(Decision::Ignore, Decision::Reply)
 }
@@ -278,6 +295,24 @@ mod tests {
             Decision::Forward
         );
         assert_eq!(decide(Some(&t), MEMBER, b"garbage", 0), Decision::Ignore);
+    }
+
+    #[test]
+    fn large_udp_answers_are_truncated() {
+        let mut names = BTreeMap::new();
+        names.insert(
+            "web".to_string(),
+            (1..=60).map(|d| Ipv4Addr::new(10, 89, 0, d)).collect(),
+        );
+        let t = NetAnswers { names, ..table() };
+        let q = query("web.", RecordType::A);
+        let Decision::Reply(full) = decide(Some(&t), MEMBER, &q, 0) else {
+            panic!("no reply")
+        };
+        assert!(full.len() > 512);
+        let cut = Message::from_vec(&truncate_for_udp(&q, full)).unwrap();
+        assert!(cut.metadata.truncation);
+        assert!(cut.answers.is_empty());
     }
 
     #[test]
