@@ -228,6 +228,14 @@ fn service_names_resolve_on_their_network_only() {
         resolve(&client, gw, "nothing.test.").0,
         ResponseCode::NXDomain
     );
+    // and over TCP
+    let (rc, mut tcp) = resolve_tcp(&client, gw, "web.").unwrap();
+    tcp.sort();
+    assert_eq!((rc, tcp), (ResponseCode::NoError, want.clone()));
+    assert_eq!(
+        resolve_tcp(&client, gw, "upstream.test.").unwrap().1,
+        [UPSTREAM_ANSWER]
+    );
 
     // another network's member: its own resolver does not know `web` ...
     let (rc, ips) = resolve(&stranger, es[0].gateway, "web.");
