@@ -51,20 +51,20 @@ impl Manager {
         remove.extend(endpoints.iter().map(|e| e.host_veth.clone()));
         remove.sort();
         remove.dedup();
+        let mut bridges = Vec::new();
+        for e in &endpoints {
+            let key = net_key(&e.stack, &e.network);
+            let n = locked
+                .state
+                .networks
+                .get(&key)
+                .ok_or(Error::NoSuchNetwork(key))?;
+            bridges.push((n.bridge.clone(), n.mtu, n.internal));
+        }
         let job = Job {
             netns: netns.to_path_buf(),
             endpoints: endpoints.clone(),
-            bridges: endpoints
-                .iter()
-                .map(|e| {
-                    locked
-                        .state
-                        .networks
-                        .get(&net_key(&e.stack, &e.network))
-                        .map(|n| (n.bridge.clone(), n.mtu, n.internal))
-                })
-                .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| Error::NoSuchNetwork(container.to_string()))?,
+            bridges,
         };
         let stale_first = remove;
         let result = netns::run(self.host_ns(), move || wire(job, stale_first));
@@ -296,13 +296,13 @@ fn wire(job: Job, stale: Vec<String>) -> Result<()> {
             let master = host
                 .index(bridge)
                 .await?
-                .ok_or_else(|| Error::NoSuchNetwork(bridge.clone()))?;
+                .ok_or_else(|| Error::LinkMissing(bridge.clone()))?;
             host.create_veth(&ep.host_veth, &ep.ifname, &ns_file, master, *mtu)
                 .await?;
             let idx = host
                 .index(&ep.host_veth)
                 .await?
-                .ok_or_else(|| Error::NoSuchNetwork(ep.host_veth.clone()))?;
+                .ok_or_else(|| Error::LinkMissing(ep.host_veth.clone()))?;
             host.hairpin(idx).await?;
             host.up(idx).await?;
         }
@@ -321,7 +321,7 @@ fn wire(job: Job, stale: Vec<String>) -> Result<()> {
             let idx = inner
                 .index(&ep.ifname)
                 .await?
-                .ok_or_else(|| Error::NoSuchNetwork(ep.ifname.clone()))?;
+                .ok_or_else(|| Error::LinkMissing(ep.ifname.clone()))?;
             inner.add_addr(idx, IpAddr::V4(ep.ipv4), ep.prefix).await?;
             if let Some(v6) = ep.ipv6 {
                 inner.add_addr(idx, IpAddr::V6(v6), ep.prefix6).await?;

@@ -231,6 +231,8 @@ impl Manager {
         self.commit(&locked)?;
         let mut errs = Vec::new();
         errs.extend(self.delete_links(links).err());
+        // and what an earlier crash left behind
+        errs.extend(self.sweep_links(&locked.state).err());
         errs.extend(self.sync_firewall(&locked.state).err());
         errs.extend(self.sync_dns(&locked.state).err());
         collect(errs)
@@ -241,12 +243,24 @@ impl Manager {
     /// the state. Touches nothing whose name lacks our prefix.
     pub fn recover(&self) -> Result<()> {
         let locked = self.lock()?;
-        let prefix = names::link_prefix(&locked.state.root_id);
-        let known: std::collections::BTreeSet<String> = locked
-            .state
+        let mut errs = Vec::new();
+        errs.extend(self.sweep_links(&locked.state).err());
+        for rec in locked.state.networks.values() {
+            errs.extend(self.bring_up(rec).err());
+        }
+        errs.extend(self.sync_firewall(&locked.state).err());
+        errs.extend(self.sync_dns(&locked.state).err());
+        collect(errs)
+    }
+
+    /// Delete links with this root's prefix that `st` does not know: what a
+    /// crash between forgetting an object and deleting it leaves behind.
+    fn sweep_links(&self, st: &NetState) -> Result<()> {
+        let prefix = names::link_prefix(&st.root_id);
+        let known: std::collections::BTreeSet<String> = st
             .bridges()
             .into_iter()
-            .chain(locked.state.veths())
+            .chain(st.veths())
             .map(str::to_string)
             .collect();
         let existing = netns::run(self.host_ns(), || {
@@ -257,14 +271,7 @@ impl Manager {
             .map(|(_, n)| n)
             .filter(|n| n.starts_with(&prefix) && !known.contains(n))
             .collect();
-        let mut errs = Vec::new();
-        errs.extend(self.delete_links(stale).err());
-        for rec in locked.state.networks.values() {
-            errs.extend(self.bring_up(rec).err());
-        }
-        errs.extend(self.sync_firewall(&locked.state).err());
-        errs.extend(self.sync_dns(&locked.state).err());
-        collect(errs)
+        self.delete_links(stale)
     }
 
     /// Decide bridge name, subnet and gateway of a new network.

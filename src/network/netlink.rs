@@ -94,10 +94,10 @@ impl Nl {
                 }
             }
         }
-        let idx = self.index(name).await?.ok_or_else(|| Error::Netlink {
-            op: format!("bridge {name} vanished after creation"),
-            source: rtnetlink::Error::RequestFailed,
-        })?;
+        let idx = self
+            .index(name)
+            .await?
+            .ok_or_else(|| Error::LinkMissing(name.to_string()))?;
         self.up(idx).await?;
         Ok(idx)
     }
