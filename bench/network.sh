@@ -5,4 +5,5 @@ set -eu
 cd "$(dirname "$0")/.."
 command -v nft >/dev/null || { echo "install nftables" >&2; exit 1; }
 [ -x /usr/lib/podman/netavark ] || echo "netavark not installed (apt-get install netavark): comparing nothing" >&2
+command -v iperf3 >/dev/null || echo "iperf3 not installed (apt-get install iperf3): no throughput figures" >&2
 exec cargo bench --bench network_setup

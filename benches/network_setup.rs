@@ -83,6 +83,7 @@ fn ours(n: usize, rt: &tokio::runtime::Runtime) -> Duration {
             network: "default".into(),
             aliases: vec![format!("c{i}")],
             ipv4: None,
+            ipv6: None,
         };
         let t0 = Instant::now();
         let ep = mgr
@@ -177,6 +178,89 @@ fn theirs(n: usize) -> Duration {
     took
 }
 
+/// iperf3 from `client` to `server_ip` (an iperf3 server runs in `server`):
+/// received Gbit/s over 3 s, or `None` when iperf3 is missing or fails.
+fn iperf(server: &Ns, client: &Ns, server_ip: &str) -> Option<f64> {
+    let mut srv = Command::new("ip")
+        .args([
+            "netns", "exec", &server.0, "iperf3", "-s", "-1", "-p", "5201",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    std::thread::sleep(Duration::from_millis(300));
+    let out = Command::new("ip")
+        .args([
+            "netns", "exec", &client.0, "iperf3", "-c", server_ip, "-p", "5201", "-t", "3", "-J",
+        ])
+        .output()
+        .ok();
+    let _ = srv.kill();
+    let _ = srv.wait();
+    let json: serde_json::Value = serde_json::from_slice(&out?.stdout).ok()?;
+    json["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .map(|b| b / 1e9)
+}
+
+/// Container-to-container throughput over our bridge.
+fn ours_throughput(rt: &tokio::runtime::Runtime) -> Option<f64> {
+    let host = Ns::new(format!("bh{}ot", std::process::id()));
+    let cs: Vec<Ns> = names("ot", 2).into_iter().map(Ns::new).collect();
+    let dir = tempfile::tempdir().ok()?;
+    let roots = Roots::new(Some(dir.path()));
+    let mgr = Manager::with(&roots, Some(host.path()), Arc::new(NftFirewall))
+        .with_dns(DnsServer::new(rt.handle().clone(), vec![]))
+        .ok()?;
+    let spec = NetworkSpec {
+        stack: "bench".into(),
+        name: "default".into(),
+        ..Default::default()
+    };
+    mgr.ensure_network(&spec).ok()?;
+    let mut ips = Vec::new();
+    for (i, c) in cs.iter().enumerate() {
+        let att = Attachment {
+            stack: "bench".into(),
+            network: "default".into(),
+            aliases: vec![],
+            ipv4: None,
+            ipv6: None,
+        };
+        ips.push(mgr.attach(&format!("c{i}"), &c.path(), &[att]).ok()?[0].ipv4);
+    }
+    let r = iperf(&cs[1], &cs[0], &ips[1].to_string());
+    let _ = mgr.remove_stack("bench");
+    r
+}
+
+/// The same over a bridge netavark set up.
+fn theirs_throughput() -> Option<f64> {
+    let host = Ns::new(format!("bh{}nt", std::process::id()));
+    let cs: Vec<Ns> = names("nt", 2).into_iter().map(Ns::new).collect();
+    let dir = tempfile::tempdir().ok()?;
+    let cfg = dir.path().join("cfg");
+    std::fs::create_dir_all(&cfg).ok()?;
+    let files: Vec<PathBuf> = (0..2)
+        .map(|i| {
+            let p = dir.path().join(format!("c{i}.json"));
+            std::fs::write(&p, netavark_json(i)).map(|()| p)
+        })
+        .collect::<Result<_, _>>()
+        .ok()?;
+    for (c, f) in cs.iter().zip(&files) {
+        if !netavark(&host.path(), &cfg, f, "setup", &c.path()) {
+            return None;
+        }
+    }
+    let r = iperf(&cs[1], &cs[0], "10.99.0.3");
+    for (c, f) in cs.iter().zip(&files) {
+        netavark(&host.path(), &cfg, f, "teardown", &c.path());
+    }
+    r
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -214,4 +298,19 @@ fn main() {
             println!("  (netavark not installed: apt-get install netavark)");
         }
     }
+    let gbit = |v: Option<f64>| {
+        v.map_or("n/a (iperf3 missing?)".to_string(), |g| {
+            format!("{g:.1} Gbit/s")
+        })
+    };
+    let o = ours_throughput(&rt);
+    print!("container->container TCP (iperf3, 3 s): stack {}", gbit(o));
+    if have_netavark {
+        let t = theirs_throughput();
+        print!("  netavark {}", gbit(t));
+        if let (Some(o), Some(t)) = (o, t) {
+            print!("  ratio stack/netavark {:.2}", o / t);
+        }
+    }
+    println!();
 }

@@ -42,6 +42,7 @@ fn crash_child_setup_loop() {
                 network: n.into(),
                 aliases: vec![],
                 ipv4: None,
+                ipv6: None,
             };
             let id = format!("c{i}");
             let ep = mgr
@@ -66,7 +67,7 @@ fn crash_child_setup_loop() {
 #[test]
 fn killed_mid_setup_then_down_leaves_nothing() {
     common::require_root();
-    for delay_ms in [5u64, 20, 45, 90, 150] {
+    for delay_ms in [5u64, 12, 20, 33, 45, 60, 90, 120, 150, 210] {
         let host = Ns::new("sth");
         let cs: Vec<Ns> = (0..3).map(|_| Ns::new("stc")).collect();
         let dir = tempfile::tempdir().unwrap();

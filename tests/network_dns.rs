@@ -89,6 +89,39 @@ fn query(server: Ipv4Addr, name: &str) -> std::io::Result<(ResponseCode, Vec<Ipv
     Ok((r.metadata.response_code, ips))
 }
 
+/// The same query over TCP (RFC 7766 framing).
+fn resolve_tcp(ns: &Ns, server: Ipv4Addr, name: &str) -> Answer {
+    use std::io::{Read, Write};
+    let name = name.to_string();
+    in_ns(ns.path(), move || {
+        let mut s = std::net::TcpStream::connect_timeout(
+            &SocketAddr::new(IpAddr::V4(server), 53),
+            Duration::from_secs(3),
+        )?;
+        s.set_read_timeout(Some(Duration::from_secs(3)))?;
+        let mut m = Message::query();
+        m.metadata.id = 9;
+        m.add_query(Query::query(Name::from_str(&name).unwrap(), RecordType::A));
+        let bytes = m.to_vec().unwrap();
+        s.write_all(&u16::try_from(bytes.len()).unwrap().to_be_bytes())?;
+        s.write_all(&bytes)?;
+        let mut len = [0u8; 2];
+        s.read_exact(&mut len)?;
+        let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        s.read_exact(&mut buf)?;
+        let r = Message::from_vec(&buf).map_err(std::io::Error::other)?;
+        let ips = r
+            .answers
+            .iter()
+            .filter_map(|rec| match rec.data {
+                RData::A(A(ip)) => Some(ip),
+                _ => None,
+            })
+            .collect();
+        Ok((r.metadata.response_code, ips))
+    })
+}
+
 struct Dns {
     f: Fixture,
     mgr: Manager,
@@ -194,6 +227,14 @@ fn service_names_resolve_on_their_network_only() {
     assert_eq!(
         resolve(&client, gw, "nothing.test.").0,
         ResponseCode::NXDomain
+    );
+    // and over TCP
+    let (rc, mut tcp) = resolve_tcp(&client, gw, "web.").unwrap();
+    tcp.sort();
+    assert_eq!((rc, tcp), (ResponseCode::NoError, want.clone()));
+    assert_eq!(
+        resolve_tcp(&client, gw, "upstream.test.").unwrap().1,
+        [UPSTREAM_ANSWER]
     );
 
     // another network's member: its own resolver does not know `web` ...

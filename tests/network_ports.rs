@@ -19,7 +19,7 @@ fn sock(ip: &str, port: u16) -> SocketAddr {
 
 fn tcp(host_ip: Option<Ipv4Addr>, host_port: u16, container_port: u16) -> PortMapping {
     PortMapping {
-        host_ip,
+        host_ip: host_ip.map(IpAddr::V4),
         host_port,
         container_port,
         proto: Proto::Tcp,
@@ -290,4 +290,50 @@ fn crafted_redirect_via(ns: &Ns, fake: &str, real: &str, via: &str) {
     std::fs::write(&path, rules).unwrap();
     ns.exec_ok(&["nft", "-f", path.to_str().unwrap()]);
     let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn admin_rules_filter_published_ports_and_foreign_tables_are_untouched() {
+    let w = world();
+    // someone else's table on the host (a host firewall stand-in)
+    w.f.host
+        .exec_ok(&["nft", "add table inet hostfw; add chain inet hostfw input { type filter hook input priority 0; policy accept; }; add rule inet hostfw input tcp dport 22 accept"]);
+    let foreign = || {
+        w.f.host
+            .exec_ok(&["nft", "list", "table", "inet", "hostfw"])
+    };
+    let foreign_before = foreign();
+    w.f.mgr
+        .publish(&w.f.stack, "web-1", &[tcp(None, 18088, 80)], w.ep.ipv4)
+        .unwrap();
+    assert_eq!(ask(w.lan.path(), sock(HOST_LAN, 18088)).unwrap(), NEIGHBOUR);
+    // the administrator's rule in the documented chain
+    let table = w.f.mgr.table_name().unwrap();
+    w.f.host.exec_ok(&[
+        "nft",
+        "add",
+        "rule",
+        "inet",
+        &table,
+        "filter-published",
+        "ip",
+        "saddr",
+        NEIGHBOUR,
+        "drop",
+    ]);
+    assert!(ask(w.lan.path(), sock(HOST_LAN, 18088)).is_err());
+    // it survives our next rebuild of the table
+    let c2 = Ns::new("stc");
+    let e2 =
+        w.f.mgr
+            .attach("web-2", &c2.path(), &[w.f.att("default", &[])])
+            .unwrap();
+    w.f.mgr
+        .publish(&w.f.stack, "web-2", &[tcp(None, 18089, 80)], e2[0].ipv4)
+        .unwrap();
+    assert!(ask(w.lan.path(), sock(HOST_LAN, 18088)).is_err());
+    // the host itself is not filtered by it
+    assert!(ask(w.f.host.path(), sock(HOST_LAN, 18088)).is_ok());
+    w.f.mgr.remove_stack(&w.f.stack).unwrap();
+    assert_eq!(foreign(), foreign_before);
 }

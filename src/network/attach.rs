@@ -11,13 +11,14 @@
 //! 4. on failure the host ends are deleted (the peers go with them) and the
 //!    allocations released.
 use std::fs::File;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 use super::ipam::AddressPool;
+use super::ipam6;
 use super::manager::{Manager, forget_container};
 use super::netlink::Nl;
-use super::store::NetState;
+use super::store::{NetRecord, NetState};
 use super::types::{Attachment, Endpoint, net_key};
 use super::{Error, Result, names, netns};
 
@@ -50,20 +51,20 @@ impl Manager {
         remove.extend(endpoints.iter().map(|e| e.host_veth.clone()));
         remove.sort();
         remove.dedup();
+        let mut bridges = Vec::new();
+        for e in &endpoints {
+            let key = net_key(&e.stack, &e.network);
+            let n = locked
+                .state
+                .networks
+                .get(&key)
+                .ok_or(Error::NoSuchNetwork(key))?;
+            bridges.push((n.bridge.clone(), n.mtu, n.internal));
+        }
         let job = Job {
             netns: netns.to_path_buf(),
             endpoints: endpoints.clone(),
-            bridges: endpoints
-                .iter()
-                .map(|e| {
-                    locked
-                        .state
-                        .networks
-                        .get(&net_key(&e.stack, &e.network))
-                        .map(|n| (n.bridge.clone(), n.mtu, n.internal))
-                })
-                .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| Error::NoSuchNetwork(container.to_string()))?,
+            bridges,
         };
         let stale_first = remove;
         let result = netns::run(self.host_ns(), move || wire(job, stale_first));
@@ -73,6 +74,7 @@ impl Manager {
             locked.state.endpoints.remove(container);
             for n in locked.state.networks.values_mut() {
                 n.allocations.retain(|_, c| c != container);
+                n.allocations6.retain(|_, c| c != container);
             }
             self.commit(&locked)?;
             return Err(e);
@@ -114,6 +116,11 @@ impl Manager {
 /// Allocate an address on each network and name the interfaces.
 fn plan(st: &mut NetState, container: &str, atts: &[Attachment]) -> Result<Vec<Endpoint>> {
     let root = st.root_id.clone();
+    let wanted: Vec<String> = atts.iter().map(|a| net_key(&a.stack, &a.network)).collect();
+    for (_, n) in st.networks.iter_mut().filter(|(k, _)| !wanted.contains(k)) {
+        n.allocations.retain(|_, c| c != container);
+        n.allocations6.retain(|_, c| c != container);
+    }
     let mut out = Vec::new();
     for (i, a) in atts.iter().enumerate() {
         let key = net_key(&a.stack, &a.network);
@@ -171,7 +178,9 @@ fn plan(st: &mut NetState, container: &str, atts: &[Attachment]) -> Result<Vec<E
             }
         };
         rec.allocations.insert(ip, container.to_string());
+        let ipv6 = alloc6(rec, &key, container, a.ipv6)?;
         let (prefix, gateway) = (rec.subnet.prefix, rec.gateway);
+        let (prefix6, gateway6) = (rec.subnet6.map_or(0, |s| s.prefix), rec.gateway6);
         let taken = st.veths();
         let host_veth = st
             .endpoints
@@ -190,10 +199,78 @@ fn plan(st: &mut NetState, container: &str, atts: &[Attachment]) -> Result<Vec<E
             ipv4: ip,
             prefix,
             gateway,
+            ipv6,
+            prefix6,
+            gateway6,
             aliases: a.aliases.clone(),
         });
     }
     Ok(out)
+}
+
+/// The container's IPv6 address on `rec` (kept if it has one), `None` on an
+/// IPv4-only network.
+fn alloc6(
+    rec: &mut NetRecord,
+    key: &str,
+    container: &str,
+    want: Option<Ipv6Addr>,
+) -> Result<Option<Ipv6Addr>> {
+    let (Some(subnet6), Some(gw6)) = (rec.subnet6, rec.gateway6) else {
+        return match want {
+            Some(w) => Err(Error::AddressUnavailable {
+                network: key.to_string(),
+                addr: IpAddr::V6(w),
+                why: "on a network without IPv6 (enable_ipv6)".into(),
+            }),
+            None => Ok(None),
+        };
+    };
+    let mine = rec
+        .allocations6
+        .iter()
+        .find(|(_, c)| c.as_str() == container)
+        .map(|(ip, _)| *ip);
+    if let Some(have) = mine
+        && want.is_none_or(|w| w == have)
+    {
+        return Ok(Some(have));
+    }
+    rec.allocations6.retain(|_, c| c != container);
+    let used = rec.used6();
+    let ip = match want {
+        Some(w) => {
+            let why = if !subnet6.contains(w) {
+                Some("outside the network's IPv6 subnet")
+            } else if w == gw6 || w == subnet6.network() {
+                Some("reserved (subnet-router anycast or gateway address)")
+            } else if used.contains(&w) {
+                Some("already assigned to another container")
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                return Err(Error::AddressUnavailable {
+                    network: key.to_string(),
+                    addr: IpAddr::V6(w),
+                    why: why.into(),
+                });
+            }
+            w
+        }
+        None => {
+            let got = ipam6::next_free(subnet6, gw6, &used, rec.cursor6).ok_or_else(|| {
+                Error::AddressesExhausted {
+                    network: key.to_string(),
+                    range: subnet6.to_string(),
+                }
+            })?;
+            rec.cursor6 = Some(got);
+            got
+        }
+    };
+    rec.allocations6.insert(ip, container.to_string());
+    Ok(Some(ip))
 }
 
 /// What the netns thread needs, computed before it starts.
@@ -219,13 +296,13 @@ fn wire(job: Job, stale: Vec<String>) -> Result<()> {
             let master = host
                 .index(bridge)
                 .await?
-                .ok_or_else(|| Error::NoSuchNetwork(bridge.clone()))?;
+                .ok_or_else(|| Error::LinkMissing(bridge.clone()))?;
             host.create_veth(&ep.host_veth, &ep.ifname, &ns_file, master, *mtu)
                 .await?;
             let idx = host
                 .index(&ep.host_veth)
                 .await?
-                .ok_or_else(|| Error::NoSuchNetwork(ep.host_veth.clone()))?;
+                .ok_or_else(|| Error::LinkMissing(ep.host_veth.clone()))?;
             host.hairpin(idx).await?;
             host.up(idx).await?;
         }
@@ -236,11 +313,19 @@ fn wire(job: Job, stale: Vec<String>) -> Result<()> {
             inner.up(lo).await?;
         }
         for ep in &job.endpoints {
+            if ep.ipv6.is_some() {
+                netns::sysctl(&format!("net.ipv6.conf.{}.disable_ipv6", ep.ifname), "0")?;
+                // The link-local address is usable at once (see bring_up).
+                netns::sysctl(&format!("net.ipv6.conf.{}.accept_dad", ep.ifname), "0")?;
+            }
             let idx = inner
                 .index(&ep.ifname)
                 .await?
-                .ok_or_else(|| Error::NoSuchNetwork(ep.ifname.clone()))?;
+                .ok_or_else(|| Error::LinkMissing(ep.ifname.clone()))?;
             inner.add_addr(idx, IpAddr::V4(ep.ipv4), ep.prefix).await?;
+            if let Some(v6) = ep.ipv6 {
+                inner.add_addr(idx, IpAddr::V6(v6), ep.prefix6).await?;
+            }
             inner.up(idx).await?;
         }
         let gw: Option<Ipv4Addr> = job
@@ -251,6 +336,15 @@ fn wire(job: Job, stale: Vec<String>) -> Result<()> {
             .map(|(ep, _)| ep.gateway);
         if let Some(gw) = gw {
             inner.default_route(gw).await?;
+        }
+        let gw6 = job
+            .endpoints
+            .iter()
+            .zip(&job.bridges)
+            .find(|(ep, (_, _, internal))| !internal && ep.gateway6.is_some())
+            .and_then(|(ep, _)| ep.gateway6);
+        if let Some(gw6) = gw6 {
+            inner.default_route6(gw6).await?;
         }
         Ok(())
     })

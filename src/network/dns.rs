@@ -11,24 +11,30 @@
 //!
 //! Guarantees: replacing the table never touches the sockets (no dropped
 //! queries on reload); a container removed from the state is gone from the
-//! next answer (TTL 0). Caveats: UDP only (no TCP fallback for truncated
-//! answers yet); IPv4 only.
+//! next answer (TTL 0). UDP answers larger than the client allows are sent
+//! truncated (TC) so the client retries over TCP, which is served too.
+//! Caveats: forwarded queries always go to the upstreams over UDP; the
+//! listeners are on the IPv4 gateway only.
 //!
 //! Sockets are opened in the manager's host namespace by a small thread that
 //! `setns()`ed there and only binds sockets (never a tokio worker).
 use std::collections::BTreeMap;
 use std::io;
-use std::net::{SocketAddr, UdpSocket as StdUdp};
+use std::net::{SocketAddr, TcpListener as StdTcpListener, UdpSocket as StdUdp};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use tokio::net::UdpSocket;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, UdpSocket};
 
-use super::dns_table::{Answers, Decision, decide, servfail};
+use super::dns_table::{Answers, Decision, decide, servfail, truncate_for_udp};
 use super::{Error, Result, netns};
+
+/// How long an idle TCP client connection is kept.
+const TCP_IDLE: Duration = Duration::from_secs(10);
 
 /// How long one upstream gets to answer.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
@@ -50,12 +56,14 @@ struct Inner {
 
 struct Listener {
     addr: SocketAddr,
-    task: tokio::task::JoinHandle<()>,
+    udp: tokio::task::JoinHandle<()>,
+    tcp: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for Listener {
     fn drop(&mut self) {
-        self.task.abort();
+        self.udp.abort();
+        self.tcp.abort();
     }
 }
 
@@ -141,21 +149,86 @@ impl DnsServer {
             }
             let addr = SocketAddr::new(net.gateway.into(), self.inner.port);
             let binder = Arc::new(Binder::new(host_ns)?);
-            let std_sock = binder
-                .udp(addr)
-                .map_err(Error::io(format!("DNS listener on {addr}")))?;
+            let err = || Error::io(format!("DNS listener on {addr}"));
+            let Sock::Udp(std_udp) = binder.bind(addr, false).map_err(err())? else {
+                return Err(err()(io::Error::other("wrong socket kind")));
+            };
+            let Sock::Tcp(std_tcp) = binder.bind(addr, true).map_err(err())? else {
+                return Err(err()(io::Error::other("wrong socket kind")));
+            };
             let _guard = self.inner.rt.enter();
-            let sock = UdpSocket::from_std(std_sock)
-                .map_err(Error::io(format!("DNS listener on {addr}")))?;
-            let task = self.inner.rt.spawn(serve(
+            let udp_sock = UdpSocket::from_std(std_udp).map_err(err())?;
+            let tcp_sock = TcpListener::from_std(std_tcp).map_err(err())?;
+            let udp = self.inner.rt.spawn(serve(
                 Arc::clone(&self.inner),
                 key.clone(),
-                Arc::new(sock),
+                Arc::new(udp_sock),
+                Arc::clone(&binder),
+            ));
+            let tcp = self.inner.rt.spawn(serve_tcp(
+                Arc::clone(&self.inner),
+                key.clone(),
+                tcp_sock,
                 binder,
             ));
-            listeners.insert(key.clone(), Listener { addr, task });
+            listeners.insert(key.clone(), Listener { addr, udp, tcp });
         }
         Ok(())
+    }
+}
+
+/// The answer to one query from `src` on network `key`: ours, forwarded, or
+/// none (not a DNS query).
+async fn answer(
+    inner: &Inner,
+    key: &str,
+    binder: &Binder,
+    src: SocketAddr,
+    query: &[u8],
+) -> Option<Vec<u8>> {
+    let table = inner
+        .table
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let rot = inner.rotate.fetch_add(1, Ordering::Relaxed);
+    match decide(table.networks.get(key), src.ip(), query, rot) {
+        Decision::Reply(bytes) => Some(bytes),
+        Decision::Ignore => None,
+        Decision::Forward => forward(&inner.upstreams, binder, query)
+            .await
+            .or_else(|| servfail(query)),
+    }
+}
+
+/// DNS over TCP (RFC 7766): two-byte length, message; several per connection.
+async fn serve_tcp(inner: Arc<Inner>, key: String, listener: TcpListener, binder: Arc<Binder>) {
+    loop {
+        let Ok((mut conn, src)) = listener.accept().await else {
+            continue;
+        };
+        let (inner, key, binder) = (Arc::clone(&inner), key.clone(), Arc::clone(&binder));
+        tokio::spawn(async move {
+            loop {
+                let idle = tokio::time::timeout(TCP_IDLE, conn.read_u16()).await;
+                let Ok(Ok(len)) = idle else { return };
+                let mut query = vec![0u8; usize::from(len)];
+                if conn.read_exact(&mut query).await.is_err() {
+                    return;
+                }
+                let Some(reply) = answer(&inner, &key, &binder, src, &query).await else {
+                    return;
+                };
+                let Ok(len) = u16::try_from(reply.len()) else {
+                    return;
+                };
+                if conn.write_all(&len.to_be_bytes()).await.is_err()
+                    || conn.write_all(&reply).await.is_err()
+                {
+                    return;
+                }
+            }
+        });
     }
 }
 
@@ -167,28 +240,20 @@ async fn serve(inner: Arc<Inner>, key: String, sock: Arc<UdpSocket>, binder: Arc
             continue;
         };
         let query = buf[..n].to_vec();
-        let table = inner
-            .table
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        let rot = inner.rotate.fetch_add(1, Ordering::Relaxed);
-        match decide(table.networks.get(&key), src.ip(), &query, rot) {
-            Decision::Reply(bytes) => {
-                let _ = sock.send_to(&bytes, src).await;
+        let (inner, sock, binder, key) = (
+            Arc::clone(&inner),
+            Arc::clone(&sock),
+            Arc::clone(&binder),
+            key.clone(),
+        );
+        // Each query on its own task: a slow upstream never delays answers
+        // from the table.
+        tokio::spawn(async move {
+            if let Some(reply) = answer(&inner, &key, &binder, src, &query).await {
+                let reply = truncate_for_udp(&query, reply);
+                let _ = sock.send_to(&reply, src).await;
             }
-            Decision::Ignore => {}
-            Decision::Forward => {
-                let (inner, sock, binder) =
-                    (Arc::clone(&inner), Arc::clone(&sock), Arc::clone(&binder));
-                tokio::spawn(async move {
-                    let answer = forward(&inner.upstreams, &binder, &query).await;
-                    if let Some(bytes) = answer.or_else(|| servfail(&query)) {
-                        let _ = sock.send_to(&bytes, src).await;
-                    }
-                });
-            }
-        }
+        });
     }
 }
 
@@ -198,7 +263,7 @@ async fn forward(upstreams: &[SocketAddr], binder: &Binder, query: &[u8]) -> Opt
         let any: SocketAddr = if up.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }
             .parse()
             .ok()?;
-        let Ok(std_sock) = binder.udp(any) else {
+        let Ok(Sock::Udp(std_sock)) = binder.bind(any, false) else {
             continue;
         };
         let Ok(sock) = UdpSocket::from_std(std_sock) else {
@@ -216,7 +281,13 @@ async fn forward(upstreams: &[SocketAddr], binder: &Binder, query: &[u8]) -> Opt
     None
 }
 
-type BindReq = (SocketAddr, mpsc::SyncSender<io::Result<StdUdp>>);
+type BindReq = (SocketAddr, bool, mpsc::SyncSender<io::Result<Sock>>);
+
+/// A freshly bound socket.
+enum Sock {
+    Udp(StdUdp),
+    Tcp(StdTcpListener),
+}
 
 /// Opens UDP sockets in the host namespace: directly when that is the
 /// process's own, else through a thread parked in that namespace.
@@ -242,8 +313,8 @@ impl Binder {
                 }
                 let _ = ready_tx.send(Ok(()));
                 // Exits when the last sender (the listener) is dropped.
-                for (addr, reply) in rx {
-                    let _ = reply.send(bind(addr));
+                for (addr, tcp, reply) in rx {
+                    let _ = reply.send(bind(addr, tcp));
                 }
             })
             .map_err(Error::io("spawn DNS socket thread"))?;
@@ -253,12 +324,12 @@ impl Binder {
         Ok(Binder::Ns(tx))
     }
 
-    fn udp(&self, addr: SocketAddr) -> io::Result<StdUdp> {
+    fn bind(&self, addr: SocketAddr, tcp: bool) -> io::Result<Sock> {
         match self {
-            Binder::Direct => bind(addr),
+            Binder::Direct => bind(addr, tcp),
             Binder::Ns(tx) => {
                 let (rtx, rrx) = mpsc::sync_channel(1);
-                tx.send((addr, rtx))
+                tx.send((addr, tcp, rtx))
                     .map_err(|_| io::Error::other("DNS socket thread gone"))?;
                 rrx.recv()
                     .map_err(|_| io::Error::other("DNS socket thread gone"))?
@@ -267,8 +338,14 @@ impl Binder {
     }
 }
 
-fn bind(addr: SocketAddr) -> io::Result<StdUdp> {
-    let s = StdUdp::bind(addr)?;
-    s.set_nonblocking(true)?;
-    Ok(s)
+fn bind(addr: SocketAddr, tcp: bool) -> io::Result<Sock> {
+    if tcp {
+        let l = StdTcpListener::bind(addr)?;
+        l.set_nonblocking(true)?;
+        Ok(Sock::Tcp(l))
+    } else {
+        let s = StdUdp::bind(addr)?;
+        s.set_nonblocking(true)?;
+        Ok(Sock::Udp(s))
+    }
 }

@@ -6,10 +6,10 @@
 //! on its own network's gateway, and a query whose source is outside that
 //! network's subnet is refused.
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
-use hickory_proto::rr::rdata::A;
+use hickory_proto::rr::rdata::{A, AAAA};
 use hickory_proto::rr::{RData, Record, RecordType};
 
 use super::ipam::Cidr4;
@@ -30,8 +30,11 @@ pub struct Answers {
 pub struct NetAnswers {
     pub subnet: Cidr4,
     pub gateway: Ipv4Addr,
+    pub gateway6: Option<Ipv6Addr>,
     /// Lower-case name without trailing dot -> addresses (replicas).
     pub names: BTreeMap<String, Vec<Ipv4Addr>>,
+    /// The same for IPv6 (AAAA).
+    pub names6: BTreeMap<String, Vec<Ipv6Addr>>,
 }
 
 /// The table for `st`: every endpoint's aliases on its network.
@@ -43,7 +46,9 @@ pub fn answers(st: &NetState) -> Answers {
             let a = NetAnswers {
                 subnet: n.subnet,
                 gateway: n.gateway,
+                gateway6: n.gateway6,
                 names: BTreeMap::new(),
+                names6: BTreeMap::new(),
             };
             (k.clone(), a)
         })
@@ -57,10 +62,17 @@ pub fn answers(st: &NetState) -> Answers {
             if !ips.contains(&ep.ipv4) {
                 ips.push(ep.ipv4);
             }
+            if let Some(v6) = ep.ipv6 {
+                let ips6 = net.names6.entry(normalize(alias)).or_default();
+                if !ips6.contains(&v6) {
+                    ips6.push(v6);
+                }
+            }
         }
     }
     for n in networks.values_mut() {
         n.names.values_mut().for_each(|v| v.sort());
+        n.names6.values_mut().for_each(|v| v.sort());
     }
     Answers { networks }
 }
@@ -104,15 +116,11 @@ pub fn decide(net: Option<&NetAnswers>, src: IpAddr, query: &[u8], rotate: usize
     }
     let q = &msg.queries[0];
     let name = normalize(&q.name().to_ascii());
-    let ips: Vec<Ipv4Addr> = if name == HOST_NAME {
-        vec![net.gateway]
+    let (v4, v6): (Vec<Ipv4Addr>, Vec<Ipv6Addr>) = if name == HOST_NAME {
+        (vec![net.gateway], net.gateway6.into_iter().collect())
     } else if let Some(ips) = net.names.get(&name) {
-        let mut v = ips.clone();
-        if !v.is_empty() {
-            let k = rotate % v.len();
-            v.rotate_left(k);
-        }
-        v
+        let v6 = net.names6.get(&name).cloned().unwrap_or_default();
+        (rotated(ips, rotate), rotated(&v6, rotate))
     } else {
         return Decision::Forward;
     };
@@ -121,14 +129,35 @@ pub fn decide(net: Option<&NetAnswers>, src: IpAddr, query: &[u8], rotate: usize
     resp.metadata.recursion_desired = msg.metadata.recursion_desired;
     resp.metadata.recursion_available = true;
     resp.add_query(q.clone());
-    if q.query_type() == RecordType::A {
-        for ip in ips {
-            // TTL 0: a recreated container's new address is seen at once.
-            resp.add_answer(Record::from_rdata(q.name().clone(), 0, RData::A(A(ip))));
+    // TTL 0: a recreated container's new address is seen at once.
+    match q.query_type() {
+        RecordType::A => {
+            for ip in v4 {
+                resp.add_answer(Record::from_rdata(q.name().clone(), 0, RData::A(A(ip))));
+            }
         }
+        RecordType::AAAA => {
+            for ip in v6 {
+                resp.add_answer(Record::from_rdata(
+                    q.name().clone(),
+                    0,
+                    RData::AAAA(AAAA(ip)),
+                ));
+            }
+        }
+        _ => {}
     }
     // Other types (AAAA, MX, ...) of a known name: NOERROR with no data.
     reply_bytes(resp)
+}
+
+fn rotated<T: Clone>(v: &[T], k: usize) -> Vec<T> {
+    let mut v = v.to_vec();
+    if !v.is_empty() {
+        let k = k % v.len();
+        v.rotate_left(k);
+    }
+    v
 }
 
 fn error(req: &Message, id: u16, code: ResponseCode) -> Message {
@@ -145,6 +174,23 @@ pub fn servfail(query: &[u8]) -> Option<Vec<u8>> {
     error(&msg, msg.metadata.id, ResponseCode::ServFail)
         .to_vec()
         .ok()
+}
+
+/// RFC 1035 4.2.1 / RFC 6891 6.2.3: a UDP answer larger than the client's
+/// limit (512 bytes, or its EDNS payload size) goes out with the TC bit and
+/// no records, so the client asks again over TCP.
+pub fn truncate_for_udp(query: &[u8], reply: Vec<u8>) -> Vec<u8> {
+    let limit = Message::from_vec(query)
+        .ok()
+        .and_then(|q| q.edns.map(|e| e.max_payload()))
+        .map_or(512, |p| usize::from(p.max(512)));
+    if reply.len() <= limit {
+        return reply;
+    }
+    match Message::from_vec(&reply) {
+        Ok(m) => m.truncate().to_vec().unwrap_or(reply),
+        Err(_) => reply,
+    }
 }
 
 fn reply_bytes(m: Message) -> Decision {
@@ -167,7 +213,9 @@ mod tests {
         NetAnswers {
             subnet: "10.89.0.0/24".parse().unwrap(),
             gateway: Ipv4Addr::new(10, 89, 0, 1),
+            gateway6: None,
             names,
+            names6: BTreeMap::new(),
         }
     }
 
@@ -250,6 +298,24 @@ mod tests {
     }
 
     #[test]
+    fn large_udp_answers_are_truncated() {
+        let mut names = BTreeMap::new();
+        names.insert(
+            "web".to_string(),
+            (1..=60).map(|d| Ipv4Addr::new(10, 89, 0, d)).collect(),
+        );
+        let t = NetAnswers { names, ..table() };
+        let q = query("web.", RecordType::A);
+        let Decision::Reply(full) = decide(Some(&t), MEMBER, &q, 0) else {
+            panic!("no reply")
+        };
+        assert!(full.len() > 512);
+        let cut = Message::from_vec(&truncate_for_udp(&q, full)).unwrap();
+        assert!(cut.metadata.truncation);
+        assert!(cut.answers.is_empty());
+    }
+
+    #[test]
     fn answers_follow_endpoints() {
         use crate::network::store::NetRecord;
         use crate::network::types::Endpoint;
@@ -268,6 +334,10 @@ mod tests {
                 labels: Default::default(),
                 allocations: Default::default(),
                 cursor: None,
+                subnet6: None,
+                gateway6: None,
+                allocations6: Default::default(),
+                cursor6: None,
             },
         );
         for (c, ip) in [("web-1", 3), ("web-2", 2)] {
@@ -281,6 +351,9 @@ mod tests {
                     ipv4: Ipv4Addr::new(10, 89, 0, ip),
                     prefix: 24,
                     gateway: Ipv4Addr::new(10, 89, 0, 1),
+                    ipv6: Some(format!("fd00::{ip}").parse().unwrap()),
+                    prefix6: 64,
+                    gateway6: None,
                     aliases: vec!["Web".into(), c.into()],
                 }],
             );
@@ -292,5 +365,6 @@ mod tests {
             [Ipv4Addr::new(10, 89, 0, 2), Ipv4Addr::new(10, 89, 0, 3)]
         );
         assert_eq!(n.names["web-1"], [Ipv4Addr::new(10, 89, 0, 3)]);
+        assert_eq!(n.names6["web"].len(), 2);
     }
 }

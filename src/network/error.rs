@@ -17,6 +17,9 @@ pub enum Error {
     /// No such network in the state of this root.
     #[error("network {0} does not exist; create it first (ensure_network)")]
     NoSuchNetwork(String),
+    /// A link we created or need is not there (removed behind our back?).
+    #[error("link {0} does not exist; `stack` recreates it on the next up (recover)")]
+    LinkMissing(String),
     /// The default pool has no subnet left that the host does not already route.
     #[error("no free subnet left in the default pool {pool}; give the network a subnet")]
     PoolExhausted { pool: String },

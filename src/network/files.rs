@@ -25,22 +25,39 @@ pub struct HostEntry {
 pub fn hosts(own: &[HostEntry], host_gateway: Option<IpAddr>, extra: &[HostEntry]) -> String {
     let mut s = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
     let mut line = |e: &HostEntry| {
-        let _ = writeln!(s, "{}\t{}", e.addr, e.names.join(" "));
+        let names: Vec<&str> = e
+            .names
+            .iter()
+            .map(String::as_str)
+            .filter(|n| is_hostname(n))
+            .collect();
+        if !names.is_empty() {
+            let _ = writeln!(s, "{}\t{}", e.addr, names.join(" "));
+        }
     };
-    own.iter()
-        .filter(|e| !e.names.is_empty())
-        .for_each(&mut line);
+    own.iter().for_each(&mut line);
     if let Some(gw) = host_gateway {
         line(&HostEntry {
             addr: gw,
             names: vec!["host.stack.internal".into()],
         });
     }
-    extra
-        .iter()
-        .filter(|e| !e.names.is_empty())
-        .for_each(&mut line);
+    extra.iter().for_each(&mut line);
     s
+}
+
+/// Names that may go into hosts/resolv.conf: letters, digits, `-`, `_`, `.`
+/// (a name with a space or newline would add entries of its own).
+fn is_hostname(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 253
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
+/// resolv.conf options are single tokens (`ndots:2`, `edns0`).
+fn is_token(t: &str) -> bool {
+    !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// Inputs of `/etc/resolv.conf`.
@@ -89,7 +106,13 @@ pub fn resolv_conf(r: &ResolvConf) -> String {
     let search = if r.search.is_empty() {
         host_lines("search").join(" ")
     } else {
-        r.search.join(" ")
+        let valid: Vec<&str> = r
+            .search
+            .iter()
+            .map(String::as_str)
+            .filter(|d| is_hostname(d))
+            .collect();
+        valid.join(" ")
     };
     if !search.is_empty() {
         let _ = writeln!(s, "search {search}");
@@ -97,8 +120,14 @@ pub fn resolv_conf(r: &ResolvConf) -> String {
     for ns in servers {
         let _ = writeln!(s, "nameserver {ns}");
     }
-    if !r.options.is_empty() {
-        let _ = writeln!(s, "options {}", r.options.join(" "));
+    let options: Vec<&str> = r
+        .options
+        .iter()
+        .map(String::as_str)
+        .filter(|o| is_token(o))
+        .collect();
+    if !options.is_empty() {
+        let _ = writeln!(s, "options {}", options.join(" "));
     }
     s
 }
@@ -153,6 +182,24 @@ mod tests {
             resolv_conf(&r),
             "search a.test b.test\nnameserver 192.0.2.1\noptions ndots:2\n"
         );
+    }
+
+    #[test]
+    fn names_cannot_inject_lines() {
+        let own = [HostEntry {
+            addr: ip("10.89.0.2"),
+            names: vec!["web\n1.2.3.4 bank.example".into(), "ok".into()],
+        }];
+        let text = hosts(&own, None, &[]);
+        assert!(!text.contains("bank"), "{text}");
+        assert!(text.contains("10.89.0.2\tok\n"), "{text}");
+        let r = ResolvConf {
+            embedded: Some(ip("10.89.0.1")),
+            search: vec!["a.test\nnameserver 6.6.6.6".into()],
+            options: vec!["ndots:1\nnameserver 6.6.6.6".into()],
+            ..Default::default()
+        };
+        assert_eq!(resolv_conf(&r), "nameserver 10.89.0.1\n");
     }
 
     #[test]

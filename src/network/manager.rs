@@ -8,6 +8,7 @@ use super::dns::DnsServer;
 use super::firewall::{Firewall, NftFirewall};
 use super::ipam::{self, Cidr4};
 use super::netlink::Nl;
+use super::spec_check::{check_unchanged, plan_v6, validate};
 use super::store::{self, Locked, NetRecord, NetState};
 use super::types::{NetworkInfo, NetworkSpec, net_key};
 use super::{Error, Result, dns_table, names, netns, ruleset};
@@ -230,6 +231,8 @@ impl Manager {
         self.commit(&locked)?;
         let mut errs = Vec::new();
         errs.extend(self.delete_links(links).err());
+        // and what an earlier crash left behind
+        errs.extend(self.sweep_links(&locked.state).err());
         errs.extend(self.sync_firewall(&locked.state).err());
         errs.extend(self.sync_dns(&locked.state).err());
         collect(errs)
@@ -240,12 +243,24 @@ impl Manager {
     /// the state. Touches nothing whose name lacks our prefix.
     pub fn recover(&self) -> Result<()> {
         let locked = self.lock()?;
-        let prefix = names::link_prefix(&locked.state.root_id);
-        let known: std::collections::BTreeSet<String> = locked
-            .state
+        let mut errs = Vec::new();
+        errs.extend(self.sweep_links(&locked.state).err());
+        for rec in locked.state.networks.values() {
+            errs.extend(self.bring_up(rec).err());
+        }
+        errs.extend(self.sync_firewall(&locked.state).err());
+        errs.extend(self.sync_dns(&locked.state).err());
+        collect(errs)
+    }
+
+    /// Delete links with this root's prefix that `st` does not know: what a
+    /// crash between forgetting an object and deleting it leaves behind.
+    fn sweep_links(&self, st: &NetState) -> Result<()> {
+        let prefix = names::link_prefix(&st.root_id);
+        let known: std::collections::BTreeSet<String> = st
             .bridges()
             .into_iter()
-            .chain(locked.state.veths())
+            .chain(st.veths())
             .map(str::to_string)
             .collect();
         let existing = netns::run(self.host_ns(), || {
@@ -256,14 +271,7 @@ impl Manager {
             .map(|(_, n)| n)
             .filter(|n| n.starts_with(&prefix) && !known.contains(n))
             .collect();
-        let mut errs = Vec::new();
-        errs.extend(self.delete_links(stale).err());
-        for rec in locked.state.networks.values() {
-            errs.extend(self.bring_up(rec).err());
-        }
-        errs.extend(self.sync_firewall(&locked.state).err());
-        errs.extend(self.sync_dns(&locked.state).err());
-        collect(errs)
+        self.delete_links(stale)
     }
 
     /// Decide bridge name, subnet and gateway of a new network.
@@ -305,6 +313,7 @@ impl Manager {
                 reason: format!("gateway {gateway} is outside subnet {subnet}"),
             });
         }
+        let (subnet6, gateway6) = plan_v6(st, spec, &key)?;
         let bridge = match &spec.bridge {
             Some(b) => {
                 if st.networks.values().any(|n| &n.bridge == b) {
@@ -329,6 +338,10 @@ impl Manager {
             labels: spec.labels.clone(),
             allocations: Default::default(),
             cursor: None,
+            subnet6,
+            gateway6,
+            allocations6: Default::default(),
+            cursor6: None,
         })
     }
 
@@ -341,12 +354,37 @@ impl Manager {
             rec.subnet.prefix,
             rec.internal,
         );
+        let v6 = rec.subnet6.zip(rec.gateway6);
         netns::run(self.host_ns(), move || {
+            if v6.is_some() {
+                // A bridge created while default.disable_ipv6=1 has no IPv6.
+                let key = format!("net.ipv6.conf.{bridge}.disable_ipv6");
+                netns::block_on(async {
+                    Nl::connect()?.ensure_bridge(&bridge, mtu).await.map(|_| ())
+                })?;
+                netns::sysctl(&key, "0")?;
+                // No DAD: the link-local address the bridge gets when its first
+                // port comes up would stay tentative for ~2 s, and until then
+                // the kernel sends no neighbour solicitation for forwarded
+                // packets (ndisc_send_ns needs a usable link-local source),
+                // so published IPv6 ports would not answer at first.
+                netns::sysctl(&format!("net.ipv6.conf.{bridge}.accept_dad"), "0")?;
+            }
             netns::block_on(async {
                 let nl = Nl::connect()?;
                 let idx = nl.ensure_bridge(&bridge, mtu).await?;
-                nl.add_addr(idx, IpAddr::V4(gw), prefix).await
+                nl.add_addr(idx, IpAddr::V4(gw), prefix).await?;
+                if let Some((net6, gw6)) = v6 {
+                    nl.add_addr(idx, IpAddr::V6(gw6), net6.prefix).await?;
+                }
+                Ok(())
             })?;
+            if v6.is_some() && !internal {
+                // Forwarding for IPv6 is global only (ip-sysctl.rst); it also
+                // stops this host from accepting router advertisements on
+                // interfaces with accept_ra=1 (Docker and netavark do the same).
+                netns::sysctl("net.ipv6.conf.all.forwarding", "1")?;
+            }
             // DNAT of 127.0.0.1 publishes leaves through the bridge with a
             // loopback source; the kernel drops that unless route_localnet
             // (ip-sysctl.rst). The `guard` chain closes what it opens.
@@ -400,6 +438,7 @@ pub(crate) fn ruleset_input(st: &NetState, table: String) -> ruleset::Input {
             .map(|n| ruleset::NetRules {
                 bridge: n.bridge.clone(),
                 subnet: n.subnet,
+                subnet6: n.subnet6,
                 internal: n.internal,
             })
             .collect(),
@@ -418,6 +457,7 @@ pub(crate) fn forget_container(st: &mut NetState, container: &str) -> Vec<String
     let eps = st.endpoints.remove(container).unwrap_or_default();
     for n in st.networks.values_mut() {
         n.allocations.retain(|_, c| c != container);
+        n.allocations6.retain(|_, c| c != container);
     }
     eps.into_iter().map(|e| e.host_veth).collect()
 }
@@ -429,6 +469,8 @@ fn info(rec: &NetRecord) -> NetworkInfo {
         bridge: rec.bridge.clone(),
         subnet: rec.subnet,
         gateway: rec.gateway,
+        subnet6: rec.subnet6,
+        gateway6: rec.gateway6,
         internal: rec.internal,
     }
 }
@@ -438,91 +480,5 @@ fn collect(mut errs: Vec<Error>) -> Result<()> {
         0 => Ok(()),
         1 => Err(errs.remove(0)),
         _ => Err(Error::Many(errs)),
-    }
-}
-
-fn validate(spec: &NetworkSpec) -> Result<()> {
-    let bad = |reason: String| Error::InvalidSpec {
-        network: spec.key(),
-        reason,
-    };
-    if spec.enable_ipv6 {
-        return Err(Error::Unsupported {
-            network: spec.key(),
-            feature: "enable_ipv6".into(),
-        });
-    }
-    if spec.stack.is_empty()
-        || spec.name.is_empty()
-        || spec.stack.contains('/')
-        || spec.name.contains('/')
-    {
-        return Err(bad(
-            "stack and network names must be non-empty and contain no '/'".into(),
-        ));
-    }
-    if let Some(b) = &spec.bridge {
-        let ok = !b.is_empty()
-            && b.len() <= 15
-            && b.bytes()
-                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'.');
-        if !ok {
-            return Err(bad(format!(
-                "bridge name {b:?} must be 1-15 characters of [A-Za-z0-9._-]"
-            )));
-        }
-    }
-    if let Some(s) = spec.subnet {
-        if s.prefix > 30 {
-            return Err(bad(format!("subnet {s} is too small (at most /30)")));
-        }
-        if let Some(r) = spec.ip_range
-            && !s.covers(r)
-        {
-            return Err(bad(format!("ip_range {r} is not inside subnet {s}")));
-        }
-    } else if spec.gateway.is_some() || spec.ip_range.is_some() {
-        return Err(bad("gateway and ip_range need a subnet".into()));
-    }
-    if let Some(m) = spec.mtu
-        && !(68..=65535).contains(&m)
-    {
-        return Err(bad(format!("mtu {m} is outside 68..65535")));
-    }
-    Ok(())
-}
-
-/// An existing network may be re-ensured only with the same settings; a
-/// changed one must be removed and created again (the reconciler's job).
-fn check_unchanged(spec: &NetworkSpec, rec: &NetRecord) -> Result<()> {
-    let mut diffs = Vec::new();
-    if spec.subnet.is_some_and(|s| s.normalized() != rec.subnet) {
-        diffs.push("subnet");
-    }
-    if spec.gateway.is_some_and(|g| g != rec.gateway) {
-        diffs.push("gateway");
-    }
-    if spec.internal != rec.internal {
-        diffs.push("internal");
-    }
-    if spec.bridge.as_ref().is_some_and(|b| b != &rec.bridge) {
-        diffs.push("bridge");
-    }
-    if spec.mtu != rec.mtu {
-        diffs.push("mtu");
-    }
-    if spec.ip_range != rec.ip_range {
-        diffs.push("ip_range");
-    }
-    if diffs.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::InvalidSpec {
-            network: spec.key(),
-            reason: format!(
-                "exists with different {}; remove it first to change it",
-                diffs.join(", ")
-            ),
-        })
     }
 }

@@ -16,10 +16,30 @@
 //!    nftables table of this state root, rebuilt from the state as one value
 //!    ([`ruleset::build`]) and applied in one atomic `nft -j -f -` batch.
 //!
+//! # Use (what the reconciler calls)
+//!
+//! ```text
+//! let dns = DnsServer::new(tokio_handle, DnsServer::upstreams_from_resolv_conf(&host_resolv));
+//! let net = Manager::open(&roots)?.with_dns(dns)?;      // once per daemon
+//! net.recover()?;                                       // at start: crash leftovers
+//! net.ensure_network(&spec)?;                           // per network (idempotent)
+//! let eps = net.attach(id, &netns_path, &attachments)?; // after the runtime made the netns
+//! net.publish(stack, id, &ports, eps[0].ipv4)?;         // host port 0 -> chosen port returned
+//! files::{hosts, resolv_conf, hostname}(..)             // write into the container
+//! net.detach(id)?;                                      // container removed
+//! net.remove_stack(stack)?;                             // `down`
+//! ```
+//!
+//! Compose `network_mode: host` needs nothing from here, `none` is
+//! [`Manager::loopback_only`], `service:`/`container:` join an existing
+//! namespace in the runtime. `external: true` networks: check
+//! [`Manager::network`] and attach with the owning stack's name. Port ranges
+//! are expanded by the caller into one [`PortMapping`] per port.
+//!
 //! # Namespaces and threads
 //!
 //! Netlink sockets and `nft` always run on a dedicated `std::thread` that
-//! `setns()`es into the namespace it works on and then exits ([`netns`]); no tokio
+//! `setns()`es into the namespace it works on and then exits (`netns.rs`); no tokio
 //! worker ever changes namespace, so the manager is safe to call from a
 //! multi-threaded daemon (blocking calls: use `spawn_blocking`).
 //!
@@ -37,6 +57,7 @@ mod error;
 pub mod files;
 mod firewall;
 pub mod ipam;
+pub mod ipam6;
 mod manager;
 mod names;
 mod netlink;
@@ -44,6 +65,7 @@ mod netns;
 mod ports;
 pub mod ruleset;
 pub mod sandbox;
+mod spec_check;
 mod store;
 mod types;
 
@@ -51,6 +73,7 @@ pub use dns::DnsServer;
 pub use error::{Error, Result};
 pub use firewall::{Firewall, NftFirewall, NoFirewall};
 pub use ipam::Cidr4;
+pub use ipam6::Cidr6;
 pub use manager::Manager;
 pub use types::{
     Attachment, Endpoint, NetworkInfo, NetworkSpec, PortMapping, Proto, PublishedPort,

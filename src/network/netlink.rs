@@ -2,10 +2,11 @@
 //!
 //! A [`Nl`] wraps a socket opened in whatever namespace the calling thread is
 //! in when [`Nl::connect`] runs; use it only inside `netns::run`.
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
 
 use futures_util::TryStreamExt;
+use rtnetlink::packet_route::address::AddressHeaderFlags;
 use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkMessage};
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute};
 use rtnetlink::{
@@ -75,7 +76,13 @@ impl Nl {
             // A fixed MAC: otherwise the bridge takes the lowest MAC of its
             // ports and changes it as containers come and go, leaving every
             // container's ARP entry for the gateway stale for seconds.
-            let mut b = LinkBridge::new(name).address(bridge_mac(name).to_vec());
+            // Multicast snooping off: with it, a bridge that has not yet seen a
+            // container's MLD report drops the host's IPv6 neighbour
+            // solicitations to it (the host then cannot reach that container
+            // over IPv6 until the report arrives; measured here).
+            let mut b = LinkBridge::new(name)
+                .mcast_snooping(false)
+                .address(bridge_mac(name).to_vec());
             if let Some(m) = mtu {
                 b = b.mtu(m);
             }
@@ -87,10 +94,10 @@ impl Nl {
                 }
             }
         }
-        let idx = self.index(name).await?.ok_or_else(|| Error::Netlink {
-            op: format!("bridge {name} vanished after creation"),
-            source: rtnetlink::Error::RequestFailed,
-        })?;
+        let idx = self
+            .index(name)
+            .await?
+            .ok_or_else(|| Error::LinkMissing(name.to_string()))?;
         self.up(idx).await?;
         Ok(idx)
     }
@@ -119,15 +126,15 @@ impl Nl {
 
     /// Add (or keep) an address on a link.
     pub async fn add_addr(&self, index: u32, addr: IpAddr, prefix: u8) -> Result<()> {
-        self.handle
-            .address()
-            .add(index, addr, prefix)
-            .replace()
-            .execute()
-            .await
-            .map_err(Error::netlink(format!(
-                "add address {addr}/{prefix} to link {index}"
-            )))
+        let mut req = self.handle.address().add(index, addr, prefix).replace();
+        if addr.is_ipv6() {
+            // No duplicate address detection: the address is ours by IPAM, and
+            // DAD would leave it "tentative" (unusable) for a second or more.
+            req.message_mut().header.flags = AddressHeaderFlags::Nodad;
+        }
+        req.execute().await.map_err(Error::netlink(format!(
+            "add address {addr}/{prefix} to link {index}"
+        )))
     }
 
     /// Create a veth pair: `host` attached to bridge `master`, `peer` created
@@ -179,6 +186,18 @@ impl Nl {
     /// Default route via `gw`.
     pub async fn default_route(&self, gw: Ipv4Addr) -> Result<()> {
         let route = RouteMessageBuilder::<Ipv4Addr>::new().gateway(gw).build();
+        self.handle
+            .route()
+            .add(route)
+            .replace()
+            .execute()
+            .await
+            .map_err(Error::netlink(format!("add default route via {gw}")))
+    }
+
+    /// Default IPv6 route via `gw`.
+    pub async fn default_route6(&self, gw: Ipv6Addr) -> Result<()> {
+        let route = RouteMessageBuilder::<Ipv6Addr>::new().gateway(gw).build();
         self.handle
             .route()
             .add(route)

@@ -4,7 +4,7 @@
 //! Order (rule 6): every requested port is checked — against the ports this
 //! root already publishes and by binding it on the host — before the state or
 //! the ruleset changes, so a conflict changes nothing.
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
 
 use super::manager::Manager;
 use super::store::{NetState, Published};
@@ -16,7 +16,7 @@ use super::{Error, Result, netns};
 pub fn taken_by(
     state: &NetState,
     except: &str,
-    ip: Option<Ipv4Addr>,
+    ip: Option<IpAddr>,
     port: u16,
     proto: Proto,
 ) -> Option<String> {
@@ -39,8 +39,8 @@ pub fn taken_by(
 /// Bind `ip:port` to see whether a process of the host uses it; port 0 asks
 /// the kernel for a free one. The socket is returned so that several random
 /// picks in one request cannot collide.
-fn probe(ip: Option<Ipv4Addr>, port: u16, proto: Proto) -> std::io::Result<(u16, Holder)> {
-    let addr = SocketAddr::new(IpAddr::V4(ip.unwrap_or(Ipv4Addr::UNSPECIFIED)), port);
+fn probe(ip: Option<IpAddr>, port: u16, proto: Proto) -> std::io::Result<(u16, Holder)> {
+    let addr = SocketAddr::new(ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)), port);
     match proto {
         Proto::Tcp => {
             let l = TcpListener::bind(addr)?;
@@ -71,8 +71,10 @@ fn choose_ports(
     container: &str,
     ports: &[PortMapping],
     container_addr: Ipv4Addr,
+    container_addr6: Option<Ipv6Addr>,
 ) -> Result<Vec<PublishedPort>> {
     for (i, p) in ports.iter().enumerate() {
+        check_family(p, container_addr6)?;
         if p.host_port != 0 {
             if let Some(by) = taken_by(state, container, p.host_ip, p.host_port, p.proto) {
                 return Err(in_use(p.host_ip, p.host_port, p.proto, by));
@@ -117,12 +119,38 @@ fn choose_ports(
                 host_ip: p.host_ip,
                 host_port,
                 container_addr,
+                container_addr6,
                 container_port: p.container_port,
                 proto: p.proto,
             });
         }
         Ok(out)
     })
+}
+
+/// IPv6 host addresses need an IPv6 container, and `::1` cannot be DNAT'd:
+/// IPv6 has no `route_localnet`, a packet from ::1 never leaves `lo`
+/// (RFC 4291 2.5.3), so it would need a userland proxy, which we do not run.
+fn check_family(p: &PortMapping, container_addr6: Option<Ipv6Addr>) -> Result<()> {
+    let Some(IpAddr::V6(h)) = p.host_ip else {
+        return Ok(());
+    };
+    let network = format!("port {}", p.host_port);
+    if h.is_loopback() {
+        return Err(Error::Unsupported {
+            network,
+            feature: "publishing on [::1] (use 127.0.0.1)".into(),
+        });
+    }
+    if container_addr6.is_none() {
+        return Err(Error::InvalidSpec {
+            network,
+            reason: format!(
+                "host address {h} is IPv6 but the container has no IPv6 address (enable_ipv6)"
+            ),
+        });
+    }
+    Ok(())
 }
 
 fn random_port(
@@ -147,9 +175,9 @@ fn random_port(
     ))
 }
 
-fn in_use(ip: Option<Ipv4Addr>, port: u16, proto: Proto, by: String) -> Error {
+fn in_use(ip: Option<IpAddr>, port: u16, proto: Proto, by: String) -> Error {
     Error::PortInUse {
-        ip: IpAddr::V4(ip.unwrap_or(Ipv4Addr::UNSPECIFIED)),
+        ip: ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
         port,
         proto: proto.as_str(),
         by,
@@ -192,7 +220,13 @@ impl Manager {
             }
             Some(_) => {}
         }
-        let chosen = choose_ports(self, &locked.state, container, ports, container_addr)?;
+        let addr6 = locked
+            .state
+            .endpoints
+            .get(container)
+            .and_then(|eps| eps.iter().find(|e| e.ipv4 == container_addr))
+            .and_then(|e| e.ipv6);
+        let chosen = choose_ports(self, &locked.state, container, ports, container_addr, addr6)?;
         let before = locked.state.clone();
         locked.state.published.insert(
             container.to_string(),
@@ -227,7 +261,8 @@ mod tests {
 
     fn pp(ip: Option<[u8; 4]>, port: u16) -> PublishedPort {
         PublishedPort {
-            host_ip: ip.map(Ipv4Addr::from),
+            host_ip: ip.map(|o| IpAddr::V4(Ipv4Addr::from(o))),
+            container_addr6: None,
             host_port: port,
             container_addr: Ipv4Addr::new(10, 89, 0, 2),
             container_port: 80,
@@ -245,8 +280,8 @@ mod tests {
                 ports: vec![pp(Some([127, 0, 0, 1]), 8080), pp(None, 9090)],
             },
         );
-        let lo = Some(Ipv4Addr::LOCALHOST);
-        let other = Some(Ipv4Addr::new(192, 0, 2, 1));
+        let lo = Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        let other = Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)));
         assert!(taken_by(&st, "b", lo, 8080, Proto::Tcp).is_some());
         assert!(taken_by(&st, "b", None, 8080, Proto::Tcp).is_some());
         assert!(taken_by(&st, "b", other, 8080, Proto::Tcp).is_none());

@@ -30,7 +30,7 @@
 //!   filter-published ip saddr != 192.168.1.0/24 drop`). It survives every
 //!   apply; only removing the last network (the whole table) deletes it.
 use std::borrow::Cow;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use nftables::expr::{CT, Expression, Fib, FibFlag, FibResult, Meta, MetaKey, NamedExpression};
 use nftables::expr::{Payload, PayloadField, Prefix};
@@ -39,6 +39,7 @@ use nftables::stmt::{JumpTarget, Match, NAT, NATFamily, Operator, Statement};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
 
 use super::ipam::Cidr4;
+use super::ipam6::Cidr6;
 use super::types::PublishedPort;
 
 /// The administrator's chain: created, never flushed.
@@ -49,6 +50,7 @@ pub const ADMIN_CHAIN: &str = "filter-published";
 pub struct NetRules {
     pub bridge: String,
     pub subnet: Cidr4,
+    pub subnet6: Option<Cidr6>,
     pub internal: bool,
 }
 
@@ -129,6 +131,16 @@ fn rules(input: &Input) -> Vec<RuleSpec> {
                     ip("daddr"),
                     prefix(Ipv4Addr::new(127, 0, 0, 0), 8),
                 ),
+                m(Operator::EQ, fib_daddr_type(), s("local")),
+                jump("published"),
+            ],
+        ),
+        (
+            // IPv6: ::1 from outside never gets this far, the kernel drops
+            // loopback addresses on non-loopback interfaces (ip6_input.c).
+            "prerouting",
+            vec![
+                m(Operator::EQ, meta(MetaKey::Nfproto), s("ipv6")),
                 m(Operator::EQ, fib_daddr_type(), s("local")),
                 jump("published"),
             ],
@@ -230,32 +242,63 @@ fn network_rules(n: &NetRules) -> Vec<RuleSpec> {
                 ip("saddr"),
                 prefix(Ipv4Addr::new(127, 0, 0, 0), 8),
             ),
-            masq,
+            masq.clone(),
         ],
     ));
+    if let Some(n6) = n.subnet6 {
+        let net6 = || prefix(n6.network(), n6.prefix);
+        let saddr6 = || m(Operator::EQ, payload("ip6", "saddr"), net6());
+        r.push((
+            "postrouting",
+            vec![saddr6(), oif(Operator::NEQ), masq.clone()],
+        ));
+        r.push((
+            "postrouting",
+            vec![oif(Operator::EQ), dnat(), saddr6(), masq],
+        ));
+    }
     r
 }
 
 fn port_rules(p: &PublishedPort) -> Vec<RuleSpec> {
-    let mut matches = vec![m(Operator::EQ, meta(MetaKey::L4proto), s(p.proto.as_str()))];
-    if let Some(hip) = p.host_ip {
-        matches.push(m(Operator::EQ, ip("daddr"), s(&hip.to_string())));
-    }
-    matches.push(m(
-        Operator::EQ,
-        th_dport(),
-        Expression::Number(u32::from(p.host_port)),
-    ));
-    matches.push(Statement::DNAT(Some(NAT {
-        addr: Some(s(&p.container_addr.to_string())),
-        family: Some(NATFamily::IP),
-        port: Some(Expression::Number(u32::from(p.container_port))),
-        flags: None,
-    })));
-    let loopback = p.host_ip.is_some_and(|ip| ip.is_loopback());
-    let mut r = vec![("published-local", matches.clone())];
-    if !loopback {
-        r.push(("published", matches));
+    let mut r = Vec::new();
+    let targets: [(Option<IpAddr>, &str, NATFamily); 2] = [
+        (Some(IpAddr::V4(p.container_addr)), "ip", NATFamily::IP),
+        (p.container_addr6.map(IpAddr::V6), "ip6", NATFamily::IP6),
+    ];
+    for (target, proto, family) in targets {
+        let Some(target) = target else { continue };
+        // host address of the other family: no rule of this family
+        if p.host_ip.is_some_and(|h| h.is_ipv4() != target.is_ipv4()) {
+            continue;
+        }
+        let mut stmts = vec![m(Operator::EQ, meta(MetaKey::L4proto), s(p.proto.as_str()))];
+        if let Some(hip) = p.host_ip {
+            stmts.push(m(
+                Operator::EQ,
+                payload(proto, "daddr"),
+                s(&hip.to_string()),
+            ));
+        } else if family == NATFamily::IP6 {
+            // nft needs the family spelled out before an ip6 NAT in inet
+            stmts.push(m(Operator::EQ, meta(MetaKey::Nfproto), s("ipv6")));
+        }
+        stmts.push(m(
+            Operator::EQ,
+            th_dport(),
+            Expression::Number(u32::from(p.host_port)),
+        ));
+        stmts.push(Statement::DNAT(Some(NAT {
+            addr: Some(s(&target.to_string())),
+            family: Some(family),
+            port: Some(Expression::Number(u32::from(p.container_port))),
+            flags: None,
+        })));
+        let loopback = p.host_ip.is_some_and(|ip| ip.is_loopback());
+        r.push(("published-local", stmts.clone()));
+        if !loopback {
+            r.push(("published", stmts));
+        }
     }
     r
 }
@@ -320,7 +363,7 @@ fn th_dport() -> Expression<'static> {
     payload("th", "dport")
 }
 
-fn prefix(addr: Ipv4Addr, len: u8) -> Expression<'static> {
+fn prefix(addr: impl std::fmt::Display, len: u8) -> Expression<'static> {
     Expression::Named(NamedExpression::Prefix(Prefix {
         addr: Box::new(s(&addr.to_string())),
         len: u32::from(len),

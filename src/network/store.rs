@@ -7,13 +7,14 @@
 //! crash recovery are derived from.
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
 use super::ipam::Cidr4;
+use super::ipam6::Cidr6;
 use super::types::{Endpoint, PublishedPort};
 use super::{Error, Result};
 use crate::state;
@@ -47,11 +48,25 @@ pub struct NetRecord {
     pub allocations: BTreeMap<Ipv4Addr, String>,
     /// Last address handed out (allocation continues after it).
     pub cursor: Option<Ipv4Addr>,
+    /// IPv6 subnet and gateway when the network has IPv6.
+    #[serde(default)]
+    pub subnet6: Option<Cidr6>,
+    #[serde(default)]
+    pub gateway6: Option<Ipv6Addr>,
+    /// IPv6 address -> container id, and the IPv6 cursor.
+    #[serde(default)]
+    pub allocations6: BTreeMap<Ipv6Addr, String>,
+    #[serde(default)]
+    pub cursor6: Option<Ipv6Addr>,
 }
 
 impl NetRecord {
     pub fn used(&self) -> BTreeSet<Ipv4Addr> {
         self.allocations.keys().copied().collect()
+    }
+
+    pub fn used6(&self) -> BTreeSet<Ipv6Addr> {
+        self.allocations6.keys().copied().collect()
     }
 }
 

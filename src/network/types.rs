@@ -1,11 +1,12 @@
 //! The values callers pass in and get back. Our own types: the reconciler maps
 //! `model::Network` and the service's `networks:`/`ports:` onto these.
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde::{Deserialize, Serialize};
 
 use super::ipam::Cidr4;
+use super::ipam6::Cidr6;
 
 /// One bridge network of a stack, as the file declares it.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -24,8 +25,13 @@ pub struct NetworkSpec {
     pub ip_range: Option<Cidr4>,
     /// `internal: true`: no egress, no NAT, no default route.
     pub internal: bool,
-    /// `enable_ipv6` (not supported yet: rejected with a clear error).
+    /// `enable_ipv6`: the network also gets an IPv6 subnet (a ULA /64 when
+    /// `subnet6` is `None`).
     pub enable_ipv6: bool,
+    /// IPv6 subnet from `ipam.config[].subnet` (needs `enable_ipv6`).
+    pub subnet6: Option<Cidr6>,
+    /// IPv6 gateway; the subnet's `::1` when `None`.
+    pub gateway6: Option<Ipv6Addr>,
     /// Bridge and veth MTU; the kernel default (1500) when `None`.
     pub mtu: Option<u32>,
     /// Labels, kept in state for `stack network ls`.
@@ -51,6 +57,8 @@ pub struct NetworkInfo {
     pub bridge: String,
     pub subnet: Cidr4,
     pub gateway: Ipv4Addr,
+    pub subnet6: Option<Cidr6>,
+    pub gateway6: Option<Ipv6Addr>,
     pub internal: bool,
 }
 
@@ -65,6 +73,9 @@ pub struct Attachment {
     pub aliases: Vec<String>,
     /// Static address (`ipv4_address`); allocated when `None`.
     pub ipv4: Option<Ipv4Addr>,
+    /// Static IPv6 address (`ipv6_address`) on an IPv6 network; allocated
+    /// when `None`.
+    pub ipv6: Option<Ipv6Addr>,
 }
 
 /// One interface of a container after `attach`.
@@ -79,6 +90,13 @@ pub struct Endpoint {
     pub ipv4: Ipv4Addr,
     pub prefix: u8,
     pub gateway: Ipv4Addr,
+    /// IPv6 address, prefix length and gateway on an IPv6 network.
+    #[serde(default)]
+    pub ipv6: Option<Ipv6Addr>,
+    #[serde(default)]
+    pub prefix6: u8,
+    #[serde(default)]
+    pub gateway6: Option<Ipv6Addr>,
     pub aliases: Vec<String>,
 }
 
@@ -102,8 +120,9 @@ impl Proto {
 /// `[host_ip:]host_port:container_port[/proto]`; ranges are expanded by the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PortMapping {
-    /// Address on the host; all IPv4 addresses of the host when `None`.
-    pub host_ip: Option<Ipv4Addr>,
+    /// Address on the host; all addresses of the host (IPv4, and IPv6 when
+    /// the container has an IPv6 address) when `None`.
+    pub host_ip: Option<IpAddr>,
     /// Host port; 0 picks a free one.
     pub host_port: u16,
     pub container_port: u16,
@@ -113,9 +132,12 @@ pub struct PortMapping {
 /// A port as published: the chosen host port is what `stack port`/`ps` show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct PublishedPort {
-    pub host_ip: Option<Ipv4Addr>,
+    pub host_ip: Option<IpAddr>,
     pub host_port: u16,
     pub container_addr: Ipv4Addr,
+    /// The container's IPv6 address, target of IPv6 connections.
+    #[serde(default)]
+    pub container_addr6: Option<Ipv6Addr>,
     pub container_port: u16,
     pub proto: Proto,
 }
@@ -123,6 +145,6 @@ pub struct PublishedPort {
 impl PublishedPort {
     /// The host address the port is bound to, `0.0.0.0` for all.
     pub fn host_addr(&self) -> IpAddr {
-        IpAddr::V4(self.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED))
+        self.host_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
     }
 }

@@ -110,14 +110,15 @@ impl PeerServer {
         let handle = std::thread::spawn(move || {
             let file = std::fs::File::open(&ns).expect("open netns");
             setns(&file, CloneFlags::CLONE_NEWNET).expect("setns");
-            let l = TcpListener::bind(("0.0.0.0", port)).expect("bind test server");
+            // [::] is dual-stack on Linux (bindv6only=0): IPv4 and IPv6 clients
+            let l = TcpListener::bind(("::", port)).expect("bind test server");
             l.set_nonblocking(true).expect("nonblocking");
             tx.send(()).expect("signal ready");
             while !flag.load(Ordering::Relaxed) {
                 match l.accept() {
                     Ok((mut s, peer)) => {
                         let _ = s.set_nonblocking(false);
-                        let _ = s.write_all(peer.ip().to_string().as_bytes());
+                        let _ = s.write_all(peer.ip().to_canonical().to_string().as_bytes());
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
@@ -192,6 +193,7 @@ impl Fixture {
             network: net.into(),
             aliases: aliases.iter().map(|s| s.to_string()).collect(),
             ipv4: None,
+            ipv6: None,
         }
     }
 
@@ -233,4 +235,34 @@ pub fn link(host: &Ns, other: &Ns, host_addr: &str, other_addr: &str) {
     host.ip(&["link", "set", &h, "up"]);
     other.ip(&["addr", "add", &format!("{other_addr}/24"), "dev", &o]);
     other.ip(&["link", "set", &o, "up"]);
+}
+
+/// Add IPv6 addresses (without duplicate address detection) to the veth pair
+/// `link` made: `host_addr` on the host side, `other_addr` on the other.
+pub fn link6(host: &Ns, other: &Ns, host_addr: &str, other_addr: &str) {
+    let dev = |ns: &Ns, prefix: &str| {
+        ns.ip(&["-o", "link"])
+            .lines()
+            .filter_map(|l| l.split(": ").nth(1))
+            .map(|n| n.split('@').next().unwrap_or(n).to_string())
+            .find(|n| n.starts_with(prefix))
+            .expect("veth made by link()")
+    };
+    let (h, o) = (dev(host, "uh"), dev(other, "uo"));
+    host.ip(&[
+        "addr",
+        "add",
+        &format!("{host_addr}/64"),
+        "dev",
+        &h,
+        "nodad",
+    ]);
+    other.ip(&[
+        "addr",
+        "add",
+        &format!("{other_addr}/64"),
+        "dev",
+        &o,
+        "nodad",
+    ]);
 }

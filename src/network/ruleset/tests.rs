@@ -1,4 +1,4 @@
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use super::*;
 use crate::network::types::Proto;
@@ -10,17 +10,20 @@ fn input() -> Input {
             NetRules {
                 bridge: "sabc123b0000001".into(),
                 subnet: "10.89.0.0/24".parse().unwrap(),
+                subnet6: Some("fd00:89::/64".parse().unwrap()),
                 internal: false,
             },
             NetRules {
                 bridge: "sabc123b0000002".into(),
                 subnet: "10.89.1.0/24".parse().unwrap(),
+                subnet6: None,
                 internal: true,
             },
         ],
         ports: vec![
             PublishedPort {
-                host_ip: Some(Ipv4Addr::LOCALHOST),
+                host_ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+                container_addr6: Some("fd00:89::2".parse().unwrap()),
                 host_port: 8080,
                 container_addr: Ipv4Addr::new(10, 89, 0, 2),
                 container_port: 80,
@@ -28,6 +31,7 @@ fn input() -> Input {
             },
             PublishedPort {
                 host_ip: None,
+                container_addr6: Some("fd00:89::3".parse().unwrap()),
                 host_port: 5353,
                 container_addr: Ipv4Addr::new(10, 89, 0, 3),
                 container_port: 53,
@@ -54,8 +58,9 @@ fn loopback_publish_is_never_in_prerouting() {
     };
     // both ports are reachable from the host itself, only the all-address one
     // from outside
-    assert_eq!(dnat_in("published-local"), 2);
-    assert_eq!(dnat_in("published"), 1);
+    // (v4 for both, v6 only for the all-address one: 127.0.0.1 is v4)
+    assert_eq!(dnat_in("published-local"), 3);
+    assert_eq!(dnat_in("published"), 2);
 }
 
 #[test]
