@@ -15,10 +15,10 @@ mod oci_info;
 pub mod output;
 pub mod project;
 pub mod ps;
+pub mod pull;
 pub mod schema;
 pub mod up;
 pub mod validate;
-pub mod pull;
 pub mod volume;
 
 /// Options every verb understands.
@@ -170,13 +170,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Image { command } => images::image(&global, command),
         Command::Load(args) => images::import(&global, args),
         Command::Rmi(args) => images::rmi(&global, args),
+        Command::Pull(args) => pull::run(&global, args),
         Command::Volume { command } => volume::run(&global, command),
-    match cli.command {
-        Command::Images(args) => images::list(&cli.global, args),
-        Command::Image { command } => images::image(&cli.global, command),
-        Command::Load(args) => images::import(&cli.global, args),
-        Command::Rmi(args) => images::rmi(&cli.global, args),
-        Command::Pull(args) => pull::run(&cli.global, args),
-        Command::Volume { command } => volume::run(&cli.global, command),
     }
 }

@@ -9,32 +9,47 @@ use super::Error;
 use crate::model::{NetworkMode, Port, Protocol, Service, Stack};
 use crate::network::files::{self, HostEntry, ResolvConf};
 use crate::network::{
-    Attachment, Cidr4, Endpoint, Manager, NetworkSpec, PortMapping, Proto, PublishedPort, sandbox,
+    Attachment, Cidr4, Cidr6, Endpoint, Manager, NetworkSpec, PortMapping, Proto, PublishedPort,
+    sandbox,
 };
 
 /// The network module's view of a declared network.
 fn network_spec(stack: &Stack, key: &str) -> Result<NetworkSpec, Error> {
     let n = &stack.networks[key];
-    let ipam = n.ipam.first();
-    let cidr = |s: &str| {
-        s.parse::<Cidr4>()
-            .map_err(|_| Error::Invalid(format!("network {key}: {s} is not an IPv4 subnet")))
-    };
+    let bad = |s: &str| Error::Invalid(format!("network {key}: {s} is not a subnet"));
+    let (mut subnet, mut gateway, mut ip_range, mut subnet6, mut gateway6) =
+        (None, None, None, None, None);
+    for c in &n.ipam {
+        if c.subnet.contains(':') {
+            subnet6 = Some(c.subnet.parse::<Cidr6>().map_err(|_| bad(&c.subnet))?);
+            gateway6 = match c.gateway {
+                Some(IpAddr::V6(g)) => Some(g),
+                _ => None,
+            };
+        } else {
+            subnet = Some(c.subnet.parse::<Cidr4>().map_err(|_| bad(&c.subnet))?);
+            gateway = match c.gateway {
+                Some(IpAddr::V4(g)) => Some(g),
+                _ => None,
+            };
+            ip_range = c
+                .ip_range
+                .as_deref()
+                .map(|r| r.parse::<Cidr4>().map_err(|_| bad(r)))
+                .transpose()?;
+        }
+    }
     Ok(NetworkSpec {
         stack: stack.name.clone(),
         name: key.to_string(),
         bridge: n.bridge_name.clone(),
-        subnet: ipam.map(|c| cidr(&c.subnet)).transpose()?,
-        gateway: ipam.and_then(|c| match c.gateway {
-            Some(IpAddr::V4(g)) => Some(g),
-            _ => None,
-        }),
-        ip_range: ipam
-            .and_then(|c| c.ip_range.as_deref())
-            .map(cidr)
-            .transpose()?,
+        subnet,
+        gateway,
+        ip_range,
         internal: n.internal,
         enable_ipv6: n.enable_ipv6,
+        subnet6,
+        gateway6,
         mtu: n.mtu,
         labels: n.labels.clone(),
     })
@@ -128,6 +143,7 @@ pub fn wire(
                         network: key.clone(),
                         aliases,
                         ipv4: sn.ipv4_address,
+                        ipv6: sn.ipv6_address,
                     }
                 })
                 .collect();
@@ -157,17 +173,8 @@ fn port_mappings(ports: &[Port]) -> Result<Vec<PortMapping>, Error> {
                     return Err(Error::Invalid("sctp ports are not supported".into()));
                 }
             };
-            let host_ip = match p.host_ip {
-                None => None,
-                Some(IpAddr::V4(ip)) => Some(ip),
-                Some(IpAddr::V6(ip)) => {
-                    return Err(Error::Invalid(format!(
-                        "IPv6 publish address {ip} is not supported yet"
-                    )));
-                }
-            };
             Ok(PortMapping {
-                host_ip,
+                host_ip: p.host_ip,
                 host_port: p.published.unwrap_or(0),
                 container_port: p.target,
                 proto,
