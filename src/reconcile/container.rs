@@ -169,6 +169,7 @@ fn record(
         stop_grace: svc.stop_grace_period,
         log_max_size: limits.max_size,
         log_max_files: limits.max_files,
+        healthcheck: svc.healthcheck.clone(),
     }
 }
 

@@ -42,7 +42,8 @@ pub enum Error {
     },
     #[error("{0}")]
     Invalid(String),
-    #[error("{service}: {reason}")]
+    /// A `depends_on` condition that cannot be met (the failed step names the service).
+    #[error("{reason}")]
     Dependency { service: String, reason: String },
 }
 

@@ -149,7 +149,11 @@ pub fn wire(
                 .collect();
             let endpoints = net.attach(name, &path, &attachments)?;
             let ports = port_mappings(&svc.ports)?;
-            let published = match endpoints.first() {
+            // Ports are published from the first network with a way out.
+            let outside = endpoints
+                .iter()
+                .find(|e| stack.networks.get(&e.network).is_some_and(|n| !n.internal));
+            let published = match outside.or(endpoints.first()) {
                 Some(ep) if !ports.is_empty() => net.publish(&stack.name, name, &ports, ep.ipv4)?,
                 _ => Vec::new(),
             };

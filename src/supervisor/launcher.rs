@@ -8,7 +8,7 @@ use nix::sys::signal::Signal;
 
 use super::monitor::Launcher;
 use crate::cgroup::Cgroup;
-use crate::runtime::{CreateOptions, Runtime};
+use crate::runtime::{CreateOptions, ExecOptions, Runtime};
 
 pub struct RuntimeLauncher {
     pub runtime: Runtime,
@@ -74,6 +74,28 @@ impl Launcher for RuntimeLauncher {
 
     fn kill_all(&mut self) {
         let _ = self.runtime.kill(&self.id, Signal::SIGKILL, true);
+    }
+
+    fn exec(&mut self, argv: &[String], stdout: OwnedFd, stderr: OwnedFd) -> Result<i32, String> {
+        let spec = self.runtime.spec(&self.id).map_err(|e| error_chain(&e))?;
+        let mut process = spec
+            .process()
+            .clone()
+            .ok_or("the container has no process")?;
+        process.set_args(Some(argv.to_vec()));
+        process.set_terminal(Some(false));
+        let stdin: OwnedFd = File::open("/dev/null")
+            .map_err(|e| format!("/dev/null: {e}"))?
+            .into();
+        let opts = ExecOptions {
+            stdio: Some([stdin, stdout, stderr]),
+            ..Default::default()
+        };
+        let p = self
+            .runtime
+            .exec(&self.id, &process, opts)
+            .map_err(|e| error_chain(&e))?;
+        Ok(p.pid)
     }
 
     fn reaps_orphans(&self) -> bool {

@@ -3,6 +3,7 @@
 //! restart policy with backoff.
 pub mod backoff;
 pub mod control;
+pub mod health;
 pub mod init;
 pub mod launcher;
 pub mod logs;

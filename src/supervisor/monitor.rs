@@ -22,7 +22,7 @@ use nix::unistd::{Pid, pipe};
 use super::backoff::Backoff;
 use super::logs::{LogLimits, LogWriter, Stream};
 use super::record::{
-    ContainerPaths, ContainerSpec, ContainerStatus, State, now_secs, should_restart,
+    ContainerPaths, ContainerSpec, ContainerStatus, Health, State, now_secs, should_restart,
 };
 
 /// The kernel side of a container, as the monitor needs it. The real one drives
@@ -36,6 +36,9 @@ pub trait Launcher {
     fn reap(&mut self) -> bool;
     /// SIGKILL every process of the container.
     fn kill_all(&mut self);
+    /// Start `argv` inside the running container (a healthcheck probe) with the
+    /// given stdout and stderr; it must be a child of this process.
+    fn exec(&mut self, argv: &[String], stdout: OwnedFd, stderr: OwnedFd) -> Result<i32, String>;
     /// Whether this process is the subreaper of the container's processes, so
     /// it must reap every child, not just the init.
     fn reaps_orphans(&self) -> bool {
@@ -166,6 +169,7 @@ pub fn run(
             pid,
             [out_r, err_r],
             spec,
+            &mut status,
             &mut signals,
             &mut log,
             launcher,
@@ -201,12 +205,24 @@ fn report(ready: &mut Option<File>, line: &str) {
     }
 }
 
-/// Wait for the container's init to exit, storing its output meanwhile.
+/// A healthcheck probe in flight.
+struct Check {
+    pid: i32,
+    output: Option<OwnedFd>,
+    buf: Vec<u8>,
+    start: u64,
+    deadline: Instant,
+    timed_out: bool,
+}
+
+/// Wait for the container's init to exit, storing its output and running its
+/// healthcheck meanwhile.
 fn supervise(
     paths: &ContainerPaths,
     pid: i32,
     pipes: [OwnedFd; 2],
     spec: &ContainerSpec,
+    status: &mut ContainerStatus,
     signals: &mut SignalPipe,
     log: &mut LogWriter,
     launcher: &mut dyn Launcher,
@@ -221,6 +237,18 @@ fn supervise(
     let mut drain_until: Option<Instant> = None;
     let reap_all = launcher.reaps_orphans();
     let mut children_left = true;
+    let mut health = spec
+        .healthcheck
+        .clone()
+        .map(|c| super::health::Tracker::new(c, Instant::now()));
+    let mut next_check = health
+        .as_ref()
+        .map(|h| Instant::now() + h.delay(Instant::now()));
+    let mut check: Option<Check> = None;
+    if health.is_some() {
+        status.health = Some(Health::Starting);
+        status.write(paths)?;
+    }
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         if exit_code.is_some()
@@ -233,7 +261,16 @@ fn supervise(
                 stop_requested,
             });
         }
-        let deadline = [kill_at, drain_until].into_iter().flatten().min();
+        let probing = exit_code.is_none() && !stop_requested;
+        let deadline = [
+            kill_at,
+            drain_until,
+            next_check.filter(|_| probing && check.is_none()),
+            check.as_ref().map(|c| c.deadline),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         let timeout = match deadline {
             Some(t) => PollTimeout::try_from(t.saturating_duration_since(Instant::now()))
                 .unwrap_or(PollTimeout::MAX),
@@ -248,6 +285,9 @@ fn supervise(
             if let Some(fd) = open[i].as_ref() {
                 fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
             }
+        }
+        if let Some(fd) = check.as_ref().and_then(|c| c.output.as_ref()) {
+            fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
         }
         match poll(&mut fds, timeout) {
             Ok(_) | Err(Errno::EINTR) => {}
@@ -274,6 +314,11 @@ fn supervise(
                 }
             }
         }
+        if let Some(c) = check.as_mut()
+            && ready.get(live.len() + 2).copied().unwrap_or(false)
+        {
+            read_probe_output(c, &mut buf);
+        }
         if (ready[0] || ready[1]) && signals.drain() && !stop_requested && exit_code.is_none() {
             stop_requested = true;
             let sig = Signal::try_from(spec.stop_signal).unwrap_or(Signal::SIGTERM);
@@ -284,14 +329,90 @@ fn supervise(
             launcher.kill_all();
             kill_at = None;
         }
-        let (code, left) = reap(pid, reap_all)?;
-        children_left = left;
-        if exit_code.is_none()
-            && let Some(code) = code
+        if let Some(c) = check.as_mut()
+            && Instant::now() >= c.deadline
+            && !c.timed_out
         {
-            exit_code = Some(code);
-            kill_at = None;
-            drain_until = Some(Instant::now() + Duration::from_secs(1));
+            c.timed_out = true;
+            let _ = kill(Pid::from_raw(c.pid), Signal::SIGKILL);
+        }
+        if probing
+            && check.is_none()
+            && next_check.is_some_and(|t| Instant::now() >= t)
+            && let Some(h) = &health
+        {
+            check = start_probe(launcher, &h.config);
+            if check.is_none() {
+                next_check = Some(Instant::now() + h.delay(Instant::now()));
+            }
+        }
+        let watched: Vec<i32> = std::iter::once(pid)
+            .chain(check.as_ref().map(|c| c.pid))
+            .collect();
+        let (reaped, left) = reap(&watched, reap_all)?;
+        children_left = left;
+        for (p, code) in reaped {
+            if p == pid && exit_code.is_none() {
+                exit_code = Some(code);
+                kill_at = None;
+                drain_until = Some(Instant::now() + Duration::from_secs(1));
+            } else if let Some(mut c) = check.take_if(|c| c.pid == p)
+                && let Some(h) = health.as_mut()
+            {
+                read_probe_output(&mut c, &mut buf);
+                let output = if c.timed_out {
+                    format!("health check timed out after {:?}", h.config.timeout)
+                } else {
+                    String::from_utf8_lossy(&c.buf).into_owned()
+                };
+                let probe = super::health::Probe {
+                    start: c.start,
+                    end: now_secs(),
+                    exit_code: if c.timed_out { -1 } else { code },
+                    output,
+                };
+                let changed = h.record(probe, Instant::now());
+                next_check = Some(Instant::now() + h.delay(Instant::now()));
+                let _ = crate::state::write_json(&paths.health_log(), &h.log);
+                if let Some(state) = changed {
+                    status.health = Some(state);
+                    status.write(paths)?;
+                }
+            }
+        }
+    }
+}
+
+/// Run the healthcheck command in the container; `None` when it cannot start
+/// (that counts as a failed probe at the next interval).
+fn start_probe(launcher: &mut dyn Launcher, config: &crate::model::Healthcheck) -> Option<Check> {
+    let (r, w) = pipe().ok()?;
+    let w2 = w.try_clone().ok()?;
+    let pid = launcher.exec(&config.test, w, w2).ok()?;
+    let _ = nix::fcntl::fcntl(
+        &r,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    );
+    Some(Check {
+        pid,
+        output: Some(r),
+        buf: Vec::new(),
+        start: now_secs(),
+        deadline: Instant::now() + config.timeout,
+        timed_out: false,
+    })
+}
+
+/// Keep the first [`super::health::MAX_OUTPUT`] bytes of a probe's output.
+fn read_probe_output(c: &mut Check, buf: &mut [u8]) {
+    while let Some(fd) = c.output.as_ref() {
+        match nix::unistd::read(fd, buf) {
+            Ok(0) | Err(Errno::EBADF) => c.output = None,
+            Ok(n) => {
+                let room = super::health::MAX_OUTPUT.saturating_sub(c.buf.len());
+                c.buf.extend_from_slice(&buf[..n.min(room)]);
+            }
+            Err(_) => return,
         }
     }
 }
@@ -310,22 +431,34 @@ fn stop_grace(paths: &ContainerPaths, spec: &ContainerSpec) -> Duration {
     asked.map_or(spec.stop_grace, Duration::from_millis)
 }
 
-/// Reap exited children: the exit code of `init` if it exited (128+N for a
-/// signal, as shells do), and whether children remain. Without `all`, only
-/// `init` is waited for (other children belong to someone else).
-fn reap(init: i32, all: bool) -> io::Result<(Option<i32>, bool)> {
-    let target = Pid::from_raw(if all { -1 } else { init });
-    let mut code = None;
-    loop {
-        match waitpid(target, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::StillAlive) => return Ok((code, true)),
-            Ok(WaitStatus::Exited(p, c)) if p.as_raw() == init => code = Some(c),
-            Ok(WaitStatus::Signaled(p, sig, _)) if p.as_raw() == init => {
-                code = Some(128 + sig as i32)
+/// Reap exited children: `(pid, code)` of each (128+N for a signal, as shells
+/// do) and whether children remain. With `all` (we are the subreaper) every
+/// child is reaped; otherwise only the `watched` pids (other children belong to
+/// someone else).
+fn reap(watched: &[i32], all: bool) -> io::Result<(Vec<(i32, i32)>, bool)> {
+    let mut out = Vec::new();
+    let code = |s: WaitStatus| match s {
+        WaitStatus::Exited(p, c) => Some((p.as_raw(), c)),
+        WaitStatus::Signaled(p, sig, _) => Some((p.as_raw(), 128 + sig as i32)),
+        _ => None,
+    };
+    if !all {
+        let mut left = false;
+        for &p in watched {
+            match waitpid(Pid::from_raw(p), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) => left = true,
+                Ok(s) => out.extend(code(s)),
+                Err(Errno::ECHILD) => out.push((p, 255)),
+                Err(e) => return Err(e.into()),
             }
-            Ok(_) if !all => return Ok((code, code.is_none())),
-            Ok(_) => {}
-            Err(Errno::ECHILD) => return Ok((code.or(if all { None } else { Some(255) }), false)),
+        }
+        return Ok((out, left));
+    }
+    loop {
+        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => return Ok((out, true)),
+            Ok(s) => out.extend(code(s)),
+            Err(Errno::ECHILD) => return Ok((out, false)),
             Err(Errno::EINTR) => {}
             Err(e) => return Err(e.into()),
         }
@@ -384,6 +517,21 @@ mod tests {
             false
         }
         fn kill_all(&mut self) {}
+        fn exec(
+            &mut self,
+            argv: &[String],
+            stdout: OwnedFd,
+            stderr: OwnedFd,
+        ) -> Result<i32, String> {
+            let child = Command::new(&argv[0])
+                .args(&argv[1..])
+                .stdin(Stdio::null())
+                .stdout(Stdio::from(stdout))
+                .stderr(Stdio::from(stderr))
+                .spawn()
+                .map_err(|e| e.to_string())?;
+            Ok(child.id() as i32)
+        }
     }
 
     fn spec(restart: Restart) -> ContainerSpec {
@@ -404,6 +552,7 @@ mod tests {
             stop_grace: Duration::from_secs(5),
             log_max_size: 1 << 20,
             log_max_files: 2,
+            healthcheck: None,
         }
     }
 
@@ -501,5 +650,60 @@ mod tests {
             .map(|r| r.log)
             .collect();
         assert_eq!(logs, ["up\n", "bye\n"]);
+    }
+
+    #[test]
+    fn healthchecks_run_in_the_container_and_set_the_health() {
+        let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = tempfile::tempdir().unwrap();
+        let paths = ContainerPaths {
+            dir: dir.path().to_path_buf(),
+        };
+        let flag = dir.path().join("up");
+        let mut spec = spec(Restart::No);
+        spec.healthcheck = Some(crate::model::Healthcheck {
+            test: vec![
+                "sh".into(),
+                "-c".into(),
+                format!("echo probing; test -e {}", flag.display()),
+            ],
+            interval: Duration::from_millis(30),
+            timeout: Duration::from_secs(1),
+            retries: 2,
+            start_period: Duration::ZERO,
+            start_interval: Duration::ZERO,
+        });
+        let script = format!("sleep 0.3; touch {}; sleep 0.3", flag.display());
+        let mut shell = Shell {
+            script,
+            launches: 0,
+            reaps: 0,
+        };
+        let watcher = {
+            let paths = paths.clone();
+            std::thread::spawn(move || {
+                let mut seen = Vec::new();
+                for _ in 0..100 {
+                    let h = ContainerStatus::read(&paths).unwrap_or_default().health;
+                    if seen.last() != Some(&h) {
+                        seen.push(h);
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                seen
+            })
+        };
+        run(&paths, &spec, &mut shell, None).unwrap();
+        let seen = watcher.join().unwrap();
+        let unhealthy = seen.iter().position(|h| *h == Some(Health::Unhealthy));
+        let healthy = seen.iter().position(|h| *h == Some(Health::Healthy));
+        assert!(
+            unhealthy.is_some() && healthy > unhealthy,
+            "starting -> unhealthy -> healthy: {seen:?}"
+        );
+        let log: Vec<super::super::health::Probe> = crate::state::read_json(&paths.health_log())
+            .unwrap()
+            .unwrap();
+        assert!(log.iter().all(|p| p.output == "probing\n"), "{log:?}");
     }
 }

@@ -44,6 +44,10 @@ impl ContainerPaths {
     pub fn stop_request(&self) -> PathBuf {
         self.dir.join("stop-request")
     }
+    /// The last healthcheck probes (JSON), for `inspect`.
+    pub fn health_log(&self) -> PathBuf {
+        self.dir.join("health.json")
+    }
     pub fn bundle(&self) -> PathBuf {
         self.dir.join("bundle")
     }
@@ -82,6 +86,8 @@ pub struct ContainerSpec {
     pub stop_grace: Duration,
     pub log_max_size: u64,
     pub log_max_files: u32,
+    #[serde(default)]
+    pub healthcheck: Option<crate::model::Healthcheck>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
