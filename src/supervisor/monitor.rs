@@ -218,10 +218,9 @@ struct Check {
 /// Wait for the container's init to exit, storing its output and running its
 /// healthcheck meanwhile.
 fn supervise(
-    paths: &ContainerPaths,
+    (paths, spec): (&ContainerPaths, &ContainerSpec),
     pid: i32,
     pipes: [OwnedFd; 2],
-    spec: &ContainerSpec,
     status: &mut ContainerStatus,
     signals: &mut SignalPipe,
     log: &mut LogWriter,
