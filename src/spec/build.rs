@@ -55,7 +55,7 @@ pub fn build(
             format!("`name` must be a string, found {}", n.type_name()),
         ));
     }
-    let raw_services: Vec<(String, Node, RawService)> = read_table(
+    let raw_services: Vec<(String, &Node, RawService)> = read_table(
         &mut LoaderRef {
             errors: &mut loader.errors,
             warnings: &mut loader.warnings,
@@ -226,11 +226,11 @@ pub struct LoaderRef<'a> {
 /// does not hide the errors of the others. Within an entry, a key whose
 /// value fails to deserialize is reported and dropped, and the entry is read
 /// again, so that every bad key of a service is reported in one run.
-fn read_table<T: serde::de::DeserializeOwned>(
+fn read_table<'a, T: serde::de::DeserializeOwned>(
     loader: &mut LoaderRef<'_>,
-    root: &Node,
+    root: &'a Node,
     key: &str,
-) -> Vec<(String, Node, T)> {
+) -> Vec<(String, &'a Node, T)> {
     let mut out = Vec::new();
     let Some(table) = root.get(key) else {
         return out;
@@ -246,12 +246,17 @@ fn read_table<T: serde::de::DeserializeOwned>(
     };
     let singular = &key[..key.len() - 1];
     for e in entries {
+        if let Ok(v) = from_node::<T>(&e.value) {
+            out.push((e.key.clone(), &e.value, v));
+            continue;
+        }
+        // Slow path, only for an entry with errors. Bounded: each round
+        // removes one key.
         let mut node = e.value.clone();
-        // Bounded: each round removes one key.
         for _ in 0..64 {
             match from_node::<T>(&node) {
                 Ok(v) => {
-                    out.push((e.key.clone(), e.value.clone(), v));
+                    out.push((e.key.clone(), &e.value, v));
                     break;
                 }
                 Err(err) => {
