@@ -58,7 +58,6 @@ pub fn build(
     let raw_services: Vec<(String, &Node, RawService)> = read_table(
         &mut LoaderRef {
             errors: &mut loader.errors,
-            warnings: &mut loader.warnings,
         },
         root,
         "services",
@@ -143,7 +142,7 @@ pub fn build(
             .retain(|d, dep| dep.required || active.contains(d));
     }
     for (n, node, raw) in
-        read_table::<Option<RawNetwork>>(&mut LoaderRef { errors, warnings }, root, "networks")
+        read_table::<Option<RawNetwork>>(&mut LoaderRef { errors }, root, "networks")
     {
         let net = with_ctx!(&node, format!("network `{n}`"), |c| objects::network(
             &mut c, &n, raw
@@ -161,7 +160,7 @@ pub fn build(
             .insert("default".into(), default_network(name));
     }
     for (n, node, raw) in
-        read_table::<Option<RawVolume>>(&mut LoaderRef { errors, warnings }, root, "volumes")
+        read_table::<Option<RawVolume>>(&mut LoaderRef { errors }, root, "volumes")
     {
         let vol = with_ctx!(&node, format!("volume `{n}`"), |c| objects::volume(
             &mut c, &n, raw
@@ -169,9 +168,7 @@ pub fn build(
         stack.volumes.insert(n, vol);
     }
     for (key, is_config) in [("secrets", false), ("configs", true)] {
-        for (n, node, raw) in
-            read_table::<RawFileObject>(&mut LoaderRef { errors, warnings }, root, key)
-        {
+        for (n, node, raw) in read_table::<RawFileObject>(&mut LoaderRef { errors }, root, key) {
             let what = format!("{} `{n}`", &key[..key.len() - 1]);
             if let Some(obj) = with_ctx!(&node, what, |c| objects::file_object(
                 &mut c, &n, is_config, raw
@@ -216,10 +213,9 @@ fn default_network(project: &str) -> Network {
     }
 }
 
-/// The error and warning lists, borrowed apart from the sources.
+/// The error list, borrowed apart from the sources.
 pub struct LoaderRef<'a> {
     pub errors: &'a mut Vec<Diagnostic>,
-    pub warnings: &'a mut Vec<String>,
 }
 
 /// Reads each entry of a top-level table separately, so that one bad entry
