@@ -50,7 +50,7 @@ fn toml_unknown_keys_and_types_point_at_the_key_or_value() {
 [services.web]
 image = "busybox"
 imgae = "x"
-init = "yes"
+init = "maybe"
 stop_grace_period = "10x"
 mem_limit = "12q"
 ports = ["8080:80", "70000:80"]
@@ -59,7 +59,7 @@ ports = ["8080:80", "70000:80"]
     assert_has(&errs, "stack.toml:4:1: service `web`: unknown key `imgae`");
     assert_has(
         &errs,
-        "stack.toml:5:8: service `web`: expected a boolean, found string \"yes\"",
+        "stack.toml:5:8: service `web`: expected a boolean, found string \"maybe\"",
     );
     assert_has(
         &errs,

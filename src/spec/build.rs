@@ -55,10 +55,9 @@ pub fn build(
             format!("`name` must be a string, found {}", n.type_name()),
         ));
     }
-    let raw_services: Vec<(String, Node, RawService)> = read_table(
+    let raw_services: Vec<(String, &Node, RawService)> = read_table(
         &mut LoaderRef {
             errors: &mut loader.errors,
-            warnings: &mut loader.warnings,
         },
         root,
         "services",
@@ -143,7 +142,7 @@ pub fn build(
             .retain(|d, dep| dep.required || active.contains(d));
     }
     for (n, node, raw) in
-        read_table::<Option<RawNetwork>>(&mut LoaderRef { errors, warnings }, root, "networks")
+        read_table::<Option<RawNetwork>>(&mut LoaderRef { errors }, root, "networks")
     {
         let net = with_ctx!(&node, format!("network `{n}`"), |c| objects::network(
             &mut c, &n, raw
@@ -161,7 +160,7 @@ pub fn build(
             .insert("default".into(), default_network(name));
     }
     for (n, node, raw) in
-        read_table::<Option<RawVolume>>(&mut LoaderRef { errors, warnings }, root, "volumes")
+        read_table::<Option<RawVolume>>(&mut LoaderRef { errors }, root, "volumes")
     {
         let vol = with_ctx!(&node, format!("volume `{n}`"), |c| objects::volume(
             &mut c, &n, raw
@@ -169,9 +168,7 @@ pub fn build(
         stack.volumes.insert(n, vol);
     }
     for (key, is_config) in [("secrets", false), ("configs", true)] {
-        for (n, node, raw) in
-            read_table::<RawFileObject>(&mut LoaderRef { errors, warnings }, root, key)
-        {
+        for (n, node, raw) in read_table::<RawFileObject>(&mut LoaderRef { errors }, root, key) {
             let what = format!("{} `{n}`", &key[..key.len() - 1]);
             if let Some(obj) = with_ctx!(&node, what, |c| objects::file_object(
                 &mut c, &n, is_config, raw
@@ -216,21 +213,20 @@ fn default_network(project: &str) -> Network {
     }
 }
 
-/// The error and warning lists, borrowed apart from the sources.
+/// The error list, borrowed apart from the sources.
 pub struct LoaderRef<'a> {
     pub errors: &'a mut Vec<Diagnostic>,
-    pub warnings: &'a mut Vec<String>,
 }
 
 /// Reads each entry of a top-level table separately, so that one bad entry
 /// does not hide the errors of the others. Within an entry, a key whose
 /// value fails to deserialize is reported and dropped, and the entry is read
 /// again, so that every bad key of a service is reported in one run.
-fn read_table<T: serde::de::DeserializeOwned>(
+fn read_table<'a, T: serde::de::DeserializeOwned>(
     loader: &mut LoaderRef<'_>,
-    root: &Node,
+    root: &'a Node,
     key: &str,
-) -> Vec<(String, Node, T)> {
+) -> Vec<(String, &'a Node, T)> {
     let mut out = Vec::new();
     let Some(table) = root.get(key) else {
         return out;
@@ -246,12 +242,17 @@ fn read_table<T: serde::de::DeserializeOwned>(
     };
     let singular = &key[..key.len() - 1];
     for e in entries {
+        if let Ok(v) = from_node::<T>(&e.value) {
+            out.push((e.key.clone(), &e.value, v));
+            continue;
+        }
+        // Slow path, only for an entry with errors. Bounded: each round
+        // removes one key.
         let mut node = e.value.clone();
-        // Bounded: each round removes one key.
         for _ in 0..64 {
             match from_node::<T>(&node) {
                 Ok(v) => {
-                    out.push((e.key.clone(), e.value.clone(), v));
+                    out.push((e.key.clone(), &e.value, v));
                     break;
                 }
                 Err(err) => {

@@ -138,11 +138,23 @@ impl<'de> de::Deserializer<'de> for NodeDe<'de> {
     }
 
     fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-        match &self.0.kind {
-            Kind::Str(s) if s == "true" || s == "false" => visitor
-                .visit_bool(s == "true")
+        // YAML 1.1 spellings, which Compose's parser still accepts for
+        // boolean fields, and interpolated "true"/"false".
+        let word = match &self.0.kind {
+            Kind::Str(s) => match s.as_str() {
+                "true" | "True" | "TRUE" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" => Some(true),
+                "false" | "False" | "FALSE" | "no" | "No" | "NO" | "off" | "Off" | "OFF" => {
+                    Some(false)
+                }
+                _ => None,
+            },
+            _ => None,
+        };
+        match word {
+            Some(b) => visitor
+                .visit_bool(b)
                 .map_err(|e: DeError| e.at(self.0.span)),
-            _ => self.deserialize_any(visitor),
+            None => self.deserialize_any(visitor),
         }
     }
 
@@ -342,7 +354,7 @@ mod tests {
 
     #[test]
     fn strings_satisfy_numbers_and_bools() {
-        let text = "image: 1\nreplicas: '3'\ninit: 'true'\n";
+        let text = "image: 1\nreplicas: '3'\ninit: yes\n";
         let node = yaml_src::parse(text, 0).expect("yaml");
         let svc: Svc = from_node(&node).expect("lenient");
         assert_eq!(svc.image, "1");

@@ -1,10 +1,10 @@
 //! Stack files -> [`crate::model::Stack`].
 //!
 //! Flow: find the files (`-f`, else `stack.toml`, `compose.yaml`, ...),
-//! parse each into a span-carrying [`node::Node`] tree (TOML or YAML),
+//! parse each into a span-carrying `node::Node` tree (TOML or YAML),
 //! interpolate `${VAR}` from the environment and `.env`, merge the files
 //! by Compose's rules, refuse unsupported keys, read each table into the
-//! serde types of [`raw`], select services by profile, convert them into
+//! serde types of `raw`, select services by profile, convert them into
 //! the normalized [`crate::model`], and validate cross-references.
 //!
 //! Guarantees: nothing changes on the host here; every error carries
@@ -89,31 +89,31 @@ pub fn compat_report(opts: &LoadOptions) -> Result<Vec<compat::KeyStatus>, Diagn
     load::compat_report(opts)
 }
 
-pub mod build;
+pub(crate) mod build;
 pub mod compat;
-pub mod ctx;
-pub mod de;
+pub(crate) mod ctx;
+pub(crate) mod de;
 pub mod diag;
-pub mod envfile;
-pub mod image_ref;
-pub mod interp;
-pub mod load;
-pub mod merge;
-pub mod node;
-pub mod objects;
-pub mod paths;
+pub(crate) mod envfile;
+pub(crate) mod image_ref;
+pub(crate) mod interp;
+pub(crate) mod load;
+pub(crate) mod merge;
+pub(crate) mod node;
+pub(crate) mod objects;
+pub(crate) mod paths;
 pub mod profiles;
-pub mod raw;
-pub mod resources;
+pub(crate) mod raw;
+pub(crate) mod resources;
 pub mod schema;
-pub mod service;
-pub mod service_mounts;
-pub mod service_net;
-pub mod service_sec;
-pub mod shapes;
-pub mod shellwords;
+pub(crate) mod service;
+pub(crate) mod service_mounts;
+pub(crate) mod service_net;
+pub(crate) mod service_sec;
+pub(crate) mod shapes;
+pub(crate) mod shellwords;
 pub mod source;
-pub mod toml_src;
+pub(crate) mod toml_src;
 pub mod units;
-pub mod validate;
-pub mod yaml_src;
+pub(crate) mod validate;
+pub(crate) mod yaml_src;

@@ -10,6 +10,9 @@ use serde::Deserialize;
 use super::shapes::{Command, KeyValues, ListOrMap, OneOrMany, Scalar, ShortOrLong};
 
 /// A stack file (TOML, YAML, or a Compose file).
+// Only the schema is generated from this type; the loader reads each table
+// on its own.
+#[allow(dead_code)]
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(title = "stack file", extend("patternProperties" = {"^x-": {}}))]
@@ -124,7 +127,9 @@ pub struct RawPort {
     pub protocol: Option<String>,
     /// Only `host` is meaningful on one machine (`ingress` is accepted as host).
     pub mode: Option<String>,
+    #[allow(dead_code, reason = "accepted and ignored: compat::IGNORED")]
     pub name: Option<String>,
+    #[allow(dead_code, reason = "accepted and ignored: compat::IGNORED")]
     pub app_protocol: Option<String>,
 }
 
@@ -141,6 +146,7 @@ pub struct RawMount {
     pub volume: Option<RawVolumeOptions>,
     pub tmpfs: Option<RawTmpfsOptions>,
     /// Accepted and ignored (a macOS Docker Desktop setting).
+    #[allow(dead_code, reason = "accepted and ignored: compat::IGNORED")]
     pub consistency: Option<String>,
 }
 
@@ -203,6 +209,7 @@ pub struct RawDeploy {
     pub replicas: Option<u32>,
     pub resources: Option<RawDeployResources>,
     pub restart_policy: Option<RawRestartPolicy>,
+    #[allow(dead_code, reason = "accepted and ignored: compat::IGNORED")]
     pub labels: Option<KeyValues>,
     /// Only `replicated` (the default) is meaningful on one host.
     pub mode: Option<String>,

@@ -1,4 +1,4 @@
-//! The JSON Schema of the stack file, generated from the [`RawFile`] types.
+//! The JSON Schema of the stack file, generated from the `RawFile` types.
 //! `schema/stack.schema.json` is this output; a test keeps them equal.
 use schemars::generate::SchemaSettings;
 use serde_json::Value;

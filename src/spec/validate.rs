@@ -2,7 +2,7 @@
 //! references (networks, volumes, secrets, configs, depends_on, service:
 //! namespaces), dependency cycles, duplicate container names, published
 //! port clashes, static addresses outside their subnet, names.
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use super::diag::{Diagnostic, did_you_mean};
@@ -43,19 +43,19 @@ impl Validator<'_> {
             .push(Diagnostic::new(self.root.span_at(path), msg));
     }
 
-    fn undefined(
+    fn undefined<'k>(
         &mut self,
         path: &[&str],
         what: &str,
         name: &str,
-        known: &BTreeSet<&str>,
+        known: impl Iterator<Item = &'k str>,
         svc: &str,
     ) {
         let d = Diagnostic::new(
             self.root.span_at(path),
             format!("service `{svc}` uses {what} `{name}`, which is not defined"),
         );
-        let help = did_you_mean(name, known.iter().copied())
+        let help = did_you_mean(name, known)
             .unwrap_or_else(|| format!("define it under top-level `{what}s`"));
         self.errors.push(d.with_help(help));
     }
@@ -84,13 +84,15 @@ impl Validator<'_> {
     }
 
     fn references(&mut self, name: &str, svc: &crate::model::Service) {
-        let nets: BTreeSet<&str> = self.stack.networks.keys().map(String::as_str).collect();
-        let vols: BTreeSet<&str> = self.stack.volumes.keys().map(String::as_str).collect();
-        let services: BTreeSet<&str> = self.stack.services.keys().map(String::as_str).collect();
+        // Name lists for "did you mean" are built only when a name is wrong.
+        let stack = self.stack;
+        let nets = || stack.networks.keys().map(String::as_str);
+        let vols = || stack.volumes.keys().map(String::as_str);
+        let services = || stack.services.keys().map(String::as_str);
         for (net, sn) in &svc.networks {
             let path = ["services", name, "networks", net.as_str()];
             let Some(def) = self.stack.networks.get(net) else {
-                self.undefined(&path, "network", net, &nets, name);
+                self.undefined(&path, "network", net, nets(), name);
                 continue;
             };
             for ip in [
@@ -120,7 +122,7 @@ impl Validator<'_> {
                     &["services", name, "volumes", &i.to_string()],
                     "volume",
                     v,
-                    &vols,
+                    vols(),
                     name,
                 );
             }
@@ -129,14 +131,13 @@ impl Validator<'_> {
             ("secrets", &self.stack.secrets),
             ("configs", &self.stack.configs),
         ] {
-            let known: BTreeSet<&str> = defs.keys().map(String::as_str).collect();
             for (i, f) in svc.secrets_or_configs(key).iter().enumerate() {
                 if !defs.contains_key(&f.source) {
                     self.undefined(
                         &["services", name, key, &i.to_string()],
                         &key[..key.len() - 1],
                         &f.source,
-                        &known,
+                        defs.keys().map(String::as_str),
                         name,
                     );
                 }
@@ -148,7 +149,7 @@ impl Validator<'_> {
                     &["services", name, "depends_on", dep],
                     "service",
                     dep,
-                    &services,
+                    services(),
                     name,
                 );
             }
@@ -178,7 +179,7 @@ impl Validator<'_> {
                         format!("service `{name}` cannot share its own namespace"),
                     );
                 } else if !self.stack.services.contains_key(t) {
-                    self.undefined(&["services", name, key], "service", t, &services, name);
+                    self.undefined(&["services", name, key], "service", t, services(), name);
                 }
             }
         }
