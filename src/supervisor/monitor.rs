@@ -165,10 +165,9 @@ pub fn run(
         report(&mut ready, "ok");
         let started = Instant::now();
         let outcome = supervise(
-            paths,
+            (paths, spec),
             pid,
             [out_r, err_r],
-            spec,
             &mut status,
             &mut signals,
             &mut log,
