@@ -4,6 +4,12 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Like other command-line tools, end quietly when the reader of our output
+    // goes away (`stack images | head`) instead of panicking on EPIPE.
+    // SAFETY: setting a signal disposition before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = stack::cli::Cli::parse_from(stack::cli::normalize_args(std::env::args_os()));
     stack::cli::init_logging(&cli.global);
     match stack::cli::run(cli) {

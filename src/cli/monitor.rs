@@ -37,6 +37,11 @@ pub fn run(global: &GlobalOpts, args: MonitorArgs) -> anyhow::Result<ExitCode> {
     let null = File::options().read(true).write(true).open("/dev/null")?;
     nix::unistd::dup2_stdout(&null)?;
     let ready = File::from(ready_fd);
+    // A starter that went away must not kill us when we report to it.
+    // SAFETY: setting a signal disposition; this process is single-threaded.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
     // Processes of the container's pid namespace outlive its init by a moment;
     // as their subreaper we reap them before recording the exit.
     nix::sys::prctl::set_child_subreaper(true)?;

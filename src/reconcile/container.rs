@@ -92,7 +92,6 @@ fn build(
         cgroups_path: cgroups_path(&stack.name, &svc.name, want.index),
         netns: ocispec::NetNs::Host,
         mounts: Vec::new(),
-        seccomp: None,
     };
     let owner = ocispec::owner(svc, &inputs_base)?;
     let (mut oci_mounts, used_volumes) =

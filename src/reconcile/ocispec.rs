@@ -10,7 +10,7 @@ use oci_spec::image::Config as ImageConfig;
 use oci_spec::runtime::Spec;
 use serde_json::{Value, json};
 
-use crate::model::{Resources, Service};
+use crate::model::{Resources, Seccomp, Service};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -24,8 +24,8 @@ pub enum Error {
         user: String,
         file: &'static str,
     },
-    #[error("service {service}: device {path}: {source}")]
-    Device {
+    #[error("service {service}: {path}: {source}")]
+    File {
         service: String,
         path: PathBuf,
         source: std::io::Error,
@@ -144,8 +144,6 @@ pub struct Inputs<'a> {
     pub netns: NetNs,
     /// Volume, bind, tmpfs, secret and network-file mounts, already resolved.
     pub mounts: Vec<Value>,
-    /// Seccomp profile in OCI form; `None` = unconfined.
-    pub seccomp: Option<Value>,
 }
 
 pub fn build(svc: &Service, inp: &Inputs) -> Result<Spec, Error> {
@@ -194,7 +192,7 @@ pub fn build(svc: &Service, inp: &Inputs) -> Result<Spec, Error> {
             "devices": devices(svc)?,
             "maskedPaths": if svc.privileged { vec![] } else { MASKED.to_vec() },
             "readonlyPaths": if svc.privileged { vec![] } else { READONLY.to_vec() },
-            "seccomp": if svc.privileged { None } else { inp.seccomp.clone() },
+            "seccomp": seccomp(svc, &caps)?,
         },
     });
     serde_json::from_value(strip_nulls(spec)).map_err(|source| Error::Invalid {
@@ -214,6 +212,33 @@ fn strip_nulls(v: Value) -> Value {
         ),
         Value::Array(a) => Value::Array(a.into_iter().map(strip_nulls).collect()),
         other => other,
+    }
+}
+
+/// Docker's default profile (widened for the granted capabilities), a profile
+/// file from `security_opt: seccomp=PATH`, or none for `seccomp=unconfined` and
+/// privileged containers.
+fn seccomp(svc: &Service, caps: &[String]) -> Result<Option<Value>, Error> {
+    let invalid = |source| Error::Invalid {
+        service: svc.name.clone(),
+        source,
+    };
+    match &svc.security.seccomp {
+        _ if svc.privileged => Ok(None),
+        Some(Seccomp::Unconfined) => Ok(None),
+        None => serde_json::to_value(crate::runtime::default_seccomp_profile(caps))
+            .map(Some)
+            .map_err(invalid),
+        Some(Seccomp::Profile(path)) => {
+            let text = std::fs::read(path).map_err(|source| Error::File {
+                service: svc.name.clone(),
+                path: path.clone(),
+                source,
+            })?;
+            let profile: oci_spec::runtime::LinuxSeccomp =
+                serde_json::from_slice(&text).map_err(invalid)?;
+            serde_json::to_value(profile).map(Some).map_err(invalid)
+        }
     }
 }
 
@@ -418,7 +443,7 @@ pub fn resources(r: &Resources, owner: &str) -> Result<Value, Error> {
         .cpu_quota
         .or_else(|| r.cpus.map(|c| (c * period as f64).round() as i64));
     let dev = |path: &Path| -> Result<(i64, i64), Error> {
-        let meta = std::fs::metadata(path).map_err(|source| Error::Device {
+        let meta = std::fs::metadata(path).map_err(|source| Error::File {
             service: owner.into(),
             path: path.into(),
             source,
@@ -508,7 +533,7 @@ fn devices(svc: &Service) -> Result<Vec<Value>, Error> {
     svc.devices
         .iter()
         .map(|d| {
-            let meta = std::fs::metadata(&d.host).map_err(|source| Error::Device {
+            let meta = std::fs::metadata(&d.host).map_err(|source| Error::File {
                 service: svc.name.clone(),
                 path: d.host.clone(),
                 source,
