@@ -49,7 +49,7 @@ YAML
   done
 } > "$work/compose.yaml"
 
-ms() { date +%s%N | awk '{printf "%d", $1/1000000}'; }
+ms() { date +%s%3N; }
 time_it() { local t0; t0=$(ms); "$@" >/dev/null 2>&1; echo $(( $(ms) - t0 )); }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
