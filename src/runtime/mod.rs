@@ -34,6 +34,7 @@ mod devices;
 mod exec;
 mod hooks;
 mod init;
+mod lifecycle;
 mod mountopts;
 mod plan;
 mod process;
