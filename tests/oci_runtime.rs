@@ -604,3 +604,41 @@ fn oom_notification_fd_fires_on_v1_or_memory_events_changes_on_v2() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+#[test]
+fn update_changes_limits_of_a_running_container() {
+    let mut b = Bundle::new(&["sleep", "30"]);
+    b.config["linux"]["resources"] = json!({"pids": {"limit": 10}});
+    ok(&b.oci(&[
+        "run",
+        "--detach",
+        "--bundle",
+        b.path().to_str().unwrap(),
+        &b.id,
+    ]));
+    let res = b.path().join("res.json");
+    std::fs::write(
+        &res,
+        r#"{"pids": {"limit": 20}, "memory": {"limit": 104857600}}"#,
+    )
+    .unwrap();
+    ok(&b.oci(&["update", "--resources", res.to_str().unwrap(), &b.id]));
+    let cg = stack::cgroup::Cgroup::open(format!("stack-test/{}", b.id)).unwrap();
+    let st = cg.stats().unwrap();
+    assert_eq!(st.pids.unwrap().limit, Some(20));
+    assert_eq!(st.memory.unwrap().limit, Some(104_857_600));
+}
+
+#[test]
+fn terminal_without_console_socket_is_a_clear_error() {
+    let mut b = Bundle::new(&["true"]);
+    b.config["process"]["terminal"] = json!(true);
+    let out = b.verb("run");
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("--console-socket"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!b.root.path().join(&b.id).exists());
+}

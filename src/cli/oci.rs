@@ -96,6 +96,13 @@ pub enum OciCommand {
         #[arg(short, long)]
         quiet: bool,
     },
+    /// Change a container's resources: --resources FILE (or - for stdin) holds
+    /// OCI linux.resources JSON, as containerd passes it.
+    Update {
+        id: String,
+        #[arg(short, long, value_name = "FILE")]
+        resources: PathBuf,
+    },
     /// Freeze all processes of a container.
     Pause { id: String },
     /// Thaw a paused container.
@@ -150,6 +157,7 @@ fn dispatch(args: OciArgs, root: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let rt = Runtime::new(root.unwrap_or_else(|| PathBuf::from(Runtime::DEFAULT_STATE_DIR)));
     match args.command {
         OciCommand::Create(c) => {
+            check_terminal(&c)?;
             rt.create(&c.id, &c.bundle, create_options(&c))
                 .with_context(|| format!("creating container {}", c.id))?;
         }
@@ -169,6 +177,19 @@ fn dispatch(args: OciArgs, root: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             rt.delete(&id, force)?;
         }
         OciCommand::List { format, quiet } => list(&rt, &format, quiet)?,
+        OciCommand::Update { id, resources } => {
+            let text = if resources == Path::new("-") {
+                let mut s = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+                s
+            } else {
+                std::fs::read_to_string(&resources)
+                    .with_context(|| format!("reading {}", resources.display()))?
+            };
+            let res: oci_spec::runtime::LinuxResources =
+                serde_json::from_str(&text).context("parsing linux.resources JSON")?;
+            rt.update(&id, &res)?;
+        }
         OciCommand::Pause { id } => rt.pause(&id)?,
         OciCommand::Resume { id } => rt.resume(&id)?,
         OciCommand::Ps { id, format } => {
@@ -199,6 +220,21 @@ fn dispatch(args: OciArgs, root: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The CLI has nobody to hand a pty master to without --console-socket.
+fn check_terminal(c: &CreateArgs) -> anyhow::Result<()> {
+    let text = std::fs::read(c.bundle.join("config.json")).unwrap_or_default();
+    let terminal = serde_json::from_slice::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v["process"]["terminal"].as_bool())
+        .unwrap_or(false);
+    if terminal && c.console_socket.is_none() {
+        bail!(
+            "process.terminal is true: pass --console-socket, or set \"terminal\": false in config.json"
+        );
+    }
+    Ok(())
 }
 
 fn create_options(c: &CreateArgs) -> CreateOptions {
@@ -271,6 +307,7 @@ fn run_container(
     detach: bool,
     keep: bool,
 ) -> anyhow::Result<ExitCode> {
+    check_terminal(c)?;
     let container = rt
         .run(&c.id, &c.bundle, create_options(c))
         .with_context(|| format!("running container {}", c.id))?;

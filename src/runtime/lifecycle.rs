@@ -209,6 +209,19 @@ impl Runtime {
         Ok(self.cgroup(&saved)?.thaw()?)
     }
 
+    /// Change the resources of a created or running container (cgroup files).
+    pub fn update(&self, id: &str, resources: &oci_spec::runtime::LinuxResources) -> Result<()> {
+        let (saved, status) = self.load(id)?;
+        if status == Status::Stopped {
+            return Err(Error::WrongState {
+                id: id.into(),
+                status,
+                hint: "nothing to update",
+            });
+        }
+        Ok(self.cgroup(&saved)?.apply(resources)?)
+    }
+
     /// Host pids of the container's processes.
     pub fn pids(&self, id: &str) -> Result<Vec<i32>> {
         let (saved, _) = self.load(id)?;
