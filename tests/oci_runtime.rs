@@ -353,22 +353,9 @@ fn user_namespace_maps_root_to_an_unprivileged_host_uid() {
     );
 }
 
-#[test]
-fn console_socket_receives_the_pty_master() {
-    use std::io::Read;
+/// Accept one connection on a console socket and take the pty master it carries.
+fn receive_master(listener: &std::os::unix::net::UnixListener) -> std::fs::File {
     use std::os::fd::{FromRawFd, OwnedFd};
-    let mut b = Bundle::new(&["sh", "-c", "tty; echo hello-tty"]);
-    b.config["process"]["terminal"] = json!(true);
-    let sock_path = b.path().join("console.sock");
-    let listener = std::os::unix::net::UnixListener::bind(&sock_path).unwrap();
-    ok(&b.oci(&[
-        "create",
-        "--console-socket",
-        sock_path.to_str().unwrap(),
-        "--bundle",
-        b.path().to_str().unwrap(),
-        &b.id,
-    ]));
     let (conn, _) = listener.accept().unwrap();
     let mut buf = [0u8; 64];
     let mut cmsg = nix::cmsg_space!(std::os::fd::RawFd);
@@ -387,24 +374,75 @@ fn console_socket_receives_the_pty_master() {
             master = Some(unsafe { OwnedFd::from_raw_fd(fds[0]) });
         }
     }
-    let master = std::fs::File::from(master.expect("pty master received"));
-    ok(&b.verb("start"));
+    std::fs::File::from(master.expect("pty master received"))
+}
+
+/// Everything the pty shows until the process exits (EIO once the slave closes).
+fn read_pty(mut master: std::fs::File) -> String {
+    use std::io::Read;
     let mut out = Vec::new();
-    let mut reader = master;
     let mut chunk = [0u8; 256];
-    // Read until the container exits (EIO on the master once the slave closes).
-    while let Ok(n) = reader.read(&mut chunk) {
+    while let Ok(n) = master.read(&mut chunk) {
         if n == 0 {
             break;
         }
         out.extend_from_slice(&chunk[..n]);
     }
-    let out = text(&out);
+    text(&out)
+}
+
+#[test]
+fn console_socket_receives_the_pty_master() {
+    let mut b = Bundle::new(&["sh", "-c", "tty; echo hello-tty"]);
+    b.config["process"]["terminal"] = json!(true);
+    let sock_path = b.path().join("console.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock_path).unwrap();
+    let sock = sock_path.to_str().unwrap();
+    ok(&b.oci(&[
+        "create",
+        "--console-socket",
+        sock,
+        "--bundle",
+        b.path().to_str().unwrap(),
+        &b.id,
+    ]));
+    let master = receive_master(&listener);
+    ok(&b.verb("start"));
+    let out = read_pty(master);
     assert!(
         out.contains("/dev/pts/0") || out.contains("/dev/console"),
         "{out}"
     );
     assert!(out.contains("hello-tty"), "{out}");
+}
+
+#[test]
+fn exec_with_a_tty_hands_its_pty_to_the_console_socket() {
+    let b = Bundle::new(&["sleep", "30"]);
+    ok(&b.oci(&[
+        "run",
+        "--detach",
+        "--bundle",
+        b.path().to_str().unwrap(),
+        &b.id,
+    ]));
+    let sock_path = b.path().join("exec.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock_path).unwrap();
+    let sock = sock_path.to_str().unwrap();
+    ok(&b.oci(&[
+        "exec",
+        "--tty",
+        "--detach",
+        "--console-socket",
+        sock,
+        &b.id,
+        "sh",
+        "-c",
+        "tty; echo exec-tty",
+    ]));
+    let out = read_pty(receive_master(&listener));
+    assert!(out.contains("/dev/pts/"), "{out}");
+    assert!(out.contains("exec-tty"), "{out}");
 }
 
 #[test]
