@@ -6,18 +6,23 @@
 //! the caller's code and never execs the `stack` binary (CVE-2019-5736).
 //!
 //! Order (each step needs the previous ones):
-//! 1. non-dumpable (no /proc/<pid>/{exe,fd,mem} access by container processes
-//!    until execve resets it), wait for GO (maps written, cgroup joined);
-//! 2. setns for namespaces joined by path, become root in a new user namespace;
+//! 1. non-dumpable (no `/proc/<pid>/{exe,fd,mem}` access by container processes
+//!    until execve resets it); with a user namespace or hooks, wait for GO here
+//!    (id maps written, hooks run) — otherwise the child runs ahead while the
+//!    parent places it in its cgroups, and waits for GO only before the first
+//!    cgroup mount or at the latest before step 4 (see [`Go`]);
+//! 2. setns for namespaces joined by path, a new time namespace, become root in
+//!    a new user namespace; unshare the cgroup namespace right after GO;
 //! 3. hostname; root propagation; bind the rootfs onto itself; mounts; devices;
 //!    console; sysctls; masked and read-only paths; cwd resolved inside the root
 //!    (all through fds resolved with RESOLVE_IN_ROOT, before pivot_root, while the
 //!    host /proc is still ours);
-//! 4. pivot_root; read-only root; rlimits; stdio/tty; groups, uid/gid,
-//!    capabilities; umask; fchdir to the resolved cwd and check it is reachable
-//!    from the new root (CVE-2024-21626); mark every other fd close-on-exec;
-//! 5. READY, block opening exec.fifo until `start`; no_new_privs; seccomp last;
-//!    execve.
+//! 4. pivot_root; read-only root; I/O priority and scheduler; rlimits; stdio/tty;
+//!    groups, uid/gid, capabilities; umask; chdir to cwd and check it is
+//!    reachable from the new root (CVE-2024-21626); mark every other fd
+//!    close-on-exec;
+//! 5. READY, block opening exec.fifo until `start` (not for `run`/`exec`);
+//!    no_new_privs; seccomp last; execve.
 use std::os::fd::RawFd;
 
 use libc::{c_char, c_int};

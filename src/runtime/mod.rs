@@ -11,10 +11,10 @@
 //! and no re-exec of the `stack` binary (CVE-2019-5736; no memfd copy either).
 //!
 //! Everything the init needs is computed in the parent before clone
-//! ([`plan::InitPlan`]: CStrings, mount plans, capability masks, rlimits, the
+//! (`plan::InitPlan`: CStrings, mount plans, capability masks, rlimits, the
 //! compiled seccomp BPF program, argv/envp pointer arrays, verified fds); the
 //! child then makes only raw syscalls on that data — no allocation, no locks —
-//! and reports failures as fixed-size messages ([`channel`]).
+//! and reports failures as fixed-size messages (`channel`).
 //!
 //! **Contract:** call `create`/`exec` from a single-threaded process (the
 //! supervisor's per-container monitor is forked from the single-threaded CLI
@@ -25,8 +25,16 @@
 //! # Lifecycle (runtime-spec "Lifecycle")
 //! `create` leaves the init blocked opening `<state>/<id>/exec.fifo` for writing,
 //! after all setup and right before execve; `start` opens the fifo for reading,
-//! which releases it. `state` derives the status from the process, the fifo and
-//! the freezer. `delete` kills what is left, removes the cgroup and the state.
+//! which releases it. [`Runtime::run`] does both in one step (the init execs as
+//! soon as it is ready; no fifo). `state` derives the status from the process,
+//! the fifo and the freezer. `delete` kills what is left, removes the cgroup and
+//! the state; a container that is already gone counts as deleted.
+//!
+//! # Choices
+//! - seccomp: libseccomp (see `seccomp/mod.rs`), compiled in the parent.
+//! - Paths inside the root: openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS),
+//!   mounts through `/proc/self/fd/N` of the host procfs before pivot_root.
+//! - cgroups: [`crate::cgroup`], cgroupfs directly (v1, v2, hybrid).
 mod caps;
 mod channel;
 mod container;

@@ -62,7 +62,7 @@ pub(crate) fn open_proc() -> Result<OwnedFd> {
     }
 }
 
-/// Write a file under /proc/<pid>/ through the verified procfs fd.
+/// Write a file under `/proc/<pid>/` through the verified procfs fd.
 pub(crate) fn write_proc(proc_fd: RawFd, rel: &str, value: &str) -> Result<()> {
     let c = CString::new(rel).map_err(|_| Error::Invalid {
         field: rel.into(),
