@@ -680,3 +680,24 @@ fn terminal_without_console_socket_is_a_clear_error() {
     );
     assert!(!b.root.path().join(&b.id).exists());
 }
+
+#[test]
+fn unsupported_fields_are_refused_not_ignored() {
+    let mut b = Bundle::new(&["true"]);
+    for (path, value) in [
+        ("intelRdt", json!({"closID": "x"})),
+        ("resources", json!({"memory": {"kernel": 1048576}})),
+        ("resources", json!({"network": {"classID": 1}})),
+    ] {
+        b.config["linux"][path] = value;
+        let out = b.verb("create");
+        assert!(!out.status.success());
+        assert!(
+            text(&out.stderr).contains("not supported"),
+            "{}",
+            text(&out.stderr)
+        );
+        b.config["linux"].as_object_mut().unwrap().remove(path);
+    }
+    assert!(!b.root.path().join(&b.id).exists());
+}

@@ -210,6 +210,7 @@ pub(crate) fn build(input: &PlanInput<'_>) -> Result<InitPlan, Error> {
     let linux = spec.linux().clone().unwrap_or_default();
     plan.root_propagation = mountopts::rootfs_propagation(linux.rootfs_propagation().as_deref())?;
     namespaces(&mut plan, &linux)?;
+    unsupported_linux(&linux)?;
     let has_netns = plan.clone_flags & libc::CLONE_NEWNET != 0;
     let mut dev_is_tmpfs = false;
     for m in spec.mounts().iter().flatten() {
@@ -364,6 +365,12 @@ fn mount(m: &Mount, bundle: &Path, has_netns: bool) -> Result<MountPlan, Error> 
             reason: "destination must be absolute".into(),
         });
     }
+    if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
+        return Err(Error::Unsupported {
+            what: format!("{what}: uidMappings/gidMappings (idmapped mounts)"),
+            hint: "remove the mappings".into(),
+        });
+    }
     let opts = mountopts::parse(m.options().as_deref().unwrap_or_default())?;
     let typ = m
         .typ()
@@ -498,4 +505,54 @@ pub(crate) fn cap_sets(spec: &Spec) -> Result<Option<CapSets>, Error> {
         return Ok(None);
     };
     caps::sets(c, caps::last_cap()).map(Some)
+}
+
+/// Fields this runtime does not apply: refused, never silently ignored.
+fn unsupported_linux(linux: &oci_spec::runtime::Linux) -> Result<(), Error> {
+    let no = |what: &str, hint: &str| {
+        Err(Error::Unsupported {
+            what: what.into(),
+            hint: hint.into(),
+        })
+    };
+    if linux.intel_rdt().is_some() {
+        return no("linux.intelRdt", "Intel RDT is not supported");
+    }
+    if linux.memory_policy().is_some() {
+        return no(
+            "linux.memoryPolicy",
+            "set the NUMA policy inside the container (numactl)",
+        );
+    }
+    if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
+        return no(
+            "linux.netDevices",
+            "move network devices with the network layer",
+        );
+    }
+    if let Some(r) = linux.resources() {
+        if r.network().is_some() {
+            return no(
+                "linux.resources.network",
+                "net_cls/net_prio are not supported",
+            );
+        }
+        if r.rdma().as_ref().is_some_and(|m| !m.is_empty()) {
+            return no(
+                "linux.resources.rdma",
+                "the rdma controller is not supported",
+            );
+        }
+        #[allow(deprecated)]
+        if r.memory()
+            .as_ref()
+            .is_some_and(|m| m.kernel().is_some() || m.kernel_tcp().is_some())
+        {
+            return no(
+                "linux.resources.memory.kernel/kernelTCP",
+                "kernel memory limits are obsolete since Linux 5.4; remove them",
+            );
+        }
+    }
+    Ok(())
 }
