@@ -448,27 +448,48 @@ fn exec_with_a_tty_hands_its_pty_to_the_console_socket() {
 #[test]
 fn hooks_run_in_order_with_the_state_on_stdin() {
     let mut b = Bundle::new(&["true"]);
-    let log = b.path().join("hooks.log");
-    let hook = |name: &str| json!({"path": "/bin/sh", "args": ["sh", "-c", format!("read -r s; echo {name} $(echo \"$s\" | grep -o '\"status\":\"[a-z]*\"') >> {}", log.display())], "timeout": 5});
+    // One directory seen by every hook: on the host, and at /hooklog inside
+    // (startContainer runs after pivot_root, in the container's file system).
+    let logdir = b.path().join("hooklog");
+    std::fs::create_dir(&logdir).unwrap();
+    b.config["mounts"].as_array_mut().unwrap().push(
+        json!({"destination": "/hooklog", "type": "bind", "source": logdir, "options": ["rbind", "rw"]}),
+    );
+    let hook = |name: &str, log: &str| json!({"path": "/bin/sh", "args": ["sh", "-c", format!("read -r s; echo {name} $(echo \"$s\" | grep -o '\"status\":\"[a-z]*\"') >> {log}")], "timeout": 5});
+    let host_log = logdir.join("hooks.log");
+    let host = host_log.to_str().unwrap();
     b.config["hooks"] = json!({
-        "prestart": [hook("prestart")],
-        "createRuntime": [hook("createRuntime")],
-        "poststart": [hook("poststart")],
-        "poststop": [hook("poststop")]
+        "prestart": [hook("prestart", host)],
+        "createRuntime": [hook("createRuntime", host)],
+        "createContainer": [hook("createContainer", host)],
+        "startContainer": [hook("startContainer", "/hooklog/hooks.log")],
+        "poststart": [hook("poststart", host)],
+        "poststop": [hook("poststop", host)]
     });
     let (code, _, err) = b.run();
     assert_eq!(code, 0, "{err}");
-    let got = std::fs::read_to_string(&log).unwrap();
+    let got = std::fs::read_to_string(&host_log).unwrap();
     let lines: Vec<&str> = got.lines().collect();
     assert_eq!(
-        lines,
+        lines[..3],
         [
             "prestart \"status\":\"creating\"",
             "createRuntime \"status\":\"creating\"",
-            "poststart \"status\":\"running\"",
-            "poststop \"status\":\"stopped\""
+            "createContainer \"status\":\"creating\"",
         ]
     );
+    // startContainer (in the init) and poststart (in the runtime) both follow
+    // the release of the init; their relative order is not defined.
+    let mut middle = lines[3..5].to_vec();
+    middle.sort();
+    assert_eq!(
+        middle,
+        [
+            "poststart \"status\":\"running\"",
+            "startContainer \"status\":\"creating\""
+        ]
+    );
+    assert_eq!(lines[5], "poststop \"status\":\"stopped\"");
 }
 
 #[test]
@@ -484,13 +505,14 @@ fn failing_create_hook_aborts_create_and_leaves_nothing() {
     );
     assert!(!b.root.path().join(&b.id).exists());
     assert!(b.cgroup_dirs().iter().all(|d| !d.exists()));
-    b.config["hooks"] = json!({"startContainer": [{"path": "/bin/true"}]});
+    b.config["hooks"] = json!({"createContainer": [{"path": "/bin/false"}]});
     let out = b.verb("create");
     assert!(
-        text(&out.stderr).contains("startContainer"),
+        text(&out.stderr).contains("hook /bin/false"),
         "{}",
         text(&out.stderr)
     );
+    assert!(!b.root.path().join(&b.id).exists());
 }
 
 #[test]

@@ -154,9 +154,6 @@ impl Runtime {
             path: bundle.into(),
             source,
         })?;
-        if let Some(h) = spec.hooks() {
-            super::hooks::check_supported(h)?;
-        }
         let plan = plan::build(&PlanInput {
             spec,
             bundle: &bundle,
@@ -236,8 +233,10 @@ impl Runtime {
         // and still waits for GO, so it has not pivoted yet (config.md, Hooks).
         let rootfs_path = PathBuf::from(plan.rootfs.to_string_lossy().into_owned());
         let annotations = spec.annotations().clone().unwrap_or_default();
-        let before_go = |pid: i32| -> Result<()> {
-            let Some(h) = spec.hooks() else { return Ok(()) };
+        let before_go = |pid: i32| -> Result<Vec<u8>> {
+            let Some(h) = spec.hooks() else {
+                return Ok(Vec::new());
+            };
             let st = State {
                 oci_version: OCI_VERSION.into(),
                 id: id.into(),
@@ -253,7 +252,12 @@ impl Runtime {
                 "createRuntime",
                 h.create_runtime().as_deref().unwrap_or_default(),
                 &st,
-            )
+            )?;
+            // The state for the in-container hooks (createContainer, startContainer).
+            serde_json::to_vec(&st).map_err(|source| Error::Config {
+                path: "state".into(),
+                source,
+            })
         };
         let spawned = spawn::spawn(&SpawnArgs {
             plan: &plan,

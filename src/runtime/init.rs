@@ -28,7 +28,7 @@ use std::os::fd::RawFd;
 use libc::{c_char, c_int};
 
 use super::channel::{self, Fail, Step};
-use super::plan::InitPlan;
+use super::plan::{HookPlan, InitPlan};
 use super::rootfs::{self, Leaf};
 use super::sys::{self, Fd};
 
@@ -47,6 +47,12 @@ pub(crate) struct InitFds {
     pub envp: Vec<*const c_char>,
     /// Wait for `start` on exec.fifo (false for `exec`: run at once).
     pub wait_fifo: bool,
+    /// stdin (read end of a pipe holding the state JSON) of each in-container
+    /// hook: createContainer hooks first, then startContainer hooks.
+    pub hook_stdin: Vec<RawFd>,
+    /// The parent's write ends of those pipes: closed first thing, or a hook
+    /// reading its stdin to EOF would wait for us.
+    pub hook_close: Vec<RawFd>,
 }
 
 fn err() -> c_int {
@@ -72,6 +78,9 @@ fn setup(plan: &InitPlan, fds: &InitFds) -> Result<usize, Fail> {
     // CVE-2019-5736: until execve, this process is a copy of the runtime binary;
     // keep container processes from opening /proc/<pid>/exe of it.
     sys::prctl(libc::PR_SET_DUMPABLE, 0).map_err(|e| Fail::new(Step::Sync, 0, e))?;
+    for fd in &fds.hook_close {
+        sys::close(*fd);
+    }
     let mut go = Go {
         fds,
         plan,
@@ -117,6 +126,8 @@ fn setup(plan: &InitPlan, fds: &InitFds) -> Result<usize, Fail> {
     } else {
         set_names(plan)?;
         let (root, tty) = prepare_root(plan, fds, &mut go)?;
+        // createContainer: in the container's namespaces, before pivot_root.
+        run_hooks(&plan.create_container_hooks, &fds.hook_stdin, 0)?;
         rootfs::pivot(root.0, plan.no_pivot)?;
         drop(root);
         if plan.root_readonly {
@@ -227,6 +238,85 @@ fn time_namespace(plan: &InitPlan, fds: &InitFds) -> Result<(), Fail> {
         sys::write_all(fd.0, offsets.as_bytes()).map_err(f)?;
     }
     Ok(())
+}
+
+/// Fork and exec each hook with its state pipe as stdin, waiting for it (and
+/// killing it at its timeout). `first` offsets into `stdin`.
+fn run_hooks(hooks: &[HookPlan], stdin: &[RawFd], first: usize) -> Result<(), Fail> {
+    for (i, h) in hooks.iter().enumerate() {
+        let fd = stdin.get(first + i).copied().unwrap_or(-1);
+        // SAFETY: clone without CLONE_VM = fork, from this single-threaded init;
+        // the child only dup2s and execs prepared data.
+        let pid = unsafe {
+            libc::syscall(
+                libc::SYS_clone,
+                libc::SIGCHLD as libc::c_ulong,
+                0usize,
+                0usize,
+                0usize,
+                0usize,
+            )
+        };
+        if pid < 0 {
+            return Err(Fail::new(Step::Hook, first + i, err()));
+        }
+        if pid == 0 {
+            // SAFETY: dup2/execve/_exit on prepared fds and NUL-terminated arrays.
+            unsafe {
+                if fd >= 0 {
+                    libc::dup2(fd, 0);
+                }
+                libc::execve(h.path.as_ptr(), h.argv.as_ptr(), h.envp.as_ptr());
+                libc::_exit(127);
+            }
+        }
+        #[allow(clippy::cast_possible_truncation)]
+        wait_hook(pid as libc::pid_t, h.timeout_secs)
+            .map_err(|e| Fail::new(Step::Hook, first + i, e))?;
+    }
+    Ok(())
+}
+
+fn monotonic_ms() -> i64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec * 1000 + ts.tv_nsec / 1_000_000
+}
+
+fn wait_hook(pid: libc::pid_t, timeout_secs: Option<u64>) -> Result<(), c_int> {
+    let deadline =
+        timeout_secs.map(|t| monotonic_ms() + i64::try_from(t).unwrap_or(i64::MAX / 2000) * 1000);
+    let mut status = 0;
+    loop {
+        let flags = if deadline.is_some() { libc::WNOHANG } else { 0 };
+        // SAFETY: waitpid on our own child with a valid status pointer.
+        let r = unsafe { libc::waitpid(pid, &mut status, flags) };
+        if r == pid {
+            let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+            return if ok { Ok(()) } else { Err(libc::ECANCELED) };
+        }
+        if r < 0 && err() != libc::EINTR {
+            return Err(err());
+        }
+        if deadline.is_some_and(|d| monotonic_ms() >= d) {
+            // SAFETY: kill and reap our own child.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, &mut status, 0);
+            }
+            return Err(libc::ETIMEDOUT);
+        }
+        let pause = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 1_000_000,
+        };
+        // SAFETY: nanosleep with a valid timespec.
+        unsafe { libc::nanosleep(&pause, std::ptr::null_mut()) };
+    }
 }
 
 fn set_names(plan: &InitPlan) -> Result<(), Fail> {
@@ -465,6 +555,12 @@ fn exec(plan: &InitPlan, fds: &InitFds, candidate: usize) -> c_int {
             return 1;
         }
         sys::close(fifo);
+    }
+    // startContainer: after `start`, before the user's program (config.md).
+    let first = plan.create_container_hooks.len();
+    if run_hooks(&plan.start_container_hooks, &fds.hook_stdin, first).is_err() {
+        let _ = sys::write_all(2, b"stack: a startContainer hook failed\n");
+        return 1;
     }
     if plan.no_new_privs {
         if sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).is_err() {

@@ -59,6 +59,50 @@ pub(crate) struct DevicePlan {
     pub host: CString,
 }
 
+/// A hook run by the init itself, inside the container's namespaces
+/// (createContainer before pivot_root, startContainer before execve).
+#[derive(Debug)]
+pub(crate) struct HookPlan {
+    pub path: CString,
+    /// Own the strings `argv`/`envp` point into.
+    #[allow(dead_code)]
+    pub args: Vec<CString>,
+    #[allow(dead_code)]
+    pub env: Vec<CString>,
+    /// NULL-terminated pointer arrays into `args`/`env` (heap buffers, stable).
+    pub argv: Vec<*const libc::c_char>,
+    pub envp: Vec<*const libc::c_char>,
+    pub timeout_secs: Option<u64>,
+}
+
+pub(crate) fn hook_plan(h: &oci_spec::runtime::Hook) -> Result<HookPlan, Error> {
+    let what = "hooks";
+    let path = cstr(h.path(), what)?;
+    let args: Vec<CString> = match h.args().as_ref().filter(|a| !a.is_empty()) {
+        Some(a) => a.iter().map(|x| cstr(x, what)).collect::<Result<_, _>>()?,
+        None => vec![path.clone()],
+    };
+    let env: Vec<CString> = h
+        .env()
+        .iter()
+        .flatten()
+        .map(|x| cstr(x, what))
+        .collect::<Result<_, _>>()?;
+    let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let mut envp: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
+    envp.push(std::ptr::null());
+    let timeout_secs = h.timeout().map(|t| u64::try_from(t.max(1)).unwrap_or(1));
+    Ok(HookPlan {
+        path,
+        args,
+        env,
+        argv,
+        envp,
+        timeout_secs,
+    })
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct InitPlan {
     pub rootfs: CString,
@@ -114,6 +158,8 @@ pub(crate) struct InitPlan {
     pub time_offsets: Option<CString>,
     /// `exec` into a running container: join its namespaces, no rootfs setup.
     pub exec_mode: bool,
+    pub create_container_hooks: Vec<HookPlan>,
+    pub start_container_hooks: Vec<HookPlan>,
     /// Wait for GO before anything else (user namespace maps, hooks, exec).
     pub early_go: bool,
     /// Index of the first cgroup mount: GO is awaited before it.
@@ -222,6 +268,20 @@ pub(crate) fn build(input: &PlanInput<'_>) -> Result<InitPlan, Error> {
     }
     plan.go_before_mount = plan.mounts.iter().position(|m| matches!(&m.kind, MountKind::Fs { fstype, .. } if fstype.as_bytes().starts_with(b"cgroup")));
     plan.early_go = plan.new_userns || spec.hooks().is_some();
+    if let Some(h) = spec.hooks() {
+        plan.create_container_hooks = h
+            .create_container()
+            .iter()
+            .flatten()
+            .map(hook_plan)
+            .collect::<Result<_, _>>()?;
+        plan.start_container_hooks = h
+            .start_container()
+            .iter()
+            .flatten()
+            .map(hook_plan)
+            .collect::<Result<_, _>>()?;
+    }
     if dev_is_tmpfs {
         super::devices::plan(&mut plan, linux.devices().as_deref().unwrap_or_default())?;
     } else if linux.devices().as_ref().is_some_and(|d| !d.is_empty()) {

@@ -34,7 +34,8 @@ pub(crate) struct SpawnArgs<'a> {
     /// around clone: setns(CLONE_NEWPID) only affects children).
     pub wait_fifo: bool,
     /// Runs after clone, id maps and cgroup placement, before GO (hooks).
-    pub before_go: Option<&'a dyn Fn(i32) -> Result<()>>,
+    /// Returns the state JSON given to in-container hooks.
+    pub before_go: Option<&'a dyn Fn(i32) -> Result<Vec<u8>>>,
 }
 
 fn open_verified(path: &std::ffi::CStr, flags: c_int) -> Result<OwnedFd> {
@@ -121,6 +122,16 @@ pub(crate) fn spawn(a: &SpawnArgs<'_>) -> Result<Spawned> {
             ns_fds.push(fd);
         }
     }
+    // One pipe per in-container hook: its stdin, filled with the state JSON
+    // once the pid is known (before GO).
+    let n_hooks = plan.create_container_hooks.len() + plan.start_container_hooks.len();
+    let mut hook_pipes = Vec::with_capacity(n_hooks);
+    for _ in 0..n_hooks {
+        hook_pipes.push(
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+                .map_err(|source| Error::Sys { op: "pipe", source })?,
+        );
+    }
     let (parent_sock, child_sock) = socket::socketpair(
         AddressFamily::Unix,
         SockType::SeqPacket,
@@ -147,11 +158,14 @@ pub(crate) fn spawn(a: &SpawnArgs<'_>) -> Result<Spawned> {
         argv,
         envp,
         wait_fifo: a.wait_fifo,
+        hook_stdin: hook_pipes.iter().map(|(r, _)| r.as_raw_fd()).collect(),
+        hook_close: hook_pipes.iter().map(|(_, w)| w.as_raw_fd()).collect(),
     };
     let (pid, pidfd) = clone_init(plan, &fds, join_pid.as_ref())?;
     drop(child_sock);
     let mut guard = ChildGuard { pid, armed: true };
-    match release(a, pid, proc_fd.as_raw_fd(), &parent_sock) {
+    let writers: Vec<OwnedFd> = hook_pipes.into_iter().map(|(_, w)| w).collect();
+    match release(a, pid, proc_fd.as_raw_fd(), &parent_sock, writers) {
         Ok(pty_master) => {
             guard.armed = false;
             Ok(Spawned {
@@ -220,7 +234,13 @@ fn clone_init(
 }
 
 /// Parent steps between clone and READY.
-fn release(a: &SpawnArgs<'_>, pid: i32, proc_fd: RawFd, sock: &OwnedFd) -> Result<Option<OwnedFd>> {
+fn release(
+    a: &SpawnArgs<'_>,
+    pid: i32,
+    proc_fd: RawFd,
+    sock: &OwnedFd,
+    hook_writers: Vec<OwnedFd>,
+) -> Result<Option<OwnedFd>> {
     let plan = a.plan;
     if let Some(m) = &plan.uid_map {
         write_proc(proc_fd, &format!("{pid}/uid_map"), m)?;
@@ -235,7 +255,14 @@ fn release(a: &SpawnArgs<'_>, pid: i32, proc_fd: RawFd, sock: &OwnedFd) -> Resul
         write_proc(proc_fd, &format!("{pid}/oom_score_adj"), &adj.to_string())?;
     }
     if let Some(f) = a.before_go {
-        f(pid)?;
+        let state = f(pid)?;
+        for w in hook_writers {
+            // A pipe holds 64 KiB: far more than a state document.
+            sys::write_all(w.as_raw_fd(), &state).map_err(|e| Error::Sys {
+                op: "writing hook state",
+                source: nix::Error::from_raw(e),
+            })?;
+        }
     }
     // A child that already failed has closed its end: the FAIL it queued is read
     // below, so a failed send is not an error by itself.
@@ -308,6 +335,12 @@ fn describe(plan: &InitPlan, f: Fail) -> Error {
             .map(|s| s.0.to_string_lossy().into_owned()),
         Step::Exec => plan.args.first().map(|a| a.to_string_lossy().into_owned()),
         Step::Cwd => Some(plan.cwd.to_string_lossy().into_owned()),
+        Step::Hook => plan
+            .create_container_hooks
+            .iter()
+            .chain(&plan.start_container_hooks)
+            .nth(i)
+            .map(|h| format!("{} (createContainer)", h.path.to_string_lossy())),
         _ => None,
     };
     let step = match item {
