@@ -723,3 +723,33 @@ fn unsupported_fields_are_refused_not_ignored() {
     }
     assert!(!b.root.path().join(&b.id).exists());
 }
+
+#[test]
+fn list_and_state_of_unknown_containers() {
+    let b = Bundle::new(&["sleep", "30"]);
+    ok(&b.verb("create"));
+    let out = b.oci(&["list", "--format", "json"]);
+    ok(&out);
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let entry = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == b.id.as_str())
+        .expect("listed");
+    assert_eq!(entry["status"], "created");
+    let out = b.oci(&["list", "--quiet"]);
+    assert_eq!(text(&out.stdout).trim(), b.id);
+    let missing = b.oci(&["state", "no-such-container"]);
+    assert!(!missing.status.success());
+    assert!(
+        text(&missing.stderr).contains("does not exist"),
+        "{}",
+        text(&missing.stderr)
+    );
+    assert!(
+        !b.oci(&["delete", "no-such-container"]).status.success(),
+        "runc: delete of an unknown id fails"
+    );
+    ok(&b.oci(&["delete", "--force", "no-such-container"]));
+}
