@@ -214,3 +214,50 @@ fn devices_cgroup_denies_an_unlisted_device() {
     );
     assert!(out.contains("kmsg-denied"), "{out}");
 }
+
+#[test]
+fn cve_2025_52565_dev_console_symlink_is_refused() {
+    let mut b = Bundle::new(&["true"]);
+    b.config["process"]["terminal"] = json!(true);
+    // The image's own /dev (no tmpfs over it) with /dev/console pointing at a
+    // host-sensitive file; devpts is still mounted for the pty.
+    let mounts: Vec<Value> = b.config["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["destination"] != "/dev")
+        .cloned()
+        .collect();
+    b.config["mounts"] = json!(mounts);
+    std::fs::create_dir_all(b.rootfs().join("dev/pts")).unwrap();
+    std::os::unix::fs::symlink(
+        "/proc/sys/kernel/core_pattern",
+        b.rootfs().join("dev/console"),
+    )
+    .unwrap();
+    let sock = b.path().join("console.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let before = std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap();
+    let out = b.oci(&[
+        "create",
+        "--console-socket",
+        sock.to_str().unwrap(),
+        "--bundle",
+        b.path().to_str().unwrap(),
+        &b.id,
+    ]);
+    assert!(
+        !out.status.success(),
+        "a symlinked /dev/console must not be mounted over"
+    );
+    assert!(
+        text(&out.stderr).contains("console"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap(),
+        before
+    );
+    assert!(!b.root.path().join(&b.id).exists());
+}

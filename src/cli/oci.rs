@@ -24,7 +24,7 @@ pub struct OciArgs {
     /// Use systemd cgroup paths (slice:prefix:name): not supported on this host.
     #[arg(long)]
     pub systemd_cgroup: bool,
-    /// Verbose logs (as --log-level debug).
+    /// Accepted for runc compatibility; has no effect (use --log-level debug).
     #[arg(long)]
     pub debug: bool,
     #[command(subcommand)]
