@@ -261,3 +261,46 @@ fn cve_2025_52565_dev_console_symlink_is_refused() {
     );
     assert!(!b.root.path().join(&b.id).exists());
 }
+
+#[test]
+fn cve_2025_52881_sysctls_are_written_through_the_verified_procfs() {
+    // The container mounts a tmpfs over /proc/sys: a runtime writing sysctls
+    // through the container's /proc would write into that tmpfs instead.
+    let mut b = Bundle::new(&["sh", "-c", "ls /proc/sys | wc -l; sleep 30"]);
+    b.config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"destination": "/proc/sys", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid"]}));
+    b.config["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1"});
+    b.config["linux"]["readonlyPaths"] = json!([]);
+    ok(&b.oci(&[
+        "run",
+        "--detach",
+        "--bundle",
+        b.path().to_str().unwrap(),
+        &b.id,
+    ]));
+    let pid = b.state()["pid"].as_i64().unwrap();
+    let out = Command::new("nsenter")
+        .args([
+            "-t",
+            &pid.to_string(),
+            "-n",
+            "cat",
+            "/proc/sys/net/ipv4/ip_forward",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        text(&out.stdout).trim(),
+        "1",
+        "applied in the container's network namespace"
+    );
+    let ls = b.oci(&["exec", &b.id, "ls", "/proc/sys"]);
+    ok(&ls);
+    assert_eq!(
+        text(&ls.stdout).trim(),
+        "",
+        "nothing was written into the container's tmpfs"
+    );
+}
