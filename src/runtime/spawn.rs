@@ -99,22 +99,58 @@ fn open_ns(path: &Path) -> Result<OwnedFd> {
     })
 }
 
+/// `fd` itself when it is >= `min`, else a close-on-exec duplicate >= `min`.
+fn above(fd: OwnedFd, min: RawFd) -> Result<OwnedFd> {
+    if fd.as_raw_fd() >= min {
+        Ok(fd)
+    } else {
+        dup_above(&fd, min)
+    }
+}
+
+fn dup_above(fd: &OwnedFd, min: RawFd) -> Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC returns a new fd that we own.
+    let new = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min) };
+    if new < 0 {
+        return Err(Error::Sys {
+            op: "fcntl(F_DUPFD_CLOEXEC)",
+            source: nix::Error::last(),
+        });
+    }
+    // SAFETY: new is a fresh fd owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
 /// Clone the init and bring it to READY. On error the child is killed and reaped.
 pub(crate) fn spawn(a: &SpawnArgs<'_>) -> Result<Spawned> {
     let plan = a.plan;
-    let proc_fd = open_proc()?;
-    let state_dir = open_verified(
+    // Every fd the init uses sits above the preserved range 3..3+N, so that
+    // clearing close-on-exec on that range never leaks one of ours, and stdio
+    // sources never collide with their dup2 targets 0..2.
+    #[allow(clippy::cast_possible_wrap)]
+    let low = 3 + a.preserve_fds as RawFd;
+    let raise = |fd: OwnedFd| above(fd, low);
+    let proc_fd = raise(open_proc()?)?;
+    let state_dir = raise(open_verified(
         &CString::new(a.state_dir.as_os_str().as_encoded_bytes())
             .map_err(|_| Error::InvalidId("state dir".into()))?,
         libc::O_PATH | libc::O_DIRECTORY,
-    )?;
+    )?)?;
+    let stdio = match a.stdio {
+        Some(s) => Some([
+            dup_above(&s[0], low)?,
+            dup_above(&s[1], low)?,
+            dup_above(&s[2], low)?,
+        ]),
+        None => None,
+    };
     let mut join_pid = None;
     let mut join = Vec::new();
     let mut ns_fds = Vec::new();
     let mut joins: Vec<_> = plan.join.iter().collect();
     joins.sort_by_key(|(flag, _)| *flag != libc::CLONE_NEWUSER);
     for (flag, path) in joins {
-        let fd = open_ns(path)?;
+        let fd = raise(open_ns(path)?)?;
         if *flag == libc::CLONE_NEWPID {
             join_pid = Some(fd);
         } else {
@@ -127,10 +163,9 @@ pub(crate) fn spawn(a: &SpawnArgs<'_>) -> Result<Spawned> {
     let n_hooks = plan.create_container_hooks.len() + plan.start_container_hooks.len();
     let mut hook_pipes = Vec::with_capacity(n_hooks);
     for _ in 0..n_hooks {
-        hook_pipes.push(
-            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-                .map_err(|source| Error::Sys { op: "pipe", source })?,
-        );
+        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|source| Error::Sys { op: "pipe", source })?;
+        hook_pipes.push((raise(r)?, raise(w)?));
     }
     let (parent_sock, child_sock) = socket::socketpair(
         AddressFamily::Unix,
@@ -142,6 +177,7 @@ pub(crate) fn spawn(a: &SpawnArgs<'_>) -> Result<Spawned> {
         op: "socketpair",
         source,
     })?;
+    let (parent_sock, child_sock) = (raise(parent_sock)?, raise(child_sock)?);
     let mut argv: Vec<*const libc::c_char> = plan.args.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());
     let mut envp: Vec<*const libc::c_char> = plan.env.iter().map(|e| e.as_ptr()).collect();
@@ -151,8 +187,8 @@ pub(crate) fn spawn(a: &SpawnArgs<'_>) -> Result<Spawned> {
         proc_fd: proc_fd.as_raw_fd(),
         state_dir: state_dir.as_raw_fd(),
         join,
-        stdio: a
-            .stdio
+        stdio: stdio
+            .as_ref()
             .map(|s| [s[0].as_raw_fd(), s[1].as_raw_fd(), s[2].as_raw_fd()]),
         preserve_fds: a.preserve_fds,
         argv,

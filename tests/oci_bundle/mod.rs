@@ -68,7 +68,14 @@ impl Bundle {
     /// stdio open, so reading a pipe to EOF would wait for the container.
     pub fn oci(&self, args: &[&str]) -> Output {
         self.write();
-        let (out, err) = (self.dir.path().join("out"), self.dir.path().join("err"));
+        // Fresh files per call: a detached container keeps writing to the files
+        // of the call that started it.
+        static CALL: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = CALL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (out, err) = (
+            self.dir.path().join(format!("out.{n}")),
+            self.dir.path().join(format!("err.{n}")),
+        );
         let status = Command::new(common::stack_bin())
             .arg("--root")
             .arg(self.root.path())
