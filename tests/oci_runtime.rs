@@ -753,3 +753,12 @@ fn list_and_state_of_unknown_containers() {
     );
     ok(&b.oci(&["delete", "--force", "no-such-container"]));
 }
+
+#[test]
+fn shared_rootfs_propagation_is_applied_after_pivot_root() {
+    let mut b = Bundle::new(&["awk", "$5 == \"/\"", "/proc/self/mountinfo"]);
+    b.config["linux"]["rootfsPropagation"] = json!("rshared");
+    let (code, out, err) = b.run();
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("shared:"), "/ is a shared mount inside: {out}");
+}

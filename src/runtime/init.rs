@@ -130,6 +130,17 @@ fn setup(plan: &InitPlan, fds: &InitFds) -> Result<usize, Fail> {
         run_hooks(&plan.create_container_hooks, &fds.hook_stdin, 0)?;
         rootfs::pivot(root.0, plan.no_pivot)?;
         drop(root);
+        if plan.rootfs_parent_mount.is_some() {
+            // rootfsPropagation "shared"/"rshared": applied to the new root.
+            sys::mount(
+                std::ptr::null(),
+                c"/".as_ptr(),
+                std::ptr::null(),
+                plan.root_propagation,
+                std::ptr::null(),
+            )
+            .map_err(|e| Fail::new(Step::RootPropagation, 2, e))?;
+        }
         if plan.root_readonly {
             let flags = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY;
             sys::mount(
@@ -351,8 +362,24 @@ fn prepare_root(
     go: &mut Go<'_>,
 ) -> Result<(Fd, Option<(Fd, Fd)>), Fail> {
     let null = std::ptr::null();
-    sys::mount(null, c"/".as_ptr(), null, plan.root_propagation, null)
-        .map_err(|e| Fail::new(Step::RootPropagation, 0, e))?;
+    match &plan.rootfs_parent_mount {
+        // Shared: everything slave, the rootfs' parent private (pivot_root
+        // refuses a shared parent); "shared" is applied to "/" after pivot.
+        Some(parent) => {
+            sys::mount(
+                null,
+                c"/".as_ptr(),
+                null,
+                libc::MS_SLAVE | libc::MS_REC,
+                null,
+            )
+            .map_err(|e| Fail::new(Step::RootPropagation, 0, e))?;
+            sys::mount(null, parent.as_ptr(), null, libc::MS_PRIVATE, null)
+                .map_err(|e| Fail::new(Step::RootPropagation, 1, e))?;
+        }
+        None => sys::mount(null, c"/".as_ptr(), null, plan.root_propagation, null)
+            .map_err(|e| Fail::new(Step::RootPropagation, 0, e))?,
+    }
     sys::mount(
         plan.rootfs.as_ptr(),
         plan.rootfs.as_ptr(),

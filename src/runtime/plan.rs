@@ -108,6 +108,10 @@ pub(crate) struct InitPlan {
     pub rootfs: CString,
     pub root_readonly: bool,
     pub root_propagation: c_ulong,
+    /// With a shared rootfs propagation: the mount point holding the rootfs,
+    /// made private first (pivot_root refuses a shared parent mount), and the
+    /// propagation re-applied to "/" after pivot_root (as runc does).
+    pub rootfs_parent_mount: Option<CString>,
     pub no_pivot: bool,
     pub mounts: Vec<MountPlan>,
     /// Devices and /dev symlinks are created when /dev is a fresh tmpfs.
@@ -255,6 +259,9 @@ pub(crate) fn build(input: &PlanInput<'_>) -> Result<InitPlan, Error> {
     plan.root_readonly = root.readonly().unwrap_or(false);
     let linux = spec.linux().clone().unwrap_or_default();
     plan.root_propagation = mountopts::rootfs_propagation(linux.rootfs_propagation().as_deref())?;
+    if plan.root_propagation & libc::MS_SHARED != 0 {
+        plan.rootfs_parent_mount = Some(cstr(mount_point_of(&rootfs)?, "root.path")?);
+    }
     namespaces(&mut plan, &linux)?;
     unsupported_linux(&linux)?;
     let has_netns = plan.clone_flags & libc::CLONE_NEWNET != 0;
@@ -615,4 +622,22 @@ fn unsupported_linux(linux: &oci_spec::runtime::Linux) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// The mount point of the mount that holds `path` (longest matching mount
+/// point in /proc/self/mountinfo).
+fn mount_point_of(path: &Path) -> Result<PathBuf, Error> {
+    let info = Path::new("/proc/self/mountinfo");
+    let text = std::fs::read_to_string(info).map_err(|source| Error::Io {
+        op: "reading",
+        path: info.into(),
+        source,
+    })?;
+    let best = text
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(4))
+        .map(|mp| PathBuf::from(mp.replace("\\040", " ")))
+        .filter(|mp| path.starts_with(mp))
+        .max_by_key(|mp| mp.as_os_str().len());
+    Ok(best.unwrap_or_else(|| PathBuf::from("/")))
 }
