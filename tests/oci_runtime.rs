@@ -393,8 +393,9 @@ fn read_pty(mut master: std::fs::File) -> String {
 
 #[test]
 fn console_socket_receives_the_pty_master() {
-    let mut b = Bundle::new(&["sh", "-c", "tty; echo hello-tty"]);
+    let mut b = Bundle::new(&["sh", "-c", "tty; stty size; echo hello-tty"]);
     b.config["process"]["terminal"] = json!(true);
+    b.config["process"]["consoleSize"] = json!({"height": 30, "width": 100});
     let sock_path = b.path().join("console.sock");
     let listener = std::os::unix::net::UnixListener::bind(&sock_path).unwrap();
     let sock = sock_path.to_str().unwrap();
@@ -414,6 +415,7 @@ fn console_socket_receives_the_pty_master() {
         "{out}"
     );
     assert!(out.contains("hello-tty"), "{out}");
+    assert!(out.contains("30 100"), "consoleSize applied: {out}");
 }
 
 #[test]

@@ -120,7 +120,7 @@ fn setup(plan: &InitPlan, fds: &InitFds) -> Result<usize, Fail> {
         }
         let root = Fd(root);
         match plan.terminal {
-            true => Some(open_tty(fds, root.0, false)?),
+            true => Some(open_tty(plan, fds, root.0, false)?),
             false => None,
         }
     } else {
@@ -347,9 +347,26 @@ fn set_names(plan: &InitPlan) -> Result<(), Fail> {
 }
 
 /// Open the pty and hand the master to the parent (SCM_RIGHTS over the sync socket).
-fn open_tty(fds: &InitFds, root: RawFd, bind_console: bool) -> Result<(Fd, Fd), Fail> {
+fn open_tty(
+    plan: &InitPlan,
+    fds: &InitFds,
+    root: RawFd,
+    bind_console: bool,
+) -> Result<(Fd, Fd), Fail> {
     let (master, slave) =
         rootfs::console(root, bind_console).map_err(|e| Fail::new(Step::Console, 0, e))?;
+    if let Some((rows, cols)) = plan.console_size {
+        let ws = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ reads a winsize from the pointer.
+        if unsafe { libc::ioctl(slave.0, libc::TIOCSWINSZ, &ws) } != 0 {
+            return Err(Fail::new(Step::Console, 2, err()));
+        }
+    }
     sys::send_fd(fds.sync, channel::TAG_PTY, master.0)
         .map_err(|e| Fail::new(Step::Console, 1, e))?;
     Ok((master, slave))
@@ -403,7 +420,7 @@ fn prepare_root(
     rootfs::mount_all(plan, root.0, &mut || go.wait())?;
     rootfs::devices(plan, root.0)?;
     let tty = match plan.terminal {
-        true => Some(open_tty(fds, root.0, true)?),
+        true => Some(open_tty(plan, fds, root.0, true)?),
         false => None,
     };
     rootfs::sysctls(plan, fds.proc_fd)?;

@@ -142,6 +142,8 @@ pub(crate) struct InitPlan {
     pub oom_score_adj: Option<i32>,
     pub personality: Option<c_ulong>,
     pub terminal: bool,
+    /// process.consoleSize as (rows, columns), set on the pty.
+    pub console_size: Option<(u16, u16)>,
     pub cwd: CString,
     /// cwd inside the root, created before pivot_root when missing.
     pub cwd_path: Option<RootPath>,
@@ -321,6 +323,12 @@ pub(crate) fn build(input: &PlanInput<'_>) -> Result<InitPlan, Error> {
         plan.domainname = Some(cstr(d, "domainname")?);
     }
     if let Some(p) = linux.personality() {
+        if p.flags().as_ref().is_some_and(|f| !f.is_empty()) {
+            return Err(Error::Unsupported {
+                what: "linux.personality.flags".into(),
+                hint: "only the domain is applied".into(),
+            });
+        }
         plan.personality = Some(match p.domain() {
             oci_spec::runtime::LinuxPersonalityDomain::PerLinux => 0x0000,
             oci_spec::runtime::LinuxPersonalityDomain::PerLinux32 => 0x0008,
@@ -582,6 +590,12 @@ fn unsupported_linux(linux: &oci_spec::runtime::Linux) -> Result<(), Error> {
             hint: hint.into(),
         })
     };
+    if linux.mount_label().as_ref().is_some_and(|l| !l.is_empty()) {
+        return no(
+            "linux.mountLabel",
+            "SELinux labels are not supported (SELinux is not enabled here)",
+        );
+    }
     if linux.intel_rdt().is_some() {
         return no("linux.intelRdt", "Intel RDT is not supported");
     }

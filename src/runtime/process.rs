@@ -52,6 +52,10 @@ pub(crate) fn plan(plan: &mut InitPlan, spec: &Spec) -> Result<(), Error> {
     plan.no_new_privs = p.no_new_privileges().unwrap_or(false);
     plan.oom_score_adj = p.oom_score_adj();
     plan.terminal = p.terminal().unwrap_or(false);
+    plan.console_size = p.console_size().map(|b| {
+        let clamp = |v: u64| u16::try_from(v).unwrap_or(u16::MAX);
+        (clamp(b.height()), clamp(b.width()))
+    });
     if let Some(v) = p.oom_score_adj().filter(|v| !(-1000..=1000).contains(v)) {
         return Err(Error::Invalid {
             field: "process.oomScoreAdj".into(),
