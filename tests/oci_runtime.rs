@@ -692,10 +692,10 @@ fn update_changes_limits_of_a_running_container() {
 }
 
 #[test]
-fn terminal_without_console_socket_is_a_clear_error() {
-    let mut b = Bundle::new(&["true"]);
+fn terminal_needs_a_console_socket_unless_run_in_the_foreground() {
+    let mut b = Bundle::new(&["sh"]);
     b.config["process"]["terminal"] = json!(true);
-    let out = b.verb("run");
+    let out = b.verb("create");
     assert!(!out.status.success());
     assert!(
         text(&out.stderr).contains("--console-socket"),
@@ -703,6 +703,31 @@ fn terminal_without_console_socket_is_a_clear_error() {
         text(&out.stderr)
     );
     assert!(!b.root.path().join(&b.id).exists());
+    // Foreground `run` proxies the pty to its own stdin/stdout.
+    b.write();
+    let mut child = Command::new(common::stack_bin())
+        .arg("--root")
+        .arg(b.root.path())
+        .args(["oci", "run", "--bundle", b.path().to_str().unwrap(), &b.id])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"echo proxied-$((1+2))\nexit 4\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(4), "stderr: {}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("proxied-3"),
+        "{}",
+        text(&out.stdout)
+    );
 }
 
 #[test]

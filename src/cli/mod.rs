@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 pub mod oci;
 mod oci_exec;
 mod oci_info;
+mod oci_tty;
 
 /// Options every verb understands.
 #[derive(Args, Debug, Clone, Default)]

@@ -157,7 +157,7 @@ fn dispatch(args: OciArgs, root: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let rt = Runtime::new(root.unwrap_or_else(|| PathBuf::from(Runtime::DEFAULT_STATE_DIR)));
     match args.command {
         OciCommand::Create(c) => {
-            check_terminal(&c)?;
+            check_terminal(&c, false)?;
             rt.create(&c.id, &c.bundle, create_options(&c))
                 .with_context(|| format!("creating container {}", c.id))?;
         }
@@ -223,15 +223,15 @@ fn dispatch(args: OciArgs, root: Option<PathBuf>) -> anyhow::Result<ExitCode> {
 }
 
 /// The CLI has nobody to hand a pty master to without --console-socket.
-fn check_terminal(c: &CreateArgs) -> anyhow::Result<()> {
+fn check_terminal(c: &CreateArgs, foreground: bool) -> anyhow::Result<()> {
     let text = std::fs::read(c.bundle.join("config.json")).unwrap_or_default();
     let terminal = serde_json::from_slice::<serde_json::Value>(&text)
         .ok()
         .and_then(|v| v["process"]["terminal"].as_bool())
         .unwrap_or(false);
-    if terminal && c.console_socket.is_none() {
+    if terminal && c.console_socket.is_none() && !foreground {
         bail!(
-            "process.terminal is true: pass --console-socket, or set \"terminal\": false in config.json"
+            "process.terminal is true: pass --console-socket, run in the foreground, or set \"terminal\": false in config.json"
         );
     }
     Ok(())
@@ -307,12 +307,15 @@ fn run_container(
     detach: bool,
     keep: bool,
 ) -> anyhow::Result<ExitCode> {
-    check_terminal(c)?;
-    let container = rt
+    check_terminal(c, !detach)?;
+    let mut container = rt
         .run(&c.id, &c.bundle, create_options(c))
         .with_context(|| format!("running container {}", c.id))?;
     if detach {
         return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(master) = container.pty_master.take() {
+        super::oci_tty::proxy(master)?;
     }
     CHILD.store(container.pid, std::sync::atomic::Ordering::Relaxed);
     for sig in [
