@@ -789,3 +789,37 @@ fn shared_rootfs_propagation_is_applied_after_pivot_root() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("shared:"), "/ is a shared mount inside: {out}");
 }
+
+#[test]
+fn cgroup_mount_shows_the_containers_own_limits() {
+    let v1 = matches!(
+        stack::cgroup::Hierarchy::detect().unwrap(),
+        stack::cgroup::Hierarchy::V1 { .. }
+    );
+    let file = if v1 {
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes"
+    } else {
+        "/sys/fs/cgroup/memory.max"
+    };
+    for cgroupns in [true, false] {
+        let mut b = Bundle::new(&[
+            "sh",
+            "-c",
+            &format!("cat {file}; touch /sys/fs/cgroup/x 2>/dev/null || echo ro"),
+        ]);
+        b.config["linux"]["resources"] = json!({"memory": {"limit": 67108864}});
+        if !cgroupns {
+            let ns: Vec<Value> = b.config["linux"]["namespaces"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|n| n["type"] != "cgroup")
+                .cloned()
+                .collect();
+            b.config["linux"]["namespaces"] = json!(ns);
+        }
+        let (code, out, err) = b.run();
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(out, "67108864\nro\n", "cgroupns={cgroupns}");
+    }
+}

@@ -154,10 +154,13 @@ impl Runtime {
             path: bundle.into(),
             source,
         })?;
+        let linux = spec.linux().clone().unwrap_or_default();
+        let cgroup = Cgroup::open(cgroup_path(linux.cgroups_path().as_deref(), id)?)?;
         let plan = plan::build(&PlanInput {
             spec,
             bundle: &bundle,
             no_pivot: opts.no_pivot,
+            cgroup_path: cgroup.path(),
         })?;
         if plan.terminal && opts.stdio.is_some() {
             return Err(Error::Invalid {
@@ -181,8 +184,6 @@ impl Runtime {
             }
             (None, _) => None,
         };
-        let linux = spec.linux().clone().unwrap_or_default();
-        let cgroup_path = cgroup_path(linux.cgroups_path().as_deref(), id)?;
         std::fs::create_dir_all(&self.state_dir).map_err(|source| Error::Io {
             op: "creating",
             path: self.state_dir.clone(),
@@ -220,7 +221,6 @@ impl Runtime {
         if wait_fifo {
             make_fifo(&dir.join("exec.fifo"))?;
         }
-        let cgroup = Cgroup::open(&cgroup_path)?;
         guard.cgroup = Some(cgroup.clone());
         cgroup.create()?;
         if let Some(res) = linux.resources() {

@@ -23,6 +23,8 @@ pub(crate) struct RootPath {
 
 #[derive(Debug)]
 pub(crate) enum MountKind {
+    /// Change the flags of the mount at the destination (MS_REMOUNT).
+    Remount,
     Bind {
         source: CString,
         recursive: bool,
@@ -229,6 +231,8 @@ pub(crate) struct PlanInput<'a> {
     pub spec: &'a Spec,
     pub bundle: &'a Path,
     pub no_pivot: bool,
+    /// The container's cgroup (relative), for the v1 `cgroup` mount binds.
+    pub cgroup_path: &'a Path,
 }
 
 pub(crate) fn build(input: &PlanInput<'_>) -> Result<InitPlan, Error> {
@@ -269,6 +273,17 @@ pub(crate) fn build(input: &PlanInput<'_>) -> Result<InitPlan, Error> {
     let has_netns = plan.clone_flags & libc::CLONE_NEWNET != 0;
     let mut dev_is_tmpfs = false;
     for m in spec.mounts().iter().flatten() {
+        if m.typ().as_deref() == Some("cgroup") {
+            let opts = mountopts::parse(m.options().as_deref().unwrap_or_default())?;
+            let mounts = super::cgroupfs::plan(
+                m.destination(),
+                &opts,
+                plan.unshare_cgroupns,
+                input.cgroup_path,
+            )?;
+            plan.mounts.extend(mounts);
+            continue;
+        }
         let mp = mount(m, input.bundle, has_netns)?;
         if m.destination() == Path::new("/dev") && matches!(mp.kind, MountKind::Fs { .. }) {
             dev_is_tmpfs = true;
@@ -488,8 +503,6 @@ fn mount(m: &Mount, bundle: &Path, has_netns: bool) -> Result<MountPlan, Error> 
                     reason: "mount type missing".into(),
                 });
             }
-            // On cgroup v2 and hybrid hosts the container gets cgroup2 (as crun does).
-            "cgroup" => cgroup_fstype(&what)?,
             t => t.to_string(),
         };
         let source = m
@@ -515,19 +528,6 @@ fn mount(m: &Mount, bundle: &Path, has_netns: bool) -> Result<MountPlan, Error> 
         propagation: opts.propagation,
         sysfs_fallback,
     })
-}
-
-fn cgroup_fstype(what: &str) -> Result<String, Error> {
-    match crate::cgroup::Hierarchy::detect() {
-        Ok(crate::cgroup::Hierarchy::V2 { .. })
-        | Ok(crate::cgroup::Hierarchy::V1 {
-            unified: Some(_), ..
-        }) => Ok("cgroup2".into()),
-        _ => Err(Error::Unsupported {
-            what: format!("{what}: a cgroup mount on a cgroup v1-only host"),
-            hint: "bind-mount the needed /sys/fs/cgroup directories instead".into(),
-        }),
-    }
 }
 
 /// Only namespaced sysctls may be set: they affect the container alone

@@ -101,6 +101,10 @@ fn mount_one(m: &MountPlan, root: RawFd) -> Result<(), i32> {
     let target = resolve_create(root, &m.dest, leaf)?;
     let tpath = FdPath::new(target.0);
     match &m.kind {
+        MountKind::Remount => {
+            let flags = libc::MS_REMOUNT | m.flags;
+            sys::mount(null(), tpath.as_ptr(), null(), flags, null())?;
+        }
         MountKind::Bind { source, recursive } => {
             let rec = if *recursive { libc::MS_REC } else { 0 };
             sys::mount(
