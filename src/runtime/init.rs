@@ -426,6 +426,7 @@ fn prepare_root(
     rootfs::sysctls(plan, fds.proc_fd)?;
     rootfs::mask(plan, root.0)?;
     rootfs::readonly(plan, root.0)?;
+    rootfs::mount_late(plan, root.0, &mut || go.wait())?;
     if let Some(cwd) = &plan.cwd_path {
         // Created like runc does; resolved without magic links (CVE-2024-21626).
         rootfs::resolve_create(root.0, cwd, Leaf::Dir).map_err(|e| Fail::new(Step::Cwd, 3, e))?;

@@ -172,6 +172,10 @@ pub(crate) struct InitPlan {
     pub early_go: bool,
     /// Index of the first cgroup mount: GO is awaited before it.
     pub go_before_mount: Option<usize>,
+    /// cgroup mounts done after masked/read-only paths, right after GO, so that
+    /// everything else overlaps the parent's cgroup placement (see
+    /// `defer_cgroup_mounts`).
+    pub late_mounts: Vec<MountPlan>,
 }
 
 pub(crate) fn cstr(s: impl AsRef<OsStr>, what: &str) -> Result<CString, Error> {
@@ -272,8 +276,10 @@ pub(crate) fn build(input: &PlanInput<'_>) -> Result<InitPlan, Error> {
     unsupported_linux(&linux)?;
     let has_netns = plan.clone_flags & libc::CLONE_NEWNET != 0;
     let mut dev_is_tmpfs = false;
+    let mut cgroup_dests: Vec<PathBuf> = Vec::new();
     for m in spec.mounts().iter().flatten() {
         if m.typ().as_deref() == Some("cgroup") {
+            cgroup_dests.push(m.destination().clone());
             let opts = mountopts::parse(m.options().as_deref().unwrap_or_default())?;
             let mounts = super::cgroupfs::plan(
                 m.destination(),
@@ -290,6 +296,15 @@ pub(crate) fn build(input: &PlanInput<'_>) -> Result<InitPlan, Error> {
         }
         plan.mounts.push(mp);
     }
+    // masked/readonly paths are planned below; collect them first for the check.
+    let protected: Vec<PathBuf> = linux
+        .masked_paths()
+        .iter()
+        .flatten()
+        .chain(linux.readonly_paths().iter().flatten())
+        .map(PathBuf::from)
+        .collect();
+    plan.late_mounts = defer_cgroup_mounts(&mut plan.mounts, &cgroup_dests, &protected);
     plan.go_before_mount = plan.mounts.iter().position(|m| matches!(&m.kind, MountKind::Fs { fstype, .. } if fstype.as_bytes().starts_with(b"cgroup")));
     plan.early_go = plan.new_userns || spec.hooks().is_some();
     if let Some(h) = spec.hooks() {
@@ -654,4 +669,41 @@ fn mount_point_of(path: &Path) -> Result<PathBuf, Error> {
         .filter(|mp| path.starts_with(mp))
         .max_by_key(|mp| mp.as_os_str().len());
     Ok(best.unwrap_or_else(|| PathBuf::from("/")))
+}
+
+/// Take the cgroup mounts out of the ordered list when nothing depends on their
+/// position (no later mount and no masked/read-only path nested with them):
+/// they must wait for the parent to place the init in its cgroup (GO), so the
+/// init does every other mount, device and path first, overlapping the
+/// parent's cgroup writes (a cgroup.procs write waits for an RCU grace period).
+fn defer_cgroup_mounts(
+    mounts: &mut Vec<MountPlan>,
+    cgroup_dests: &[PathBuf],
+    protected: &[PathBuf],
+) -> Vec<MountPlan> {
+    let is_cg = |m: &MountPlan| {
+        cgroup_dests
+            .iter()
+            .any(|d| Path::new(&m.dest.display).starts_with(d))
+    };
+    let related = |d: &Path| {
+        cgroup_dests
+            .iter()
+            .any(|c| d.starts_with(c) || c.starts_with(d))
+    };
+    // Only mounts that came after the first cgroup mount change order.
+    let first = mounts.iter().position(is_cg).unwrap_or(mounts.len());
+    let nested = mounts[first..]
+        .iter()
+        .filter(|m| !is_cg(m))
+        .any(|m| related(Path::new(&m.dest.display)))
+        || protected
+            .iter()
+            .any(|p| cgroup_dests.iter().any(|c| p.starts_with(c)));
+    if nested || first == mounts.len() {
+        return Vec::new();
+    }
+    let (cg, rest): (Vec<_>, Vec<_>) = std::mem::take(mounts).into_iter().partition(|m| is_cg(m));
+    *mounts = rest;
+    cg
 }

@@ -87,7 +87,28 @@ fn resolve_parent(root: RawFd, rp: &RootPath) -> Result<(Option<Fd>, &CStr), i32
 /// `go` is called before the first cgroup mount: it must see the container's
 /// cgroup namespace, which exists only after the parent placed the child.
 pub(crate) fn mount_all(plan: &InitPlan, root: RawFd, go: &mut dyn FnMut() -> R<()>) -> R<()> {
-    for (i, m) in plan.mounts.iter().enumerate() {
+    mount_list(plan, &plan.mounts, root, go)
+}
+
+/// The deferred cgroup mounts (after GO).
+pub(crate) fn mount_late(plan: &InitPlan, root: RawFd, go: &mut dyn FnMut() -> R<()>) -> R<()> {
+    if plan.late_mounts.is_empty() {
+        return Ok(());
+    }
+    go()?;
+    for (i, m) in plan.late_mounts.iter().enumerate() {
+        mount_one(m, root).map_err(|e| Fail::new(Step::Mount, plan.mounts.len() + i, e))?;
+    }
+    Ok(())
+}
+
+fn mount_list(
+    plan: &InitPlan,
+    list: &[MountPlan],
+    root: RawFd,
+    go: &mut dyn FnMut() -> R<()>,
+) -> R<()> {
+    for (i, m) in list.iter().enumerate() {
         if plan.go_before_mount == Some(i) {
             go()?;
         }

@@ -361,7 +361,12 @@ fn init_died(pid: i32) -> Error {
 fn describe(plan: &InitPlan, f: Fail) -> Error {
     let i = f.index as usize;
     let item = match f.step {
-        Step::Mount => plan.mounts.get(i).map(|m| m.dest.display.clone()),
+        Step::Mount => plan
+            .mounts
+            .iter()
+            .chain(&plan.late_mounts)
+            .nth(i)
+            .map(|m| m.dest.display.clone()),
         Step::Device => plan.devices.get(i).map(|d| d.path.display.clone()),
         Step::Mask => plan.masked.get(i).map(|p| p.display.clone()),
         Step::Readonly => plan.readonly.get(i).map(|p| p.display.clone()),
