@@ -157,8 +157,9 @@ fn dispatch(args: OciArgs, root: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let rt = Runtime::new(root.unwrap_or_else(|| PathBuf::from(Runtime::DEFAULT_STATE_DIR)));
     match args.command {
         OciCommand::Create(c) => {
-            check_terminal(&c, false)?;
-            rt.create(&c.id, &c.bundle, create_options(&c))
+            let spec = read_spec(&c.bundle)?;
+            check_terminal(&c, &spec, false)?;
+            rt.create_from_spec(&c.id, &spec, &c.bundle, create_options(&c))
                 .with_context(|| format!("creating container {}", c.id))?;
         }
         OciCommand::Start { id } => rt.start(&id)?,
@@ -223,11 +224,15 @@ fn dispatch(args: OciArgs, root: Option<PathBuf>) -> anyhow::Result<ExitCode> {
 }
 
 /// The CLI has nobody to hand a pty master to without --console-socket.
-fn check_terminal(c: &CreateArgs, foreground: bool) -> anyhow::Result<()> {
-    let text = std::fs::read(c.bundle.join("config.json")).unwrap_or_default();
-    let terminal = serde_json::from_slice::<serde_json::Value>(&text)
-        .ok()
-        .and_then(|v| v["process"]["terminal"].as_bool())
+fn check_terminal(
+    c: &CreateArgs,
+    spec: &oci_spec::runtime::Spec,
+    foreground: bool,
+) -> anyhow::Result<()> {
+    let terminal = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
         .unwrap_or(false);
     if terminal && c.console_socket.is_none() && !foreground {
         bail!(
@@ -235,6 +240,12 @@ fn check_terminal(c: &CreateArgs, foreground: bool) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+fn read_spec(bundle: &Path) -> anyhow::Result<oci_spec::runtime::Spec> {
+    let path = bundle.join("config.json");
+    let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_slice(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
 fn create_options(c: &CreateArgs) -> CreateOptions {
@@ -307,9 +318,10 @@ fn run_container(
     detach: bool,
     keep: bool,
 ) -> anyhow::Result<ExitCode> {
-    check_terminal(c, !detach)?;
+    let spec = read_spec(&c.bundle)?;
+    check_terminal(c, &spec, !detach)?;
     let mut container = rt
-        .run(&c.id, &c.bundle, create_options(c))
+        .run_from_spec(&c.id, &spec, &c.bundle, create_options(c))
         .with_context(|| format!("running container {}", c.id))?;
     if detach {
         return Ok(ExitCode::SUCCESS);

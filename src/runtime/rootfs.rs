@@ -27,6 +27,13 @@ pub(crate) enum Leaf {
 
 /// Resolve (creating as needed) `rp` inside `root`; returns an O_PATH fd.
 pub(crate) fn resolve_create(root: RawFd, rp: &RootPath, leaf: Leaf) -> Result<Fd, i32> {
+    // Common case first: the whole path exists (one openat2 instead of one
+    // per component).
+    match resolve(root, rp) {
+        Ok(fd) => return Ok(fd),
+        Err(libc::ENOENT) => {}
+        Err(e) => return Err(e),
+    }
     let mut parent: Option<Fd> = None;
     let n = rp.prefixes.len();
     for i in 0..n {
