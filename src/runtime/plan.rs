@@ -6,7 +6,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use libc::{c_int, c_ulong};
-use oci_spec::runtime::{LinuxNamespaceType, Mount, Spec};
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use super::caps::{self, CapSets};
 use super::{Error, mountopts};
@@ -270,7 +270,10 @@ pub(crate) fn build(input: &PlanInput<'_>) -> Result<InitPlan, Error> {
     let linux = spec.linux().clone().unwrap_or_default();
     plan.root_propagation = mountopts::rootfs_propagation(linux.rootfs_propagation().as_deref())?;
     if plan.root_propagation & libc::MS_SHARED != 0 {
-        plan.rootfs_parent_mount = Some(cstr(mount_point_of(&rootfs)?, "root.path")?);
+        plan.rootfs_parent_mount = Some(cstr(
+            super::mountplan::mount_point_of(&rootfs)?,
+            "root.path",
+        )?);
     }
     namespaces(&mut plan, &linux)?;
     unsupported_linux(&linux)?;
@@ -290,7 +293,7 @@ pub(crate) fn build(input: &PlanInput<'_>) -> Result<InitPlan, Error> {
             plan.mounts.extend(mounts);
             continue;
         }
-        let mp = mount(m, input.bundle, has_netns)?;
+        let mp = super::mountplan::mount(m, input.bundle, has_netns)?;
         if m.destination() == Path::new("/dev") && matches!(mp.kind, MountKind::Fs { .. }) {
             dev_is_tmpfs = true;
         }
@@ -304,7 +307,8 @@ pub(crate) fn build(input: &PlanInput<'_>) -> Result<InitPlan, Error> {
         .chain(linux.readonly_paths().iter().flatten())
         .map(PathBuf::from)
         .collect();
-    plan.late_mounts = defer_cgroup_mounts(&mut plan.mounts, &cgroup_dests, &protected);
+    plan.late_mounts =
+        super::mountplan::defer_cgroup_mounts(&mut plan.mounts, &cgroup_dests, &protected);
     plan.go_before_mount = plan.mounts.iter().position(|m| matches!(&m.kind, MountKind::Fs { fstype, .. } if fstype.as_bytes().starts_with(b"cgroup")));
     plan.early_go = plan.new_userns || spec.hooks().is_some();
     if let Some(h) = spec.hooks() {
@@ -462,89 +466,6 @@ fn namespaces(plan: &mut InitPlan, linux: &oci_spec::runtime::Linux) -> Result<(
     Ok(())
 }
 
-fn mount(m: &Mount, bundle: &Path, has_netns: bool) -> Result<MountPlan, Error> {
-    let what = format!("mounts[{}]", m.destination().display());
-    if !m.destination().is_absolute() {
-        return Err(Error::Invalid {
-            field: what,
-            reason: "destination must be absolute".into(),
-        });
-    }
-    if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
-        return Err(Error::Unsupported {
-            what: format!("{what}: uidMappings/gidMappings (idmapped mounts)"),
-            hint: "remove the mappings".into(),
-        });
-    }
-    let opts = mountopts::parse(m.options().as_deref().unwrap_or_default())?;
-    let typ = m
-        .typ()
-        .as_deref()
-        .unwrap_or(if opts.bind { "bind" } else { "" });
-    let dest = root_path(m.destination(), &what)?;
-    let data = if opts.data.is_empty() {
-        None
-    } else {
-        Some(cstr(opts.data.join(","), &what)?)
-    };
-    let (kind, dest_is_dir) = if opts.bind || typ == "bind" || typ == "rbind" {
-        let src = m.source().as_ref().ok_or_else(|| Error::Invalid {
-            field: what.clone(),
-            reason: "bind mount without source".into(),
-        })?;
-        let src = if src.is_absolute() {
-            src.clone()
-        } else {
-            bundle.join(src)
-        };
-        let meta = std::fs::metadata(&src).map_err(|source| Error::Io {
-            op: "bind mount source",
-            path: src.clone(),
-            source,
-        })?;
-        let recursive = opts.recursive || typ == "rbind";
-        (
-            MountKind::Bind {
-                source: cstr(&src, &what)?,
-                recursive,
-            },
-            meta.is_dir(),
-        )
-    } else {
-        let fstype = match typ {
-            "" => {
-                return Err(Error::Invalid {
-                    field: what,
-                    reason: "mount type missing".into(),
-                });
-            }
-            t => t.to_string(),
-        };
-        let source = m
-            .source()
-            .as_ref()
-            .map_or_else(|| fstype.clone(), |s| s.display().to_string());
-        (
-            MountKind::Fs {
-                fstype: cstr(&fstype, &what)?,
-                source: cstr(source, &what)?,
-                data,
-            },
-            true,
-        )
-    };
-    let sysfs_fallback = !has_netns
-        && matches!(&kind, MountKind::Fs { fstype, .. } if fstype.as_bytes() == b"sysfs");
-    Ok(MountPlan {
-        dest,
-        dest_is_dir,
-        kind,
-        flags: opts.flags,
-        propagation: opts.propagation,
-        sysfs_fallback,
-    })
-}
-
 /// Only namespaced sysctls may be set: they affect the container alone
 /// (runc's validator list: kernel.{msg,sem,shm}*, fs.mqueue.*, net.* with a netns).
 fn sysctls(
@@ -651,59 +572,4 @@ fn unsupported_linux(linux: &oci_spec::runtime::Linux) -> Result<(), Error> {
         }
     }
     Ok(())
-}
-
-/// The mount point of the mount that holds `path` (longest matching mount
-/// point in /proc/self/mountinfo).
-fn mount_point_of(path: &Path) -> Result<PathBuf, Error> {
-    let info = Path::new("/proc/self/mountinfo");
-    let text = std::fs::read_to_string(info).map_err(|source| Error::Io {
-        op: "reading",
-        path: info.into(),
-        source,
-    })?;
-    let best = text
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(4))
-        .map(|mp| PathBuf::from(mp.replace("\\040", " ")))
-        .filter(|mp| path.starts_with(mp))
-        .max_by_key(|mp| mp.as_os_str().len());
-    Ok(best.unwrap_or_else(|| PathBuf::from("/")))
-}
-
-/// Take the cgroup mounts out of the ordered list when nothing depends on their
-/// position (no later mount and no masked/read-only path nested with them):
-/// they must wait for the parent to place the init in its cgroup (GO), so the
-/// init does every other mount, device and path first, overlapping the
-/// parent's cgroup writes (a cgroup.procs write waits for an RCU grace period).
-fn defer_cgroup_mounts(
-    mounts: &mut Vec<MountPlan>,
-    cgroup_dests: &[PathBuf],
-    protected: &[PathBuf],
-) -> Vec<MountPlan> {
-    let is_cg = |m: &MountPlan| {
-        cgroup_dests
-            .iter()
-            .any(|d| Path::new(&m.dest.display).starts_with(d))
-    };
-    let related = |d: &Path| {
-        cgroup_dests
-            .iter()
-            .any(|c| d.starts_with(c) || c.starts_with(d))
-    };
-    // Only mounts that came after the first cgroup mount change order.
-    let first = mounts.iter().position(is_cg).unwrap_or(mounts.len());
-    let nested = mounts[first..]
-        .iter()
-        .filter(|m| !is_cg(m))
-        .any(|m| related(Path::new(&m.dest.display)))
-        || protected
-            .iter()
-            .any(|p| cgroup_dests.iter().any(|c| p.starts_with(c)));
-    if nested || first == mounts.len() {
-        return Vec::new();
-    }
-    let (cg, rest): (Vec<_>, Vec<_>) = std::mem::take(mounts).into_iter().partition(|m| is_cg(m));
-    *mounts = rest;
-    cg
 }
