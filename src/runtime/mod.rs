@@ -30,6 +30,28 @@
 //! the fifo and the freezer. `delete` kills what is left, removes the cgroup and
 //! the state; a container that is already gone counts as deleted.
 //!
+//! # Use from the supervisor
+//! ```no_run
+//! use std::os::fd::OwnedFd;
+//! use stack::runtime::{CreateOptions, Runtime};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let rt = Runtime::new("/run/stack/runtime".into());
+//! let null = || -> std::io::Result<OwnedFd> { Ok(std::fs::File::open("/dev/null")?.into()) };
+//! let opts = CreateOptions { stdio: Some([null()?, null()?, null()?]), ..Default::default() };
+//! // config.json's linux.cgroupsPath: e.g. "stack.slice/web.slice/web-1".
+//! let c = rt.create("web-1", "/var/lib/stack/bundles/web-1".as_ref(), opts)?;
+//! rt.start("web-1")?;
+//! // c.pid is our child: poll c.pidfd, then waitpid(c.pid) for the exit status;
+//! // c.cgroup.oom_events() tells an OOM kill from other SIGKILLs.
+//! let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(c.pid), None)?;
+//! let oom_killed = c.cgroup.oom_events()?.oom_kill > 0;
+//! rt.delete("web-1", false)?;
+//! # let _ = (status, oom_killed);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Choices
 //! - seccomp: libseccomp (see `seccomp/mod.rs`), compiled in the parent.
 //! - Paths inside the root: openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS),
