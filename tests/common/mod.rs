@@ -15,11 +15,7 @@ pub fn require_root() {
 fn nix_uid_is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(1) == Some("0"))
-        })
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
         .unwrap_or(false)
 }
 
@@ -31,13 +27,8 @@ pub fn stack_bin() -> PathBuf {
 /// Make a minimal busybox root filesystem in `dir` from Debian's busybox-static.
 pub fn busybox_rootfs(dir: &Path) {
     let busybox = Path::new("/bin/busybox");
-    assert!(
-        busybox.exists(),
-        "install Debian's busybox-static (apt-get install busybox-static)"
-    );
-    for d in [
-        "bin", "sbin", "etc", "proc", "sys", "dev", "tmp", "root", "var", "usr/bin", "usr/sbin",
-    ] {
+    assert!(busybox.exists(), "install Debian's busybox-static (apt-get install busybox-static)");
+    for d in ["bin", "sbin", "etc", "proc", "sys", "dev", "tmp", "root", "var", "usr/bin", "usr/sbin"] {
         std::fs::create_dir_all(dir.join(d)).unwrap();
     }
     std::fs::copy(busybox, dir.join("bin/busybox")).unwrap();
@@ -50,11 +41,7 @@ pub fn busybox_rootfs(dir: &Path) {
         std::fs::create_dir_all(target.parent().unwrap()).unwrap();
         symlink("/bin/busybox", &target).unwrap();
     }
-    std::fs::write(
-        dir.join("etc/passwd"),
-        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
-    )
-    .unwrap();
+    std::fs::write(dir.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n").unwrap();
     std::fs::write(dir.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
 }
 
@@ -62,9 +49,5 @@ pub fn busybox_rootfs(dir: &Path) {
 pub fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{prefix}{}x{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+    format!("{prefix}{}x{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
 }
