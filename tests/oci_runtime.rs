@@ -823,3 +823,38 @@ fn cgroup_mount_shows_the_containers_own_limits() {
         assert_eq!(out, "67108864\nro\n", "cgroupns={cgroupns}");
     }
 }
+
+#[test]
+fn namespaces_can_be_joined_by_path() {
+    let a = Bundle::new(&["sleep", "30"]);
+    ok(&a.oci(&[
+        "run",
+        "--detach",
+        "--bundle",
+        a.path().to_str().unwrap(),
+        &a.id,
+    ]));
+    let pid = a.state()["pid"].as_i64().unwrap();
+    let mut b = Bundle::new(&["sh", "-c", "hostname; cat /proc/1/cmdline; echo; echo $$"]);
+    b.config.as_object_mut().unwrap().remove("hostname");
+    let mut ns: Vec<Value> = b.config["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| !matches!(n["type"].as_str(), Some("uts" | "pid" | "network")))
+        .cloned()
+        .collect();
+    for (typ, file) in [("uts", "uts"), ("pid", "pid"), ("network", "net")] {
+        ns.push(json!({"type": typ, "path": format!("/proc/{pid}/ns/{file}")}));
+    }
+    b.config["linux"]["namespaces"] = json!(ns);
+    let (code, out, err) = b.run();
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "box", "A's hostname");
+    assert!(
+        lines[1].starts_with("sleep"),
+        "A's init is PID 1 here: {out}"
+    );
+    assert_ne!(lines[2], "1");
+}
