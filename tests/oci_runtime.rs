@@ -848,6 +848,13 @@ fn namespaces_can_be_joined_by_path() {
         ns.push(json!({"type": typ, "path": format!("/proc/{pid}/ns/{file}")}));
     }
     b.config["linux"]["namespaces"] = json!(ns);
+    b.config["hostname"] = json!("other");
+    let err = text(&b.verb("create").stderr);
+    assert!(
+        err.contains("new uts namespace"),
+        "a joined UTS namespace is not renamed: {err}"
+    );
+    b.config.as_object_mut().unwrap().remove("hostname");
     let (code, out, err) = b.run();
     assert_eq!(code, 0, "{err}");
     let lines: Vec<&str> = out.lines().collect();

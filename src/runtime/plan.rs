@@ -343,17 +343,23 @@ pub(crate) fn build(input: &PlanInput<'_>) -> Result<InitPlan, Error> {
     }
     sysctls(&mut plan, linux.sysctl().as_ref())?;
     if let Some(h) = spec.hostname() {
-        if plan.clone_flags & libc::CLONE_NEWUTS == 0
-            && !plan.join.iter().any(|j| j.0 == libc::CLONE_NEWUTS)
-        {
+        // Only in a new UTS namespace: setting it in a joined one would rename
+        // another container (or the host).
+        if plan.clone_flags & libc::CLONE_NEWUTS == 0 {
             return Err(Error::Invalid {
                 field: "hostname".into(),
-                reason: "needs a uts namespace".into(),
+                reason: "needs a new uts namespace".into(),
             });
         }
         plan.hostname = Some(cstr(h, "hostname")?);
     }
     if let Some(d) = spec.domainname() {
+        if plan.clone_flags & libc::CLONE_NEWUTS == 0 {
+            return Err(Error::Invalid {
+                field: "domainname".into(),
+                reason: "needs a new uts namespace".into(),
+            });
+        }
         plan.domainname = Some(cstr(d, "domainname")?);
     }
     if let Some(p) = linux.personality() {
