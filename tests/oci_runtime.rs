@@ -865,3 +865,28 @@ fn namespaces_can_be_joined_by_path() {
     );
     assert_ne!(lines[2], "1");
 }
+
+#[test]
+fn the_runtimes_signal_state_does_not_leak_into_the_container() {
+    // `stack` ignores SIGPIPE (Rust's default) and the shell below ignores
+    // SIGUSR1 (trap '') before exec'ing the runtime; neither may reach the
+    // container (ignored dispositions survive execve).
+    let b = Bundle::new(&["grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status"]);
+    b.write();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "trap '' USR1; exec {} --root {} oci run --bundle {} {}",
+            common::stack_bin().display(),
+            b.root.path().display(),
+            b.path().display(),
+            b.id
+        ))
+        .output()
+        .unwrap();
+    ok(&out);
+    assert_eq!(
+        text(&out.stdout),
+        "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n"
+    );
+}

@@ -78,6 +78,10 @@ fn setup(plan: &InitPlan, fds: &InitFds) -> Result<usize, Fail> {
     // CVE-2019-5736: until execve, this process is a copy of the runtime binary;
     // keep container processes from opening /proc/<pid>/exe of it.
     sys::prctl(libc::PR_SET_DUMPABLE, 0).map_err(|e| Fail::new(Step::Sync, 0, e))?;
+    // The caller's signal state must not leak into the container: handlers
+    // survive until execve and SIG_IGN (Rust ignores SIGPIPE) and the blocked
+    // mask (async runtimes block signals for signalfd) survive execve itself.
+    reset_signals();
     for fd in &fds.hook_close {
         sys::close(*fd);
     }
@@ -249,6 +253,34 @@ fn time_namespace(plan: &InitPlan, fds: &InitFds) -> Result<(), Fail> {
         sys::write_all(fd.0, offsets.as_bytes()).map_err(f)?;
     }
     Ok(())
+}
+
+/// Every signal to SIG_DFL, none blocked (async-signal-safe calls only).
+fn reset_signals() {
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // The raw syscall: glibc's wrappers refuse its reserved signals 32/33.
+        // struct kernel_sigaction { handler, flags, restorer, mask }.
+        let act: [libc::c_ulong; 4] = [libc::SIG_DFL as libc::c_ulong, 0, 0, 0];
+        // SAFETY: a valid kernel_sigaction with an 8-byte mask; no old action.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                act.as_ptr(),
+                std::ptr::null::<u8>(),
+                8usize,
+            )
+        };
+    }
+    // SAFETY: an empty set, then SIG_SETMASK on this (only) thread.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
 }
 
 fn set_names(plan: &InitPlan) -> Result<(), Fail> {
