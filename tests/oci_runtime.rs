@@ -890,3 +890,35 @@ fn the_runtimes_signal_state_does_not_leak_into_the_container() {
         "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n"
     );
 }
+
+#[test]
+fn new_session_and_default_umask() {
+    let b = Bundle::new(&[
+        "sh",
+        "-c",
+        "umask; cut -d' ' -f6,7 /proc/self/stat; (exec 3</dev/tty) 2>/dev/null && echo has-tty || echo no-tty",
+    ]);
+    b.write();
+    // The runtime runs with umask 077; the container gets the default 0022.
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "umask 077; exec {} --root {} oci run --bundle {} {}",
+            common::stack_bin().display(),
+            b.root.path().display(),
+            b.path().display(),
+            b.id
+        ))
+        .output()
+        .unwrap();
+    ok(&out);
+    let lines: Vec<String> = text(&out.stdout).lines().map(String::from).collect();
+    assert_eq!(lines[0], "0022");
+    // Fields 6 and 7 of stat: session (the init, pid 1) and tty_nr (none).
+    assert_eq!(lines[1], "1 0", "own session, no controlling terminal");
+    assert!(
+        lines[1].ends_with(" 0"),
+        "no controlling terminal: {lines:?}"
+    );
+    assert_eq!(lines[2], "no-tty");
+}

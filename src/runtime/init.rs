@@ -82,6 +82,10 @@ fn setup(plan: &InitPlan, fds: &InitFds) -> Result<usize, Fail> {
     // survive until execve and SIG_IGN (Rust ignores SIGPIPE) and the blocked
     // mask (async runtimes block signals for signalfd) survive execve itself.
     reset_signals();
+    // A new session without a controlling terminal: the caller's terminal must
+    // not be reachable from the container (TIOCSTI into the host's shell).
+    // SAFETY: setsid has no arguments; failure (already a leader) is harmless.
+    unsafe { libc::setsid() };
     for fd in &fds.hook_close {
         sys::close(*fd);
     }
@@ -392,9 +396,6 @@ fn stdio(fds: &InitFds, tty: Option<RawFd>) -> Result<(), Fail> {
     if let Some(slave) = tty {
         // SAFETY: setsid/ioctl/dup2 on fds we own.
         unsafe {
-            if libc::setsid() < 0 {
-                return Err(f(0));
-            }
             if libc::ioctl(slave, libc::TIOCSCTTY, 0) != 0 {
                 return Err(f(1));
             }

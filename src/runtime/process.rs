@@ -47,7 +47,8 @@ pub(crate) fn plan(plan: &mut InitPlan, spec: &Spec) -> Result<(), Error> {
     plan.uid = p.user().uid();
     plan.gid = p.user().gid();
     plan.groups = p.user().additional_gids().clone().unwrap_or_default();
-    plan.umask = p.user().umask();
+    // runc's default: never inherit the caller's umask.
+    plan.umask = Some(p.user().umask().unwrap_or(0o022));
     plan.caps = cap_sets(spec)?;
     plan.no_new_privs = p.no_new_privileges().unwrap_or(false);
     plan.oom_score_adj = p.oom_score_adj();
