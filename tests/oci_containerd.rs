@@ -90,6 +90,13 @@ impl Drop for Containerd {
         std::thread::sleep(Duration::from_millis(200));
         for ns in self.namespaces.borrow().iter() {
             let _ = std::fs::remove_dir(Path::new("/run/containerd/runc").join(ns));
+            // containerd's cgroupsPath is /<namespace>/<id>: the runtime removed
+            // the containers' cgroups, the namespace level is ours to remove.
+            if let Ok(cg) = stack::cgroup::Cgroup::open(ns) {
+                for dir in cg.dirs() {
+                    let _ = std::fs::remove_dir(dir);
+                }
+            }
         }
     }
 }

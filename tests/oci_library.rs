@@ -17,6 +17,11 @@ struct Cleanup<'a>(&'a Runtime, String);
 impl Drop for Cleanup<'_> {
     fn drop(&mut self) {
         let _ = self.0.delete(&self.1, true);
+        if let Ok(parent) = stack::cgroup::Cgroup::open("stack-test") {
+            for dir in parent.dirs() {
+                let _ = std::fs::remove_dir(dir);
+            }
+        }
     }
 }
 

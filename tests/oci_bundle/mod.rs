@@ -134,6 +134,12 @@ impl Drop for Bundle {
             .arg(self.root.path())
             .args(["oci", "delete", "--force", &self.id])
             .output();
+        // The shared parent cgroup: only rmdir (the last test to finish wins).
+        if let Ok(parent) = stack::cgroup::Cgroup::open("stack-test") {
+            for dir in parent.dirs() {
+                let _ = std::fs::remove_dir(dir);
+            }
+        }
     }
 }
 
