@@ -103,13 +103,8 @@ fn setup(plan: &InitPlan, fds: &InitFds) -> Result<usize, Fail> {
             return Err(Fail::new(Step::SetNs, i, err()));
         }
     }
-    if plan.new_userns {
-        // SAFETY: plain id syscalls.
-        unsafe {
-            if libc::setresgid(0, 0, 0) != 0 || libc::setresuid(0, 0, 0) != 0 {
-                return Err(Fail::new(Step::Identity, 0, err()));
-            }
-        }
+    if plan.new_userns && (sys::setresgid(0) != 0 || sys::setresuid(0) != 0) {
+        return Err(Fail::new(Step::Identity, 0, err()));
     }
     if plan.unshare_time {
         time_namespace(plan, fds)?;
@@ -437,17 +432,14 @@ fn identity(plan: &InitPlan) -> Result<(), Fail> {
         }
         sys::prctl(libc::PR_SET_KEEPCAPS, 1).map_err(|e| Fail::new(Step::Capabilities, 1, e))?;
     }
-    // SAFETY: groups is a live slice; id syscalls take plain values.
-    unsafe {
-        if libc::setgroups(plan.groups.len(), plan.groups.as_ptr()) != 0 {
-            return Err(Fail::new(Step::Groups, 0, err()));
-        }
-        if libc::setresgid(plan.gid, plan.gid, plan.gid) != 0 {
-            return Err(Fail::new(Step::User, 0, err()));
-        }
-        if libc::setresuid(plan.uid, plan.uid, plan.uid) != 0 {
-            return Err(Fail::new(Step::User, 1, err()));
-        }
+    if sys::setgroups(&plan.groups) != 0 {
+        return Err(Fail::new(Step::Groups, 0, err()));
+    }
+    if sys::setresgid(plan.gid) != 0 {
+        return Err(Fail::new(Step::User, 0, err()));
+    }
+    if sys::setresuid(plan.uid) != 0 {
+        return Err(Fail::new(Step::User, 1, err()));
     }
     if let Some(c) = &plan.caps {
         sys::prctl(libc::PR_SET_KEEPCAPS, 0).map_err(|e| Fail::new(Step::Capabilities, 2, e))?;

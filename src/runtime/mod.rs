@@ -16,12 +16,15 @@
 //! child then makes only raw syscalls on that data — no allocation, no locks —
 //! and reports failures as fixed-size messages (`channel`).
 //!
-//! **Contract:** call `create`/`exec` from a single-threaded process (the
-//! supervisor's per-container monitor is forked from the single-threaded CLI
-//! before any thread exists; `stack oci` is single-threaded). The child path is
-//! written to be async-signal-safe as a second line of defence, but raw clone(2)
-//! skips glibc's atfork handlers, so the single-threaded caller is the guarantee.
-//!
+//! **Contract:** prefer calling `create`/`run`/`exec` from a single-threaded
+//! process (the supervisor's per-container monitor is forked from the
+//! single-threaded CLI before any thread exists; `stack oci` is single-threaded).
+//! Multi-threaded callers work too, because the child never enters glibc code
+//! that takes locks or walks glibc's (stale, after a raw clone) thread list: no
+//! allocation, and the uid/gid/groups changes are raw syscalls — glibc's
+//! setresuid/setgroups broadcast to "all threads" and deadlocked the child (found
+//! by `tests/oci_library.rs::create_while_other_threads_allocate`).
+
 //! # Lifecycle (runtime-spec "Lifecycle")
 //! `create` leaves the init blocked opening `<state>/<id>/exec.fifo` for writing,
 //! after all setup and right before execve; `start` opens the fifo for reading,
