@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 struct Containerd {
     child: Child,
     dir: tempfile::TempDir,
+    /// Namespaces used: the shims create /run/containerd/runc/<ns> for them.
+    namespaces: std::cell::RefCell<Vec<String>>,
 }
 
 impl Containerd {
@@ -35,7 +37,11 @@ impl Containerd {
             .stderr(log)
             .spawn()
             .unwrap();
-        let c = Containerd { child, dir };
+        let c = Containerd {
+            child,
+            dir,
+            namespaces: Default::default(),
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
         while !c.dir.path().join("c.sock").exists() {
             assert!(Instant::now() < deadline, "containerd did not start");
@@ -62,6 +68,9 @@ impl Containerd {
     }
 
     fn ctr(&self, ns: &str, args: &[&str]) -> std::process::Output {
+        if !self.namespaces.borrow().iter().any(|n| n == ns) {
+            self.namespaces.borrow_mut().push(ns.to_string());
+        }
         Command::new("ctr")
             .arg("-a")
             .arg(self.dir.path().join("c.sock"))
@@ -77,6 +86,18 @@ impl Drop for Containerd {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // Left empty by the shims (a cleanup shim may recreate it late).
+        std::thread::sleep(Duration::from_millis(200));
+        for ns in self.namespaces.borrow().iter() {
+            let _ = std::fs::remove_dir(Path::new("/run/containerd/runc").join(ns));
+            // containerd's cgroupsPath is /<namespace>/<id>: the runtime removed
+            // the containers' cgroups, the namespace level is ours to remove.
+            if let Ok(cg) = stack::cgroup::Cgroup::open(ns) {
+                for dir in cg.dirs() {
+                    let _ = std::fs::remove_dir(dir);
+                }
+            }
+        }
     }
 }
 

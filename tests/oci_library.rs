@@ -17,6 +17,11 @@ struct Cleanup<'a>(&'a Runtime, String);
 impl Drop for Cleanup<'_> {
     fn drop(&mut self) {
         let _ = self.0.delete(&self.1, true);
+        if let Ok(parent) = stack::cgroup::Cgroup::open("stack-test") {
+            for dir in parent.dirs() {
+                let _ = std::fs::remove_dir(dir);
+            }
+        }
     }
 }
 
@@ -133,4 +138,54 @@ fn exec_returns_a_child_with_its_own_stdio() {
         .unwrap();
     nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(c.pid), None).unwrap();
     rt.delete(&id, false).unwrap();
+}
+
+/// Evidence for the spawn path's claim (raw syscalls only after clone): create
+/// while other threads allocate and lock in a tight loop must never hang the
+/// child on a lock a vanished thread held at clone time.
+#[test]
+fn create_while_other_threads_allocate() {
+    common::require_root();
+    let dir = tempfile::tempdir().unwrap();
+    common::busybox_rootfs(&dir.path().join("rootfs"));
+    let rt = Runtime::new(dir.path().join("state"));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let workers: Vec<_> = (0..3)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let m = std::sync::Mutex::new(Vec::new());
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let v: Vec<u8> = vec![1; 4096];
+                    m.lock().unwrap().push(v);
+                    if m.lock().unwrap().len() > 64 {
+                        m.lock().unwrap().clear();
+                    }
+                    let _ = format!("{:?}", std::time::Instant::now());
+                }
+            })
+        })
+        .collect();
+    for i in 0..50 {
+        let id = format!("{}-{i}", common::unique("mt"));
+        let _cleanup = Cleanup(&rt, id.clone());
+        let null = || OwnedFd::from(std::fs::File::open("/dev/null").unwrap());
+        let opts = CreateOptions {
+            stdio: Some([null(), null(), null()]),
+            ..Default::default()
+        };
+        let c = rt
+            .run_from_spec(&id, &spec(&["true"], &id), dir.path(), opts)
+            .unwrap();
+        let st = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(c.pid), None).unwrap();
+        assert_eq!(
+            st,
+            nix::sys::wait::WaitStatus::Exited(nix::unistd::Pid::from_raw(c.pid), 0)
+        );
+        rt.delete(&id, false).unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in workers {
+        w.join().unwrap();
+    }
 }

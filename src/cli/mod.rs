@@ -12,6 +12,7 @@ mod monitor;
 pub mod oci;
 mod oci_exec;
 mod oci_info;
+mod oci_tty;
 pub mod output;
 pub mod project;
 pub mod ps;

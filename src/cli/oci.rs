@@ -24,7 +24,7 @@ pub struct OciArgs {
     /// Use systemd cgroup paths (slice:prefix:name): not supported on this host.
     #[arg(long)]
     pub systemd_cgroup: bool,
-    /// Verbose logs (as --log-level debug).
+    /// Accepted for runc compatibility; has no effect (use --log-level debug).
     #[arg(long)]
     pub debug: bool,
     #[command(subcommand)]
@@ -96,6 +96,13 @@ pub enum OciCommand {
         #[arg(short, long)]
         quiet: bool,
     },
+    /// Change a container's resources: --resources FILE (or - for stdin) holds
+    /// OCI linux.resources JSON, as containerd passes it.
+    Update {
+        id: String,
+        #[arg(short, long, value_name = "FILE")]
+        resources: PathBuf,
+    },
     /// Freeze all processes of a container.
     Pause { id: String },
     /// Thaw a paused container.
@@ -150,7 +157,9 @@ fn dispatch(args: OciArgs, root: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let rt = Runtime::new(root.unwrap_or_else(|| PathBuf::from(Runtime::DEFAULT_STATE_DIR)));
     match args.command {
         OciCommand::Create(c) => {
-            rt.create(&c.id, &c.bundle, create_options(&c))
+            let spec = read_spec(&c.bundle)?;
+            check_terminal(&c, &spec, false)?;
+            rt.create_from_spec(&c.id, &spec, &c.bundle, create_options(&c))
                 .with_context(|| format!("creating container {}", c.id))?;
         }
         OciCommand::Start { id } => rt.start(&id)?,
@@ -169,6 +178,19 @@ fn dispatch(args: OciArgs, root: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             rt.delete(&id, force)?;
         }
         OciCommand::List { format, quiet } => list(&rt, &format, quiet)?,
+        OciCommand::Update { id, resources } => {
+            let text = if resources == Path::new("-") {
+                let mut s = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+                s
+            } else {
+                std::fs::read_to_string(&resources)
+                    .with_context(|| format!("reading {}", resources.display()))?
+            };
+            let res: oci_spec::runtime::LinuxResources =
+                serde_json::from_str(&text).context("parsing linux.resources JSON")?;
+            rt.update(&id, &res)?;
+        }
         OciCommand::Pause { id } => rt.pause(&id)?,
         OciCommand::Resume { id } => rt.resume(&id)?,
         OciCommand::Ps { id, format } => {
@@ -199,6 +221,31 @@ fn dispatch(args: OciArgs, root: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The CLI has nobody to hand a pty master to without --console-socket.
+fn check_terminal(
+    c: &CreateArgs,
+    spec: &oci_spec::runtime::Spec,
+    foreground: bool,
+) -> anyhow::Result<()> {
+    let terminal = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
+    if terminal && c.console_socket.is_none() && !foreground {
+        bail!(
+            "process.terminal is true: pass --console-socket, run in the foreground, or set \"terminal\": false in config.json"
+        );
+    }
+    Ok(())
+}
+
+fn read_spec(bundle: &Path) -> anyhow::Result<oci_spec::runtime::Spec> {
+    let path = bundle.join("config.json");
+    let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_slice(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
 fn create_options(c: &CreateArgs) -> CreateOptions {
@@ -271,11 +318,16 @@ fn run_container(
     detach: bool,
     keep: bool,
 ) -> anyhow::Result<ExitCode> {
-    let container = rt
-        .run(&c.id, &c.bundle, create_options(c))
+    let spec = read_spec(&c.bundle)?;
+    check_terminal(c, &spec, !detach)?;
+    let mut container = rt
+        .run_from_spec(&c.id, &spec, &c.bundle, create_options(c))
         .with_context(|| format!("running container {}", c.id))?;
     if detach {
         return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(master) = container.pty_master.take() {
+        super::oci_tty::proxy(master)?;
     }
     CHILD.store(container.pid, std::sync::atomic::Ordering::Relaxed);
     for sig in [

@@ -47,8 +47,8 @@ pub struct ExecArgs {
 
 pub fn run(rt: &Runtime, a: ExecArgs) -> anyhow::Result<ExitCode> {
     let process = process(rt, &a)?;
-    if process.terminal() == Some(true) && a.console_socket.is_none() {
-        bail!("--tty needs --console-socket (stack does not proxy a terminal)");
+    if process.terminal() == Some(true) && a.console_socket.is_none() && a.detach {
+        bail!("--tty with --detach needs --console-socket");
     }
     let opts = ExecOptions {
         stdio: None,
@@ -61,6 +61,9 @@ pub fn run(rt: &Runtime, a: ExecArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("exec in container {}", a.id))?;
     if a.detach {
         return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(master) = p.pty_master {
+        super::oci_tty::proxy(master)?;
     }
     Ok(ExitCode::from(super::oci::wait_exit(p.pid)?))
 }

@@ -41,12 +41,13 @@ pub(crate) enum Step {
     Exec,
     Personality,
     Scheduler,
+    Hook,
 }
 
 impl Step {
     pub(crate) fn from_u8(v: u8) -> Option<Step> {
         use Step::*;
-        const ALL: [Step; 26] = [
+        const ALL: [Step; 27] = [
             Sync,
             SetNs,
             Identity,
@@ -73,6 +74,7 @@ impl Step {
             Exec,
             Personality,
             Scheduler,
+            Hook,
         ];
         ALL.into_iter().find(|s| *s as u8 == v)
     }
@@ -105,6 +107,7 @@ impl Step {
             Step::Exec => "finding the executable",
             Step::Personality => "setting the personality",
             Step::Scheduler => "setting the I/O priority or scheduler",
+            Step::Hook => "running the hook",
         }
     }
 }

@@ -1,5 +1,5 @@
 //! `exec`: a new process in a running container — joins the init's namespaces
-//! (via /proc/<pid>/ns/*) and cgroup, applies the process' user, capabilities,
+//! (via `/proc/<pid>/ns/*`) and cgroup, applies the process' user, capabilities,
 //! rlimits, no_new_privs and the container's seccomp filter. Same spawn path as
 //! `create` (no re-exec of the runtime), without rootfs setup or exec.fifo.
 use std::os::fd::OwnedFd;

@@ -1,35 +1,20 @@
 //! OCI hooks (config.md "POSIX-platform Hooks"): host programs run with the
 //! container's state JSON on stdin, in the runtime's namespaces.
 //!
-//! Supported: prestart and createRuntime (run by `create` after the namespaces
-//! exist and the init sits in its cgroup, before it may pivot_root), poststart
-//! (by `start`), poststop (by `delete`). createContainer and startContainer run
-//! *inside* the container's namespaces; they are refused with a clear error.
+//! prestart and createRuntime run here, by `create`, after the namespaces exist
+//! and the init sits in its cgroup, before it may pivot_root; poststart by
+//! `start`, poststop by `delete`. createContainer and startContainer run in the
+//! container's namespaces: the init forks and execs them itself (init.rs
+//! `run_hooks`), with the state JSON the parent wrote into a pipe per hook.
 use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use oci_spec::runtime::{Hook, Hooks};
+use oci_spec::runtime::Hook;
 
 use super::state::State;
 use super::{Error, Result};
-
-pub(crate) fn check_supported(hooks: &Hooks) -> Result<()> {
-    let inside = [
-        ("createContainer", hooks.create_container()),
-        ("startContainer", hooks.start_container()),
-    ];
-    for (name, list) in inside {
-        if list.as_ref().is_some_and(|l| !l.is_empty()) {
-            return Err(Error::Unsupported {
-                what: format!("hooks.{name}"),
-                hint: "hooks that run inside the container's namespaces are not supported; use createRuntime/poststart".into(),
-            });
-        }
-    }
-    Ok(())
-}
 
 /// Run `hooks` in order; the first failure stops and is returned.
 pub(crate) fn run(phase: &'static str, hooks: &[Hook], state: &State) -> Result<()> {

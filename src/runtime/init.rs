@@ -6,18 +6,23 @@
 //! the caller's code and never execs the `stack` binary (CVE-2019-5736).
 //!
 //! Order (each step needs the previous ones):
-//! 1. non-dumpable (no /proc/<pid>/{exe,fd,mem} access by container processes
-//!    until execve resets it), wait for GO (maps written, cgroup joined);
-//! 2. setns for namespaces joined by path, become root in a new user namespace;
+//! 1. non-dumpable (no `/proc/<pid>/{exe,fd,mem}` access by container processes
+//!    until execve resets it); with a user namespace or hooks, wait for GO here
+//!    (id maps written, hooks run) — otherwise the child runs ahead while the
+//!    parent places it in its cgroups, and waits for GO only before the first
+//!    cgroup mount or at the latest before step 4 (see [`Go`]);
+//! 2. setns for namespaces joined by path, a new time namespace, become root in
+//!    a new user namespace; unshare the cgroup namespace right after GO;
 //! 3. hostname; root propagation; bind the rootfs onto itself; mounts; devices;
 //!    console; sysctls; masked and read-only paths; cwd resolved inside the root
 //!    (all through fds resolved with RESOLVE_IN_ROOT, before pivot_root, while the
 //!    host /proc is still ours);
-//! 4. pivot_root; read-only root; rlimits; stdio/tty; groups, uid/gid,
-//!    capabilities; umask; fchdir to the resolved cwd and check it is reachable
-//!    from the new root (CVE-2024-21626); mark every other fd close-on-exec;
-//! 5. READY, block opening exec.fifo until `start`; no_new_privs; seccomp last;
-//!    execve.
+//! 4. pivot_root; read-only root; I/O priority and scheduler; rlimits; stdio/tty;
+//!    groups, uid/gid, capabilities; umask; chdir to cwd and check it is
+//!    reachable from the new root (CVE-2024-21626); mark every other fd
+//!    close-on-exec;
+//! 5. READY, block opening exec.fifo until `start` (not for `run`/`exec`);
+//!    no_new_privs; seccomp last; execve.
 use std::os::fd::RawFd;
 
 use libc::{c_char, c_int};
@@ -42,6 +47,12 @@ pub(crate) struct InitFds {
     pub envp: Vec<*const c_char>,
     /// Wait for `start` on exec.fifo (false for `exec`: run at once).
     pub wait_fifo: bool,
+    /// stdin (read end of a pipe holding the state JSON) of each in-container
+    /// hook: createContainer hooks first, then startContainer hooks.
+    pub hook_stdin: Vec<RawFd>,
+    /// The parent's write ends of those pipes: closed first thing, or a hook
+    /// reading its stdin to EOF would wait for us.
+    pub hook_close: Vec<RawFd>,
 }
 
 fn err() -> c_int {
@@ -67,6 +78,17 @@ fn setup(plan: &InitPlan, fds: &InitFds) -> Result<usize, Fail> {
     // CVE-2019-5736: until execve, this process is a copy of the runtime binary;
     // keep container processes from opening /proc/<pid>/exe of it.
     sys::prctl(libc::PR_SET_DUMPABLE, 0).map_err(|e| Fail::new(Step::Sync, 0, e))?;
+    // The caller's signal state must not leak into the container: handlers
+    // survive until execve and SIG_IGN (Rust ignores SIGPIPE) and the blocked
+    // mask (async runtimes block signals for signalfd) survive execve itself.
+    reset_signals();
+    // A new session without a controlling terminal: the caller's terminal must
+    // not be reachable from the container (TIOCSTI into the host's shell).
+    // SAFETY: setsid has no arguments; failure (already a leader) is harmless.
+    unsafe { libc::setsid() };
+    for fd in &fds.hook_close {
+        sys::close(*fd);
+    }
     let mut go = Go {
         fds,
         plan,
@@ -81,13 +103,8 @@ fn setup(plan: &InitPlan, fds: &InitFds) -> Result<usize, Fail> {
             return Err(Fail::new(Step::SetNs, i, err()));
         }
     }
-    if plan.new_userns {
-        // SAFETY: plain id syscalls.
-        unsafe {
-            if libc::setresgid(0, 0, 0) != 0 || libc::setresuid(0, 0, 0) != 0 {
-                return Err(Fail::new(Step::Identity, 0, err()));
-            }
-        }
+    if plan.new_userns && (sys::setresgid(0) != 0 || sys::setresuid(0) != 0) {
+        return Err(Fail::new(Step::Identity, 0, err()));
     }
     if plan.unshare_time {
         time_namespace(plan, fds)?;
@@ -106,14 +123,27 @@ fn setup(plan: &InitPlan, fds: &InitFds) -> Result<usize, Fail> {
         }
         let root = Fd(root);
         match plan.terminal {
-            true => Some(open_tty(fds, root.0, false)?),
+            true => Some(open_tty(plan, fds, root.0, false)?),
             false => None,
         }
     } else {
         set_names(plan)?;
         let (root, tty) = prepare_root(plan, fds, &mut go)?;
+        // createContainer: in the container's namespaces, before pivot_root.
+        super::init_hooks::run_hooks(&plan.create_container_hooks, &fds.hook_stdin, 0)?;
         rootfs::pivot(root.0, plan.no_pivot)?;
         drop(root);
+        if plan.rootfs_parent_mount.is_some() {
+            // rootfsPropagation "shared"/"rshared": applied to the new root.
+            sys::mount(
+                std::ptr::null(),
+                c"/".as_ptr(),
+                std::ptr::null(),
+                plan.root_propagation,
+                std::ptr::null(),
+            )
+            .map_err(|e| Fail::new(Step::RootPropagation, 2, e))?;
+        }
         if plan.root_readonly {
             let flags = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY;
             sys::mount(
@@ -224,6 +254,34 @@ fn time_namespace(plan: &InitPlan, fds: &InitFds) -> Result<(), Fail> {
     Ok(())
 }
 
+/// Every signal to SIG_DFL, none blocked (async-signal-safe calls only).
+fn reset_signals() {
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // The raw syscall: glibc's wrappers refuse its reserved signals 32/33.
+        // struct kernel_sigaction { handler, flags, restorer, mask }.
+        let act: [libc::c_ulong; 4] = [libc::SIG_DFL as libc::c_ulong, 0, 0, 0];
+        // SAFETY: a valid kernel_sigaction with an 8-byte mask; no old action.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                act.as_ptr(),
+                std::ptr::null::<u8>(),
+                8usize,
+            )
+        };
+    }
+    // SAFETY: an empty set, then SIG_SETMASK on this (only) thread.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
 fn set_names(plan: &InitPlan) -> Result<(), Fail> {
     if let Some(h) = &plan.hostname {
         // SAFETY: pointer and length of a live CString.
@@ -241,9 +299,26 @@ fn set_names(plan: &InitPlan) -> Result<(), Fail> {
 }
 
 /// Open the pty and hand the master to the parent (SCM_RIGHTS over the sync socket).
-fn open_tty(fds: &InitFds, root: RawFd, bind_console: bool) -> Result<(Fd, Fd), Fail> {
+fn open_tty(
+    plan: &InitPlan,
+    fds: &InitFds,
+    root: RawFd,
+    bind_console: bool,
+) -> Result<(Fd, Fd), Fail> {
     let (master, slave) =
         rootfs::console(root, bind_console).map_err(|e| Fail::new(Step::Console, 0, e))?;
+    if let Some((rows, cols)) = plan.console_size {
+        let ws = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ reads a winsize from the pointer.
+        if unsafe { libc::ioctl(slave.0, libc::TIOCSWINSZ, &ws) } != 0 {
+            return Err(Fail::new(Step::Console, 2, err()));
+        }
+    }
     sys::send_fd(fds.sync, channel::TAG_PTY, master.0)
         .map_err(|e| Fail::new(Step::Console, 1, e))?;
     Ok((master, slave))
@@ -256,8 +331,24 @@ fn prepare_root(
     go: &mut Go<'_>,
 ) -> Result<(Fd, Option<(Fd, Fd)>), Fail> {
     let null = std::ptr::null();
-    sys::mount(null, c"/".as_ptr(), null, plan.root_propagation, null)
-        .map_err(|e| Fail::new(Step::RootPropagation, 0, e))?;
+    match &plan.rootfs_parent_mount {
+        // Shared: everything slave, the rootfs' parent private (pivot_root
+        // refuses a shared parent); "shared" is applied to "/" after pivot.
+        Some(parent) => {
+            sys::mount(
+                null,
+                c"/".as_ptr(),
+                null,
+                libc::MS_SLAVE | libc::MS_REC,
+                null,
+            )
+            .map_err(|e| Fail::new(Step::RootPropagation, 0, e))?;
+            sys::mount(null, parent.as_ptr(), null, libc::MS_PRIVATE, null)
+                .map_err(|e| Fail::new(Step::RootPropagation, 1, e))?;
+        }
+        None => sys::mount(null, c"/".as_ptr(), null, plan.root_propagation, null)
+            .map_err(|e| Fail::new(Step::RootPropagation, 0, e))?,
+    }
     sys::mount(
         plan.rootfs.as_ptr(),
         plan.rootfs.as_ptr(),
@@ -281,12 +372,13 @@ fn prepare_root(
     rootfs::mount_all(plan, root.0, &mut || go.wait())?;
     rootfs::devices(plan, root.0)?;
     let tty = match plan.terminal {
-        true => Some(open_tty(fds, root.0, true)?),
+        true => Some(open_tty(plan, fds, root.0, true)?),
         false => None,
     };
     rootfs::sysctls(plan, fds.proc_fd)?;
     rootfs::mask(plan, root.0)?;
     rootfs::readonly(plan, root.0)?;
+    rootfs::mount_late(plan, root.0, &mut || go.wait())?;
     if let Some(cwd) = &plan.cwd_path {
         // Created like runc does; resolved without magic links (CVE-2024-21626).
         rootfs::resolve_create(root.0, cwd, Leaf::Dir).map_err(|e| Fail::new(Step::Cwd, 3, e))?;
@@ -299,9 +391,6 @@ fn stdio(fds: &InitFds, tty: Option<RawFd>) -> Result<(), Fail> {
     if let Some(slave) = tty {
         // SAFETY: setsid/ioctl/dup2 on fds we own.
         unsafe {
-            if libc::setsid() < 0 {
-                return Err(f(0));
-            }
             if libc::ioctl(slave, libc::TIOCSCTTY, 0) != 0 {
                 return Err(f(1));
             }
@@ -343,17 +432,14 @@ fn identity(plan: &InitPlan) -> Result<(), Fail> {
         }
         sys::prctl(libc::PR_SET_KEEPCAPS, 1).map_err(|e| Fail::new(Step::Capabilities, 1, e))?;
     }
-    // SAFETY: groups is a live slice; id syscalls take plain values.
-    unsafe {
-        if libc::setgroups(plan.groups.len(), plan.groups.as_ptr()) != 0 {
-            return Err(Fail::new(Step::Groups, 0, err()));
-        }
-        if libc::setresgid(plan.gid, plan.gid, plan.gid) != 0 {
-            return Err(Fail::new(Step::User, 0, err()));
-        }
-        if libc::setresuid(plan.uid, plan.uid, plan.uid) != 0 {
-            return Err(Fail::new(Step::User, 1, err()));
-        }
+    if sys::setgroups(&plan.groups) != 0 {
+        return Err(Fail::new(Step::Groups, 0, err()));
+    }
+    if sys::setresgid(plan.gid) != 0 {
+        return Err(Fail::new(Step::User, 0, err()));
+    }
+    if sys::setresuid(plan.uid) != 0 {
+        return Err(Fail::new(Step::User, 1, err()));
     }
     if let Some(c) = &plan.caps {
         sys::prctl(libc::PR_SET_KEEPCAPS, 0).map_err(|e| Fail::new(Step::Capabilities, 2, e))?;
@@ -460,6 +546,12 @@ fn exec(plan: &InitPlan, fds: &InitFds, candidate: usize) -> c_int {
             return 1;
         }
         sys::close(fifo);
+    }
+    // startContainer: after `start`, before the user's program (config.md).
+    let first = plan.create_container_hooks.len();
+    if super::init_hooks::run_hooks(&plan.start_container_hooks, &fds.hook_stdin, first).is_err() {
+        let _ = sys::write_all(2, b"stack: a startContainer hook failed\n");
+        return 1;
     }
     if plan.no_new_privs {
         if sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).is_err() {

@@ -11,30 +11,67 @@
 //! and no re-exec of the `stack` binary (CVE-2019-5736; no memfd copy either).
 //!
 //! Everything the init needs is computed in the parent before clone
-//! ([`plan::InitPlan`]: CStrings, mount plans, capability masks, rlimits, the
+//! (`plan::InitPlan`: CStrings, mount plans, capability masks, rlimits, the
 //! compiled seccomp BPF program, argv/envp pointer arrays, verified fds); the
 //! child then makes only raw syscalls on that data — no allocation, no locks —
-//! and reports failures as fixed-size messages ([`channel`]).
+//! and reports failures as fixed-size messages (`channel`).
 //!
-//! **Contract:** call `create`/`exec` from a single-threaded process (the
-//! supervisor's per-container monitor is forked from the single-threaded CLI
-//! before any thread exists; `stack oci` is single-threaded). The child path is
-//! written to be async-signal-safe as a second line of defence, but raw clone(2)
-//! skips glibc's atfork handlers, so the single-threaded caller is the guarantee.
-//!
+//! **Contract:** prefer calling `create`/`run`/`exec` from a single-threaded
+//! process (the supervisor's per-container monitor is forked from the
+//! single-threaded CLI before any thread exists; `stack oci` is single-threaded).
+//! Multi-threaded callers work too, because the child never enters glibc code
+//! that takes locks or walks glibc's (stale, after a raw clone) thread list: no
+//! allocation, and the uid/gid/groups changes are raw syscalls — glibc's
+//! setresuid/setgroups broadcast to "all threads" and deadlocked the child (found
+//! by `tests/oci_library.rs::create_while_other_threads_allocate`).
+
 //! # Lifecycle (runtime-spec "Lifecycle")
 //! `create` leaves the init blocked opening `<state>/<id>/exec.fifo` for writing,
 //! after all setup and right before execve; `start` opens the fifo for reading,
-//! which releases it. `state` derives the status from the process, the fifo and
-//! the freezer. `delete` kills what is left, removes the cgroup and the state.
+//! which releases it. [`Runtime::run`] does both in one step (the init execs as
+//! soon as it is ready; no fifo). `state` derives the status from the process,
+//! the fifo and the freezer. `delete` kills what is left, removes the cgroup and
+//! the state; a container that is already gone counts as deleted.
+//!
+//! # Use from the supervisor
+//! ```no_run
+//! use std::os::fd::OwnedFd;
+//! use stack::runtime::{CreateOptions, Runtime};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let rt = Runtime::new("/run/stack/runtime".into());
+//! let null = || -> std::io::Result<OwnedFd> { Ok(std::fs::File::open("/dev/null")?.into()) };
+//! let opts = CreateOptions { stdio: Some([null()?, null()?, null()?]), ..Default::default() };
+//! // config.json's linux.cgroupsPath: e.g. "stack.slice/web.slice/web-1".
+//! let c = rt.create("web-1", "/var/lib/stack/bundles/web-1".as_ref(), opts)?;
+//! rt.start("web-1")?;
+//! // c.pid is our child: poll c.pidfd, then waitpid(c.pid) for the exit status;
+//! // c.cgroup.oom_events() tells an OOM kill from other SIGKILLs.
+//! let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(c.pid), None)?;
+//! let oom_killed = c.cgroup.oom_events()?.oom_kill > 0;
+//! rt.delete("web-1", false)?;
+//! # let _ = (status, oom_killed);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Choices
+//! - seccomp: libseccomp (see `seccomp/mod.rs`), compiled in the parent.
+//! - Paths inside the root: openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS),
+//!   mounts through `/proc/self/fd/N` of the host procfs before pivot_root.
+//! - cgroups: [`crate::cgroup`], cgroupfs directly (v1, v2, hybrid).
 mod caps;
+mod cgroupfs;
 mod channel;
 mod container;
 mod devices;
 mod exec;
 mod hooks;
 mod init;
+mod init_hooks;
+mod lifecycle;
 mod mountopts;
+mod mountplan;
 mod plan;
 mod process;
 mod rootfs;

@@ -6,7 +6,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use libc::{c_int, c_ulong};
-use oci_spec::runtime::{LinuxNamespaceType, Mount, Spec};
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use super::caps::{self, CapSets};
 use super::{Error, mountopts};
@@ -23,6 +23,8 @@ pub(crate) struct RootPath {
 
 #[derive(Debug)]
 pub(crate) enum MountKind {
+    /// Change the flags of the mount at the destination (MS_REMOUNT).
+    Remount,
     Bind {
         source: CString,
         recursive: bool,
@@ -59,11 +61,59 @@ pub(crate) struct DevicePlan {
     pub host: CString,
 }
 
+/// A hook run by the init itself, inside the container's namespaces
+/// (createContainer before pivot_root, startContainer before execve).
+#[derive(Debug)]
+pub(crate) struct HookPlan {
+    pub path: CString,
+    /// Own the strings `argv`/`envp` point into.
+    #[allow(dead_code)]
+    pub args: Vec<CString>,
+    #[allow(dead_code)]
+    pub env: Vec<CString>,
+    /// NULL-terminated pointer arrays into `args`/`env` (heap buffers, stable).
+    pub argv: Vec<*const libc::c_char>,
+    pub envp: Vec<*const libc::c_char>,
+    pub timeout_secs: Option<u64>,
+}
+
+pub(crate) fn hook_plan(h: &oci_spec::runtime::Hook) -> Result<HookPlan, Error> {
+    let what = "hooks";
+    let path = cstr(h.path(), what)?;
+    let args: Vec<CString> = match h.args().as_ref().filter(|a| !a.is_empty()) {
+        Some(a) => a.iter().map(|x| cstr(x, what)).collect::<Result<_, _>>()?,
+        None => vec![path.clone()],
+    };
+    let env: Vec<CString> = h
+        .env()
+        .iter()
+        .flatten()
+        .map(|x| cstr(x, what))
+        .collect::<Result<_, _>>()?;
+    let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let mut envp: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
+    envp.push(std::ptr::null());
+    let timeout_secs = h.timeout().map(|t| u64::try_from(t.max(1)).unwrap_or(1));
+    Ok(HookPlan {
+        path,
+        args,
+        env,
+        argv,
+        envp,
+        timeout_secs,
+    })
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct InitPlan {
     pub rootfs: CString,
     pub root_readonly: bool,
     pub root_propagation: c_ulong,
+    /// With a shared rootfs propagation: the mount point holding the rootfs,
+    /// made private first (pivot_root refuses a shared parent mount), and the
+    /// propagation re-applied to "/" after pivot_root (as runc does).
+    pub rootfs_parent_mount: Option<CString>,
     pub no_pivot: bool,
     pub mounts: Vec<MountPlan>,
     /// Devices and /dev symlinks are created when /dev is a fresh tmpfs.
@@ -94,6 +144,8 @@ pub(crate) struct InitPlan {
     pub oom_score_adj: Option<i32>,
     pub personality: Option<c_ulong>,
     pub terminal: bool,
+    /// process.consoleSize as (rows, columns), set on the pty.
+    pub console_size: Option<(u16, u16)>,
     pub cwd: CString,
     /// cwd inside the root, created before pivot_root when missing.
     pub cwd_path: Option<RootPath>,
@@ -114,10 +166,16 @@ pub(crate) struct InitPlan {
     pub time_offsets: Option<CString>,
     /// `exec` into a running container: join its namespaces, no rootfs setup.
     pub exec_mode: bool,
+    pub create_container_hooks: Vec<HookPlan>,
+    pub start_container_hooks: Vec<HookPlan>,
     /// Wait for GO before anything else (user namespace maps, hooks, exec).
     pub early_go: bool,
     /// Index of the first cgroup mount: GO is awaited before it.
     pub go_before_mount: Option<usize>,
+    /// cgroup mounts done after masked/read-only paths, right after GO, so that
+    /// everything else overlaps the parent's cgroup placement (see
+    /// `defer_cgroup_mounts`).
+    pub late_mounts: Vec<MountPlan>,
 }
 
 pub(crate) fn cstr(s: impl AsRef<OsStr>, what: &str) -> Result<CString, Error> {
@@ -177,6 +235,8 @@ pub(crate) struct PlanInput<'a> {
     pub spec: &'a Spec,
     pub bundle: &'a Path,
     pub no_pivot: bool,
+    /// The container's cgroup (relative), for the v1 `cgroup` mount binds.
+    pub cgroup_path: &'a Path,
 }
 
 pub(crate) fn build(input: &PlanInput<'_>) -> Result<InitPlan, Error> {
@@ -209,18 +269,62 @@ pub(crate) fn build(input: &PlanInput<'_>) -> Result<InitPlan, Error> {
     plan.root_readonly = root.readonly().unwrap_or(false);
     let linux = spec.linux().clone().unwrap_or_default();
     plan.root_propagation = mountopts::rootfs_propagation(linux.rootfs_propagation().as_deref())?;
+    if plan.root_propagation & libc::MS_SHARED != 0 {
+        plan.rootfs_parent_mount = Some(cstr(
+            super::mountplan::mount_point_of(&rootfs)?,
+            "root.path",
+        )?);
+    }
     namespaces(&mut plan, &linux)?;
+    unsupported_linux(&linux)?;
     let has_netns = plan.clone_flags & libc::CLONE_NEWNET != 0;
     let mut dev_is_tmpfs = false;
+    let mut cgroup_dests: Vec<PathBuf> = Vec::new();
     for m in spec.mounts().iter().flatten() {
-        let mp = mount(m, input.bundle, has_netns)?;
+        if m.typ().as_deref() == Some("cgroup") {
+            cgroup_dests.push(m.destination().clone());
+            let opts = mountopts::parse(m.options().as_deref().unwrap_or_default())?;
+            let mounts = super::cgroupfs::plan(
+                m.destination(),
+                &opts,
+                plan.unshare_cgroupns,
+                input.cgroup_path,
+            )?;
+            plan.mounts.extend(mounts);
+            continue;
+        }
+        let mp = super::mountplan::mount(m, input.bundle, has_netns)?;
         if m.destination() == Path::new("/dev") && matches!(mp.kind, MountKind::Fs { .. }) {
             dev_is_tmpfs = true;
         }
         plan.mounts.push(mp);
     }
+    // masked/readonly paths are planned below; collect them first for the check.
+    let protected: Vec<PathBuf> = linux
+        .masked_paths()
+        .iter()
+        .flatten()
+        .chain(linux.readonly_paths().iter().flatten())
+        .map(PathBuf::from)
+        .collect();
+    plan.late_mounts =
+        super::mountplan::defer_cgroup_mounts(&mut plan.mounts, &cgroup_dests, &protected);
     plan.go_before_mount = plan.mounts.iter().position(|m| matches!(&m.kind, MountKind::Fs { fstype, .. } if fstype.as_bytes().starts_with(b"cgroup")));
     plan.early_go = plan.new_userns || spec.hooks().is_some();
+    if let Some(h) = spec.hooks() {
+        plan.create_container_hooks = h
+            .create_container()
+            .iter()
+            .flatten()
+            .map(hook_plan)
+            .collect::<Result<_, _>>()?;
+        plan.start_container_hooks = h
+            .start_container()
+            .iter()
+            .flatten()
+            .map(hook_plan)
+            .collect::<Result<_, _>>()?;
+    }
     if dev_is_tmpfs {
         super::devices::plan(&mut plan, linux.devices().as_deref().unwrap_or_default())?;
     } else if linux.devices().as_ref().is_some_and(|d| !d.is_empty()) {
@@ -239,20 +343,32 @@ pub(crate) fn build(input: &PlanInput<'_>) -> Result<InitPlan, Error> {
     }
     sysctls(&mut plan, linux.sysctl().as_ref())?;
     if let Some(h) = spec.hostname() {
-        if plan.clone_flags & libc::CLONE_NEWUTS == 0
-            && !plan.join.iter().any(|j| j.0 == libc::CLONE_NEWUTS)
-        {
+        // Only in a new UTS namespace: setting it in a joined one would rename
+        // another container (or the host).
+        if plan.clone_flags & libc::CLONE_NEWUTS == 0 {
             return Err(Error::Invalid {
                 field: "hostname".into(),
-                reason: "needs a uts namespace".into(),
+                reason: "needs a new uts namespace".into(),
             });
         }
         plan.hostname = Some(cstr(h, "hostname")?);
     }
     if let Some(d) = spec.domainname() {
+        if plan.clone_flags & libc::CLONE_NEWUTS == 0 {
+            return Err(Error::Invalid {
+                field: "domainname".into(),
+                reason: "needs a new uts namespace".into(),
+            });
+        }
         plan.domainname = Some(cstr(d, "domainname")?);
     }
     if let Some(p) = linux.personality() {
+        if p.flags().as_ref().is_some_and(|f| !f.is_empty()) {
+            return Err(Error::Unsupported {
+                what: "linux.personality.flags".into(),
+                hint: "only the domain is applied".into(),
+            });
+        }
         plan.personality = Some(match p.domain() {
             oci_spec::runtime::LinuxPersonalityDomain::PerLinux => 0x0000,
             oci_spec::runtime::LinuxPersonalityDomain::PerLinux32 => 0x0008,
@@ -356,98 +472,6 @@ fn namespaces(plan: &mut InitPlan, linux: &oci_spec::runtime::Linux) -> Result<(
     Ok(())
 }
 
-fn mount(m: &Mount, bundle: &Path, has_netns: bool) -> Result<MountPlan, Error> {
-    let what = format!("mounts[{}]", m.destination().display());
-    if !m.destination().is_absolute() {
-        return Err(Error::Invalid {
-            field: what,
-            reason: "destination must be absolute".into(),
-        });
-    }
-    let opts = mountopts::parse(m.options().as_deref().unwrap_or_default())?;
-    let typ = m
-        .typ()
-        .as_deref()
-        .unwrap_or(if opts.bind { "bind" } else { "" });
-    let dest = root_path(m.destination(), &what)?;
-    let data = if opts.data.is_empty() {
-        None
-    } else {
-        Some(cstr(opts.data.join(","), &what)?)
-    };
-    let (kind, dest_is_dir) = if opts.bind || typ == "bind" || typ == "rbind" {
-        let src = m.source().as_ref().ok_or_else(|| Error::Invalid {
-            field: what.clone(),
-            reason: "bind mount without source".into(),
-        })?;
-        let src = if src.is_absolute() {
-            src.clone()
-        } else {
-            bundle.join(src)
-        };
-        let meta = std::fs::metadata(&src).map_err(|source| Error::Io {
-            op: "bind mount source",
-            path: src.clone(),
-            source,
-        })?;
-        let recursive = opts.recursive || typ == "rbind";
-        (
-            MountKind::Bind {
-                source: cstr(&src, &what)?,
-                recursive,
-            },
-            meta.is_dir(),
-        )
-    } else {
-        let fstype = match typ {
-            "" => {
-                return Err(Error::Invalid {
-                    field: what,
-                    reason: "mount type missing".into(),
-                });
-            }
-            // On cgroup v2 and hybrid hosts the container gets cgroup2 (as crun does).
-            "cgroup" => cgroup_fstype(&what)?,
-            t => t.to_string(),
-        };
-        let source = m
-            .source()
-            .as_ref()
-            .map_or_else(|| fstype.clone(), |s| s.display().to_string());
-        (
-            MountKind::Fs {
-                fstype: cstr(&fstype, &what)?,
-                source: cstr(source, &what)?,
-                data,
-            },
-            true,
-        )
-    };
-    let sysfs_fallback = !has_netns
-        && matches!(&kind, MountKind::Fs { fstype, .. } if fstype.as_bytes() == b"sysfs");
-    Ok(MountPlan {
-        dest,
-        dest_is_dir,
-        kind,
-        flags: opts.flags,
-        propagation: opts.propagation,
-        sysfs_fallback,
-    })
-}
-
-fn cgroup_fstype(what: &str) -> Result<String, Error> {
-    match crate::cgroup::Hierarchy::detect() {
-        Ok(crate::cgroup::Hierarchy::V2 { .. })
-        | Ok(crate::cgroup::Hierarchy::V1 {
-            unified: Some(_), ..
-        }) => Ok("cgroup2".into()),
-        _ => Err(Error::Unsupported {
-            what: format!("{what}: a cgroup mount on a cgroup v1-only host"),
-            hint: "bind-mount the needed /sys/fs/cgroup directories instead".into(),
-        }),
-    }
-}
-
 /// Only namespaced sysctls may be set: they affect the container alone
 /// (runc's validator list: kernel.{msg,sem,shm}*, fs.mqueue.*, net.* with a netns).
 fn sysctls(
@@ -498,4 +522,60 @@ pub(crate) fn cap_sets(spec: &Spec) -> Result<Option<CapSets>, Error> {
         return Ok(None);
     };
     caps::sets(c, caps::last_cap()).map(Some)
+}
+
+/// Fields this runtime does not apply: refused, never silently ignored.
+fn unsupported_linux(linux: &oci_spec::runtime::Linux) -> Result<(), Error> {
+    let no = |what: &str, hint: &str| {
+        Err(Error::Unsupported {
+            what: what.into(),
+            hint: hint.into(),
+        })
+    };
+    if linux.mount_label().as_ref().is_some_and(|l| !l.is_empty()) {
+        return no(
+            "linux.mountLabel",
+            "SELinux labels are not supported (SELinux is not enabled here)",
+        );
+    }
+    if linux.intel_rdt().is_some() {
+        return no("linux.intelRdt", "Intel RDT is not supported");
+    }
+    if linux.memory_policy().is_some() {
+        return no(
+            "linux.memoryPolicy",
+            "set the NUMA policy inside the container (numactl)",
+        );
+    }
+    if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
+        return no(
+            "linux.netDevices",
+            "move network devices with the network layer",
+        );
+    }
+    if let Some(r) = linux.resources() {
+        if r.network().is_some() {
+            return no(
+                "linux.resources.network",
+                "net_cls/net_prio are not supported",
+            );
+        }
+        if r.rdma().as_ref().is_some_and(|m| !m.is_empty()) {
+            return no(
+                "linux.resources.rdma",
+                "the rdma controller is not supported",
+            );
+        }
+        #[allow(deprecated)]
+        if r.memory()
+            .as_ref()
+            .is_some_and(|m| m.kernel().is_some() || m.kernel_tcp().is_some())
+        {
+            return no(
+                "linux.resources.memory.kernel/kernelTCP",
+                "kernel memory limits are obsolete since Linux 5.4; remove them",
+            );
+        }
+    }
+    Ok(())
 }

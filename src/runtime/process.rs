@@ -47,11 +47,16 @@ pub(crate) fn plan(plan: &mut InitPlan, spec: &Spec) -> Result<(), Error> {
     plan.uid = p.user().uid();
     plan.gid = p.user().gid();
     plan.groups = p.user().additional_gids().clone().unwrap_or_default();
-    plan.umask = p.user().umask();
+    // runc's default: never inherit the caller's umask.
+    plan.umask = Some(p.user().umask().unwrap_or(0o022));
     plan.caps = cap_sets(spec)?;
     plan.no_new_privs = p.no_new_privileges().unwrap_or(false);
     plan.oom_score_adj = p.oom_score_adj();
     plan.terminal = p.terminal().unwrap_or(false);
+    plan.console_size = p.console_size().map(|b| {
+        let clamp = |v: u64| u16::try_from(v).unwrap_or(u16::MAX);
+        (clamp(b.height()), clamp(b.width()))
+    });
     if let Some(v) = p.oom_score_adj().filter(|v| !(-1000..=1000).contains(v)) {
         return Err(Error::Invalid {
             field: "process.oomScoreAdj".into(),

@@ -27,6 +27,13 @@ pub(crate) enum Leaf {
 
 /// Resolve (creating as needed) `rp` inside `root`; returns an O_PATH fd.
 pub(crate) fn resolve_create(root: RawFd, rp: &RootPath, leaf: Leaf) -> Result<Fd, i32> {
+    // Common case first: the whole path exists (one openat2 instead of one
+    // per component).
+    match resolve(root, rp) {
+        Ok(fd) => return Ok(fd),
+        Err(libc::ENOENT) => {}
+        Err(e) => return Err(e),
+    }
     let mut parent: Option<Fd> = None;
     let n = rp.prefixes.len();
     for i in 0..n {
@@ -87,7 +94,28 @@ fn resolve_parent(root: RawFd, rp: &RootPath) -> Result<(Option<Fd>, &CStr), i32
 /// `go` is called before the first cgroup mount: it must see the container's
 /// cgroup namespace, which exists only after the parent placed the child.
 pub(crate) fn mount_all(plan: &InitPlan, root: RawFd, go: &mut dyn FnMut() -> R<()>) -> R<()> {
-    for (i, m) in plan.mounts.iter().enumerate() {
+    mount_list(plan, &plan.mounts, root, go)
+}
+
+/// The deferred cgroup mounts (after GO).
+pub(crate) fn mount_late(plan: &InitPlan, root: RawFd, go: &mut dyn FnMut() -> R<()>) -> R<()> {
+    if plan.late_mounts.is_empty() {
+        return Ok(());
+    }
+    go()?;
+    for (i, m) in plan.late_mounts.iter().enumerate() {
+        mount_one(m, root).map_err(|e| Fail::new(Step::Mount, plan.mounts.len() + i, e))?;
+    }
+    Ok(())
+}
+
+fn mount_list(
+    plan: &InitPlan,
+    list: &[MountPlan],
+    root: RawFd,
+    go: &mut dyn FnMut() -> R<()>,
+) -> R<()> {
+    for (i, m) in list.iter().enumerate() {
         if plan.go_before_mount == Some(i) {
             go()?;
         }
@@ -101,6 +129,10 @@ fn mount_one(m: &MountPlan, root: RawFd) -> Result<(), i32> {
     let target = resolve_create(root, &m.dest, leaf)?;
     let tpath = FdPath::new(target.0);
     match &m.kind {
+        MountKind::Remount => {
+            let flags = libc::MS_REMOUNT | m.flags;
+            sys::mount(null(), tpath.as_ptr(), null(), flags, null())?;
+        }
         MountKind::Bind { source, recursive } => {
             let rec = if *recursive { libc::MS_REC } else { 0 };
             sys::mount(

@@ -34,7 +34,8 @@ pub(crate) struct SpawnArgs<'a> {
     /// around clone: setns(CLONE_NEWPID) only affects children).
     pub wait_fifo: bool,
     /// Runs after clone, id maps and cgroup placement, before GO (hooks).
-    pub before_go: Option<&'a dyn Fn(i32) -> Result<()>>,
+    /// Returns the state JSON given to in-container hooks.
+    pub before_go: Option<&'a dyn Fn(i32) -> Result<Vec<u8>>>,
 }
 
 fn open_verified(path: &std::ffi::CStr, flags: c_int) -> Result<OwnedFd> {
@@ -62,7 +63,7 @@ pub(crate) fn open_proc() -> Result<OwnedFd> {
     }
 }
 
-/// Write a file under /proc/<pid>/ through the verified procfs fd.
+/// Write a file under `/proc/<pid>/` through the verified procfs fd.
 pub(crate) fn write_proc(proc_fd: RawFd, rel: &str, value: &str) -> Result<()> {
     let c = CString::new(rel).map_err(|_| Error::Invalid {
         field: rel.into(),
@@ -98,28 +99,73 @@ fn open_ns(path: &Path) -> Result<OwnedFd> {
     })
 }
 
+/// `fd` itself when it is >= `min`, else a close-on-exec duplicate >= `min`.
+fn above(fd: OwnedFd, min: RawFd) -> Result<OwnedFd> {
+    if fd.as_raw_fd() >= min {
+        Ok(fd)
+    } else {
+        dup_above(&fd, min)
+    }
+}
+
+fn dup_above(fd: &OwnedFd, min: RawFd) -> Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC returns a new fd that we own.
+    let new = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min) };
+    if new < 0 {
+        return Err(Error::Sys {
+            op: "fcntl(F_DUPFD_CLOEXEC)",
+            source: nix::Error::last(),
+        });
+    }
+    // SAFETY: new is a fresh fd owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
 /// Clone the init and bring it to READY. On error the child is killed and reaped.
 pub(crate) fn spawn(a: &SpawnArgs<'_>) -> Result<Spawned> {
     let plan = a.plan;
-    let proc_fd = open_proc()?;
-    let state_dir = open_verified(
+    // Every fd the init uses sits above the preserved range 3..3+N, so that
+    // clearing close-on-exec on that range never leaks one of ours, and stdio
+    // sources never collide with their dup2 targets 0..2.
+    #[allow(clippy::cast_possible_wrap)]
+    let low = 3 + a.preserve_fds as RawFd;
+    let raise = |fd: OwnedFd| above(fd, low);
+    let proc_fd = raise(open_proc()?)?;
+    let state_dir = raise(open_verified(
         &CString::new(a.state_dir.as_os_str().as_encoded_bytes())
             .map_err(|_| Error::InvalidId("state dir".into()))?,
         libc::O_PATH | libc::O_DIRECTORY,
-    )?;
+    )?)?;
+    let stdio = match a.stdio {
+        Some(s) => Some([
+            dup_above(&s[0], low)?,
+            dup_above(&s[1], low)?,
+            dup_above(&s[2], low)?,
+        ]),
+        None => None,
+    };
     let mut join_pid = None;
     let mut join = Vec::new();
     let mut ns_fds = Vec::new();
     let mut joins: Vec<_> = plan.join.iter().collect();
     joins.sort_by_key(|(flag, _)| *flag != libc::CLONE_NEWUSER);
     for (flag, path) in joins {
-        let fd = open_ns(path)?;
+        let fd = raise(open_ns(path)?)?;
         if *flag == libc::CLONE_NEWPID {
             join_pid = Some(fd);
         } else {
             join.push((*flag, fd.as_raw_fd()));
             ns_fds.push(fd);
         }
+    }
+    // One pipe per in-container hook: its stdin, filled with the state JSON
+    // once the pid is known (before GO).
+    let n_hooks = plan.create_container_hooks.len() + plan.start_container_hooks.len();
+    let mut hook_pipes = Vec::with_capacity(n_hooks);
+    for _ in 0..n_hooks {
+        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|source| Error::Sys { op: "pipe", source })?;
+        hook_pipes.push((raise(r)?, raise(w)?));
     }
     let (parent_sock, child_sock) = socket::socketpair(
         AddressFamily::Unix,
@@ -131,6 +177,7 @@ pub(crate) fn spawn(a: &SpawnArgs<'_>) -> Result<Spawned> {
         op: "socketpair",
         source,
     })?;
+    let (parent_sock, child_sock) = (raise(parent_sock)?, raise(child_sock)?);
     let mut argv: Vec<*const libc::c_char> = plan.args.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());
     let mut envp: Vec<*const libc::c_char> = plan.env.iter().map(|e| e.as_ptr()).collect();
@@ -140,18 +187,21 @@ pub(crate) fn spawn(a: &SpawnArgs<'_>) -> Result<Spawned> {
         proc_fd: proc_fd.as_raw_fd(),
         state_dir: state_dir.as_raw_fd(),
         join,
-        stdio: a
-            .stdio
+        stdio: stdio
+            .as_ref()
             .map(|s| [s[0].as_raw_fd(), s[1].as_raw_fd(), s[2].as_raw_fd()]),
         preserve_fds: a.preserve_fds,
         argv,
         envp,
         wait_fifo: a.wait_fifo,
+        hook_stdin: hook_pipes.iter().map(|(r, _)| r.as_raw_fd()).collect(),
+        hook_close: hook_pipes.iter().map(|(_, w)| w.as_raw_fd()).collect(),
     };
     let (pid, pidfd) = clone_init(plan, &fds, join_pid.as_ref())?;
     drop(child_sock);
     let mut guard = ChildGuard { pid, armed: true };
-    match release(a, pid, proc_fd.as_raw_fd(), &parent_sock) {
+    let writers: Vec<OwnedFd> = hook_pipes.into_iter().map(|(_, w)| w).collect();
+    match release(a, pid, proc_fd.as_raw_fd(), &parent_sock, writers) {
         Ok(pty_master) => {
             guard.armed = false;
             Ok(Spawned {
@@ -220,7 +270,13 @@ fn clone_init(
 }
 
 /// Parent steps between clone and READY.
-fn release(a: &SpawnArgs<'_>, pid: i32, proc_fd: RawFd, sock: &OwnedFd) -> Result<Option<OwnedFd>> {
+fn release(
+    a: &SpawnArgs<'_>,
+    pid: i32,
+    proc_fd: RawFd,
+    sock: &OwnedFd,
+    hook_writers: Vec<OwnedFd>,
+) -> Result<Option<OwnedFd>> {
     let plan = a.plan;
     if let Some(m) = &plan.uid_map {
         write_proc(proc_fd, &format!("{pid}/uid_map"), m)?;
@@ -235,7 +291,14 @@ fn release(a: &SpawnArgs<'_>, pid: i32, proc_fd: RawFd, sock: &OwnedFd) -> Resul
         write_proc(proc_fd, &format!("{pid}/oom_score_adj"), &adj.to_string())?;
     }
     if let Some(f) = a.before_go {
-        f(pid)?;
+        let state = f(pid)?;
+        for w in hook_writers {
+            // A pipe holds 64 KiB: far more than a state document.
+            sys::write_all(w.as_raw_fd(), &state).map_err(|e| Error::Sys {
+                op: "writing hook state",
+                source: nix::Error::from_raw(e),
+            })?;
+        }
     }
     // A child that already failed has closed its end: the FAIL it queued is read
     // below, so a failed send is not an error by itself.
@@ -298,7 +361,12 @@ fn init_died(pid: i32) -> Error {
 fn describe(plan: &InitPlan, f: Fail) -> Error {
     let i = f.index as usize;
     let item = match f.step {
-        Step::Mount => plan.mounts.get(i).map(|m| m.dest.display.clone()),
+        Step::Mount => plan
+            .mounts
+            .iter()
+            .chain(&plan.late_mounts)
+            .nth(i)
+            .map(|m| m.dest.display.clone()),
         Step::Device => plan.devices.get(i).map(|d| d.path.display.clone()),
         Step::Mask => plan.masked.get(i).map(|p| p.display.clone()),
         Step::Readonly => plan.readonly.get(i).map(|p| p.display.clone()),
@@ -308,6 +376,12 @@ fn describe(plan: &InitPlan, f: Fail) -> Error {
             .map(|s| s.0.to_string_lossy().into_owned()),
         Step::Exec => plan.args.first().map(|a| a.to_string_lossy().into_owned()),
         Step::Cwd => Some(plan.cwd.to_string_lossy().into_owned()),
+        Step::Hook => plan
+            .create_container_hooks
+            .iter()
+            .chain(&plan.start_container_hooks)
+            .nth(i)
+            .map(|h| format!("{} (createContainer)", h.path.to_string_lossy())),
         _ => None,
     };
     let step = match item {

@@ -2,12 +2,12 @@
 //!
 //! Layout under the runtime's state directory (`--root`, default /run/stack/runtime):
 //! ```text
-//! <id>/state.json   Saved (below), written atomically (temp + fsync + rename)
+//! <id>/state.json   Saved (below), written atomically (temp + rename; no fsync: tmpfs)
 //! <id>/config.json  the Spec the container was created from (exec, hooks)
 //! <id>/exec.fifo    exists while the container is "created": `start` opens it
 //! ```
 //! The status is never stored: it is derived from the init process (alive and the
-//! same process, by its start time in /proc/<pid>/stat), the fifo and the freezer.
+//! same process, by its start time in `/proc/<pid>/stat`), the fifo and the freezer.
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -19,7 +19,7 @@ use super::Error;
 pub(crate) struct Saved {
     pub id: String,
     pub pid: i32,
-    /// starttime of the init (field 22 of /proc/<pid>/stat) against pid reuse.
+    /// starttime of the init (field 22 of `/proc/<pid>/stat`) against pid reuse.
     pub pid_start: u64,
     pub bundle: PathBuf,
     pub rootfs: PathBuf,

@@ -300,3 +300,23 @@ pub(crate) fn ioprio_set(value: c_int) -> SysResult<()> {
     // SAFETY: IOPRIO_WHO_PROCESS (1) of the caller (0) with a plain value.
     check(unsafe { libc::syscall(libc::SYS_ioprio_set, 1, 0, value) }).map(drop)
 }
+
+// The id syscalls, raw: glibc's wrappers (setxid) broadcast the change to every
+// thread in *its* thread list, which after a raw clone still names the caller's
+// other threads — waiting for them deadlocks the child. The kernel calls are
+// per-thread, which is exactly right for the single-threaded init.
+
+pub(crate) fn setresuid(id: u32) -> c_long {
+    // SAFETY: plain integer arguments.
+    unsafe { libc::syscall(libc::SYS_setresuid, id, id, id) }
+}
+
+pub(crate) fn setresgid(id: u32) -> c_long {
+    // SAFETY: plain integer arguments.
+    unsafe { libc::syscall(libc::SYS_setresgid, id, id, id) }
+}
+
+pub(crate) fn setgroups(groups: &[libc::gid_t]) -> c_long {
+    // SAFETY: pointer and length of a live slice.
+    unsafe { libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) }
+}
