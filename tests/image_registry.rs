@@ -249,6 +249,23 @@ fn multi_arch_index_selects_the_platform() {
         fs::read_to_string(image.layers[0].join("arch")).unwrap(),
         "arm64"
     );
+    // The same index straight from the layout, for a stack file's `platform:`.
+    let store = Store::open(&t.path().join("lib-layout")).unwrap();
+    let src = stack::image::Source::OciLayout {
+        path: layout.clone(),
+        tag: Some("multi".into()),
+    };
+    let opts = PullOptions {
+        platform: Some(Platform::parse("linux/arm64").unwrap()),
+        ..Default::default()
+    };
+    let image = store
+        .ensure_with(&src, stack::image::PullPolicy::Never, &opts)
+        .unwrap();
+    assert_eq!(
+        fs::read_to_string(image.layers[0].join("arch")).unwrap(),
+        "arm64"
+    );
     let store = Store::open(&t.path().join("lib-none")).unwrap();
     let opts = PullOptions {
         platform: Some(Platform::parse("linux/s390x").unwrap()),

@@ -116,6 +116,25 @@ impl Store {
         self.import_layout_locked(path, tag)
     }
 
+    /// [`Store::import_oci_layout`] for another platform than this machine's (a
+    /// layout whose tag is a multi-platform index; `platform:` in the stack file).
+    pub fn import_oci_layout_for(
+        &self,
+        path: &Path,
+        tag: Option<&str>,
+        platform: &Platform,
+    ) -> Result<ImageId> {
+        let _content = self.content_lock(false)?;
+        let index = read_index(path)?;
+        let desc = select_tag(&index, tag, path)?;
+        let src = LayoutDir {
+            root: path.to_path_buf(),
+        };
+        let imported = self.import_from(&src, desc, platform)?;
+        let names: Vec<Reference> = local_name(path, desc, tag).into_iter().collect();
+        self.commit(imported, &names)
+    }
+
     pub(crate) fn import_layout_locked(&self, path: &Path, tag: Option<&str>) -> Result<ImageId> {
         let index = read_index(path)?;
         let desc = select_tag(&index, tag, path)?;

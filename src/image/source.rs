@@ -61,15 +61,22 @@ pub enum PullPolicy {
 }
 
 impl Store {
-    /// [`Store::ensure`], pulling registry images as `policy` says.
+    /// [`Store::ensure`], pulling registry images as `policy` says; `opts.platform`
+    /// also picks the image of a multi-platform OCI layout.
     pub fn ensure_with(
         &self,
         source: &Source,
         policy: PullPolicy,
         opts: &super::PullOptions,
     ) -> Result<Image> {
-        let Source::Registry(reference) = source else {
-            return self.ensure(source);
+        let reference = match source {
+            Source::Registry(reference) => reference,
+            Source::OciLayout { path, tag } if opts.platform.is_some() => {
+                let platform = opts.platform.clone().unwrap_or_else(super::Platform::host);
+                let id = self.import_oci_layout_for(path, tag.as_deref(), &platform)?;
+                return self.image(&id);
+            }
+            _ => return self.ensure(source),
         };
         let pull = match policy {
             PullPolicy::Always => true,
