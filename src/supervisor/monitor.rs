@@ -204,6 +204,10 @@ fn report(ready: &mut Option<File>, line: &str) {
     }
 }
 
+/// See `resend_at` in [`supervise`].
+const RESEND_EVERY: Duration = Duration::from_millis(100);
+const RESEND_WINDOW: Duration = Duration::from_secs(1);
+
 /// A healthcheck probe in flight.
 struct Check {
     pid: i32,
@@ -229,6 +233,11 @@ fn supervise(
     let mut exit_code = None;
     let mut stop_requested = false;
     let mut kill_at: Option<Instant> = None;
+    // A PID 1 drops signals it has no handler for yet (the kernel protects a
+    // namespace's init), so a stop that arrives while the container is still
+    // starting is repeated until it has run for a second.
+    let begun = Instant::now();
+    let mut resend_at: Option<Instant> = None;
     // After the init exits, the kernel kills the rest of its pid namespace; we
     // reap them (as their subreaper) so none outlives the record of the exit. A
     // process outside could still hold a pipe: drain for a bounded time only.
@@ -262,6 +271,7 @@ fn supervise(
         let probing = exit_code.is_none() && !stop_requested;
         let deadline = [
             kill_at,
+            resend_at,
             drain_until,
             next_check.filter(|_| probing && check.is_none()),
             check.as_ref().map(|c| c.deadline),
@@ -322,6 +332,15 @@ fn supervise(
             let sig = Signal::try_from(spec.stop_signal).unwrap_or(Signal::SIGTERM);
             let _ = kill(Pid::from_raw(pid), sig);
             kill_at = Some(Instant::now() + stop_grace(paths, spec));
+            resend_at = Some(Instant::now() + RESEND_EVERY).filter(|t| *t < begun + RESEND_WINDOW);
+        }
+        if let Some(t) = resend_at
+            && Instant::now() >= t
+            && exit_code.is_none()
+        {
+            let sig = Signal::try_from(spec.stop_signal).unwrap_or(Signal::SIGTERM);
+            let _ = kill(Pid::from_raw(pid), sig);
+            resend_at = Some(t + RESEND_EVERY).filter(|t| *t < begun + RESEND_WINDOW);
         }
         if kill_at.is_some_and(|t| Instant::now() >= t) && exit_code.is_none() {
             launcher.kill_all();
