@@ -342,6 +342,11 @@ pub struct DownOptions {
 
 /// Stop and remove a stack's containers, networks and slice (and with
 /// `volumes`, its own volumes). Goes on past failures; returns them all.
+///
+/// Order: every container is stopped (concurrently, each with its grace
+/// period) while the network still works; then, when the whole stack goes, its
+/// networks are removed in one step (not one interface at a time); then each
+/// container's mounts and records.
 pub fn down(
     ctx: &Ctx,
     name: &str,
@@ -354,41 +359,74 @@ pub fn down(
         Err(e) => return vec![e.into()],
     };
     let in_file = |svc: &str| stack.is_none_or(|s| s.services.contains_key(svc));
-    let errors: Mutex<Vec<Error>> = Mutex::new(Vec::new());
+    let (going, staying): (Vec<&Observed>, Vec<&Observed>) = observed
+        .iter()
+        .partition(|o| opts.remove_orphans || in_file(&o.spec.service));
+    let whole = staying.is_empty();
+    let grace = opts.timeout.unwrap_or(Duration::from_secs(10));
+    let action = |o: &Observed| Action::Remove {
+        name: o.spec.name.clone(),
+        service: o.spec.service.clone(),
+        reason: "down".into(),
+    };
+    let errors: Mutex<Vec<(String, Error)>> = Mutex::new(Vec::new());
+    let record = |name: &str, errs: Vec<Error>| {
+        errors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(errs.into_iter().map(|e| (name.to_string(), e)));
+    };
     std::thread::scope(|s| {
-        for o in observed
-            .iter()
-            .filter(|o| opts.remove_orphans || in_file(&o.spec.service))
-        {
-            let errors = &errors;
-            s.spawn(move || {
-                let action = Action::Remove {
-                    name: o.spec.name.clone(),
-                    service: o.spec.service.clone(),
-                    reason: "down".into(),
-                };
-                progress(Event::Begin(action.clone()));
-                let grace = opts.timeout.unwrap_or(Duration::from_secs(10));
-                let errs = container::remove(ctx, &o.spec.name, grace);
-                match errs.first() {
-                    None => progress(Event::Done(action)),
-                    Some(e) => progress(Event::Failed(action, e.to_string())),
-                }
-                errors
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .extend(errs);
+        for o in &going {
+            s.spawn(|| {
+                progress(Event::Begin(action(o)));
+                record(&o.spec.name, container::stop(ctx, &o.spec.name, grace));
             });
         }
     });
-    let mut errors = errors.into_inner().unwrap_or_else(|p| p.into_inner());
-    let left = control::observe(&ctx.roots.lib, Some(name))
-        .map(|o| o.len())
-        .unwrap_or(0);
-    if left == 0 {
-        if let Err(e) = ctx.net.remove_stack(name) {
-            errors.push(e.into());
+    let network = if whole {
+        // Dropping the namespaces first lets the kernel delete all the veth
+        // pairs in one batch, instead of one synchronize_net per interface.
+        for o in &going {
+            record(
+                &o.spec.name,
+                networking::remove_netns(&ctx.roots.run, &o.spec.name)
+                    .into_iter()
+                    .collect(),
+            );
         }
+        if let Err(e) = ctx.net.remove_stack(name) {
+            record(name, vec![e.into()]);
+        }
+        container::Network::GoneWithTheStack
+    } else {
+        container::Network::Detach
+    };
+    std::thread::scope(|s| {
+        for o in &going {
+            s.spawn(|| {
+                let errs = container::dismantle(ctx, &o.spec.name, network);
+                let failed = errors
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .iter()
+                    .find(|(n, _)| *n == o.spec.name)
+                    .map(|(_, e)| e.to_string());
+                match errs.first().map(ToString::to_string).or(failed) {
+                    None => progress(Event::Done(action(o))),
+                    Some(e) => progress(Event::Failed(action(o), e)),
+                }
+                record(&o.spec.name, errs);
+            });
+        }
+    });
+    let mut errors: Vec<Error> = errors
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .into_iter()
+        .map(|(_, e)| e)
+        .collect();
+    if whole {
         match Cgroup::open(stack_slice(name)).and_then(|c| c.remove()) {
             Err(e) if !e.is_not_found() => errors.push(e.into()),
             _ => {}

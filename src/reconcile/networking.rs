@@ -196,13 +196,18 @@ pub fn unwire(net: &Manager, run: &Path, name: &str) -> Vec<Error> {
     if let Err(e) = net.detach(name) {
         errors.push(e.into());
     }
-    if let Err(e) = sandbox::remove(&sandbox::path(run, name)) {
-        errors.push(Error::Io {
+    errors.extend(remove_netns(run, name));
+    errors
+}
+
+/// Remove the container's network namespace (its interfaces go with it).
+pub fn remove_netns(run: &Path, name: &str) -> Option<Error> {
+    sandbox::remove(&sandbox::path(run, name))
+        .err()
+        .map(|e| Error::Io {
             what: format!("network namespace of {name}"),
             source: e,
-        });
-    }
-    errors
+        })
 }
 
 /// /etc/hosts entries for the containers sharing a network with `endpoints`:
