@@ -189,8 +189,14 @@ pub fn parse_signal(s: &str) -> Option<Signal> {
 /// Stop and remove container `name`: processes, network, mounts, records.
 /// Everything is attempted; already-gone parts count as done.
 pub fn remove(ctx: &Ctx, name: &str, timeout: Duration) -> Vec<Error> {
+    let mut errors = stop(ctx, name, timeout);
+    errors.extend(dismantle(ctx, name, Network::Detach));
+    errors
+}
+
+/// Stop the container's processes (gracefully, then by force).
+pub fn stop(ctx: &Ctx, name: &str, timeout: Duration) -> Vec<Error> {
     let mut errors = Vec::new();
-    let paths = ContainerPaths::new(&ctx.roots.lib, name);
     if let Err(e) = crate::supervisor::control::stop(&ctx.roots, name, timeout) {
         errors.push(e.into());
     }
@@ -198,7 +204,26 @@ pub fn remove(ctx: &Ctx, name: &str, timeout: Duration) -> Vec<Error> {
     if let Err(e) = ctx.runtime.delete(name, true) {
         errors.push(e.into());
     }
-    errors.extend(networking::unwire(&ctx.net, &ctx.roots.run, name));
+    errors
+}
+
+/// What [`dismantle`] does with the container's interfaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Network {
+    /// Detach them (and unpublish its ports) one by one.
+    Detach,
+    /// The caller removes the stack's networks with everything on them at once.
+    GoneWithTheStack,
+}
+
+/// Remove what a stopped container leaves: network, mounts, holds, records.
+pub fn dismantle(ctx: &Ctx, name: &str, network: Network) -> Vec<Error> {
+    let mut errors = Vec::new();
+    let paths = ContainerPaths::new(&ctx.roots.lib, name);
+    match network {
+        Network::Detach => errors.extend(networking::unwire(&ctx.net, &ctx.roots.run, name)),
+        Network::GoneWithTheStack => errors.extend(networking::remove_netns(&ctx.roots.run, name)),
+    }
     let files = paths.dir.join("files");
     if files.exists()
         && let Err(e) = storage::unmaterialise_secrets(&files)
