@@ -231,3 +231,51 @@ init = true
         "sleep got SIGTERM through the init, no 10 s wait"
     );
 }
+
+#[test]
+fn stop_start_kill_inspect_port_and_ls() {
+    let t = TestStack::new(
+        r#"
+[services.web]
+image = "{IMAGE}"
+command = ["httpd", "-f", "-p", "80", "-h", "/etc"]
+ports = ["127.0.0.1::80"]
+init = true
+"#,
+    );
+    t.ok(&["up", "-d"]);
+    let name = t.container("web", 1);
+    let addr = t.ok(&["port", "web", "80"]);
+    let addr = addr.trim();
+    assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+    let fetch = || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(addr).ok()?;
+        s.write_all(b"GET /hostname HTTP/1.0\r\n\r\n").ok()?;
+        let mut body = String::new();
+        s.read_to_string(&mut body).ok()?;
+        Some(body)
+    };
+    t.wait_for(10, "the published port", || {
+        fetch().is_some_and(|b| b.contains(&name))
+    });
+    let doc: serde_json::Value = serde_json::from_str(&t.ok(&["inspect", "web"])).unwrap();
+    assert_eq!(doc[0]["name"], name.as_str());
+    assert_eq!(doc[0]["state"]["running"], true);
+    assert!(
+        doc[0]["oci_spec"]["process"]["args"][0] == "/sbin/stack-init",
+        "{}",
+        doc[0]["oci_spec"]["process"]
+    );
+    let ls = t.ok(&["ls", "--format", "json"]);
+    assert!(ls.contains(&t.name) && ls.contains("running(1/1)"), "{ls}");
+    t.ok(&["stop", "-t", "2"]);
+    assert_eq!(t.row(&name)["state"], "stopped");
+    t.ok(&["start"]);
+    assert_eq!(t.row(&name)["state"], "running");
+    t.wait_for(10, "the port after start", || fetch().is_some());
+    t.ok(&["kill", "-s", "TERM"]);
+    t.wait_for(10, "the kill", || t.row(&name)["state"] == "exited");
+    assert_eq!(t.row(&name)["exit_code"], 143);
+    t.down_and_check();
+}

@@ -7,6 +7,8 @@ use clap::{Args, Parser, Subcommand};
 pub mod config;
 pub mod down;
 pub mod images;
+pub mod inspect;
+pub mod lifecycle;
 pub mod logs;
 mod monitor;
 pub mod oci;
@@ -75,6 +77,20 @@ pub enum Command {
     Ps(ps::PsArgs),
     /// Show the output of the stack's containers.
     Logs(logs::LogsArgs),
+    /// Start the stack's stopped containers.
+    Start(lifecycle::StartArgs),
+    /// Stop the stack's containers (they keep their state; `start` resumes them).
+    Stop(lifecycle::StopArgs),
+    /// Stop and start the stack's containers.
+    Restart(lifecycle::StopArgs),
+    /// Send a signal to the stack's containers.
+    Kill(lifecycle::KillArgs),
+    /// Everything about containers, as JSON.
+    Inspect(inspect::InspectArgs),
+    /// The host address of a published port.
+    Port(inspect::PortArgs),
+    /// List the stacks of this state root.
+    Ls(inspect::LsArgs),
     /// Show what `up` would do (the plan), changing nothing.
     Plan(up::UpArgs),
     /// The per-container monitor (started by `up`; not for direct use).
@@ -155,6 +171,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Down(args) => down::run(&global, args),
         Command::Ps(args) => ps::run(&global, args),
         Command::Logs(args) => logs::run(&global, args),
+        Command::Start(args) => lifecycle::start(&global, args),
+        Command::Stop(args) => lifecycle::stop(&global, args),
+        Command::Restart(args) => lifecycle::restart(&global, args),
+        Command::Kill(args) => lifecycle::kill(&global, args),
+        Command::Inspect(args) => inspect::inspect(&global, args),
+        Command::Port(args) => inspect::port(&global, args),
+        Command::Ls(args) => inspect::ls(&global, args),
         Command::Plan(args) => up::run(
             &global,
             up::UpArgs {
