@@ -36,6 +36,9 @@ pub struct Row {
     pub oom_killed: bool,
     pub restarts: u32,
     pub created: String,
+    pub health: Option<crate::supervisor::record::Health>,
+    /// `127.0.0.1:32768->80/tcp`
+    pub ports: Vec<String>,
 }
 
 /// "running", "exited (3)", "exited (137, OOMKilled)", "restarting (2)", "dead"
@@ -59,7 +62,11 @@ pub fn status_text(o: &Observed) -> String {
     }
 }
 
-pub fn rows(observed: &[Observed], args: &PsArgs) -> Vec<Row> {
+pub fn rows(
+    observed: &[Observed],
+    args: &PsArgs,
+    net: Option<&crate::network::Manager>,
+) -> Vec<Row> {
     observed
         .iter()
         .filter(|o| args.all || o.is_up())
@@ -74,6 +81,21 @@ pub fn rows(observed: &[Observed], args: &PsArgs) -> Vec<Row> {
             oom_killed: o.status.oom_killed,
             restarts: o.status.restarts,
             created: humantime::format_rfc3339_seconds(o.spec.created).to_string(),
+            health: o.status.health,
+            ports: net
+                .and_then(|n| n.published(&o.spec.name).ok())
+                .unwrap_or_default()
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{}:{}->{}/{}",
+                        p.host_addr(),
+                        p.host_port,
+                        p.container_port,
+                        p.proto.as_str()
+                    )
+                })
+                .collect(),
         })
         .collect()
 }
@@ -81,21 +103,31 @@ pub fn rows(observed: &[Observed], args: &PsArgs) -> Vec<Row> {
 pub fn run(global: &GlobalOpts, args: PsArgs) -> anyhow::Result<ExitCode> {
     let project = super::project::resolve(global)?;
     let observed = observe(&project.roots.lib, Some(&project.name))?;
-    let rows = rows(&observed, &args);
+    let net = crate::network::Manager::open(&project.roots).ok();
+    let rows = rows(&observed, &args, net.as_ref());
     if args.quiet {
         rows.iter().for_each(|r| println!("{}", r.name));
         return Ok(ExitCode::SUCCESS);
     }
     print_rows(args.format, &rows, |rows| {
-        let mut t = table(["NAME", "SERVICE", "STATUS", "PID", "RESTARTS"]);
+        let mut t = table(["NAME", "SERVICE", "STATUS", "PORTS"]);
         for r in rows {
-            let pid = r.pid.map(|p| p.to_string()).unwrap_or_default();
+            let status = match r.health {
+                Some(h) => format!(
+                    "{} ({})",
+                    r.status,
+                    serde_json::to_value(h)
+                        .unwrap_or_default()
+                        .as_str()
+                        .unwrap_or("")
+                ),
+                None => r.status.clone(),
+            };
             t.add_row([
                 r.name.clone(),
                 r.service.clone(),
-                r.status.clone(),
-                pid,
-                r.restarts.to_string(),
+                status,
+                r.ports.join(", "),
             ]);
         }
         t
