@@ -57,51 +57,6 @@ const DEFAULT_CAPS: [&str; 14] = [
     "CAP_AUDIT_WRITE",
 ];
 
-/// Every capability the kernel knows (for `privileged` and `cap_add: ALL`).
-const ALL_CAPS: [&str; 41] = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_DAC_READ_SEARCH",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETPCAP",
-    "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",
-    "CAP_NET_RAW",
-    "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_BOOT",
-    "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG",
-    "CAP_MKNOD",
-    "CAP_LEASE",
-    "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN",
-    "CAP_SYSLOG",
-    "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",
-    "CAP_AUDIT_READ",
-    "CAP_PERFMON",
-    "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
-];
-
 const MASKED: [&str; 11] = [
     "/proc/asound",
     "/proc/acpi",
@@ -374,7 +329,7 @@ fn lookup(db: &str, min_fields: usize, pred: impl Fn(&[&str]) -> bool) -> Option
 
 fn capabilities(svc: &Service) -> Result<Vec<String>, Error> {
     if svc.privileged {
-        return Ok(ALL_CAPS.iter().map(|s| s.to_string()).collect());
+        return Ok(crate::runtime::capability_names());
     }
     let norm = |c: &String| -> Result<String, Error> {
         let up = c.to_uppercase();
@@ -383,7 +338,7 @@ fn capabilities(svc: &Service) -> Result<Vec<String>, Error> {
         } else {
             format!("CAP_{up}")
         };
-        if name == "ALL" || ALL_CAPS.contains(&name.as_str()) {
+        if name == "ALL" || crate::runtime::CAPABILITY_NAMES.contains(&&name["CAP_".len()..]) {
             Ok(name)
         } else {
             Err(Error::Capability {
@@ -408,7 +363,7 @@ fn capabilities(svc: &Service) -> Result<Vec<String>, Error> {
         DEFAULT_CAPS.iter().map(|s| s.to_string()).collect()
     };
     if add.iter().any(|c| c == "ALL") {
-        caps = ALL_CAPS.iter().map(|s| s.to_string()).collect();
+        caps = crate::runtime::capability_names();
     } else {
         caps.extend(add);
     }
@@ -551,4 +506,115 @@ fn devices(svc: &Service) -> Result<Vec<Value>, Error> {
             }))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{LoadOptions, load_text};
+
+    fn service(body: &str) -> Service {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = LoadOptions {
+            files: vec![dir.path().join("stack.toml")],
+            working_dir: dir.path().to_path_buf(),
+            environment: Some(Default::default()),
+            ..Default::default()
+        };
+        let text = format!("name = \"t\"\n[services.s]\nimage = \"busybox\"\n{body}");
+        let loaded = load_text(&opts, &text).unwrap_or_else(|d| panic!("{d}"));
+        loaded.stack.services["s"].clone()
+    }
+
+    fn image(entrypoint: &[&str], cmd: &[&str]) -> ImageConfig {
+        let mut c = ImageConfig::default();
+        c.set_entrypoint(Some(entrypoint.iter().map(|s| s.to_string()).collect()));
+        c.set_cmd(Some(cmd.iter().map(|s| s.to_string()).collect()));
+        c
+    }
+
+    #[test]
+    fn command_and_entrypoint_follow_compose() {
+        let img = image(&["/entry"], &["default", "args"]);
+        assert_eq!(
+            args(&service(""), Some(&img)).unwrap(),
+            ["/entry", "default", "args"]
+        );
+        assert_eq!(
+            args(&service("command = [\"x\"]"), Some(&img)).unwrap(),
+            ["/entry", "x"]
+        );
+        assert_eq!(
+            args(&service("entrypoint = [\"/other\"]"), Some(&img)).unwrap(),
+            ["/other"],
+            "a new entrypoint drops the image's Cmd"
+        );
+        assert!(matches!(
+            args(&service(""), None),
+            Err(Error::NoCommand { .. })
+        ));
+    }
+
+    #[test]
+    fn capabilities_start_from_dockers_set() {
+        let caps = capabilities(&service(
+            "cap_add = [\"NET_ADMIN\"]\ncap_drop = [\"CAP_MKNOD\"]",
+        ))
+        .unwrap();
+        assert!(
+            caps.contains(&"CAP_NET_ADMIN".to_string()) && caps.contains(&"CAP_CHOWN".to_string())
+        );
+        assert!(
+            !caps.contains(&"CAP_MKNOD".to_string())
+                && !caps.contains(&"CAP_SYS_ADMIN".to_string())
+        );
+        let none = capabilities(&service("cap_drop = [\"ALL\"]\ncap_add = [\"KILL\"]")).unwrap();
+        assert_eq!(none, ["CAP_KILL"]);
+        assert_eq!(
+            capabilities(&service("privileged = true")).unwrap().len(),
+            crate::runtime::CAPABILITY_NAMES.len()
+        );
+    }
+
+    #[test]
+    fn users_are_looked_up_in_the_image_and_never_outside_it() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("etc")).unwrap();
+        std::fs::write(
+            root.path().join("etc/passwd"),
+            "app:x:1000:1001::/:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(root.path().join("etc/group"), "staff:x:50:\n").unwrap();
+        let inputs = |svc: &Service| {
+            let inp = Inputs {
+                stack: "t",
+                container: "t-s-1",
+                rootfs: root.path(),
+                image: None,
+                cgroups_path: String::new(),
+                netns: NetNs::New,
+                mounts: vec![],
+            };
+            user(svc, &inp)
+        };
+        assert_eq!(
+            inputs(&service("user = \"app\"")).unwrap(),
+            (1000, 1001, vec![])
+        );
+        assert_eq!(
+            inputs(&service("user = \"app:staff\"\ngroup_add = [\"7\"]")).unwrap(),
+            (1000, 50, vec![7])
+        );
+        assert!(matches!(
+            inputs(&service("user = \"nobody\"")),
+            Err(Error::UnknownUser { .. })
+        ));
+        std::fs::remove_file(root.path().join("etc/passwd")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", root.path().join("etc/passwd")).unwrap();
+        assert!(
+            inputs(&service("user = \"root\"")).is_err(),
+            "the host's /etc/passwd is not read through a symlink"
+        );
+    }
 }

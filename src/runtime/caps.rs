@@ -3,7 +3,8 @@ use oci_spec::runtime::{Capabilities, LinuxCapabilities};
 
 use super::Error;
 
-const NAMES: &[&str] = &[
+/// capabilities(7) without the `CAP_` prefix, indexed by bit number.
+pub const NAMES: &[&str] = &[
     "CHOWN",
     "DAC_OVERRIDE",
     "DAC_READ_SEARCH",

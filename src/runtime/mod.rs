@@ -61,6 +61,7 @@
 //!   mounts through `/proc/self/fd/N` of the host procfs before pivot_root.
 //! - cgroups: [`crate::cgroup`], cgroupfs directly (v1, v2, hybrid).
 mod caps;
+pub use caps::NAMES as CAPABILITY_NAMES;
 mod cgroupfs;
 mod channel;
 mod container;

@@ -9,50 +9,8 @@ use super::raw::RawUlimit;
 use super::shapes::ShortOrLong;
 use crate::model::{Seccomp, SecurityOpts, Ulimit};
 
-/// capabilities(7), Linux 6.x.
-pub const CAPABILITIES: [&str; 41] = [
-    "CHOWN",
-    "DAC_OVERRIDE",
-    "DAC_READ_SEARCH",
-    "FOWNER",
-    "FSETID",
-    "KILL",
-    "SETGID",
-    "SETUID",
-    "SETPCAP",
-    "LINUX_IMMUTABLE",
-    "NET_BIND_SERVICE",
-    "NET_BROADCAST",
-    "NET_ADMIN",
-    "NET_RAW",
-    "IPC_LOCK",
-    "IPC_OWNER",
-    "SYS_MODULE",
-    "SYS_RAWIO",
-    "SYS_CHROOT",
-    "SYS_PTRACE",
-    "SYS_PACCT",
-    "SYS_ADMIN",
-    "SYS_BOOT",
-    "SYS_NICE",
-    "SYS_RESOURCE",
-    "SYS_TIME",
-    "SYS_TTY_CONFIG",
-    "MKNOD",
-    "LEASE",
-    "AUDIT_WRITE",
-    "AUDIT_CONTROL",
-    "SETFCAP",
-    "MAC_OVERRIDE",
-    "MAC_ADMIN",
-    "SYSLOG",
-    "WAKE_ALARM",
-    "BLOCK_SUSPEND",
-    "AUDIT_READ",
-    "PERFMON",
-    "BPF",
-    "CHECKPOINT_RESTORE",
-];
+/// capabilities(7), Linux 6.x: the runtime's list.
+use crate::runtime::CAPABILITY_NAMES as CAPABILITIES;
 
 /// getrlimit(2) resources, by their Docker names.
 const ULIMITS: [&str; 16] = [
@@ -95,10 +53,11 @@ pub fn capabilities(ctx: &mut Ctx<'_>, key: &str, raw: Option<&[String]>) -> Vec
                 ctx.node.span_at(&[key, &i.to_string()]),
                 format!("{}: unknown capability `{c}`", ctx.what),
             );
-            ctx.errors.push(match did_you_mean(bare, CAPABILITIES) {
-                Some(h) => d.with_help(h),
-                None => d,
-            });
+            ctx.errors
+                .push(match did_you_mean(bare, CAPABILITIES.iter().copied()) {
+                    Some(h) => d.with_help(h),
+                    None => d,
+                });
         }
     }
     out.sort();
