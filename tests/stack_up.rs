@@ -279,3 +279,45 @@ init = true
     assert_eq!(t.row(&name)["exit_code"], 143);
     t.down_and_check();
 }
+
+#[test]
+fn volumes_outlive_down_binds_can_be_read_only_and_tmpfs_is_bounded() {
+    let t = TestStack::new(
+        r#"
+[services.app]
+image = "{IMAGE}"
+command = ["sh", "-c", "cat /data/kept 2>/dev/null || echo none; echo kept > /data/kept; touch /conf/x 2>/dev/null && echo rw || echo ro; dd if=/dev/zero of=/scratch/big bs=1M count=8 2>/dev/null && echo fits || echo full; sleep 3600"]
+volumes = ["data:/data", "./conf:/conf:ro", { type = "tmpfs", target = "/scratch", tmpfs = { size = "4m" } }]
+
+[volumes.data]
+"#,
+    );
+    std::fs::create_dir(t.dir.path().join("conf")).unwrap();
+    t.ok(&["up", "-d"]);
+    t.wait_for(10, "the first run", || logs(&t).contains("full"));
+    let first = logs(&t);
+    assert!(
+        first.contains("none")
+            && first.contains("ro")
+            && !first.contains("rw")
+            && !first.contains("fits"),
+        "{first}"
+    );
+    t.ok(&["down", "-t", "1"]);
+    t.ok(&["up", "-d"]);
+    t.wait_for(10, "the second run", || logs(&t).contains("full"));
+    assert!(
+        logs(&t).contains("kept"),
+        "the named volume kept its data across down and up: {}",
+        logs(&t)
+    );
+    t.ok(&["down", "-v", "-t", "1"]);
+    t.ok(&["up", "-d"]);
+    t.wait_for(10, "the third run", || logs(&t).contains("full"));
+    assert!(
+        logs(&t).contains("none"),
+        "down -v removed the volume: {}",
+        logs(&t)
+    );
+    t.down_and_check();
+}
