@@ -573,18 +573,35 @@ mod tests {
         }
     }
 
-    #[test]
-    fn on_failure_restarts_up_to_max_and_records_the_exit() {
-        let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    /// One monitor test at a time, a state dir, a shell launcher running `script`.
+    fn fixture(
+        script: impl Into<String>,
+    ) -> (
+        std::sync::MutexGuard<'static, ()>,
+        tempfile::TempDir,
+        ContainerPaths,
+        Shell,
+    ) {
+        let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let dir = tempfile::tempdir().unwrap();
         let paths = ContainerPaths {
             dir: dir.path().to_path_buf(),
         };
-        let mut shell = Shell {
-            script: "echo out; echo err >&2; exit 3".into(),
-            launches: 0,
-            reaps: 0,
-        };
+        (
+            guard,
+            dir,
+            paths,
+            Shell {
+                script: script.into(),
+                launches: 0,
+                reaps: 0,
+            },
+        )
+    }
+
+    #[test]
+    fn on_failure_restarts_up_to_max_and_records_the_exit() {
+        let (_g, _dir, paths, mut shell) = fixture("echo out; echo err >&2; exit 3");
         run(
             &paths,
             &spec(Restart::OnFailure {
@@ -615,16 +632,7 @@ mod tests {
 
     #[test]
     fn a_burst_of_output_arrives_whole_and_in_order() {
-        let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-        let dir = tempfile::tempdir().unwrap();
-        let paths = ContainerPaths {
-            dir: dir.path().to_path_buf(),
-        };
-        let mut shell = Shell {
-            script: "seq 1 20000".into(),
-            launches: 0,
-            reaps: 0,
-        };
+        let (_g, _dir, paths, mut shell) = fixture("seq 1 20000");
         run(&paths, &spec(Restart::No), &mut shell, None).unwrap();
         let logs = read_all(&paths.log()).unwrap();
         let got: Vec<String> = logs.iter().map(|r| r.log.trim_end().to_string()).collect();
@@ -635,16 +643,8 @@ mod tests {
 
     #[test]
     fn stop_sends_the_stop_signal_and_never_restarts() {
-        let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-        let dir = tempfile::tempdir().unwrap();
-        let paths = ContainerPaths {
-            dir: dir.path().to_path_buf(),
-        };
-        let mut shell = Shell {
-            script: "trap 'echo bye; exit 0' TERM; echo up; while :; do sleep 0.05; done".into(),
-            launches: 0,
-            reaps: 0,
-        };
+        let (_g, _dir, paths, mut shell) =
+            fixture("trap 'echo bye; exit 0' TERM; echo up; while :; do sleep 0.05; done");
         let (r, w) = std::os::unix::net::UnixStream::pair().unwrap();
         let stopper = std::thread::spawn(move || {
             let mut line = String::new();
@@ -671,11 +671,7 @@ mod tests {
 
     #[test]
     fn healthchecks_run_in_the_container_and_set_the_health() {
-        let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-        let dir = tempfile::tempdir().unwrap();
-        let paths = ContainerPaths {
-            dir: dir.path().to_path_buf(),
-        };
+        let (_g, dir, paths, mut shell) = fixture("");
         let flag = dir.path().join("up");
         let mut spec = spec(Restart::No);
         spec.healthcheck = Some(crate::model::Healthcheck {
@@ -690,12 +686,7 @@ mod tests {
             start_period: Duration::ZERO,
             start_interval: Duration::ZERO,
         });
-        let script = format!("sleep 0.3; touch {}; sleep 0.3", flag.display());
-        let mut shell = Shell {
-            script,
-            launches: 0,
-            reaps: 0,
-        };
+        shell.script = format!("sleep 0.3; touch {}; sleep 0.3", flag.display());
         let watcher = {
             let paths = paths.clone();
             std::thread::spawn(move || {
