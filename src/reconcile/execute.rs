@@ -122,9 +122,17 @@ pub fn up(
         }
     });
     let sel = selected(stack, &opts.services);
+    let want: BTreeMap<String, plan::Want> = wants(stack, &sel, &opts.scale)
+        .into_iter()
+        .map(|w| (w.name.clone(), w))
+        .collect();
+    let want = &want;
     let mut broken: BTreeSet<String> = BTreeSet::new();
     for level in levels(stack, &sel) {
         let level_failed: Mutex<Vec<String>> = Mutex::new(Vec::new());
+        // Peers for /etc/hosts as of this level; refresh_hosts completes them.
+        let peers = stack_containers(ctx, stack);
+        let peers = &peers;
         std::thread::scope(|s| {
             for service in &level {
                 let svc = &stack.services[service];
@@ -169,7 +177,14 @@ pub fn up(
                         for action in actions {
                             s2.spawn(move || {
                                 progress(Event::Begin(action.clone()));
-                                match apply(ctx, stack, action, opts) {
+                                match apply(
+                                    ctx,
+                                    stack,
+                                    action,
+                                    want.get(action.name()),
+                                    peers,
+                                    opts,
+                                ) {
                                     Ok(()) => progress(Event::Done(action.clone())),
                                     Err(e) => {
                                         progress(Event::Failed(action.clone(), e.to_string()));
@@ -197,14 +212,14 @@ pub fn up(
 }
 
 /// One create/recreate/start step.
-fn apply(ctx: &Ctx, stack: &Stack, action: &Action, opts: &UpOptions) -> Result<(), Error> {
-    let want_for = |name: &str| {
-        let sel = selected(stack, &opts.services);
-        wants(stack, &sel, &opts.scale)
-            .into_iter()
-            .find(|w| w.name == name)
-    };
-    let peers = stack_containers(ctx, stack);
+fn apply(
+    ctx: &Ctx,
+    stack: &Stack,
+    action: &Action,
+    want: Option<&plan::Want>,
+    peers: &[String],
+    opts: &UpOptions,
+) -> Result<(), Error> {
     match action {
         Action::Create { name, service } | Action::Recreate { name, service, .. } => {
             if matches!(action, Action::Recreate { .. }) {
@@ -215,9 +230,8 @@ fn apply(ctx: &Ctx, stack: &Stack, action: &Action, opts: &UpOptions) -> Result<
                     return Err(e);
                 }
             }
-            let want = want_for(name)
-                .ok_or_else(|| Error::Invalid(format!("{name} is not in the plan")))?;
-            container::create(ctx, stack, &stack.services[service], &want, &peers)?;
+            let want = want.ok_or_else(|| Error::Invalid(format!("{name} is not in the plan")))?;
+            container::create(ctx, stack, &stack.services[service], want, peers)?;
             if !opts.plan.no_start {
                 control::spawn_monitor(&ctx.roots, name)?;
             }
