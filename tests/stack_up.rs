@@ -267,6 +267,27 @@ init = true
         "{}",
         doc[0]["oci_spec"]["process"]
     );
+    let out = t.run(&["exec", "-T", "web", "sh", "-c", "exit 7"]);
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "exec passes the exit code through"
+    );
+    let out = t.ok(&[
+        "exec",
+        "-T",
+        "-u",
+        "nobody",
+        "-w",
+        "/tmp",
+        "-e",
+        "X=1",
+        "web",
+        "sh",
+        "-c",
+        "echo $(id -u) $(pwd) $X",
+    ]);
+    assert_eq!(out.trim(), "65534 /tmp 1");
     let ls = t.ok(&["ls", "--format", "json"]);
     assert!(ls.contains(&t.name) && ls.contains("running(1/1)"), "{ls}");
     t.ok(&["stop", "-t", "2"]);

@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand};
 
 pub mod config;
 pub mod down;
+pub mod exec;
 pub mod images;
 pub mod inspect;
 pub mod lifecycle;
@@ -85,6 +86,8 @@ pub enum Command {
     Restart(lifecycle::StopArgs),
     /// Send a signal to the stack's containers.
     Kill(lifecycle::KillArgs),
+    /// Run a command in a running container of a service.
+    Exec(exec::ExecArgs),
     /// Everything about containers, as JSON.
     Inspect(inspect::InspectArgs),
     /// The host address of a published port.
@@ -175,6 +178,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Stop(args) => lifecycle::stop(&global, args),
         Command::Restart(args) => lifecycle::restart(&global, args),
         Command::Kill(args) => lifecycle::kill(&global, args),
+        Command::Exec(args) => exec::run(&global, args),
         Command::Inspect(args) => inspect::inspect(&global, args),
         Command::Port(args) => inspect::port(&global, args),
         Command::Ls(args) => inspect::ls(&global, args),

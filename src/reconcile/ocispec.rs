@@ -256,23 +256,34 @@ pub fn owner(svc: &Service, inp: &Inputs) -> Result<(u32, u32), Error> {
     user(svc, inp).map(|(u, g, _)| (u, g))
 }
 
-/// `user` as `uid[:gid]` or names looked up in the image's /etc/passwd and /etc/group.
+/// The service's `user` (else the image's) resolved in the container's root.
 fn user(svc: &Service, inp: &Inputs) -> Result<(u32, u32, Vec<u32>), Error> {
     let spec = svc
         .user
         .clone()
         .or_else(|| inp.image.and_then(|c| c.user().clone()))
         .unwrap_or_default();
+    resolve_user(&spec, &svc.group_add, inp.rootfs, &svc.name)
+}
+
+/// `uid[:gid]` or names looked up in the root's /etc/passwd and /etc/group (as
+/// `user:` and `exec -u` take them): uid, gid and the `group_add` gids.
+pub fn resolve_user(
+    spec: &str,
+    group_add: &[String],
+    rootfs: &Path,
+    service: &str,
+) -> Result<(u32, u32, Vec<u32>), Error> {
     let (u, g) = match spec.split_once(':') {
         Some((u, g)) => (u.to_string(), Some(g.to_string())),
-        None => (spec.clone(), None),
+        None => (spec.to_string(), None),
     };
     let unknown = |user: &str, file| Error::UnknownUser {
-        service: svc.name.clone(),
+        service: service.to_string(),
         user: user.into(),
         file,
     };
-    let passwd = read_db(inp.rootfs, "etc/passwd");
+    let passwd = read_db(rootfs, "etc/passwd");
     let (uid, primary) = if u.is_empty() {
         (0, 0)
     } else if let Ok(uid) = u.parse::<u32>() {
@@ -289,7 +300,7 @@ fn user(svc: &Service, inp: &Inputs) -> Result<(u32, u32, Vec<u32>), Error> {
             f[3].parse().unwrap_or(0),
         )
     };
-    let group = read_db(inp.rootfs, "etc/group");
+    let group = read_db(rootfs, "etc/group");
     let gid_of = |g: &str| -> Result<u32, Error> {
         g.parse::<u32>().or_else(|_| {
             lookup(&group, 2, |f| f[0] == g)
@@ -301,8 +312,7 @@ fn user(svc: &Service, inp: &Inputs) -> Result<(u32, u32, Vec<u32>), Error> {
         Some(g) => gid_of(&g)?,
         None => primary,
     };
-    let extra = svc
-        .group_add
+    let extra = group_add
         .iter()
         .map(|g| gid_of(g))
         .collect::<Result<Vec<_>, _>>()?;
