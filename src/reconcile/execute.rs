@@ -445,9 +445,13 @@ pub fn down(
             Err(e) if !e.is_not_found() => errors.push(e.into()),
             _ => {}
         }
-        // The parent slice is shared by every stack: remove it only when empty.
+        // The parent slice is shared by every stack: rmdir (never a recursive
+        // removal, which would take other stacks' empty slices with it) only
+        // succeeds once it is empty.
         if let Ok(parent) = Cgroup::open("stack.slice") {
-            let _ = parent.remove();
+            for dir in parent.dirs() {
+                let _ = std::fs::remove_dir(dir);
+            }
         }
         if opts.volumes {
             let declared: Vec<(String, crate::storage::VolumeSpec)> = stack
