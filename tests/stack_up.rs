@@ -342,3 +342,34 @@ volumes = ["data:/data", "./conf:/conf:ro", { type = "tmpfs", target = "/scratch
     );
     t.down_and_check();
 }
+
+#[test]
+fn a_second_checkout_with_the_same_stack_name_is_refused_with_both_paths() {
+    let t = TestStack::new(
+        r#"
+[services.a]
+image = "{IMAGE}"
+command = ["sleep", "3600"]
+init = true
+"#,
+    );
+    t.ok(&["up", "-d"]);
+    let other = tempfile::tempdir().unwrap();
+    std::fs::copy(t.file(), other.path().join("stack.toml")).unwrap();
+    let out = std::process::Command::new(common::stack_bin())
+        .arg("--root")
+        .arg(t.root())
+        .args(["up", "-d"])
+        .current_dir(other.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&t.dir.path().display().to_string())
+            && err.contains(&other.path().display().to_string()),
+        "{err}"
+    );
+    assert_eq!(t.ps().len(), 1, "the first stack is untouched");
+    t.down_and_check();
+}
