@@ -29,10 +29,9 @@ pub fn run(global: &GlobalOpts, args: DownArgs) -> anyhow::Result<ExitCode> {
         (Some(_), true) => None,
         _ => Some(load(global, &[])?.0),
     };
-    let name = match (&loaded, &global.project_name) {
-        (Some(l), _) => l.stack.name.clone(),
-        (None, Some(n)) => n.clone(),
-        (None, None) => unreachable!("one of them is set by the match above"),
+    let name = match &loaded {
+        Some(l) => l.stack.name.clone(),
+        None => global.project_name.clone().unwrap_or_default(),
     };
     let ctx = Ctx::open(roots.clone())?;
     let opts = DownOptions {
