@@ -107,7 +107,11 @@ fn build(
     }
     let wired = networking::wire(&ctx.net, &ctx.roots.run, stack, svc, &want.name)?;
     let hostname = svc.hostname.clone().unwrap_or_else(|| want.name.clone());
-    let peer_entries = networking::peers(&ctx.net, &want.name, &wired.endpoints, peers);
+    let peer_entries = networking::peers(
+        &want.name,
+        &wired.endpoints,
+        &networking::endpoints_of(&ctx.net, peers),
+    );
     let hosts = networking::hosts_text(svc, &hostname, &wired.endpoints, &peer_entries);
     oci_mounts.extend(networking::etc_files(&paths.dir, svc, &hostname, hosts)?);
     let netns = match wired.netns {

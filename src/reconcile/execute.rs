@@ -260,18 +260,19 @@ fn stack_containers(ctx: &Ctx, stack: &Stack) -> Vec<String> {
 
 /// Every container's /etc/hosts lists the peers on its networks as they are now.
 fn refresh_hosts(ctx: &Ctx, stack: &Stack) {
-    let names = stack_containers(ctx, stack);
-    for o in control::observe(&ctx.roots.lib, Some(&stack.name)).unwrap_or_default() {
+    let observed = control::observe(&ctx.roots.lib, Some(&stack.name)).unwrap_or_default();
+    let names: Vec<String> = observed.iter().map(|o| o.spec.name.clone()).collect();
+    let all = networking::endpoints_of(&ctx.net, &names);
+    for o in &observed {
         let Some(svc) = stack.services.get(&o.spec.service) else {
             continue;
         };
-        let endpoints = ctx.net.endpoints(&o.spec.name).unwrap_or_default();
-        if endpoints.is_empty() {
+        let Some(endpoints) = all.get(&o.spec.name).filter(|e| !e.is_empty()) else {
             continue;
-        }
+        };
         let hostname = svc.hostname.clone().unwrap_or_else(|| o.spec.name.clone());
-        let peers = networking::peers(&ctx.net, &o.spec.name, &endpoints, &names);
-        let text = networking::hosts_text(svc, &hostname, &endpoints, &peers);
+        let peers = networking::peers(&o.spec.name, endpoints, &all);
+        let text = networking::hosts_text(svc, &hostname, endpoints, &peers);
         let path = ContainerPaths::new(&ctx.roots.lib, &o.spec.name)
             .dir
             .join("etc/hosts");

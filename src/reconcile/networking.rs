@@ -1,5 +1,6 @@
 //! A container's place on the stack's networks: its own network namespace,
 //! interfaces and addresses, published ports, and the /etc files that name them.
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::Path;
 
@@ -210,26 +211,36 @@ pub fn remove_netns(run: &Path, name: &str) -> Option<Error> {
         })
 }
 
+/// The interfaces of each of `names`, read once (each read takes the
+/// network state lock).
+pub fn endpoints_of(net: &Manager, names: &[String]) -> BTreeMap<String, Vec<Endpoint>> {
+    names
+        .iter()
+        .map(|n| (n.clone(), net.endpoints(n).unwrap_or_default()))
+        .collect()
+}
+
 /// /etc/hosts entries for the containers sharing a network with `endpoints`:
 /// their service names, container names and aliases. Service names resolve
 /// through these without a resolver process.
-pub fn peers(net: &Manager, me: &str, endpoints: &[Endpoint], others: &[String]) -> Vec<HostEntry> {
+pub fn peers(
+    me: &str,
+    endpoints: &[Endpoint],
+    all: &BTreeMap<String, Vec<Endpoint>>,
+) -> Vec<HostEntry> {
     let mine: Vec<(&str, &str)> = endpoints
         .iter()
         .map(|e| (e.stack.as_str(), e.network.as_str()))
         .collect();
-    let mut out = Vec::new();
-    for other in others.iter().filter(|o| o.as_str() != me) {
-        for e in net.endpoints(other).unwrap_or_default() {
-            if mine.contains(&(e.stack.as_str(), e.network.as_str())) {
-                out.push(HostEntry {
-                    addr: IpAddr::V4(e.ipv4),
-                    names: e.aliases.clone(),
-                });
-            }
-        }
-    }
-    out
+    all.iter()
+        .filter(|(name, _)| name.as_str() != me)
+        .flat_map(|(_, eps)| eps)
+        .filter(|e| mine.contains(&(e.stack.as_str(), e.network.as_str())))
+        .map(|e| HostEntry {
+            addr: IpAddr::V4(e.ipv4),
+            names: e.aliases.clone(),
+        })
+        .collect()
 }
 
 /// The text of a container's /etc/hosts.

@@ -168,22 +168,7 @@ impl Runtime {
                 reason: "a terminal replaces stdio; pass no stdio".into(),
             });
         }
-        let console = match (&opts.console_socket, plan.terminal) {
-            (Some(p), true) => Some(std::os::unix::net::UnixStream::connect(p).map_err(
-                |source| Error::Io {
-                    op: "connecting console socket",
-                    path: p.clone(),
-                    source,
-                },
-            )?),
-            (Some(_), false) => {
-                return Err(Error::Invalid {
-                    field: "--console-socket".into(),
-                    reason: "process.terminal is false".into(),
-                });
-            }
-            (None, _) => None,
-        };
+        let console = connect_console(opts.console_socket.as_deref(), plan.terminal)?;
         std::fs::create_dir_all(&self.state_dir).map_err(|source| Error::Io {
             op: "creating",
             path: self.state_dir.clone(),
@@ -345,4 +330,26 @@ pub(super) fn send_console(sock: &std::os::unix::net::UnixStream, master: &Owned
         source,
     })?;
     Ok(())
+}
+
+/// The `--console-socket` for a process with a terminal (runc's protocol); a
+/// socket without a terminal is a caller error.
+pub(super) fn connect_console(
+    socket: Option<&Path>,
+    terminal: bool,
+) -> Result<Option<std::os::unix::net::UnixStream>> {
+    match (socket, terminal) {
+        (Some(p), true) => std::os::unix::net::UnixStream::connect(p)
+            .map(Some)
+            .map_err(|source| Error::Io {
+                op: "connecting console socket",
+                path: p.to_path_buf(),
+                source,
+            }),
+        (Some(_), false) => Err(Error::Invalid {
+            field: "--console-socket".into(),
+            reason: "process.terminal is false".into(),
+        }),
+        (None, _) => Ok(None),
+    }
 }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 
+use super::container::connect_console;
 use super::plan::{self, InitPlan};
 use super::spawn::{self, SpawnArgs};
 use super::state::Status;
@@ -73,22 +74,7 @@ impl Runtime {
         let mut spec = self.spec(id)?;
         spec.set_process(Some(process.clone()));
         let plan = exec_plan(&spec, saved.pid)?;
-        let console = match (&opts.console_socket, plan.terminal) {
-            (Some(p), true) => Some(std::os::unix::net::UnixStream::connect(p).map_err(
-                |source| Error::Io {
-                    op: "connecting console socket",
-                    path: p.clone(),
-                    source,
-                },
-            )?),
-            (Some(_), false) => {
-                return Err(Error::Invalid {
-                    field: "--console-socket".into(),
-                    reason: "process.terminal is false".into(),
-                });
-            }
-            (None, _) => None,
-        };
+        let console = connect_console(opts.console_socket.as_deref(), plan.terminal)?;
         let cgroup = self.cgroup(&saved)?;
         let dir = self.state_dir.join(id);
         let spawned = spawn::spawn(&SpawnArgs {
