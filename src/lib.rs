@@ -4,6 +4,7 @@
 //! runtime/image/storage/network/cgroup -> state` (see DESIGN.md).
 pub mod cgroup;
 pub mod cli;
+pub mod daemon;
 pub mod image;
 pub mod model;
 pub mod network;

@@ -225,6 +225,17 @@ impl Cgroup {
         }
     }
 
+    /// The file with the `oom_kill` counter: `memory.events` on v2,
+    /// `memory.oom_control` on v1; None without a memory controller.
+    pub fn oom_counter_file(&self) -> Option<PathBuf> {
+        match &self.hierarchy {
+            Hierarchy::V2 { root } => Some(root.join(&self.rel).join("memory.events")),
+            Hierarchy::V1 { controllers, .. } => controllers
+                .get("memory")
+                .map(|r| r.join(&self.rel).join("memory.oom_control")),
+        }
+    }
+
     /// Stop every process of the cgroup (freezer) and wait until they are stopped.
     pub fn freeze(&self) -> Result<()> {
         self.set_frozen(true)

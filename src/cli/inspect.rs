@@ -7,9 +7,9 @@ use serde_json::json;
 
 use super::GlobalOpts;
 use super::output::{ListFormat, print_rows, table};
-use super::project::StackRecord;
 use crate::network::Manager;
 use crate::reconcile::container::cgroups_path;
+use crate::reconcile::stacks::StackRecord;
 use crate::state::{self, Roots};
 use crate::supervisor::control::{self, Observed};
 use crate::supervisor::record::ContainerPaths;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 pub mod config;
+mod daemon;
 pub mod down;
 pub mod exec;
 pub mod images;
@@ -20,6 +21,7 @@ pub mod output;
 pub mod project;
 pub mod ps;
 pub mod pull;
+mod remote;
 pub mod schema;
 pub mod up;
 pub mod validate;
@@ -96,6 +98,10 @@ pub enum Command {
     Ls(inspect::LsArgs),
     /// Show what `up` would do (the plan), changing nothing.
     Plan(up::UpArgs),
+    /// Supervise this state root's stacks: restarts, healthchecks, file
+    /// watching, the API socket (started by `up` when none runs; packaged as
+    /// a systemd unit).
+    Daemon(daemon::DaemonArgs),
     /// The per-container monitor (started by `up`; not for direct use).
     #[command(name = "__monitor", hide = true)]
     Monitor(monitor::MonitorArgs),
@@ -157,14 +163,24 @@ pub fn normalize_args(
         .collect()
 }
 
-/// Logs go to stderr; the daemon switches to journald when started by systemd.
+/// Logs go to stderr, or to the journal when systemd connected stderr to it
+/// (JOURNAL_STREAM), as for the packaged daemon.
 pub fn init_logging(global: &GlobalOpts) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_new(&global.log_level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let journald = std::env::var_os("JOURNAL_STREAM")
+        .is_some()
+        .then(|| tracing_journald::layer().ok())
+        .flatten();
+    let registry = tracing_subscriber::registry().with(filter);
+    let _ = match journald {
+        Some(layer) => registry.with(layer).try_init(),
+        None => registry
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .try_init(),
+    };
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -189,6 +205,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ..args
             },
         ),
+        Command::Daemon(args) => daemon::run(&global, args),
         Command::Monitor(args) => monitor::run(&global, args),
         Command::Config(args) => config::run(&global, &args),
         Command::Validate(args) => validate::run(&global, &args),

@@ -99,9 +99,10 @@ fn build(
     ctx.volumes.hold(&want.name, &used_volumes)?;
     oci_mounts.extend(mounts::file_mounts(stack, svc, &paths.dir, owner)?);
     if svc.init {
-        let init = crate::supervisor::init::install(&ctx.roots.lib).map_err(io(&ctx.roots.lib))?;
+        let init =
+            crate::supervisor::helpers::install_init(&ctx.roots.lib).map_err(io(&ctx.roots.lib))?;
         oci_mounts.push(serde_json::json!({
-            "destination": crate::supervisor::init::CONTAINER_PATH, "type": "bind", "source": init,
+            "destination": crate::supervisor::helpers::CONTAINER_PATH, "type": "bind", "source": init,
             "options": ["bind", "ro", "nosuid", "nodev"],
         }));
     }

@@ -14,7 +14,7 @@ use crate::model::{DependencyCondition, Stack};
 use crate::supervisor::control::{self, Observed};
 use crate::supervisor::record::{ContainerPaths, ContainerStatus, State};
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct UpOptions {
     pub plan: plan::Options,
     /// Only these services (and their dependencies).
@@ -26,7 +26,8 @@ pub struct UpOptions {
 }
 
 /// Progress of one step, for the CLI to print.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "phase", content = "step", rename_all = "snake_case")]
 pub enum Event {
     Begin(Action),
     Done(Action),
@@ -348,7 +349,7 @@ fn wait_for_dependencies(ctx: &Ctx, stack: &Stack, service: &str) -> Result<(), 
     Ok(())
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct DownOptions {
     pub remove_orphans: bool,
     pub volumes: bool,

@@ -19,7 +19,7 @@ use crate::model::Stack;
 pub use diag::{Diagnostic, Diagnostics, Located};
 
 /// What to load.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LoadOptions {
     /// `-f` files, relative to `working_dir`; empty = look for the defaults.
     pub files: Vec<PathBuf>,
