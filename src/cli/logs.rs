@@ -41,7 +41,7 @@ pub struct LogsArgs {
     pub services: Vec<String>,
 }
 
-fn parse_time(s: &str) -> Result<SystemTime, String> {
+pub fn parse_time(s: &str) -> Result<SystemTime, String> {
     if let Ok(t) = humantime::parse_rfc3339_weak(s) {
         return Ok(t);
     }

@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 pub mod config;
 mod daemon;
 pub mod down;
+mod events;
 pub mod exec;
 pub mod images;
 pub mod inspect;
@@ -88,6 +89,8 @@ pub enum Command {
     Restart(lifecycle::StopArgs),
     /// Send a signal to the stack's containers.
     Kill(lifecycle::KillArgs),
+    /// Stream what happens to the stack's containers (start, die, health, ...).
+    Events(events::EventsArgs),
     /// Run a command in a running container of a service.
     Exec(exec::ExecArgs),
     /// Everything about containers, as JSON.
@@ -178,7 +181,11 @@ pub fn init_logging(global: &GlobalOpts) {
     let _ = match journald {
         Some(layer) => registry.with(layer).try_init(),
         None => registry
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+            )
             .try_init(),
     };
 }
@@ -194,6 +201,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Stop(args) => lifecycle::stop(&global, args),
         Command::Restart(args) => lifecycle::restart(&global, args),
         Command::Kill(args) => lifecycle::kill(&global, args),
+        Command::Events(args) => events::run(&global, args),
         Command::Exec(args) => exec::run(&global, args),
         Command::Inspect(args) => inspect::inspect(&global, args),
         Command::Port(args) => inspect::port(&global, args),

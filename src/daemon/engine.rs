@@ -239,11 +239,10 @@ impl Engine {
 
     async fn start_all(&self, picked: &[Observed], out: &Out) -> Vec<(String, String)> {
         let mut failed = Vec::new();
-        for o in picked.iter().filter(|o| !o.is_up()) {
-            let (roots, name) = (self.roots.clone(), o.spec.name.clone());
-            match blocking(move || control::spawn_monitor(&roots, &name)).await {
-                Ok(()) => {
-                    self.supervisor.watch(&o.spec.name);
+        for o in picked {
+            match self.supervisor.start(&o.spec.name).await {
+                Ok(false) => {}
+                Ok(true) => {
                     emit(&self.roots, o, EventAction::Start, None);
                     container_line(out, &o.spec.name, "Started", None);
                 }

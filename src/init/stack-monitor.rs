@@ -45,6 +45,8 @@ const MS: u64 = 1_000_000;
 const RESEND_EVERY: u64 = 100 * MS;
 const RESEND_WINDOW: u64 = 1000 * MS;
 const DRAIN_FOR: u64 = 1000 * MS;
+/// The exit code recorded when the init's status could not be collected.
+const LOST: i32 = 255;
 
 const LOG: &[u8] = b"container.log";
 
@@ -160,6 +162,12 @@ fn supervise(args: &Args, sigfd: i32, pipes: &mut [Pipe; 2], log: &mut Log) -> (
                 let (pid, code) = wait_nohang(-1);
                 if pid == 0 || pid == -ECHILD {
                     children_left = pid == 0;
+                    if pid == -ECHILD && exit_code.is_none() {
+                        // Reaped by someone else before we were exec'd: the
+                        // code is lost, the run is over all the same.
+                        exit_code = Some(LOST);
+                        drain_until = now + DRAIN_FOR;
+                    }
                     break;
                 }
                 if pid < 0 {
