@@ -7,6 +7,7 @@ pub mod cli;
 pub mod image;
 pub mod model;
 pub mod network;
+pub mod ops;
 pub mod reconcile;
 pub mod runtime;
 pub mod spec;

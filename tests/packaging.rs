@@ -53,7 +53,14 @@ fn package() -> &'static Package {
         let out = dir.path().join("out");
         run(Command::new(&cargo)
             .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args(["deb", "--no-build", "--profile", "dev", "--fast", "--offline"])
+            .args([
+                "deb",
+                "--no-build",
+                "--profile",
+                "dev",
+                "--fast",
+                "--offline",
+            ])
             .arg("-o")
             .arg(&out));
         let deb = std::fs::read_dir(&out)
@@ -103,7 +110,10 @@ fn deb_holds_binary_units_and_docs() {
     }
     let field = |name: &str| run(Command::new("dpkg-deb").arg("-f").arg(&p.deb).arg(name));
     assert_eq!(field("Package").trim(), "stack");
-    assert_eq!(field("Version").trim(), format!("{}-1", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        field("Version").trim(),
+        format!("{}-1", env!("CARGO_PKG_VERSION"))
+    );
     let depends = field("Depends");
     for dep in ["nftables", "libseccomp2", "iproute2", "libc6"] {
         assert!(
@@ -117,7 +127,10 @@ fn deb_holds_binary_units_and_docs() {
 fn deb_maintainer_scripts_create_groups_and_directories() {
     let p = package();
     let ctl = tempfile::tempdir().unwrap();
-    run(Command::new("dpkg-deb").arg("-e").arg(&p.deb).arg(ctl.path()));
+    run(Command::new("dpkg-deb")
+        .arg("-e")
+        .arg(&p.deb)
+        .arg(ctl.path()));
     let read = |f: &str| std::fs::read_to_string(ctl.path().join(f)).unwrap();
     let postinst = read("postinst");
     assert!(postinst.contains("systemd-sysusers ${DPKG_ROOT:+--root=\"$DPKG_ROOT\"} stack.conf"));
@@ -160,7 +173,10 @@ fn installed_binary_runs_and_validates_the_example() {
     let p = package();
     let bin = p.root.join("usr/bin/stack");
     let version = run(Command::new(&bin).arg("--version"));
-    assert_eq!(version.trim(), format!("stack {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        version.trim(),
+        format!("stack {}", env!("CARGO_PKG_VERSION"))
+    );
     let example = p.root.join("usr/share/doc/stack/examples/hello.toml");
     let out = run(Command::new(&bin).arg("validate").arg("-f").arg(&example));
     assert!(out.contains("valid"), "{out}");
@@ -245,7 +261,12 @@ fn service_keeps_containers_across_daemon_restarts() {
     }
     for (socket, path, group, name) in [
         ("stack.socket", "/run/stack/stack.sock", "stack", "api"),
-        ("stack-ro.socket", "/run/stack/stack-ro.sock", "stack-ro", "api-ro"),
+        (
+            "stack-ro.socket",
+            "/run/stack/stack-ro.sock",
+            "stack-ro",
+            "api-ro",
+        ),
     ] {
         let u = unit(socket);
         assert_eq!(settings(&u, "ListenStream"), [path], "{socket}");
