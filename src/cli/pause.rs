@@ -31,14 +31,11 @@ pub fn unpause(global: &GlobalOpts, args: PauseArgs) -> anyhow::Result<ExitCode>
 
 /// Progress lines as `up`/`stop` print them (stderr), or the outcomes as JSON;
 /// exit code 1 when one failed.
-pub fn report<T: serde::Serialize>(
+pub fn report<T: serde::Serialize + AsRef<Outcome>>(
     format: ListFormat,
     items: &[T],
     done: &str,
-) -> anyhow::Result<ExitCode>
-where
-    T: AsRef<Outcome>,
-{
+) -> anyhow::Result<ExitCode> {
     if format == ListFormat::Json {
         println!("{}", serde_json::to_string_pretty(items)?);
     } else {
