@@ -198,6 +198,28 @@ cpus = 0.5
     assert!(table.contains("MEM USAGE / LIMIT"), "{table}");
     assert!(table.contains("/ 64.00MiB"), "{table}");
     assert!(!table.contains("busy"), "{table}");
+    // Streaming JSON: one array per reading and line, until stopped.
+    let mut stream = Command::new(common::stack_bin())
+        .arg("--root")
+        .arg(t.root())
+        .arg("-f")
+        .arg(t.file())
+        .args(["stats", "--format", "json", "app"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stream.stdout.take().unwrap()));
+    for _ in 0..2 {
+        let reading = json(&lines.next().unwrap().unwrap());
+        assert_eq!(
+            reading[0]["name"],
+            t.container("app", 1).as_str(),
+            "{reading}"
+        );
+        assert_eq!(reading.as_array().unwrap().len(), 1);
+    }
+    stream.kill().unwrap();
+    stream.wait().unwrap();
     t.down_and_check();
     let out = t.run(&["stats", "--no-stream"]);
     assert!(

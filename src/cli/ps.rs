@@ -84,9 +84,10 @@ pub fn rows(
             name: o.spec.name.clone(),
             service: o.spec.service.clone(),
             state: o.status.state,
-            status: match paused {
-                true => format!("{} (paused)", status_text(o)),
-                false => status_text(o),
+            status: if paused {
+                format!("{} (paused)", status_text(o))
+            } else {
+                status_text(o)
             },
             paused,
             pid: o.status.pid.filter(|_| o.is_up()),

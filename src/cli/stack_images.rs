@@ -52,6 +52,7 @@ pub fn run(global: &GlobalOpts, args: ImagesArgs) -> anyhow::Result<ExitCode> {
             .filter_map(|r| r.config_digest.as_deref())
             .map(short)
             .collect();
+        ids.sort_unstable();
         ids.dedup();
         ids.iter().for_each(|id| println!("{id}"));
         return Ok(ExitCode::SUCCESS);

@@ -33,12 +33,13 @@ pub enum Error {
     },
     #[error(transparent)]
     Observe(#[from] control::Error),
-    #[error("{name}: {source}")]
+    /// The cause follows in the error's chain (printed by the CLI with `{:#}`).
+    #[error("{name}")]
     Cgroup {
         name: String,
         source: crate::cgroup::Error,
     },
-    #[error("reading {path}: {source}")]
+    #[error("reading {}", .path.display())]
     Io {
         path: std::path::PathBuf,
         source: std::io::Error,

@@ -3,7 +3,7 @@
 //! named volumes and the stack's record stay: that is `down`'s job.
 use std::time::Duration;
 
-use super::{Error, Outcome, OutcomeKind, containers, runtime};
+use super::{Error, Outcome, OutcomeKind, containers};
 use crate::reconcile::{Ctx, container};
 use crate::state::Roots;
 use crate::supervisor::control::Observed;
@@ -37,7 +37,17 @@ pub fn rm(
 ) -> Result<Vec<Removed>, Error> {
     let picked = containers(roots, stack, services)?;
     let ctx = Ctx::open(roots.clone())?;
-    Ok(picked.iter().map(|o| remove_one(&ctx, o, opts)).collect())
+    // Concurrently, as `down` does: each stop may wait out a grace period.
+    Ok(std::thread::scope(|s| {
+        let handles: Vec<_> = picked
+            .iter()
+            .map(|o| s.spawn(|| remove_one(&ctx, o, opts)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    }))
 }
 
 impl AsRef<Outcome> for Removed {
@@ -47,12 +57,14 @@ impl AsRef<Outcome> for Removed {
 }
 
 fn remove_one(ctx: &Ctx, o: &Observed, opts: &RmOptions) -> Removed {
-    let kept = |why: &str| Removed {
-        outcome: Outcome::new(o, OutcomeKind::Skipped(why.to_string())),
-        volumes: Vec::new(),
-    };
     if o.is_up() && !opts.force {
-        return kept("running: stop it first (stack stop) or use --force");
+        return Removed {
+            outcome: Outcome::new(
+                o,
+                OutcomeKind::Skipped("running: stop it first (stack stop) or use --force".into()),
+            ),
+            volumes: Vec::new(),
+        };
     }
     // Read before the removal drops the holds.
     let held = match ctx.volumes.held_by(&o.spec.name) {
@@ -61,7 +73,7 @@ fn remove_one(ctx: &Ctx, o: &Observed, opts: &RmOptions) -> Removed {
     };
     // A frozen container cannot act on its stop signal: thaw it, so the stop
     // is graceful rather than a SIGKILL after the grace period.
-    let _ = runtime(&ctx.roots).resume(&o.spec.name);
+    let _ = ctx.runtime.resume(&o.spec.name);
     let grace = opts.timeout.unwrap_or(o.spec.stop_grace);
     if let Some(e) = container::remove(ctx, &o.spec.name, grace).first() {
         return failed(o, e);

@@ -85,11 +85,12 @@ fn cpu_usec(o: &Observed) -> Result<Option<u64>, Error> {
 fn read(o: &Observed, cpu_before: Option<u64>, elapsed: Duration) -> Result<ContainerStats, Error> {
     let cg = cgroup(o)?;
     // Between restarts: no cgroup, nothing in use.
-    let stats = if cg.exists() {
-        cg.stats().map_err(|source| Error::Cgroup {
+    let (stats, pids) = if cg.exists() {
+        let err = |source| Error::Cgroup {
             name: o.spec.name.clone(),
             source,
-        })?
+        };
+        (cg.stats().map_err(err)?, cg.pids().map_err(err)?)
     } else {
         Default::default()
     };
@@ -102,7 +103,11 @@ fn read(o: &Observed, cpu_before: Option<u64>, elapsed: Duration) -> Result<Cont
         memory_percent: stats.memory.as_ref().and_then(memory_percent),
         memory: stats.memory,
         pids: stats.pids,
-        net: o.status.pid.and_then(|pid| net_of(Path::new("/proc"), pid)),
+        // Any process of the container is in its network namespace; a pid from
+        // the cgroup (not the recorded one) cannot be a reused pid.
+        net: pids
+            .first()
+            .and_then(|&pid| net_of(Path::new("/proc"), pid)),
         block: stats.blkio,
     })
 }
