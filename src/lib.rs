@@ -8,6 +8,7 @@ pub mod daemon;
 pub mod image;
 pub mod model;
 pub mod network;
+pub mod ops;
 pub mod reconcile;
 pub mod runtime;
 pub mod spec;

@@ -19,14 +19,20 @@ mod oci_exec;
 mod oci_info;
 mod oci_tty;
 pub mod output;
+pub mod pause;
 pub mod project;
 pub mod ps;
 pub mod pull;
 mod remote;
+pub mod rm;
 pub mod schema;
+pub mod stack_images;
+pub mod stats;
+pub mod top;
 pub mod up;
 pub mod validate;
 pub mod volume;
+pub mod wait;
 
 /// Options every verb understands.
 #[derive(Args, Debug, Clone, Default)]
@@ -105,6 +111,18 @@ pub enum Command {
     /// watching, the API socket (started by `up` when none runs; packaged as
     /// a systemd unit).
     Daemon(daemon::DaemonArgs),
+    /// The processes of the stack's running containers.
+    Top(top::TopArgs),
+    /// Live CPU, memory, pids, network and block I/O of the running containers.
+    Stats(stats::StatsArgs),
+    /// Freeze every process of the stack's running containers (cgroup freezer).
+    Pause(pause::PauseArgs),
+    /// Let paused containers run again.
+    Unpause(pause::PauseArgs),
+    /// Remove the stack's stopped containers (-f: running ones too).
+    Rm(rm::RmArgs),
+    /// Wait until the stack's containers stop; print their exit codes.
+    Wait(wait::WaitArgs),
     /// The per-container monitor (started by `up`; not for direct use).
     #[command(name = "__monitor", hide = true)]
     Monitor(monitor::MonitorArgs),
@@ -116,8 +134,8 @@ pub enum Command {
     Schema(schema::SchemaArgs),
     /// The OCI runtime with runc's command line (create, start, run, state, kill, delete, ...).
     Oci(oci::OciArgs),
-    /// List images in the store.
-    Images(images::ListArgs),
+    /// The images of the stack's containers; without a stack, every stored image.
+    Images(stack_images::ImagesArgs),
     /// Manage images: import, ls, inspect, save, rm, prune, tag.
     Image {
         #[command(subcommand)]
@@ -149,18 +167,26 @@ impl std::fmt::Display for Rendered {
 
 impl std::error::Error for Rendered {}
 
-/// After `logs`, `-f` means `--follow` (as in Compose), not the global `--file`:
-/// the global option must come before the verb there.
+/// After `logs`, `-f` means `--follow`, and after `rm`, `--force` (as in
+/// Compose), not the global `--file`: the global option must come before the
+/// verb there.
 pub fn normalize_args(
     args: impl IntoIterator<Item = std::ffi::OsString>,
 ) -> Vec<std::ffi::OsString> {
-    let mut after_logs = false;
+    let mut short_f: Option<&str> = None;
     args.into_iter()
         .map(|a| {
-            if after_logs && a == "-f" {
-                return "--follow".into();
+            if let Some(long) = short_f {
+                if a == "-f" {
+                    return long.into();
+                }
+            } else {
+                short_f = match a.to_str() {
+                    Some("logs") => Some("--follow"),
+                    Some("rm") => Some("--force"),
+                    _ => None,
+                };
             }
-            after_logs |= a == "logs";
             a
         })
         .collect()
@@ -214,12 +240,18 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             },
         ),
         Command::Daemon(args) => daemon::run(&global, args),
+        Command::Top(args) => top::run(&global, args),
+        Command::Stats(args) => stats::run(&global, args),
+        Command::Pause(args) => pause::pause(&global, args),
+        Command::Unpause(args) => pause::unpause(&global, args),
+        Command::Rm(args) => rm::run(&global, args),
+        Command::Wait(args) => wait::run(&global, args),
         Command::Monitor(args) => monitor::run(&global, args),
         Command::Config(args) => config::run(&global, &args),
         Command::Validate(args) => validate::run(&global, &args),
         Command::Schema(args) => schema::run(&args),
         Command::Oci(args) => oci::run(args, global.root),
-        Command::Images(args) => images::list(&global, args),
+        Command::Images(args) => stack_images::run(&global, args),
         Command::Image { command } => images::image(&global, command),
         Command::Load(args) => images::import(&global, args),
         Command::Rmi(args) => images::rmi(&global, args),

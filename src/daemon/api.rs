@@ -17,13 +17,14 @@ use tokio::sync::mpsc;
 
 use super::auth::{Access, Peer};
 use super::engine::{Engine, Out};
-use super::proto::{ContainersRequest, DownRequest, Line, UpRequest, Version};
+use super::proto::{ContainersRequest, DownRequest, Line, RmRequest, UpRequest, Version};
 
 pub fn router(engine: Arc<Engine>) -> axum::Router {
     axum::Router::new()
         .route("/v1/version", get(version))
         .route("/v1/stacks/up", post(up))
         .route("/v1/stacks/{name}/down", post(down))
+        .route("/v1/stacks/{name}/rm", post(rm))
         .route("/v1/stacks/{name}/{verb}", post(containers))
         .layer(middleware::from_fn(authorize))
         .with_state(engine)
@@ -80,6 +81,17 @@ async fn down(
     Json(req): Json<DownRequest>,
 ) -> Response {
     stream(move |out| async move { engine.down(name, req, out).await })
+}
+
+async fn rm(
+    State(engine): State<Arc<Engine>>,
+    Path(name): Path<String>,
+    Json(req): Json<RmRequest>,
+) -> Response {
+    match engine.rm(name, req).await {
+        Ok(removed) => Json(removed).into_response(),
+        Err(e) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+    }
 }
 
 async fn containers(

@@ -57,6 +57,16 @@ impl Client {
         Ok(serde_json::from_slice(&body)?)
     }
 
+    /// POST `body` to `path` and decode the JSON answer.
+    pub fn post<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T, Error> {
+        let body = Bytes::from(serde_json::to_vec(body)?);
+        let answer = self.rt.block_on(async {
+            let resp = self.send(Method::POST, path, body).await?;
+            collect(resp).await
+        })?;
+        Ok(serde_json::from_slice(&answer)?)
+    }
+
     /// POST `body` to `path` and hand every streamed line to `each`; returns
     /// the last line (`Done` or `Error`).
     pub fn stream(

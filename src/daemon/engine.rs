@@ -11,7 +11,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::proto::{ContainersRequest, DownRequest, Line, UpRequest};
+use super::proto::{ContainersRequest, DownRequest, Line, RmRequest, UpRequest};
 use crate::reconcile::plan::Action;
 use crate::reconcile::stacks::{StackRecord, claim};
 use crate::reconcile::{self, Ctx, Event};
@@ -294,6 +294,25 @@ impl Engine {
             }
         }
         done(&out, failed);
+    }
+
+    /// `rm`: remove stopped containers (with `force`, running ones too). The
+    /// ones that go are no longer supervised first.
+    pub async fn rm(
+        self: &Arc<Self>,
+        stack: String,
+        req: RmRequest,
+    ) -> Result<Vec<crate::ops::rm::Removed>, String> {
+        self.with_stack(&stack.clone(), move |me| {
+            let picked = crate::ops::containers(&me.roots, &stack, &req.services)
+                .map_err(|e| e.to_string())?;
+            for o in picked.iter().filter(|o| req.options.force || !o.is_up()) {
+                me.supervisor.forget(&o.spec.name);
+            }
+            crate::ops::rm::rm(&me.roots, &stack, &req.services, &req.options)
+                .map_err(|e| format!("{e:#}"))
+        })
+        .await
     }
 
     /// The containers of `stack` for `services` (all when empty); an unknown

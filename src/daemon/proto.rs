@@ -46,6 +46,14 @@ pub struct ContainersRequest {
     pub signal: Option<String>,
 }
 
+/// `POST /v1/stacks/{name}/rm`: remove containers (answer: the outcomes).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RmRequest {
+    #[serde(default)]
+    pub services: Vec<String>,
+    pub options: crate::ops::rm::RmOptions,
+}
+
 /// One line of a streamed answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

@@ -198,6 +198,11 @@ pub fn stop_with(
         }
     })?;
     let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+    // A paused (frozen) container cannot act on its stop signal, nor die of
+    // SIGKILL on a v1 freezer: thaw it once the signal is on its way, as
+    // Docker does.
+    let runtime = crate::runtime::Runtime::new(crate::reconcile::runtime_dir(&roots.run));
+    let _ = runtime.resume(name);
     let until = Instant::now() + grace + Duration::from_secs(5);
     let mut forced = false;
     while monitor_alive(&status) && Instant::now() < until {

@@ -308,6 +308,11 @@ impl Supervisor {
             tokio::select! {
                 _ = &mut exited => return,
                 _ = tokio::time::sleep_until(next) => {
+                    if self.paused(&o.spec.name) {
+                        // As Docker: no probes while paused (they would fail).
+                        next = tokio::time::Instant::now() + tracker.delay(Instant::now());
+                        continue;
+                    }
                     let probe = super::probe::run(&self.inner.runtime, &o.spec.name, &tracker.config).await;
                     let changed = tracker.record(probe, Instant::now());
                     next = tokio::time::Instant::now() + tracker.delay(Instant::now());
@@ -315,6 +320,13 @@ impl Supervisor {
                 }
             }
         }
+    }
+
+    fn paused(&self, name: &str) -> bool {
+        self.inner
+            .runtime
+            .state(name)
+            .is_ok_and(|s| s.status == crate::runtime::Status::Paused)
     }
 
     async fn health_changed(&self, o: &Observed, tracker: &Tracker, changed: Option<Health>) {
