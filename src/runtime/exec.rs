@@ -118,6 +118,12 @@ fn exec_plan(spec: &Spec, init_pid: i32) -> Result<InitPlan> {
     }
     super::process::plan(&mut p, spec)?;
     p.cwd_path = None;
+    // As runc's setns init: an exec'd process gets the container's personality.
+    p.personality = linux
+        .personality()
+        .as_ref()
+        .map(super::personality::value)
+        .transpose()?;
     if let Some(s) = linux.seccomp() {
         let (prog, flags) = super::seccomp::compile(s)?;
         p.seccomp = Some(prog);

@@ -73,6 +73,7 @@ mod init_hooks;
 mod lifecycle;
 mod mountopts;
 mod mountplan;
+mod personality;
 mod plan;
 mod process;
 mod rootfs;

@@ -362,18 +362,11 @@ pub(crate) fn build(input: &PlanInput<'_>) -> Result<InitPlan, Error> {
         }
         plan.domainname = Some(cstr(d, "domainname")?);
     }
-    if let Some(p) = linux.personality() {
-        if p.flags().as_ref().is_some_and(|f| !f.is_empty()) {
-            return Err(Error::Unsupported {
-                what: "linux.personality.flags".into(),
-                hint: "only the domain is applied".into(),
-            });
-        }
-        plan.personality = Some(match p.domain() {
-            oci_spec::runtime::LinuxPersonalityDomain::PerLinux => 0x0000,
-            oci_spec::runtime::LinuxPersonalityDomain::PerLinux32 => 0x0008,
-        });
-    }
+    plan.personality = linux
+        .personality()
+        .as_ref()
+        .map(super::personality::value)
+        .transpose()?;
     super::process::plan(&mut plan, spec)?;
     if let Some(s) = linux.seccomp() {
         let (prog, flags) = super::seccomp::compile(s)?;
