@@ -3,16 +3,18 @@ use serde_json::{Value, json};
 
 /// runtime-spec features.md.
 pub fn features() -> Value {
+    let mut mount_options: Vec<&str> = vec![
+        "ro", "rw", "nosuid", "suid", "nodev", "dev", "noexec", "exec", "sync", "async", "dirsync",
+        "mand", "nomand", "atime", "noatime", "diratime", "nodiratime", "relatime", "norelatime",
+        "strictatime", "nostrictatime", "bind", "rbind", "private", "rprivate", "shared", "rshared",
+        "slave", "rslave", "unbindable", "runbindable", "silent", "loud", "defaults",
+    ];
+    mount_options.extend(crate::runtime::recursive_mount_options());
     json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.2.0",
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
-        "mountOptions": [
-            "ro", "rw", "nosuid", "suid", "nodev", "dev", "noexec", "exec", "sync", "async", "dirsync",
-            "mand", "nomand", "atime", "noatime", "diratime", "nodiratime", "relatime", "norelatime",
-            "strictatime", "nostrictatime", "bind", "rbind", "private", "rprivate", "shared", "rshared",
-            "slave", "rslave", "unbindable", "runbindable", "silent", "loud", "defaults"
-        ],
+        "mountOptions": mount_options,
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts", "time"],
             "capabilities": crate::runtime::capability_names(),

@@ -182,6 +182,11 @@ pub fn capability_names() -> Vec<String> {
     caps::all_names()
 }
 
+/// The recursive mount options (`rro`, `rnosuid`, ...) this runtime applies.
+pub fn recursive_mount_options() -> Vec<&'static str> {
+    mountopts::recursive_option_names().collect()
+}
+
 /// Container ids become directory names: keep them to a safe alphabet.
 fn check_id(id: &str) -> Result<()> {
     let ok = !id.is_empty()

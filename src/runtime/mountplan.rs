@@ -86,6 +86,7 @@ pub(crate) fn mount(m: &Mount, bundle: &Path, has_netns: bool) -> Result<MountPl
         kind,
         flags: opts.flags,
         propagation: opts.propagation,
+        rec: opts.rec,
         sysfs_fallback,
     })
 }

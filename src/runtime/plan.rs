@@ -44,6 +44,8 @@ pub(crate) struct MountPlan {
     pub kind: MountKind,
     pub flags: c_ulong,
     pub propagation: Vec<c_ulong>,
+    /// Recursive attributes, applied after the mount with mount_setattr(AT_RECURSIVE).
+    pub rec: Option<mountopts::RecAttr>,
     /// sysfs in a container without its own network namespace cannot be mounted:
     /// fall back to a read-only recursive bind of the host's /sys, as runc does.
     pub sysfs_fallback: bool,

@@ -195,6 +195,17 @@ fn mount_one(m: &MountPlan, root: RawFd) -> Result<(), i32> {
             drop(target);
         }
     }
+    if let Some(r) = &m.rec {
+        // rro, rnosuid, ...: the mount and every submount (mount_setattr(2)).
+        let fresh = resolve(root, &m.dest)?;
+        let attr = libc::mount_attr {
+            attr_set: r.set,
+            attr_clr: r.clr,
+            propagation: 0,
+            userns_fd: 0,
+        };
+        sys::mount_setattr(fresh.0, libc::AT_RECURSIVE as libc::c_uint, &attr)?;
+    }
     if !m.propagation.is_empty() {
         let fresh = resolve(root, &m.dest)?;
         let p = FdPath::new(fresh.0);
