@@ -10,8 +10,7 @@ use serde_json::json;
 #[test]
 fn personality_linux32_and_flags_apply_to_init_and_exec() {
     let mut b = Bundle::new(&["sh", "-c", "uname -m; cat /proc/self/personality; sleep 30"]);
-    b.config["linux"]["personality"] =
-        json!({"domain": "LINUX32", "flags": ["ADDR_NO_RANDOMIZE"]});
+    b.config["linux"]["personality"] = json!({"domain": "LINUX32", "flags": ["ADDR_NO_RANDOMIZE"]});
     ok(&b.oci(&[
         "run",
         "--detach",
@@ -19,7 +18,13 @@ fn personality_linux32_and_flags_apply_to_init_and_exec() {
         b.path().to_str().unwrap(),
         &b.id,
     ]));
-    let out = b.oci(&["exec", &b.id, "sh", "-c", "uname -m; cat /proc/self/personality"]);
+    let out = b.oci(&[
+        "exec",
+        &b.id,
+        "sh",
+        "-c",
+        "uname -m; cat /proc/self/personality",
+    ]);
     ok(&out);
     assert_eq!(text(&out.stdout), "i686\n00040008\n", "exec'd process");
     ok(&b.oci(&["delete", "--force", &b.id]));
@@ -75,9 +80,7 @@ fn recursive_read_only_reaches_submounts() {
         assert!(out.status.success(), "{}", text(&out.stderr));
         text(&out.stdout)
     };
-    let mount = |opts: serde_json::Value| {
-        json!([{"destination": "/data", "type": "bind", "source": src, "options": opts}])
-    };
+    let mount = |opts: serde_json::Value| json!([{"destination": "/data", "type": "bind", "source": src, "options": opts}]);
     let base = b.config["mounts"].as_array().unwrap().clone();
     let with = |b: &mut Bundle, opts| {
         let mut m = base.clone();
@@ -98,4 +101,117 @@ fn recursive_read_only_reaches_submounts() {
         assert!(opts.contains(&o), "submount options {opts:?} lack {o}");
     }
     assert!(!src.join("top").exists() && !sub.join("x").exists());
+}
+
+/// A source directory on the host's ext4 (/tmp) with files owned by 0 and 1000.
+fn owned_source(b: &Bundle) -> std::path::PathBuf {
+    let src = b.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("a"), "a").unwrap();
+    std::fs::write(src.join("b"), "b").unwrap();
+    std::os::unix::fs::chown(src.join("b"), Some(1000), Some(1000)).unwrap();
+    src
+}
+
+fn add_mount(b: &mut Bundle, m: serde_json::Value) {
+    b.config["mounts"].as_array_mut().unwrap().push(m);
+}
+
+#[test]
+fn idmapped_mount_with_its_own_mapping_shows_remapped_owners() {
+    let mut b = Bundle::new(&["sh", "-c", "stat -c %u:%g /data/a /data/b /plain/a"]);
+    let src = owned_source(&b);
+    add_mount(
+        &mut b,
+        json!({"destination": "/data", "type": "bind", "source": src, "options": ["rbind", "ro", "idmap"],
+               "uidMappings": [{"containerID": 0, "hostID": 1234, "size": 65536}],
+               "gidMappings": [{"containerID": 0, "hostID": 5678, "size": 65536}]}),
+    );
+    add_mount(
+        &mut b,
+        json!({"destination": "/plain", "type": "bind", "source": src, "options": ["rbind"]}),
+    );
+    let (code, out, err) = b.run();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "1234:5678\n2234:6678\n0:0\n");
+}
+
+/// `idmap` without mappings of its own: the container's user namespace mapping,
+/// so host root's files are root's inside (instead of nobody), and files the
+/// container writes are owned by host root on disk.
+#[test]
+fn idmap_uses_the_containers_user_namespace() {
+    let mut b = Bundle::new(&[
+        "sh",
+        "-c",
+        "stat -c %u:%g /data/a /data/b /plain/a; touch /data/new && echo wrote",
+    ]);
+    let src = owned_source(&b);
+    // Host root owns the rootfs: unmapped, so the container cannot mkdir there.
+    for d in ["data", "plain"] {
+        std::fs::create_dir(b.rootfs().join(d)).unwrap();
+    }
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "user"}));
+    b.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 300000, "size": 65536}]);
+    b.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 300000, "size": 65536}]);
+    add_mount(
+        &mut b,
+        json!({"destination": "/data", "type": "bind", "source": src, "options": ["rbind", "idmap"]}),
+    );
+    add_mount(
+        &mut b,
+        json!({"destination": "/plain", "type": "bind", "source": src, "options": ["rbind"]}),
+    );
+    let (code, out, err) = b.run();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "0:0\n1000:1000\n65534:65534\nwrote\n");
+    let meta = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(src.join("new")).unwrap());
+    assert_eq!(
+        meta, 0,
+        "written as container root = host root through the idmap"
+    );
+}
+
+/// The kernel's refusal is a clear create error and leaves nothing behind.
+#[test]
+fn idmapped_mount_of_an_unsupported_filesystem_is_a_clear_error() {
+    let mut b = Bundle::new(&["true"]);
+    add_mount(
+        &mut b,
+        json!({"destination": "/k", "type": "bind", "source": "/sys/kernel", "options": ["bind", "idmap"],
+               "uidMappings": [{"containerID": 0, "hostID": 1234, "size": 1}],
+               "gidMappings": [{"containerID": 0, "hostID": 1234, "size": 1}]}),
+    );
+    let out = b.verb("create");
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("idmapped mount of /sys/kernel") && err.contains("does not support"),
+        "{err}"
+    );
+    assert!(!b.root.path().join(&b.id).exists(), "no state dir left");
+    assert!(
+        b.cgroup_dirs().iter().all(|d| !d.exists()),
+        "no cgroup left"
+    );
+
+    // Not a bind mount, and half a mapping: refused before anything happens.
+    b.config["mounts"].as_array_mut().unwrap().pop();
+    add_mount(
+        &mut b,
+        json!({"destination": "/t", "type": "tmpfs", "source": "tmpfs", "options": ["idmap"]}),
+    );
+    let err = text(&b.verb("create").stderr);
+    assert!(err.contains("must be bind mounts"), "{err}");
+    b.config["mounts"].as_array_mut().unwrap().pop();
+    add_mount(
+        &mut b,
+        json!({"destination": "/t", "type": "bind", "source": "/tmp", "options": ["rbind"],
+               "uidMappings": [{"containerID": 0, "hostID": 1, "size": 1}]}),
+    );
+    let err = text(&b.verb("create").stderr);
+    assert!(err.contains("must both be given"), "{err}");
 }

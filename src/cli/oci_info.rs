@@ -4,12 +4,43 @@ use serde_json::{Value, json};
 /// runtime-spec features.md.
 pub fn features() -> Value {
     let mut mount_options: Vec<&str> = vec![
-        "ro", "rw", "nosuid", "suid", "nodev", "dev", "noexec", "exec", "sync", "async", "dirsync",
-        "mand", "nomand", "atime", "noatime", "diratime", "nodiratime", "relatime", "norelatime",
-        "strictatime", "nostrictatime", "bind", "rbind", "private", "rprivate", "shared", "rshared",
-        "slave", "rslave", "unbindable", "runbindable", "silent", "loud", "defaults",
+        "ro",
+        "rw",
+        "nosuid",
+        "suid",
+        "nodev",
+        "dev",
+        "noexec",
+        "exec",
+        "sync",
+        "async",
+        "dirsync",
+        "mand",
+        "nomand",
+        "atime",
+        "noatime",
+        "diratime",
+        "nodiratime",
+        "relatime",
+        "norelatime",
+        "strictatime",
+        "nostrictatime",
+        "bind",
+        "rbind",
+        "private",
+        "rprivate",
+        "shared",
+        "rshared",
+        "slave",
+        "rslave",
+        "unbindable",
+        "runbindable",
+        "silent",
+        "loud",
+        "defaults",
     ];
     mount_options.extend(crate::runtime::recursive_mount_options());
+    mount_options.extend(["idmap", "ridmap"]);
     json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.2.0",
@@ -29,7 +60,7 @@ pub fn features() -> Value {
             "apparmor": { "enabled": false },
             "selinux": { "enabled": false },
             "intelRdt": { "enabled": false },
-            "mountExtensions": { "idmap": { "enabled": false } }
+            "mountExtensions": { "idmap": { "enabled": true } }
         },
         "annotations": { "org.opencontainers.runtime-spec.features.runtime": "stack" }
     })

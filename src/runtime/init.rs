@@ -53,6 +53,8 @@ pub(crate) struct InitFds {
     /// The parent's write ends of those pipes: closed first thing, or a hook
     /// reading its stdin to EOF would wait for us.
     pub hook_close: Vec<RawFd>,
+    /// Detached idmapped trees (`plan.idmaps` order), attached with move_mount.
+    pub idmap_trees: Vec<RawFd>,
 }
 
 fn err() -> c_int {
@@ -369,7 +371,7 @@ fn prepare_root(
         return Err(Fail::new(Step::RootBind, 1, err()));
     }
     let root = Fd(root);
-    rootfs::mount_all(plan, root.0, &mut || go.wait())?;
+    rootfs::mount_all(plan, root.0, &fds.idmap_trees, &mut || go.wait())?;
     rootfs::devices(plan, root.0)?;
     let tty = match plan.terminal {
         true => Some(open_tty(plan, fds, root.0, true)?),

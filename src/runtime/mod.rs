@@ -68,6 +68,7 @@ mod container;
 mod devices;
 mod exec;
 mod hooks;
+mod idmap;
 mod init;
 mod init_hooks;
 mod lifecycle;

@@ -225,7 +225,10 @@ mod tests {
     fn recursive_attributes_later_wins_and_atime_is_one_field() {
         let o = p(&["rbind", "rro", "rnosuid", "rrw", "rnoatime", "rstrictatime"]);
         let r = o.rec.unwrap();
-        assert_eq!(r.set, libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_STRICTATIME);
+        assert_eq!(
+            r.set,
+            libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_STRICTATIME
+        );
         assert_eq!(r.clr, libc::MOUNT_ATTR_RDONLY | libc::MOUNT_ATTR__ATIME);
         assert_eq!(o.flags, 0, "recursive options are not mount(2) flags");
         assert!(o.data.is_empty());

@@ -29,6 +29,11 @@ pub(crate) enum MountKind {
         source: CString,
         recursive: bool,
     },
+    /// Attach the idmapped tree `InitPlan::idmaps[tree]`, prepared by the parent
+    /// (`idmap.rs`), with move_mount(2).
+    Idmapped {
+        tree: usize,
+    },
     Fs {
         fstype: CString,
         source: CString,
@@ -49,6 +54,19 @@ pub(crate) struct MountPlan {
     /// sysfs in a container without its own network namespace cannot be mounted:
     /// fall back to a read-only recursive bind of the host's /sys, as runc does.
     pub sysfs_fallback: bool,
+}
+
+/// An idmapped bind mount, made by the parent before clone (`idmap.rs`).
+#[derive(Debug)]
+pub(crate) struct IdmapPlan {
+    pub source: CString,
+    /// Destination, for errors.
+    pub dest: String,
+    /// rbind: clone the whole tree under the source.
+    pub recursive_tree: bool,
+    /// ridmap: idmap every mount of the tree, not only its top.
+    pub recursive_idmap: bool,
+    pub userns: super::idmap::UsernsSource,
 }
 
 #[derive(Debug)]
@@ -118,6 +136,8 @@ pub(crate) struct InitPlan {
     pub rootfs_parent_mount: Option<CString>,
     pub no_pivot: bool,
     pub mounts: Vec<MountPlan>,
+    /// The idmapped mounts among `mounts` ([`MountKind::Idmapped`] indexes here).
+    pub idmaps: Vec<IdmapPlan>,
     /// Devices and /dev symlinks are created when /dev is a fresh tmpfs.
     pub devices: Vec<DevicePlan>,
     pub dev_symlinks: Vec<(CString, CString)>,
@@ -280,6 +300,7 @@ pub(crate) fn build(input: &PlanInput<'_>) -> Result<InitPlan, Error> {
     namespaces(&mut plan, &linux)?;
     unsupported_linux(&linux)?;
     let has_netns = plan.clone_flags & libc::CLONE_NEWNET != 0;
+    let container_userns = container_userns(&plan);
     let mut dev_is_tmpfs = false;
     let mut cgroup_dests: Vec<PathBuf> = Vec::new();
     for m in spec.mounts().iter().flatten() {
@@ -295,7 +316,13 @@ pub(crate) fn build(input: &PlanInput<'_>) -> Result<InitPlan, Error> {
             plan.mounts.extend(mounts);
             continue;
         }
-        let mp = super::mountplan::mount(m, input.bundle, has_netns)?;
+        let mut mp = super::mountplan::mount(m, input.bundle, has_netns)?;
+        if let Some(idmap) = super::mountplan::idmap(m, &mp, container_userns.as_ref())? {
+            mp.kind = MountKind::Idmapped {
+                tree: plan.idmaps.len(),
+            };
+            plan.idmaps.push(idmap);
+        }
         if m.destination() == Path::new("/dev") && matches!(mp.kind, MountKind::Fs { .. }) {
             dev_is_tmpfs = true;
         }
@@ -376,6 +403,20 @@ pub(crate) fn build(input: &PlanInput<'_>) -> Result<InitPlan, Error> {
         plan.seccomp_flags = flags;
     }
     Ok(plan)
+}
+
+/// The container's user namespace, for `idmap` mounts without mappings of their own.
+fn container_userns(plan: &InitPlan) -> Option<super::idmap::UsernsSource> {
+    if let Some((_, path)) = plan.join.iter().find(|j| j.0 == libc::CLONE_NEWUSER) {
+        return Some(super::idmap::UsernsSource::Path(path.clone()));
+    }
+    match (&plan.uid_map, &plan.gid_map) {
+        (Some(uid), Some(gid)) if plan.new_userns => Some(super::idmap::UsernsSource::Maps {
+            uid: uid.clone(),
+            gid: gid.clone(),
+        }),
+        _ => None,
+    }
 }
 
 fn namespaces(plan: &mut InitPlan, linux: &oci_spec::runtime::Linux) -> Result<(), Error> {

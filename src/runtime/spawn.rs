@@ -167,6 +167,11 @@ pub(crate) fn spawn(a: &SpawnArgs<'_>) -> Result<Spawned> {
             .map_err(|source| Error::Sys { op: "pipe", source })?;
         hook_pipes.push((raise(r)?, raise(w)?));
     }
+    // Idmapped mounts: made here, in the host namespaces (see idmap.rs).
+    let idmap_trees = super::idmap::prepare(&plan.idmaps, proc_fd.as_raw_fd())?
+        .into_iter()
+        .map(raise)
+        .collect::<Result<Vec<_>>>()?;
     let (parent_sock, child_sock) = socket::socketpair(
         AddressFamily::Unix,
         SockType::SeqPacket,
@@ -196,6 +201,7 @@ pub(crate) fn spawn(a: &SpawnArgs<'_>) -> Result<Spawned> {
         wait_fifo: a.wait_fifo,
         hook_stdin: hook_pipes.iter().map(|(r, _)| r.as_raw_fd()).collect(),
         hook_close: hook_pipes.iter().map(|(_, w)| w.as_raw_fd()).collect(),
+        idmap_trees: idmap_trees.iter().map(|t| t.as_raw_fd()).collect(),
     };
     let (pid, pidfd) = clone_init(plan, &fds, join_pid.as_ref())?;
     drop(child_sock);
