@@ -215,3 +215,137 @@ fn idmapped_mount_of_an_unsupported_filesystem_is_a_clear_error() {
     let err = text(&b.verb("create").stderr);
     assert!(err.contains("must both be given"), "{err}");
 }
+
+/// What the test's seccomp agent saw.
+#[derive(Debug)]
+enum Agent {
+    /// A listener fd arrived with this containerProcessState.
+    Connected(serde_json::Value),
+    /// A notified syscall (its number), answered "success, 0".
+    Answered { nr: i32 },
+}
+
+/// A tiny seccomp agent: accepts connections on `listener`, takes the state JSON
+/// and the fd of each, and answers every notification with success (0) without
+/// running the syscall — so a notified mkdir "succeeds" and creates nothing.
+/// Each fd is served until it hangs up (its processes are gone).
+fn seccomp_agent(listener: std::os::unix::net::UnixListener, tx: std::sync::mpsc::Sender<Agent>) {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    for conn in listener.incoming() {
+        let Ok(conn) = conn else { return };
+        let mut buf = vec![0u8; 65536];
+        let mut cmsg = nix::cmsg_space!(std::os::fd::RawFd);
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let msg = nix::sys::socket::recvmsg::<()>(
+            conn.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            nix::sys::socket::MsgFlags::empty(),
+        )
+        .unwrap();
+        let mut fd = None;
+        for c in msg.cmsgs().unwrap() {
+            if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
+                // SAFETY: an fd received with SCM_RIGHTS is ours.
+                fd = Some(unsafe { OwnedFd::from_raw_fd(fds[0]) });
+            }
+        }
+        let n = msg.bytes;
+        let state: serde_json::Value = serde_json::from_slice(&buf[..n]).unwrap();
+        tx.send(Agent::Connected(state)).unwrap();
+        let fd = fd.expect("the listener fd came with SCM_RIGHTS");
+        let tx = tx.clone();
+        std::thread::spawn(move || serve_notifications(fd, tx));
+    }
+}
+
+fn serve_notifications(fd: std::os::fd::OwnedFd, tx: std::sync::mpsc::Sender<Agent>) {
+    use std::os::fd::{AsFd, AsRawFd};
+    loop {
+        let mut pfd = [nix::poll::PollFd::new(
+            fd.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        if nix::poll::poll(&mut pfd, nix::poll::PollTimeout::NONE).is_err() {
+            return;
+        }
+        let ev = pfd[0].revents().unwrap_or(nix::poll::PollFlags::empty());
+        if !ev.contains(nix::poll::PollFlags::POLLIN) {
+            return; // POLLHUP: no process uses the filter any more.
+        }
+        // SAFETY: all-zero is a valid seccomp_notif and what NOTIF_RECV requires.
+        let mut req: libc::seccomp_notif = unsafe { std::mem::zeroed() };
+        // SAFETY: the ioctl fills req, a valid seccomp_notif.
+        if unsafe { libc::ioctl(fd.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_RECV, &mut req) } != 0 {
+            continue; // the task went away before we read it (ENOENT)
+        }
+        let mut resp = libc::seccomp_notif_resp {
+            id: req.id,
+            val: 0,
+            error: 0,
+            flags: 0,
+        };
+        // SAFETY: the ioctl reads resp, a valid seccomp_notif_resp.
+        unsafe { libc::ioctl(fd.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_SEND, &mut resp) };
+        let _ = tx.send(Agent::Answered { nr: req.data.nr });
+    }
+}
+
+#[test]
+fn seccomp_notify_sends_the_listener_fd_and_the_agent_answers() {
+    let mut b = Bundle::new(&["sh", "-c", "mkdir /byinit; exec sleep 30"]);
+    let sock = b.path().join("agent.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || seccomp_agent(listener, tx));
+    b.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": sock,
+        "listenerMetadata": "test-meta",
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]
+    });
+    // Guards against a hang only (an agent that never hears from us).
+    let next = || {
+        rx.recv_timeout(std::time::Duration::from_secs(20))
+            .expect("the seccomp agent heard nothing")
+    };
+    ok(&b.oci(&[
+        "run",
+        "--detach",
+        "--bundle",
+        b.path().to_str().unwrap(),
+        &b.id,
+    ]));
+    let init_pid = b.state()["pid"].as_u64().unwrap();
+    let Agent::Connected(st) = next() else {
+        panic!("the listener fd comes first")
+    };
+    assert_eq!(st["ociVersion"], "1.2.0");
+    assert_eq!(st["fds"], json!(["seccompFd"]));
+    assert_eq!(st["pid"].as_u64(), Some(init_pid));
+    assert_eq!(st["metadata"], "test-meta");
+    assert_eq!(st["state"]["id"], b.id.as_str());
+    assert_eq!(st["state"]["status"], "creating");
+    let Agent::Answered { nr } = next() else {
+        panic!("the init's mkdir is notified")
+    };
+    assert!([libc::SYS_mkdir, libc::SYS_mkdirat].contains(&nr.into()));
+
+    // exec'd processes get their own filter and listener.
+    let out = b.oci(&[
+        "exec",
+        &b.id,
+        "sh",
+        "-c",
+        "mkdir /made && echo mkdir-ok; test -d /made || echo made-absent; test -d /byinit || echo init-absent",
+    ]);
+    ok(&out);
+    assert_eq!(text(&out.stdout), "mkdir-ok\nmade-absent\ninit-absent\n");
+    let Agent::Connected(st) = next() else {
+        panic!("exec sends its listener fd")
+    };
+    assert_eq!(st["state"]["status"], "running");
+    assert_ne!(st["pid"].as_u64(), Some(init_pid));
+    assert!(matches!(next(), Agent::Answered { .. }));
+    ok(&b.oci(&["delete", "--force", &b.id]));
+}

@@ -218,20 +218,21 @@ impl Runtime {
         // and still waits for GO, so it has not pivoted yet (config.md, Hooks).
         let rootfs_path = PathBuf::from(plan.rootfs.to_string_lossy().into_owned());
         let annotations = spec.annotations().clone().unwrap_or_default();
+        let creating = |pid: i32| State {
+            oci_version: OCI_VERSION.into(),
+            id: id.into(),
+            status: Status::Creating,
+            pid,
+            bundle: bundle.clone(),
+            annotations: annotations.clone(),
+            rootfs: rootfs_path.clone(),
+            created: state::rfc3339(now()),
+        };
         let before_go = |pid: i32| -> Result<Vec<u8>> {
             let Some(h) = spec.hooks() else {
                 return Ok(Vec::new());
             };
-            let st = State {
-                oci_version: OCI_VERSION.into(),
-                id: id.into(),
-                status: Status::Creating,
-                pid,
-                bundle: bundle.clone(),
-                annotations: annotations.clone(),
-                rootfs: rootfs_path.clone(),
-                created: state::rfc3339(now()),
-            };
+            let st = creating(pid);
             super::hooks::run("prestart", h.prestart().as_deref().unwrap_or_default(), &st)?;
             super::hooks::run(
                 "createRuntime",
@@ -252,6 +253,9 @@ impl Runtime {
             preserve_fds: opts.preserve_fds,
             wait_fifo,
             before_go: Some(&before_go),
+            on_seccomp_fd: Some(&|pid, fd| {
+                send_listener_fd(linux.seccomp().as_ref(), pid, &creating(pid), fd)
+            }),
         })?;
         let mut pty_master = spawned.pty_master;
         if let (Some(sock), Some(master)) = (&console, &pty_master) {
@@ -310,6 +314,23 @@ fn cgroup_path(p: Option<&Path>, id: &str) -> Result<PathBuf> {
         }),
         Some(p) => Ok(p.to_path_buf()),
     }
+}
+
+/// The seccomp listener fd of process `pid` to `linux.seccomp.listenerPath`.
+pub(super) fn send_listener_fd(
+    seccomp: Option<&oci_spec::runtime::LinuxSeccomp>,
+    pid: i32,
+    state: &State,
+    fd: OwnedFd,
+) -> Result<()> {
+    let Some(path) = seccomp.and_then(|s| s.listener_path().as_deref()) else {
+        return Err(Error::Invalid {
+            field: "linux.seccomp.listenerPath".into(),
+            reason: "missing".into(),
+        });
+    };
+    let metadata = seccomp.and_then(|s| s.listener_metadata().as_deref());
+    super::seccomp::listener::send(path, metadata, pid, state, fd)
 }
 
 /// Hand the pty master to the console socket (runc's protocol: SCM_RIGHTS with

@@ -177,6 +177,9 @@ pub(crate) struct InitPlan {
     pub exec_candidates: Vec<CString>,
     pub seccomp: Option<Vec<libc::sock_filter>>,
     pub seccomp_flags: libc::c_uint,
+    /// The filter notifies: load it before READY and send its listener fd to the
+    /// parent (TAG_SECCOMP), which forwards it to `linux.seccomp.listenerPath`.
+    pub seccomp_listener: bool,
     /// ioprio_set(2) value: class << 13 | level.
     pub ioprio: Option<c_int>,
     /// sched_setattr(2) for process.scheduler.
@@ -391,18 +394,29 @@ pub(crate) fn build(input: &PlanInput<'_>) -> Result<InitPlan, Error> {
         }
         plan.domainname = Some(cstr(d, "domainname")?);
     }
+    super::process::plan(&mut plan, spec)?;
+    process_linux(&mut plan, &linux)?;
+    Ok(plan)
+}
+
+/// The parts of `linux` that apply to every process of the container, the init
+/// and `exec`'d ones alike (as runc's setns init): personality and seccomp.
+pub(crate) fn process_linux(
+    plan: &mut InitPlan,
+    linux: &oci_spec::runtime::Linux,
+) -> Result<(), Error> {
     plan.personality = linux
         .personality()
         .as_ref()
         .map(super::personality::value)
         .transpose()?;
-    super::process::plan(&mut plan, spec)?;
     if let Some(s) = linux.seccomp() {
-        let (prog, flags) = super::seccomp::compile(s)?;
-        plan.seccomp = Some(prog);
-        plan.seccomp_flags = flags;
+        let c = super::seccomp::compile(s)?;
+        plan.seccomp = Some(c.prog);
+        plan.seccomp_flags = c.flags;
+        plan.seccomp_listener = c.listener;
     }
-    Ok(plan)
+    Ok(())
 }
 
 /// The container's user namespace, for `idmap` mounts without mappings of their own.

@@ -36,6 +36,9 @@ pub(crate) struct SpawnArgs<'a> {
     /// Runs after clone, id maps and cgroup placement, before GO (hooks).
     /// Returns the state JSON given to in-container hooks.
     pub before_go: Option<&'a dyn Fn(i32) -> Result<Vec<u8>>>,
+    /// Receives the seccomp listener fd (with `plan.seccomp_listener`), while the
+    /// init waits: it forwards it to the seccomp agent (`seccomp::listener`).
+    pub on_seccomp_fd: Option<&'a dyn Fn(i32, OwnedFd) -> Result<()>>,
 }
 
 fn open_verified(path: &std::ffi::CStr, flags: c_int) -> Result<OwnedFd> {
@@ -339,6 +342,15 @@ fn release(
             _ if n == 0 => return Err(init_died(pid)),
             Some(channel::TAG_READY) => return Ok(pty),
             Some(channel::TAG_PTY) => pty = received,
+            Some(channel::TAG_SECCOMP) => match (received, a.on_seccomp_fd) {
+                (Some(fd), Some(forward)) => forward(pid, fd)?,
+                _ => {
+                    return Err(Error::Init {
+                        step: "handing over the seccomp listener fd".into(),
+                        source: nix::Error::EPROTO,
+                    });
+                }
+            },
             Some(channel::TAG_FAIL) => {
                 let fail =
                     Fail::decode(&buf[..n]).unwrap_or(Fail::new(Step::Sync, 0, libc::EPROTO));
