@@ -80,6 +80,7 @@ impl Runtime {
         let spawned = spawn::spawn(&SpawnArgs {
             plan: &plan,
             cgroup: Some(&cgroup),
+            before_place: None,
             state_dir: &dir,
             stdio: opts.stdio.as_ref(),
             preserve_fds: opts.preserve_fds,

@@ -163,12 +163,24 @@ pub struct CreateOptions {
 #[derive(Debug, Clone)]
 pub struct Runtime {
     state_dir: PathBuf,
+    /// `Some`: systemd cgroup driver (`slice:prefix:name` cgroupsPath).
+    systemd: Option<crate::cgroup::systemd::SystemdDriver>,
 }
 
 impl Runtime {
     /// `state_dir`: `stack oci --root`; default [`Runtime::DEFAULT_STATE_DIR`].
     pub fn new(state_dir: PathBuf) -> Self {
-        Runtime { state_dir }
+        Runtime {
+            state_dir,
+            systemd: None,
+        }
+    }
+
+    /// Use the systemd cgroup driver (runc's `--systemd-cgroup`): see
+    /// [`crate::cgroup::systemd`].
+    pub fn with_systemd_cgroup(mut self, driver: crate::cgroup::systemd::SystemdDriver) -> Self {
+        self.systemd = Some(driver);
+        self
     }
 
     pub const DEFAULT_STATE_DIR: &'static str = "/run/stack/runtime";

@@ -27,6 +27,9 @@ pub(crate) struct Spawned {
 pub(crate) struct SpawnArgs<'a> {
     pub plan: &'a InitPlan,
     pub cgroup: Option<&'a Cgroup>,
+    /// Runs with the child's pid before it is added to `cgroup` (the systemd
+    /// driver registers its unit and creates the cgroup here).
+    pub before_place: Option<&'a dyn Fn(i32) -> Result<()>>,
     pub state_dir: &'a Path,
     pub stdio: Option<&'a [OwnedFd; 3]>,
     pub preserve_fds: u32,
@@ -292,6 +295,9 @@ fn release(
     }
     if let Some(m) = &plan.gid_map {
         write_proc(proc_fd, &format!("{pid}/gid_map"), m)?;
+    }
+    if let Some(f) = a.before_place {
+        f(pid)?;
     }
     if let Some(cg) = a.cgroup {
         cg.add_pid(pid)?;
