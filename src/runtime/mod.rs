@@ -59,7 +59,12 @@
 //! - seccomp: libseccomp (see `seccomp/mod.rs`), compiled in the parent.
 //! - Paths inside the root: openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS),
 //!   mounts through `/proc/self/fd/N` of the host procfs before pivot_root.
-//! - cgroups: [`crate::cgroup`], cgroupfs directly (v1, v2, hybrid).
+//! - cgroups: [`crate::cgroup`], cgroupfs directly (v1, v2, hybrid); with
+//!   [`Runtime::with_systemd_cgroup`] `slice:prefix:name` paths and, where
+//!   systemd is PID 1, a transient scope per container over D-Bus (zbus).
+//! - idmapped mounts: made in the parent (`idmap.rs`), attached by the init.
+//! - seccomp user notification: the listener fd goes init -> parent -> the
+//!   agent at `listenerPath` (`seccomp/listener.rs`).
 mod caps;
 pub use caps::NAMES as CAPABILITY_NAMES;
 mod cgroupfs;

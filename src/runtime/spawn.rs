@@ -174,7 +174,10 @@ pub(crate) fn spawn(a: &SpawnArgs<'_>) -> Result<Spawned> {
         hook_pipes.push((raise(r)?, raise(w)?));
     }
     // Idmapped mounts: made here, in the host namespaces (see idmap.rs).
-    let idmap_trees = super::idmap::prepare(&plan.idmaps, proc_fd.as_raw_fd())?
+    let mut kernel = super::idmap::Kernel {
+        proc_fd: proc_fd.as_raw_fd(),
+    };
+    let idmap_trees = super::idmap::prepare(&mut kernel, &plan.idmaps)?
         .into_iter()
         .map(raise)
         .collect::<Result<Vec<_>>>()?;
