@@ -13,9 +13,11 @@
 //! no v2 device control) and over youki's `libcgroups` (pulls systemd/D-Bus code we do
 //! not use); the surface needed is small (see DESIGN.md, dependencies).
 mod bpf;
+mod dbus;
 mod fs;
 mod hierarchy;
 mod stats;
+pub mod systemd;
 mod v1;
 mod v2;
 
@@ -70,6 +72,12 @@ pub enum Error {
     Sys {
         op: &'static str,
         source: nix::Error,
+    },
+    #[error("systemd: {op} for unit {unit}: {reason}")]
+    Systemd {
+        op: &'static str,
+        unit: String,
+        reason: String,
     },
 }
 
