@@ -113,6 +113,7 @@ pub fn build(
     };
     let errors = &mut loader.errors;
     let warnings = &mut loader.warnings;
+    let inputs = &mut loader.inputs;
     macro_rules! with_ctx {
         ($node:expr, $what:expr, |$c:ident| $body:expr) => {{
             let mut $c = Ctx {
@@ -123,6 +124,7 @@ pub fn build(
                 vars,
                 errors: &mut *errors,
                 warnings: &mut *warnings,
+                inputs: &mut *inputs,
             };
             $body
         }};

@@ -70,6 +70,9 @@ pub struct Loaded {
     /// The services a verb should act on: those named on the command line
     /// and their dependencies, or all of `stack.services` when none were named.
     pub targeted: Vec<String>,
+    /// Other files the model depends on (.env, env_file, secret and config
+    /// files), absolute: what a watcher must watch besides `files`.
+    pub inputs: Vec<PathBuf>,
 }
 
 /// Reads, merges, validates and normalizes the stack files.
