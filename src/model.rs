@@ -33,6 +33,8 @@ pub struct Stack {
     pub configs: BTreeMap<String, FileObject>,
     /// Limits for the whole stack's cgroup slice.
     pub resources: Resources,
+    /// The daemon follows the files (`watch = true`).
+    pub watch: bool,
 }
 
 /// Where a service's root filesystem comes from. Printed and stored as the

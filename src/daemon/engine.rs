@@ -9,9 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 use super::proto::{ContainersRequest, DownRequest, Line, RmRequest, UpRequest};
+use super::watch::{Change, Watcher};
 use crate::reconcile::plan::Action;
 use crate::reconcile::stacks::{StackRecord, claim};
 use crate::reconcile::{self, Ctx, Event};
@@ -25,22 +26,39 @@ pub type Out = UnboundedSender<Line>;
 
 pub struct Engine {
     pub roots: Roots,
-    ctx: Ctx,
+    pub(super) ctx: Ctx,
     pub supervisor: Supervisor,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Operations in flight (for the idle check).
     busy: AtomicUsize,
+    /// The files of watched stacks (see `follow.rs`).
+    pub(super) watcher: Option<Watcher>,
+    /// Watched stacks with a reconcile scheduled: true when a change came in
+    /// after it started (it runs again).
+    pub(super) pending: Mutex<HashMap<String, bool>>,
 }
 
 impl Engine {
-    pub fn open(roots: Roots, rt: tokio::runtime::Handle) -> Result<Arc<Engine>, reconcile::Error> {
-        Ok(Arc::new(Engine {
+    /// The engine of a state root, and the changes its watcher reports (for
+    /// [`Engine::follow`]).
+    pub fn open(
+        roots: Roots,
+        rt: tokio::runtime::Handle,
+    ) -> Result<(Arc<Engine>, UnboundedReceiver<Change>), reconcile::Error> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let watcher = Watcher::new(tx)
+            .map_err(|e| tracing::warn!(error = %e, "file watching is not available"))
+            .ok();
+        let engine = Arc::new(Engine {
             ctx: Ctx::open(roots.clone())?,
             supervisor: Supervisor::new(roots.clone(), rt),
             roots,
             locks: Mutex::new(HashMap::new()),
             busy: AtomicUsize::new(0),
-        }))
+            watcher,
+            pending: Mutex::new(HashMap::new()),
+        });
+        Ok((engine, rx))
     }
 
     /// Nothing to supervise and nothing in flight: no container and no stack
@@ -53,7 +71,7 @@ impl Engine {
                 .unwrap_or(true)
     }
 
-    async fn lock(&self, stack: &str) -> tokio::sync::OwnedMutexGuard<()> {
+    pub(super) async fn lock(&self, stack: &str) -> tokio::sync::OwnedMutexGuard<()> {
         let lock = self
             .locks
             .lock()
@@ -66,7 +84,7 @@ impl Engine {
 
     /// Run `f` (blocking work on the stack `name`) with the stack locked and
     /// the engine marked busy.
-    async fn with_stack<T: Send + 'static>(
+    pub(super) async fn with_stack<T: Send + 'static>(
         self: &Arc<Self>,
         name: &str,
         f: impl FnOnce(&Arc<Engine>) -> T + Send + 'static,
@@ -97,34 +115,57 @@ impl Engine {
         }
         let name = loaded.stack.name.clone();
         self.with_stack(&name, move |me| {
-            let stack = &loaded.stack;
-            if let Err(e) = claim(&me.roots, stack, &loaded.files, Some(&req.load), req.watch) {
-                let _ = out.send(Line::Error {
-                    message: e.to_string(),
-                });
-                return;
-            }
-            let progress = |e: Event| {
-                me.hook(&e, req.options.plan.no_start);
-                me.record(&stack.name, &e, req.options.plan.no_start);
-                let _ = out.send(Line::Progress { event: e });
-            };
-            match reconcile::up(&me.ctx, stack, &req.options, &progress) {
-                Ok(report) => {
-                    let _ = out.send(Line::Done {
-                        nothing_to_do: report.plan.is_empty(),
-                        orphans: report.plan.orphans,
-                        failed: report.failed,
-                    });
-                }
-                Err(e) => {
-                    let _ = out.send(Line::Error {
-                        message: crate::supervisor::error_chain(&e),
-                    });
-                }
-            }
+            let watch = req.watch || loaded.stack.watch;
+            let record = StackRecord::of(&loaded, Some(&req.load), watch);
+            me.apply(&loaded, record, &req.options, &out);
         })
         .await
+    }
+
+    /// Record a loaded stack, reconcile it, and watch its files when asked:
+    /// what `up`, a file change and a stacks directory entry all come to.
+    /// Blocking; the caller holds the stack's lock.
+    pub(super) fn apply(
+        &self,
+        loaded: &spec::Loaded,
+        record: StackRecord,
+        options: &reconcile::UpOptions,
+        out: &Out,
+    ) {
+        let stack = &loaded.stack;
+        if let Err(e) = claim(&self.roots, &record) {
+            let _ = out.send(Line::Error {
+                message: e.to_string(),
+            });
+            return;
+        }
+        let no_start = options.plan.no_start;
+        let progress = |e: Event| {
+            self.hook(&e, no_start);
+            self.record(&stack.name, &e, no_start);
+            let _ = out.send(Line::Progress { event: e });
+        };
+        match reconcile::up(&self.ctx, stack, options, &progress) {
+            Ok(report) => {
+                let _ = out.send(Line::Done {
+                    nothing_to_do: report.plan.is_empty(),
+                    orphans: report.plan.orphans,
+                    failed: report.failed,
+                });
+            }
+            Err(e) => {
+                let _ = out.send(Line::Error {
+                    message: crate::supervisor::error_chain(&e),
+                });
+            }
+        }
+        if let Some(w) = &self.watcher {
+            if record.watch {
+                w.set(&stack.name, record.inputs.iter().cloned());
+            } else {
+                w.remove(&stack.name);
+            }
+        }
     }
 
     /// Keep the supervisor in step with the reconciler: a container about to
@@ -190,6 +231,9 @@ impl Engine {
             let left = control::observe(&me.roots.lib, Some(&name)).map(|o| o.len());
             if errors.is_empty() && left.is_ok_and(|n| n == 0) {
                 StackRecord::remove(&me.roots, &name);
+                if let Some(w) = &me.watcher {
+                    w.remove(&name);
+                }
             }
             let _ = out.send(Line::Done {
                 failed: errors

@@ -15,8 +15,10 @@ pub mod auth;
 pub mod autostart;
 pub mod client;
 pub mod engine;
+mod follow;
 pub mod proto;
 mod server;
+mod watch;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -28,6 +30,17 @@ pub struct Options {
     pub roots: Roots,
     /// Exit once nothing is left to supervise (a daemon started by the CLI).
     pub exit_when_idle: bool,
+    /// Every stack file in this directory is a stack the daemon keeps up.
+    pub stacks_dir: Option<PathBuf>,
+}
+
+/// Where a daemon finds its stack files by default: /etc/stack/stacks.d, or
+/// `DIR/stacks.d` under `--root DIR`.
+pub fn default_stacks_dir(roots: &Roots) -> PathBuf {
+    match &roots.custom {
+        Some(dir) => dir.join("stacks.d"),
+        None => PathBuf::from("/etc/stack/stacks.d"),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

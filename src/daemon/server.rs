@@ -49,8 +49,9 @@ pub fn lock(roots: &Roots) -> Result<Flock<File>, Error> {
 
 pub async fn serve(opts: Options) -> Result<(), Error> {
     let started = std::time::Instant::now();
-    let engine = Engine::open(opts.roots.clone(), tokio::runtime::Handle::current())?;
+    let (engine, changes) = Engine::open(opts.roots.clone(), tokio::runtime::Handle::current())?;
     let adopted = engine.supervisor.adopt()?;
+    tokio::spawn(engine.clone().follow(changes));
     let (listener, bound) = listener(&opts.roots)?;
     tracing::info!(
         adopted,
@@ -63,6 +64,10 @@ pub async fn serve(opts: Options) -> Result<(), Error> {
     if let Some(period) = sd_notify::watchdog_enabled() {
         tokio::spawn(watchdog(period));
     }
+    // After READY: bringing up the stacks directory may take long (pulls).
+    let resumed = engine.clone();
+    let stacks_dir = opts.stacks_dir.clone();
+    tokio::spawn(async move { resumed.resume_watching(stacks_dir).await });
     let app = super::api::router(engine.clone()).into_make_service_with_connect_info::<Peer>();
     let shutdown = shutdown(engine.clone(), opts.exit_when_idle);
     let served = axum::serve(listener, app)

@@ -7,7 +7,6 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model;
 use crate::spec::LoadOptions;
 use crate::state::{self, Roots};
 
@@ -22,6 +21,47 @@ pub struct StackRecord {
     /// The daemon reconciles the stack whenever its files change.
     #[serde(default)]
     pub watch: bool,
+    /// Every file to watch: the stack files and what they read (.env,
+    /// env_file, secret and config files).
+    #[serde(default)]
+    pub inputs: Vec<PathBuf>,
+    /// The stacks directory file this stack comes from (removing the file
+    /// brings the stack down).
+    #[serde(default)]
+    pub source: Option<PathBuf>,
+}
+
+/// What the daemon says of a stack's files (`status.json` beside the record).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct StackStatus {
+    /// The files as they are now do not load: the stack runs as it was.
+    #[serde(default)]
+    pub file_error: Option<FileError>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FileError {
+    /// Seconds since the epoch.
+    pub since: u64,
+    /// Rendered as the CLI prints it, with file:line:col.
+    pub message: String,
+}
+
+impl StackStatus {
+    pub fn path(roots: &Roots, name: &str) -> PathBuf {
+        roots.lib.join("stacks").join(name).join("status.json")
+    }
+
+    pub fn read(roots: &Roots, name: &str) -> StackStatus {
+        state::read_json(&Self::path(roots, name))
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    }
+
+    pub fn write(&self, roots: &Roots, name: &str) -> io::Result<()> {
+        state::write_json(&Self::path(roots, name), self)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,22 +114,27 @@ impl StackRecord {
     }
 }
 
-/// Record `stack` as loaded from `files` with `load`; refuse a stack that the
-/// state root knows from another project directory.
-pub fn claim(
-    roots: &Roots,
-    stack: &model::Stack,
-    files: &[PathBuf],
-    load: Option<&LoadOptions>,
-    watch: bool,
-) -> Result<(), ClaimError> {
-    let record = StackRecord {
-        name: stack.name.clone(),
-        files: files.to_vec(),
-        project_dir: stack.project_dir.clone(),
-        load: load.cloned(),
-        watch,
-    };
+impl StackRecord {
+    /// The record of a loaded stack.
+    pub fn of(loaded: &crate::spec::Loaded, load: Option<&LoadOptions>, watch: bool) -> Self {
+        let mut inputs = loaded.files.clone();
+        inputs.extend(loaded.inputs.iter().cloned());
+        StackRecord {
+            name: loaded.stack.name.clone(),
+            files: loaded.files.clone(),
+            project_dir: loaded.stack.project_dir.clone(),
+            load: load.cloned(),
+            watch,
+            inputs,
+            source: None,
+        }
+    }
+}
+
+/// Record the stack; refuse one that the state root knows from another
+/// project directory.
+pub fn claim(roots: &Roots, record: &StackRecord) -> Result<(), ClaimError> {
+    let stack = record;
     if let Some(old) = StackRecord::read(roots, &stack.name)? {
         if old.project_dir != record.project_dir {
             return Err(ClaimError::Taken {
@@ -104,10 +149,10 @@ pub fn claim(
                 new_dir: record.project_dir.display().to_string(),
             });
         }
-        if old == record {
+        if &old == record {
             return Ok(());
         }
     }
-    state::write_json(&StackRecord::path(roots, &stack.name), &record)?;
+    state::write_json(&StackRecord::path(roots, &stack.name), record)?;
     Ok(())
 }

@@ -262,12 +262,12 @@ pub fn load(opts: &LoadOptions, inline: Option<&str>) -> Result<Loaded, Diagnost
         })
         .or_else(|| root.get("name").and_then(Node::as_str).map(str::to_string))
         .unwrap_or_else(|| {
-            normalize_project(
-                &project_dir
+            normalize_project(&opts.default_name.clone().unwrap_or_else(|| {
+                project_dir
                     .file_name()
                     .map(|n| n.to_string_lossy().to_string())
-                    .unwrap_or_default(),
-            )
+                    .unwrap_or_default()
+            }))
         });
     let enabled: Vec<String> = if opts.profiles.is_empty() {
         vars.get("COMPOSE_PROFILES")

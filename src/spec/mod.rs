@@ -35,6 +35,10 @@ pub struct LoadOptions {
     pub services: Vec<String>,
     /// The environment for interpolation; `None` = this process's.
     pub environment: Option<BTreeMap<String, String>>,
+    /// The stack's name when neither `-p` nor the file gives one (instead of
+    /// the directory's name): a stacks.d file's own name.
+    #[serde(default)]
+    pub default_name: Option<String>,
 }
 
 impl LoadOptions {
@@ -53,6 +57,7 @@ impl LoadOptions {
             working_dir: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
             services,
             environment: None,
+            default_name: None,
         }
     }
 }

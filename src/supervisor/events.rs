@@ -29,6 +29,8 @@ pub enum Action {
     Stop,
     Kill,
     Destroy,
+    /// The stack's files do not load (a watched stack runs on as it was).
+    FileInvalid,
 }
 
 impl Action {
@@ -43,6 +45,7 @@ impl Action {
             Action::Stop => "stop",
             Action::Kill => "kill",
             Action::Destroy => "destroy",
+            Action::FileInvalid => "file_invalid",
         }
     }
 }
