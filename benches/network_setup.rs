@@ -87,7 +87,7 @@ fn ours(n: usize, rt: &tokio::runtime::Runtime) -> Duration {
         };
         let t0 = Instant::now();
         let ep = mgr
-            .attach(&format!("c{i}"), &c.path(), &[att])
+            .attach("bench", &format!("c{i}"), &c.path(), &[att])
             .expect("attach");
         t_attach += t0.elapsed();
         let t0 = Instant::now();
@@ -228,7 +228,11 @@ fn ours_throughput(rt: &tokio::runtime::Runtime) -> Option<f64> {
             ipv4: None,
             ipv6: None,
         };
-        ips.push(mgr.attach(&format!("c{i}"), &c.path(), &[att]).ok()?[0].ipv4);
+        ips.push(
+            mgr.attach("bench", &format!("c{i}"), &c.path(), &[att])
+                .ok()?[0]
+                .ipv4,
+        );
     }
     let r = iperf(&cs[1], &cs[0], &ips[1].to_string());
     let _ = mgr.remove_stack("bench");

@@ -33,12 +33,12 @@ fn ipv6_network_end_to_end() {
     let (c1, c2) = (Ns::new("stc"), Ns::new("stc"));
     let e1 = f
         .mgr
-        .attach("c1", &c1.path(), &[f.att("default", &[])])
+        .attach(&f.stack, "c1", &c1.path(), &[f.att("default", &[])])
         .unwrap()
         .remove(0);
     let e2 = f
         .mgr
-        .attach("c2", &c2.path(), &[f.att("default", &[])])
+        .attach(&f.stack, "c2", &c2.path(), &[f.att("default", &[])])
         .unwrap()
         .remove(0);
     let (a1, a2) = (e1.ipv6.unwrap(), e2.ipv6.unwrap());

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::dns::DnsServer;
 use super::firewall::{Firewall, NftFirewall};
+use super::group::Group;
 use super::ipam::{self, Cidr4};
 use super::netlink::Nl;
 use super::spec_check::{check_unchanged, plan_v6, validate};
@@ -23,6 +24,7 @@ pub struct Manager {
     host_ns: Option<PathBuf>,
     firewall: Arc<dyn Firewall>,
     dns: Option<DnsServer>,
+    group: Arc<Group>,
 }
 
 impl std::fmt::Debug for Manager {
@@ -49,6 +51,7 @@ impl Manager {
             host_ns,
             firewall,
             dns: None,
+            group: Arc::default(),
         }
     }
 
@@ -72,7 +75,7 @@ impl Manager {
     }
 
     /// Table and listeners of the DNS server to match `st`.
-    fn sync_dns(&self, st: &NetState) -> Result<()> {
+    pub(crate) fn sync_dns(&self, st: &NetState) -> Result<()> {
         match &self.dns {
             Some(dns) => {
                 dns.replace(dns_table::answers(st));
@@ -90,6 +93,16 @@ impl Manager {
         store::lock(&self.lib)
     }
 
+    /// The state as last saved, without the lock: for reads (every save is an
+    /// atomic rename, so a read sees one whole state).
+    pub(crate) fn snapshot(&self) -> Result<NetState> {
+        store::read(&self.lib)
+    }
+
+    pub(crate) fn group(&self) -> &Arc<Group> {
+        &self.group
+    }
+
     /// The nftables table of this root (`inet stack_<id>`).
     pub fn table_name(&self) -> Result<String> {
         Ok(names::table(&self.lock()?.state.root_id))
@@ -103,8 +116,7 @@ impl Manager {
     /// One network, for `external: true` (it must exist) and `network ls`.
     pub fn network(&self, stack: &str, name: &str) -> Result<Option<NetworkInfo>> {
         Ok(self
-            .lock()?
-            .state
+            .snapshot()?
             .networks
             .get(&net_key(stack, name))
             .map(info))
@@ -113,8 +125,7 @@ impl Manager {
     /// The ports `container` publishes (for `stack port` and `ps`).
     pub fn published(&self, container: &str) -> Result<Vec<crate::network::PublishedPort>> {
         Ok(self
-            .lock()?
-            .state
+            .snapshot()?
             .published
             .get(container)
             .map(|p| p.ports.clone())
@@ -136,9 +147,19 @@ impl Manager {
         })
     }
 
+    /// The network called `host_name` on the host, for `external: true`.
+    pub fn network_named(&self, host_name: &str) -> Result<Option<NetworkInfo>> {
+        Ok(self
+            .snapshot()?
+            .networks
+            .values()
+            .find(|n| n.host_name == host_name)
+            .map(info))
+    }
+
     /// Every network of this root.
     pub fn networks(&self) -> Result<Vec<NetworkInfo>> {
-        Ok(self.lock()?.state.networks.values().map(info).collect())
+        Ok(self.snapshot()?.networks.values().map(info).collect())
     }
 
     /// Create the network if missing (bridge up, gateway address, NAT rules)
@@ -147,9 +168,15 @@ impl Manager {
         validate(spec)?;
         let mut locked = self.lock()?;
         let key = spec.key();
-        if let Some(rec) = locked.state.networks.get(&key) {
+        if let Some(rec) = locked.state.networks.get_mut(&key) {
             check_unchanged(spec, rec)?;
-            let rec = rec.clone();
+            if rec.orphaned || rec.host_name.is_empty() {
+                // Its stack is back (or the state predates host names).
+                rec.orphaned = false;
+                rec.host_name = spec.host_name();
+                self.commit(&locked)?;
+            }
+            let rec = locked.state.networks[&key].clone();
             self.bring_up(&rec)?;
             self.sync_firewall(&locked.state)?;
             self.sync_dns(&locked.state)?;
@@ -196,38 +223,31 @@ impl Manager {
         collect(errs)
     }
 
-    /// `down`: remove every network, endpoint and published port of `stack`,
-    /// continuing past failures and reporting them all.
+    /// `down`: remove every endpoint and published port of `stack`'s
+    /// containers, wherever they are attached, and its networks, continuing
+    /// past failures and reporting them all. A network that containers of
+    /// other stacks still use (as `external`) stays, so they stay reachable;
+    /// it goes when the last of them is detached.
     pub fn remove_stack(&self, stack: &str) -> Result<()> {
         let mut locked = self.lock()?;
         let st = &mut locked.state;
-        let nets: Vec<String> = st
-            .networks
-            .iter()
-            .filter(|(_, n)| n.stack == stack)
-            .map(|(k, _)| k.clone())
-            .collect();
-        let mut links = Vec::new();
-        let containers: Vec<String> = st
+        let mut containers: Vec<String> = st
             .endpoints
-            .iter()
-            .filter(|(_, eps)| eps.iter().any(|e| e.stack == stack))
-            .map(|(c, _)| c.clone())
-            .chain(
-                st.published
-                    .iter()
-                    .filter(|(_, p)| p.stack == stack)
-                    .map(|(c, _)| c.clone()),
-            )
+            .keys()
+            .chain(st.published.keys())
+            .filter(|c| st.owner(c) == Some(stack))
+            .cloned()
             .collect();
+        containers.sort();
+        containers.dedup();
+        let mut links = Vec::new();
         for c in &containers {
             links.extend(forget_container(st, c));
         }
-        for k in nets {
-            if let Some(rec) = st.networks.remove(&k) {
-                links.push(rec.bridge);
-            }
+        for n in st.networks.values_mut().filter(|n| n.stack == stack) {
+            n.orphaned = true;
         }
+        links.extend(drop_orphans(st));
         self.commit(&locked)?;
         let mut errs = Vec::new();
         errs.extend(self.delete_links(links).err());
@@ -314,6 +334,17 @@ impl Manager {
             });
         }
         let (subnet6, gateway6) = plan_v6(st, spec, &key)?;
+        let host_name = spec.host_name();
+        if let Some(other) = st.networks.values().find(|n| n.host_name == host_name) {
+            return Err(Error::InvalidSpec {
+                network: key,
+                reason: format!(
+                    "a network named {host_name} already exists (network {} of stack {}); \
+                     declare it `external: true` to join it",
+                    other.name, other.stack
+                ),
+            });
+        }
         let bridge = match &spec.bridge {
             Some(b) => {
                 if st.networks.values().any(|n| &n.bridge == b) {
@@ -329,6 +360,8 @@ impl Manager {
         Ok(NetRecord {
             stack: spec.stack.clone(),
             name: spec.name.clone(),
+            host_name,
+            orphaned: false,
             bridge,
             subnet,
             gateway,
@@ -454,6 +487,7 @@ pub(crate) fn ruleset_input(st: &NetState, table: String) -> ruleset::Input {
 /// host veth names for deletion.
 pub(crate) fn forget_container(st: &mut NetState, container: &str) -> Vec<String> {
     st.published.remove(container);
+    st.owners.remove(container);
     let eps = st.endpoints.remove(container).unwrap_or_default();
     for n in st.networks.values_mut() {
         n.allocations.retain(|_, c| c != container);
@@ -462,10 +496,26 @@ pub(crate) fn forget_container(st: &mut NetState, container: &str) -> Vec<String
     eps.into_iter().map(|e| e.host_veth).collect()
 }
 
+/// Remove the orphaned networks that no container uses any more; returns
+/// their bridges for deletion.
+pub(crate) fn drop_orphans(st: &mut NetState) -> Vec<String> {
+    let gone: Vec<String> = st
+        .networks
+        .iter()
+        .filter(|(_, n)| n.orphaned && n.allocations.is_empty() && n.allocations6.is_empty())
+        .map(|(k, _)| k.clone())
+        .collect();
+    gone.iter()
+        .filter_map(|k| st.networks.remove(k))
+        .map(|n| n.bridge)
+        .collect()
+}
+
 fn info(rec: &NetRecord) -> NetworkInfo {
     NetworkInfo {
         stack: rec.stack.clone(),
         name: rec.name.clone(),
+        host_name: rec.host_name.clone(),
         bridge: rec.bridge.clone(),
         subnet: rec.subnet,
         gateway: rec.gateway,

@@ -56,6 +56,7 @@ pub mod dns_table;
 mod error;
 pub mod files;
 mod firewall;
+mod group;
 pub mod ipam;
 pub mod ipam6;
 mod manager;

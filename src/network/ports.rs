@@ -6,6 +6,7 @@
 //! the ruleset changes, so a conflict changes nothing.
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
 
+use super::group::Step;
 use super::manager::Manager;
 use super::store::{NetState, Published};
 use super::types::{PortMapping, Proto, PublishedPort};
@@ -185,11 +186,12 @@ fn in_use(ip: Option<IpAddr>, port: u16, proto: Proto, by: String) -> Error {
 }
 
 impl Manager {
-    /// Publish `ports` of `container` (which has `container_addr` on one of
-    /// this root's networks). Replaces what the container published before.
-    /// A port in use (by another container of this root or a host process) is
-    /// an error and nothing changes. Host port 0 picks a free port; the chosen
-    /// ports are returned (for `stack port`/`ps`).
+    /// Publish `ports` of `container` of stack `stack` (which has
+    /// `container_addr` on one of this root's networks). Replaces what the
+    /// container published before. A port in use (by another container of this
+    /// root or a host process) is an error and nothing changes. Host port 0
+    /// picks a free port; the chosen ports are returned (for `stack port`/`ps`).
+    /// Concurrent calls share one state save and one nftables apply.
     pub fn publish(
         &self,
         stack: &str,
@@ -197,61 +199,71 @@ impl Manager {
         ports: &[PortMapping],
         container_addr: Ipv4Addr,
     ) -> Result<Vec<PublishedPort>> {
-        let mut locked = self.lock()?;
-        let on_network = locked
-            .state
-            .networks
-            .values()
-            .find(|n| n.subnet.contains(container_addr));
-        match on_network {
-            None => {
-                return Err(Error::InvalidSpec {
-                    network: "?".into(),
-                    reason: format!(
-                        "container address {container_addr} is on no network of this state root"
-                    ),
-                });
-            }
-            Some(n) if n.internal => {
-                return Err(Error::InvalidSpec {
-                    network: format!("{}/{}", n.stack, n.name),
-                    reason: "ports cannot be published from an internal network".into(),
-                });
-            }
-            Some(_) => {}
-        }
-        let addr6 = locked
-            .state
-            .endpoints
-            .get(container)
-            .and_then(|eps| eps.iter().find(|e| e.ipv4 == container_addr))
-            .and_then(|e| e.ipv6);
-        let chosen = choose_ports(self, &locked.state, container, ports, container_addr, addr6)?;
-        let before = locked.state.clone();
-        locked.state.published.insert(
+        let (m, stack, id, ports) = (
+            self.clone(),
+            stack.to_string(),
             container.to_string(),
-            Published {
-                stack: stack.to_string(),
-                ports: chosen.clone(),
-            },
+            ports.to_vec(),
         );
-        self.commit(&locked)?;
-        if let Err(e) = self.sync_firewall(&locked.state) {
-            locked.state = before;
-            self.commit(&locked)?;
-            return Err(e);
-        }
-        Ok(chosen)
+        self.submit(move |st| {
+            check_network(st, container_addr)?;
+            let addr6 = st
+                .endpoints
+                .get(&id)
+                .and_then(|eps| eps.iter().find(|e| e.ipv4 == container_addr))
+                .and_then(|e| e.ipv6);
+            let chosen = choose_ports(&m, st, &id, &ports, container_addr, addr6)?;
+            let entry = Published {
+                stack,
+                ports: chosen.clone(),
+            };
+            let before = st.published.insert(id.clone(), entry);
+            Ok(Step {
+                value: chosen,
+                firewall: true,
+                undo: Some(Box::new(move |st: &mut NetState| match before {
+                    Some(p) => {
+                        st.published.insert(id, p);
+                    }
+                    None => {
+                        st.published.remove(&id);
+                    }
+                })),
+            })
+        })
     }
 
     /// Remove every port `container` publishes; nothing published is success.
     pub fn unpublish(&self, container: &str) -> Result<()> {
-        let mut locked = self.lock()?;
-        if locked.state.published.remove(container).is_none() {
-            return Ok(());
-        }
-        self.commit(&locked)?;
-        self.sync_firewall(&locked.state)
+        let id = container.to_string();
+        self.submit(move |st| {
+            Ok(Step {
+                firewall: st.published.remove(&id).is_some(),
+                value: (),
+                undo: None,
+            })
+        })
+    }
+}
+
+/// `container_addr` must be on a non-internal network of this root.
+fn check_network(st: &NetState, container_addr: Ipv4Addr) -> Result<()> {
+    match st
+        .networks
+        .values()
+        .find(|n| n.subnet.contains(container_addr))
+    {
+        None => Err(Error::InvalidSpec {
+            network: "?".into(),
+            reason: format!(
+                "container address {container_addr} is on no network of this state root"
+            ),
+        }),
+        Some(n) if n.internal => Err(Error::InvalidSpec {
+            network: format!("{}/{}", n.stack, n.name),
+            reason: "ports cannot be published from an internal network".into(),
+        }),
+        Some(_) => Ok(()),
     }
 }
 
