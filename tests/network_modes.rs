@@ -221,7 +221,6 @@ networks = ["shared"]"#;
     );
     owner.ok(&["up", "-d"]);
     guest.ok(&["up", "-d"]);
-    let a = ipv4_of(&owner, &[], "a");
     let g = guest.args();
     let b = ipv4_of(
         &owner,
@@ -288,4 +287,56 @@ fn down_of_a_guest_stack_releases_only_its_own_endpoints() {
     let eps: Vec<&String> = state["endpoints"].as_object().unwrap().keys().collect();
     assert_eq!(eps, [&owner.container("a", 1)], "{state}");
     owner.down_and_check();
+}
+
+/// The pid of the `[::1]` proxy of `container` under `root`, from the state.
+fn proxy_pid(root: &std::path::Path, container: &str) -> Option<i32> {
+    let state = std::fs::read_to_string(root.join("lib/network/state.json")).ok()?;
+    let state: serde_json::Value = serde_json::from_str(&state).ok()?;
+    state["proxies"][container]["pid"]
+        .as_i64()
+        .and_then(|p| i32::try_from(p).ok())
+}
+
+#[test]
+fn a_port_published_on_ipv6_loopback_is_served_by_its_proxy_until_down() {
+    let t = TestStack::new(
+        r#"
+[services.web]
+image = "{IMAGE}"
+command = ["httpd", "-f", "-p", "80", "-h", "/etc"]
+ports = ["[::1]::80"]
+init = true
+"#,
+    );
+    t.ok(&["up", "-d"]);
+    let addr = t.ok(&["port", "web", "80"]).trim().to_string();
+    assert!(addr.starts_with("[::1]:"), "{addr}");
+    let url = format!("http://{addr}/hostname");
+    let fetch = || {
+        let out = Command::new("curl")
+            .args(["-gsS", "--max-time", "5", &url])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    t.wait_for(10, "httpd through the [::1] proxy", || {
+        fetch().contains(&t.container("web", 1))
+    });
+    let pid = proxy_pid(&t.root(), &t.container("web", 1)).expect("proxy in state");
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    assert!(String::from_utf8_lossy(&cmdline).contains("__proxy"));
+    // it is nobody's child: the CLI that started it is gone and it serves on
+    t.ok(&["restart", "web"]);
+    t.wait_for(10, "httpd after a restart", || {
+        fetch().contains(&t.container("web", 1))
+    });
+    t.down_and_check();
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .is_ok_and(|s| s.contains("State:\tZ")),
+        "the proxy {pid} outlived down"
+    );
+    assert!(fetch().is_empty(), "nothing answers on {addr} after down");
 }

@@ -97,20 +97,22 @@ impl Manager {
     /// delete its veths. Unknown containers are success.
     pub fn detach(&self, container: &str) -> Result<()> {
         let id = container.to_string();
-        let (mut links, bridges) = self.submit(move |st| {
+        let (mut links, bridges, proxy) = self.submit(move |st| {
             let had_ports = st.published.contains_key(&id);
+            let proxy = st.proxies.remove(&id).map(|p| (id.clone(), p));
             let links = forget_container(st, &id);
             // The last user of a network whose stack is down takes it along.
             let bridges = drop_orphans(st);
             Ok(Step {
                 firewall: had_ports || !bridges.is_empty(),
-                value: (links, bridges),
+                value: (links, bridges, proxy),
                 undo: None,
             })
         })?;
+        let stopped = self.stop_proxies(proxy.into_iter().collect());
         let orphans_gone = !bridges.is_empty();
         links.extend(bridges);
-        let deleted = self.delete_links(links);
+        let deleted = self.delete_links(links).and(stopped);
         if orphans_gone {
             self.sync_dns(&self.snapshot()?)?;
         }

@@ -12,7 +12,7 @@ use super::netlink::Nl;
 use super::spec_check::{check_unchanged, plan_v6, validate};
 use super::store::{self, Locked, NetRecord, NetState};
 use super::types::{NetworkInfo, NetworkSpec, net_key};
-use super::{Error, Result, dns_table, names, netns, ruleset};
+use super::{Error, Result, dns_table, names, netns, proxy, ruleset};
 use crate::state::Roots;
 
 /// The network side of one state root. Cheap to clone; every method takes the
@@ -25,6 +25,8 @@ pub struct Manager {
     firewall: Arc<dyn Firewall>,
     dns: Option<DnsServer>,
     group: Arc<Group>,
+    /// The program run as `PROGRAM __proxy` for `[::1]` publishes.
+    proxy: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Manager {
@@ -38,8 +40,24 @@ impl std::fmt::Debug for Manager {
 
 impl Manager {
     /// Networking for `roots` in the caller's network namespace, with nftables.
+    /// `[::1]` publishes are proxied by this very program (`stack __proxy`).
     pub fn open(roots: &Roots) -> Result<Manager> {
-        Ok(Self::with(roots, None, Arc::new(NftFirewall)))
+        let m = Self::with(roots, None, Arc::new(NftFirewall));
+        Ok(match std::env::current_exe() {
+            Ok(exe) => m.with_proxy(exe),
+            Err(_) => m,
+        })
+    }
+
+    /// Run `exe __proxy` for ports published on `[::1]` (without it they are
+    /// refused).
+    pub fn with_proxy(mut self, exe: PathBuf) -> Manager {
+        self.proxy = Some(exe);
+        self
+    }
+
+    pub(crate) fn proxy_exe(&self) -> Option<&Path> {
+        self.proxy.as_deref()
     }
 
     /// Networking whose "host" is the namespace at `host_ns` (tests use a
@@ -52,6 +70,7 @@ impl Manager {
             firewall,
             dns: None,
             group: Arc::default(),
+            proxy: None,
         }
     }
 
@@ -241,7 +260,9 @@ impl Manager {
         containers.sort();
         containers.dedup();
         let mut links = Vec::new();
+        let mut proxies = Vec::new();
         for c in &containers {
+            proxies.extend(st.proxies.remove(c).map(|p| (c.clone(), p)));
             links.extend(forget_container(st, c));
         }
         for n in st.networks.values_mut().filter(|n| n.stack == stack) {
@@ -250,6 +271,8 @@ impl Manager {
         links.extend(drop_orphans(st));
         self.commit(&locked)?;
         let mut errs = Vec::new();
+        errs.extend(self.stop_proxies(proxies).err());
+        proxy::sweep(&locked.state.root_id, &locked.state.proxies);
         errs.extend(self.delete_links(links).err());
         // and what an earlier crash left behind
         errs.extend(self.sweep_links(&locked.state).err());
@@ -264,6 +287,7 @@ impl Manager {
     pub fn recover(&self) -> Result<()> {
         let locked = self.lock()?;
         let mut errs = Vec::new();
+        proxy::sweep(&locked.state.root_id, &locked.state.proxies);
         errs.extend(self.sweep_links(&locked.state).err());
         for rec in locked.state.networks.values() {
             errs.extend(self.bring_up(rec).err());
@@ -475,16 +499,19 @@ pub(crate) fn ruleset_input(st: &NetState, table: String) -> ruleset::Input {
                 internal: n.internal,
             })
             .collect(),
+        // `[::1]` ports are the proxy's: no kernel rule could serve them.
         ports: st
             .published
             .values()
             .flat_map(|p| p.ports.iter().copied())
+            .filter(|p| !super::ports::on_loopback6(p.host_ip))
             .collect(),
     }
 }
 
 /// Drop a container from the state: endpoints, allocations, ports. Returns its
-/// host veth names for deletion.
+/// host veth names for deletion. (Its proxy record the caller takes out first,
+/// to stop the process.)
 pub(crate) fn forget_container(st: &mut NetState, container: &str) -> Vec<String> {
     st.published.remove(container);
     st.owners.remove(container);

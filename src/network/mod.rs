@@ -64,6 +64,7 @@ mod names;
 mod netlink;
 mod netns;
 mod ports;
+pub mod proxy;
 pub mod ruleset;
 pub mod sandbox;
 mod spec_check;

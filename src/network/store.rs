@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ipam::Cidr4;
 use super::ipam6::Cidr6;
+use super::proxy::ProxyRecord;
 use super::types::{Endpoint, PublishedPort};
 use super::{Error, Result};
 use crate::state;
@@ -35,6 +36,9 @@ pub struct NetState {
     /// state written before it was kept: the endpoints' stack is used then.
     #[serde(default)]
     pub owners: BTreeMap<String, String>,
+    /// The `[::1]` proxy process of each container that publishes on `[::1]`.
+    #[serde(default)]
+    pub proxies: BTreeMap<String, ProxyRecord>,
 }
 
 /// One network as created.

@@ -159,4 +159,9 @@ impl PublishedPort {
     pub fn host_addr(&self) -> IpAddr {
         self.host_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
     }
+
+    /// `addr:port`, IPv6 addresses in brackets (`[::1]:8080`).
+    pub fn host_socket(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::new(self.host_addr(), self.host_port)
+    }
 }
