@@ -373,3 +373,37 @@ fn dns_under_churn_never_fails_or_answers_a_removed_container() {
         }
     }
 }
+
+#[test]
+fn a_hosted_resolver_picks_up_other_processes_changes_on_refresh() {
+    let d = setup();
+    let f = &d.f;
+    // `f.mgr` stands for another process on the same root (a CLI `up`): it
+    // has no resolver of its own but sees that one is hosted
+    assert!(f.mgr.dns_hosted());
+    let second = DnsServer::new(d._rt.handle().clone(), vec![]);
+    let err = f.mgr.clone().with_dns(second).unwrap_err();
+    assert!(err.to_string().contains("already hosts"), "{err}");
+    let net = f.mgr.ensure_network(&f.spec("default")).unwrap();
+    let (w, client) = (Ns::new("stc"), Ns::new("stc"));
+    let ew = f
+        .mgr
+        .attach(&f.stack, "w", &w.path(), &[f.att("default", &["web"])])
+        .unwrap();
+    f.mgr
+        .attach(&f.stack, "c", &client.path(), &[f.att("default", &[])])
+        .unwrap();
+    // the host rebuilds listeners and table from the state
+    d.mgr.refresh_dns().unwrap();
+    assert_eq!(resolve(&client, net.gateway, "web.").1, [ew[0].ipv4]);
+    assert_eq!(
+        resolve(&client, net.gateway, "host.stack.internal.").1,
+        [net.gateway]
+    );
+    f.mgr.detach("w").unwrap();
+    d.mgr.refresh_dns().unwrap();
+    assert_eq!(
+        resolve(&client, net.gateway, "web.").0,
+        ResponseCode::NXDomain
+    );
+}

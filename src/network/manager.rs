@@ -74,14 +74,47 @@ impl Manager {
         }
     }
 
-    /// Serve DNS for this root's networks from `dns` (in this process): the
-    /// answer table follows every attach/detach, listeners follow networks.
+    /// Host the resolver of this root's networks in this process, with
+    /// `dns`: listeners open now for every network in the state (so a host
+    /// that restarts rebuilds everything from the state), and from then on the
+    /// table follows every change this manager makes and the listeners follow
+    /// its networks; changes made by other processes are picked up by
+    /// [`Manager::refresh_dns`]. Marks the root as hosting a resolver (see
+    /// [`Manager::dns_hosted`]) for as long as `dns` lives. One host per root:
+    /// a second one is an error.
     pub fn with_dns(mut self, dns: DnsServer) -> Result<Manager> {
+        dns.claim(&self.lib.join("network"))?;
         self.dns = Some(dns);
+        // A batch leader publishes its own DNS table: never share one with
+        // the clones that have no resolver.
+        self.group = Arc::default();
         let locked = self.lock()?;
         self.sync_dns(&locked.state)?;
         drop(locked);
         Ok(self)
+    }
+
+    /// Rebuild the resolver's table and listeners from the saved state: for
+    /// the host after another process (a CLI `up`/`down`) changed it. Watch
+    /// [`Manager::state_path`] (it is replaced by rename) or call it after
+    /// each reconcile. Without a resolver this does nothing.
+    pub fn refresh_dns(&self) -> Result<()> {
+        if self.dns.is_none() {
+            return Ok(());
+        }
+        self.sync_dns(&self.snapshot()?)
+    }
+
+    /// Whether some process (this one or another) hosts the resolver of this
+    /// root: then containers get the gateway as their nameserver and their
+    /// peers' names from DNS, not from /etc/hosts.
+    pub fn dns_hosted(&self) -> bool {
+        self.dns.is_some() || DnsServer::is_claimed(&self.lib.join("network"))
+    }
+
+    /// The state file (replaced atomically on every change).
+    pub fn state_path(&self) -> PathBuf {
+        self.lib.join("network").join("state.json")
     }
 
     /// Save the state and publish its DNS answers (rule 3: a new table, whole).

@@ -95,6 +95,10 @@ pub struct Wired {
     pub netns: Option<std::path::PathBuf>,
     pub endpoints: Vec<Endpoint>,
     pub published: Vec<PublishedPort>,
+    /// The embedded resolver the container asks (its first network's
+    /// gateway), when a process hosts one for this root; peers' names then
+    /// come from it instead of /etc/hosts.
+    pub resolver: Option<IpAddr>,
 }
 
 /// Give container `name` of `svc` its network namespace, interfaces and ports.
@@ -165,10 +169,15 @@ pub fn wire(
                 Some(ep) if !ports.is_empty() => net.publish(&stack.name, name, &ports, ep.ipv4)?,
                 _ => Vec::new(),
             };
+            let resolver = match net.dns_hosted() {
+                true => endpoints.first().map(|e| IpAddr::V4(e.gateway)),
+                false => None,
+            };
             Ok(Wired {
                 netns: Some(path),
                 endpoints,
                 published,
+                resolver,
             })
         }
     }
@@ -269,15 +278,18 @@ pub fn hosts_text(
 
 /// /etc/hosts, /etc/hostname and /etc/resolv.conf of a container, written into
 /// its directory and bind-mounted.
+/// `resolver`: the embedded resolver to name in resolv.conf (else `dns:` or
+/// the host's nameservers).
 pub fn etc_files(
     dir: &Path,
     svc: &Service,
     hostname: &str,
     hosts: String,
+    resolver: Option<IpAddr>,
 ) -> Result<Vec<Value>, Error> {
     let resolv = ResolvConf {
         dns: svc.dns.iter().filter_map(|d| d.parse().ok()).collect(),
-        embedded: None,
+        embedded: resolver,
         host: std::fs::read_to_string("/etc/resolv.conf").ok(),
         search: svc.dns_search.clone(),
         options: svc.dns_opt.clone(),
