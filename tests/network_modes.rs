@@ -340,3 +340,57 @@ init = true
     );
     assert!(fetch().is_empty(), "nothing answers on {addr} after down");
 }
+
+#[test]
+fn container_mode_joins_a_container_of_another_stack() {
+    let owner = TestStack::new(
+        r#"
+[services.web]
+image = "{IMAGE}"
+command = ["httpd", "-f", "-p", "80", "-h", "/etc"]
+init = true
+"#,
+    );
+    let web = owner.container("web", 1);
+    let image = format!("oci:{}:latest", common::stack::image().display());
+    let guest = Guest {
+        owner: &owner,
+        name: common::unique("g"),
+        file: owner.dir.path().join("guest.toml"),
+    };
+    std::fs::write(
+        &guest.file,
+        format!(
+            "name = \"{}\"\n[services.side]\nimage = \"{image}\"\ncommand = [\"sleep\", \"3600\"]\ninit = true\nnetwork_mode = \"container:{web}\"\n",
+            guest.name
+        ),
+    )
+    .unwrap();
+    // the container must exist first
+    let out = guest.run(&["up", "-d"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("container:{web}")), "{err}");
+    owner.ok(&["up", "-d"]);
+    guest.ok(&["up", "-d"]);
+    let g = guest.args();
+    let mut exec: Vec<&str> = g.iter().map(String::as_str).collect();
+    exec.extend(["exec", "-T", "side"]);
+    let ns = |t: &TestStack, args: &[&str]| {
+        let mut a = args.to_vec();
+        a.extend(["readlink", "/proc/self/ns/net"]);
+        t.ok(&a).trim().to_string()
+    };
+    assert_eq!(ns(&owner, &exec), netns_in(&owner, "web"));
+    let mut get = exec.clone();
+    get.extend(["wget", "-q", "-O", "-", "http://127.0.0.1:80/hostname"]);
+    assert_eq!(owner.ok(&get).trim(), web);
+    guest.ok(&["down", "-t", "1"]);
+    guest.assert_gone();
+    // the joined namespace is the owner's: the guest's down leaves it working
+    let ip = ipv4_of(&owner, &[], "web");
+    owner.wait_for(10, "web after the guest's down", || {
+        hostname_at(ip).is_some_and(|b| b.contains(&web))
+    });
+    owner.down_and_check();
+}

@@ -125,6 +125,19 @@ pub fn wire(
                 ..Default::default()
             })
         }
+        NetworkMode::Container(other) => {
+            let path = sandbox::path(run, other);
+            if !sandbox::is_namespace(&path) {
+                return Err(Error::Invalid(format!(
+                    "service {}: network_mode container:{other}, but there is no container {other} with a network namespace under this state root (is it up?)",
+                    svc.name
+                )));
+            }
+            Ok(Wired {
+                netns: Some(path),
+                ..Default::default()
+            })
+        }
         NetworkMode::None => {
             let path = sandbox::path(run, name);
             sandbox::create(&path).map_err(|e| Error::Io {
