@@ -249,6 +249,9 @@ pub enum NetworkMode {
     None,
     /// Share the network namespace of another service's first container.
     Service(String),
+    /// Share the network namespace of a container of this state root, by
+    /// name (`container:NAME`, e.g. another stack's `app-web-1`).
+    Container(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]

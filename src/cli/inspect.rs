@@ -131,13 +131,12 @@ pub fn port(global: &GlobalOpts, args: PortArgs) -> anyhow::Result<ExitCode> {
         }
         found = true;
         match want_port {
-            Some(_) => println!("{}:{}", p.host_addr(), p.host_port),
+            Some(_) => println!("{}", p.host_socket()),
             None => println!(
-                "{}/{} -> {}:{}",
+                "{}/{} -> {}",
                 p.container_port,
                 p.proto.as_str(),
-                p.host_addr(),
-                p.host_port
+                p.host_socket()
             ),
         }
     }

@@ -21,6 +21,7 @@ mod oci_tty;
 pub mod output;
 pub mod pause;
 pub mod project;
+mod proxy;
 pub mod ps;
 pub mod pull;
 mod remote;
@@ -126,6 +127,9 @@ pub enum Command {
     /// The per-container monitor (started by `up`; not for direct use).
     #[command(name = "__monitor", hide = true)]
     Monitor(monitor::MonitorArgs),
+    /// The proxy of a container's `[::1]` ports (started by `up`; not for direct use).
+    #[command(name = "__proxy", hide = true)]
+    Proxy(proxy::ProxyArgs),
     /// Print the normalized, interpolated, merged stack model.
     Config(config::ConfigArgs),
     /// Check the stack files; exit 0 when valid, 1 with every error when not.
@@ -247,6 +251,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rm(args) => rm::run(&global, args),
         Command::Wait(args) => wait::run(&global, args),
         Command::Monitor(args) => monitor::run(&global, args),
+        Command::Proxy(args) => proxy::run(args),
         Command::Config(args) => config::run(&global, &args),
         Command::Validate(args) => validate::run(&global, &args),
         Command::Schema(args) => schema::run(&args),

@@ -108,13 +108,23 @@ fn build(
     }
     let wired = networking::wire(&ctx.net, &ctx.roots.run, stack, svc, &want.name)?;
     let hostname = svc.hostname.clone().unwrap_or_else(|| want.name.clone());
-    let peer_entries = networking::peers(
-        &want.name,
-        &wired.endpoints,
-        &networking::endpoints_of(&ctx.net, peers),
-    );
+    // With a resolver hosted, peers come from DNS (never stale), not /etc/hosts.
+    let peer_entries = match wired.resolver {
+        Some(_) => Vec::new(),
+        None => networking::peers(
+            &want.name,
+            &wired.endpoints,
+            &networking::endpoints_of(&ctx.net, peers),
+        ),
+    };
     let hosts = networking::hosts_text(svc, &hostname, &wired.endpoints, &peer_entries);
-    oci_mounts.extend(networking::etc_files(&paths.dir, svc, &hostname, hosts)?);
+    oci_mounts.extend(networking::etc_files(
+        &paths.dir,
+        svc,
+        &hostname,
+        hosts,
+        wired.resolver,
+    )?);
     let netns = match wired.netns {
         Some(path) => ocispec::NetNs::Join(path),
         None => ocispec::NetNs::Host,

@@ -264,6 +264,7 @@ fn refresh_hosts(ctx: &Ctx, stack: &Stack) {
     let observed = control::observe(&ctx.roots.lib, Some(&stack.name)).unwrap_or_default();
     let names: Vec<String> = observed.iter().map(|o| o.spec.name.clone()).collect();
     let all = networking::endpoints_of(&ctx.net, &names);
+    let dns = ctx.net.dns_hosted();
     for o in &observed {
         let Some(svc) = stack.services.get(&o.spec.service) else {
             continue;
@@ -272,7 +273,10 @@ fn refresh_hosts(ctx: &Ctx, stack: &Stack) {
             continue;
         };
         let hostname = svc.hostname.clone().unwrap_or_else(|| o.spec.name.clone());
-        let peers = networking::peers(&o.spec.name, endpoints, &all);
+        let peers = match dns {
+            true => Vec::new(), // names come from the resolver
+            false => networking::peers(&o.spec.name, endpoints, &all),
+        };
         let text = networking::hosts_text(svc, &hostname, endpoints, &peers);
         let path = ContainerPaths::new(&ctx.roots.lib, &o.spec.name)
             .dir
