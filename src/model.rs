@@ -34,6 +34,7 @@ pub struct Stack {
     /// Limits for the whole stack's cgroup slice.
     pub resources: Resources,
     /// The daemon follows the files (`watch = true`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub watch: bool,
 }
 

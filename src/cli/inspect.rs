@@ -9,7 +9,7 @@ use super::GlobalOpts;
 use super::output::{ListFormat, print_rows, table};
 use crate::network::Manager;
 use crate::reconcile::container::cgroups_path;
-use crate::reconcile::stacks::StackRecord;
+use crate::reconcile::stacks::{StackRecord, StackStatus};
 use crate::state::{self, Roots};
 use crate::supervisor::control::{self, Observed};
 use crate::supervisor::record::ContainerPaths;
@@ -155,38 +155,47 @@ struct StackRow {
     name: String,
     status: String,
     files: Vec<std::path::PathBuf>,
+    /// The daemon reconciles on every change of the files.
+    watch: bool,
+    /// The files do not load since then (the stack runs as it was).
+    file_error: Option<crate::reconcile::stacks::FileError>,
 }
 
 pub fn ls(global: &GlobalOpts, args: LsArgs) -> anyhow::Result<ExitCode> {
     let roots = Roots::new(global.root.as_deref());
-    let mut names: Vec<String> = std::fs::read_dir(roots.lib.join("stacks"))
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
     let mut rows = Vec::new();
-    for name in names {
-        let Some(rec) = state::read_json::<StackRecord>(&StackRecord::path(&roots, &name))? else {
-            continue;
-        };
-        let all = control::observe(&roots.lib, Some(&name))?;
+    for rec in StackRecord::all(&roots) {
+        let all = control::observe(&roots.lib, Some(&rec.name))?;
         let up = all.iter().filter(|o| o.is_up()).count();
+        let file_error = StackStatus::read(&roots, &rec.name).file_error;
+        let mut status = format!("running({up}/{})", all.len());
+        if let Some(e) = &file_error {
+            let first = e.message.lines().next().unwrap_or_default();
+            status.push_str(&format!(", file invalid since {}: {first}", clock(e.since)));
+        }
         rows.push(StackRow {
-            name,
-            status: format!("running({up}/{})", all.len()),
+            name: rec.name,
+            status,
             files: rec.files,
+            watch: rec.watch,
+            file_error,
         });
     }
     print_rows(args.format, &rows, |rows| {
         let mut t = table(["NAME", "STATUS", "CONFIG FILES"]);
         for r in rows {
             let files: Vec<String> = r.files.iter().map(|f| f.display().to_string()).collect();
-            t.add_row([r.name.clone(), r.status.clone(), files.join(",")]);
+            let watched = if r.watch { " (watched)" } else { "" };
+            t.add_row([r.name.clone(), r.status.clone(), files.join(",") + watched]);
         }
         t
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// HH:MM (UTC) of a time in seconds since the epoch.
+fn clock(secs: u64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+    let text = humantime::format_rfc3339_seconds(t).to_string();
+    text.get(11..16).unwrap_or(&text).to_string()
 }

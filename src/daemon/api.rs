@@ -23,6 +23,7 @@ pub fn router(engine: Arc<Engine>) -> axum::Router {
     axum::Router::new()
         .route("/v1/version", get(version))
         .route("/v1/stacks/up", post(up))
+        .route("/v1/stacks/{name}", get(stack))
         .route("/v1/stacks/{name}/down", post(down))
         .route("/v1/stacks/{name}/rm", post(rm))
         .route("/v1/stacks/{name}/{verb}", post(containers))
@@ -69,6 +70,13 @@ async fn version(State(engine): State<Arc<Engine>>) -> Json<Version> {
         pid: std::process::id(),
         watched,
     })
+}
+
+async fn stack(State(engine): State<Arc<Engine>>, Path(name): Path<String>) -> Response {
+    match engine.stack_info(&name) {
+        Some(info) => Json(info).into_response(),
+        None => (StatusCode::NOT_FOUND, format!("no stack {name}\n")).into_response(),
+    }
 }
 
 async fn up(State(engine): State<Arc<Engine>>, Json(req): Json<UpRequest>) -> Response {

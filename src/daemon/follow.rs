@@ -18,7 +18,7 @@ use std::time::Duration;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::engine::{Engine, blocking};
-use super::proto::{DownRequest, Line};
+use super::proto::{DownRequest, Line, StackInfo};
 use super::watch::{Change, is_stack_file};
 use crate::reconcile::UpOptions;
 use crate::reconcile::stacks::{FileError, StackRecord, StackStatus};
@@ -79,6 +79,22 @@ impl Engine {
         for f in files {
             self.stacks_dir_entry(&f).await;
         }
+    }
+
+    /// What the daemon knows of stack `name`; None when there is no such stack.
+    pub fn stack_info(&self, name: &str) -> Option<StackInfo> {
+        let record = StackRecord::read(&self.roots, name).ok().flatten()?;
+        let pending = self
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(name);
+        Some(StackInfo {
+            name: record.name,
+            watch: record.watch,
+            pending,
+            file_error: StackStatus::read(&self.roots, name).file_error,
+        })
     }
 
     /// Schedule a reconcile of a watched stack (debounced, merged with the

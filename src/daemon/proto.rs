@@ -88,6 +88,17 @@ pub enum Line {
     },
 }
 
+/// `GET /v1/stacks/{name}`: what the daemon knows of one stack.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StackInfo {
+    pub name: String,
+    /// The daemon follows its files.
+    pub watch: bool,
+    /// A file-driven reconcile is scheduled or running.
+    pub pending: bool,
+    pub file_error: Option<crate::reconcile::stacks::FileError>,
+}
+
 /// `GET /v1/version`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Version {

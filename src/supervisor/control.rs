@@ -9,7 +9,9 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use super::proc_start_time;
-use super::record::{ContainerPaths, ContainerSpec, ContainerStatus, ExitRecord, State};
+use super::record::{
+    ContainerPaths, ContainerSpec, ContainerStatus, ExitRecord, State, should_restart,
+};
 use crate::state::Roots;
 
 #[derive(Debug, thiserror::Error)]
@@ -102,6 +104,11 @@ fn read(paths: &ContainerPaths, name: &str) -> Result<Option<Observed>, Error> {
     let exit_unnoticed = exit.is_some() && status.state == State::Running && !monitor_alive;
     if let (true, Some(e)) = (exit_unnoticed, &exit) {
         status.ended(e);
+        // What the supervisor is about to decide, so that no one sees an
+        // "exited" container that comes back a moment later.
+        if !e.stop_requested && should_restart(spec.restart, e.exit_code, status.restarts) {
+            status.state = State::Restarting;
+        }
     }
     Ok(Some(Observed {
         spec,

@@ -215,11 +215,13 @@ impl Supervisor {
         let Ok(Some(o)) = control::observe_one(&self.inner.roots.lib, name) else {
             return Step::Done;
         };
+        if o.exit_unnoticed {
+            return self.ended(&o);
+        }
         match o.status.state {
             State::Running if o.monitor_alive => Step::Wait(Box::new(o)),
             State::Running => self.ended(&o),
             State::Restarting => Step::Launch,
-            _ if o.exit_unnoticed => self.ended(&o),
             _ => Step::Done,
         }
     }
@@ -237,7 +239,10 @@ impl Supervisor {
         let _ = self.inner.runtime.delete(&o.spec.name, true);
         let mut status = o.status.clone();
         let (code, stopped) = match &o.exit {
-            Some(exit) if o.exit_unnoticed => (Some(exit.exit_code), exit.stop_requested),
+            Some(exit) if o.exit_unnoticed => {
+                status.ended(exit);
+                (Some(exit.exit_code), exit.stop_requested)
+            }
             _ => {
                 status.state = State::Exited;
                 status.pid = None;
