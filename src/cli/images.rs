@@ -27,7 +27,14 @@ pub struct ListArgs {
     pub quiet: bool,
 }
 
+/// Shown under `stack image import`, `stack load` and `stack pull`.
+pub const LIMITS_HELP: &str = "Unpacking is capped against decompression bombs: per layer 32 GiB \
+and 2000000 entries, per image 64 GiB and 8000000 entries (tar metadata members: 1 MiB each). \
+Change the caps with STACK_IMAGE_LIMITS, e.g. \
+STACK_IMAGE_LIMITS=layer-size=100G,image-size=200G,layer-entries=5000000,image-entries=20000000";
+
 #[derive(Args, Debug)]
+#[command(after_help = LIMITS_HELP)]
 pub struct ImportArgs {
     /// An OCI image layout directory, an OCI archive or a `docker save` archive.
     #[arg(value_name = "FILE|DIR")]
@@ -350,6 +357,29 @@ pub fn parse_rfc3339(s: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limits_help_states_the_defaults() {
+        let d = crate::image::Limits::default();
+        for part in [
+            format!(
+                "per layer {} GiB and {} entries",
+                d.layer_size >> 30,
+                d.layer_entries
+            ),
+            format!(
+                "per image {} GiB and {} entries",
+                d.image_size >> 30,
+                d.image_entries
+            ),
+            format!("{} MiB each", crate::image::MAX_TAR_METADATA >> 20),
+        ] {
+            assert!(
+                LIMITS_HELP.contains(&part),
+                "{part:?} not in {LIMITS_HELP:?}"
+            );
+        }
+    }
 
     #[test]
     fn cli_definition_is_consistent() {

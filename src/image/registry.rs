@@ -136,6 +136,9 @@ impl BlobSource for InStore {
 
 struct Session<'a> {
     store: &'a Store,
+    /// Shared by the concurrent unpacks of this pull (the import that follows
+    /// checks the whole image again, with the layers that were already present).
+    budget: Arc<super::limits::ImageBudget>,
     client: Client,
     auth: RegistryAuth,
     reference: oci_client::Reference,
@@ -183,6 +186,7 @@ impl Store {
             .or_else(|| auth::credentials_for(&parsed.registry));
         let session = Session {
             store: self,
+            budget: Arc::new(self.image_budget()),
             client: Client::new(config),
             auth: match credentials {
                 Some((u, p)) => RegistryAuth::Basic(u, p),
@@ -343,9 +347,9 @@ impl Session<'_> {
                     return Ok(());
                 }
                 self.download(desc, true).await?;
-                let store = self.store.clone();
+                let (store, budget) = (self.store.clone(), self.budget.clone());
                 let (blob, diff) = (desc.digest.clone(), diff_id.clone());
-                tokio::task::spawn_blocking(move || store.ensure_layer(&blob, &diff))
+                tokio::task::spawn_blocking(move || store.ensure_layer(&blob, &diff, &budget))
                     .await
                     .map_err(|e| registry_err("unpack", e))??;
                 self.report(PullEvent::Unpacked(desc.digest.clone()));
