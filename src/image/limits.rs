@@ -105,7 +105,7 @@ fn parse_amount(s: &str, sized: bool) -> Option<u64> {
 /// `32 GiB`, `1 MiB`, `1000 bytes`: limits are set in powers of 1024.
 fn binary_size(n: u64) -> String {
     for (shift, unit) in [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")] {
-        if n >= 1 << shift && n % (1 << shift) == 0 {
+        if n >= 1 << shift && n.is_multiple_of(1 << shift) {
             return format!("{} {unit}", n >> shift);
         }
     }
