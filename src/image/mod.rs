@@ -93,6 +93,13 @@ pub enum Error {
     InUse { image: String, holders: String },
     #[error("registry: {0}")]
     Registry(String),
+    #[error("credential helper {helper:?} (named in {}) for {registry}: {reason}", file.display())]
+    CredentialHelper {
+        helper: String,
+        file: PathBuf,
+        registry: String,
+        reason: String,
+    },
     #[error("not supported: {0}")]
     Unsupported(String),
 }

@@ -180,10 +180,16 @@ impl Store {
         if opts.insecure || is_loopback(&parsed.registry) {
             config.protocol = ClientProtocol::HttpsExcept(vec![parsed.registry.clone()]);
         }
-        let credentials = opts
-            .credentials
-            .clone()
-            .or_else(|| auth::credentials_for(&parsed.registry));
+        let credentials = match &opts.credentials {
+            Some(c) => Some(c.clone()),
+            // A credential helper is a process that may block: off the runtime.
+            None => {
+                let registry = parsed.registry.clone();
+                tokio::task::spawn_blocking(move || auth::credentials_for(&registry))
+                    .await
+                    .map_err(|e| registry_err("credentials", e))??
+            }
+        };
         let session = Session {
             store: self,
             budget: Arc::new(self.image_budget()),
