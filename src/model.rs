@@ -342,12 +342,18 @@ pub struct Device {
     pub permissions: String,
 }
 
+/// When `up` pulls a registry image (Compose's `pull_policy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PullPolicy {
+    /// Only when the store does not have it (the default; `if_not_present`).
     Missing,
     Always,
+    /// Never: a missing image is an error.
     Never,
+    /// `daily`, `weekly`, `every_<duration>`: when the last pull of the reference
+    /// is older than this (or it was never pulled).
+    Every(#[serde(with = "duration_text")] Duration),
 }
 
 /// A secret or config mounted into a service.

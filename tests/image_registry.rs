@@ -8,7 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use image_support::{Member::*, layer, write_layout_arch};
+use image_support::multi_arch_layout;
 use registry_support::{Auth, PASSWORD, Registry, USER};
 use stack::image::{Error, Platform, PullOptions, Store};
 use stack::storage;
@@ -159,37 +159,6 @@ fn pull_with_bearer_token_auth_and_docker_config_credentials() {
     };
     let other = Store::open(&t.path().join("other")).unwrap();
     assert!(other.pull(&reference, &bad).is_err());
-}
-
-/// An OCI layout whose `multi` tag is an index of an amd64 and an arm64 image.
-fn multi_arch_layout(dir: &Path) -> PathBuf {
-    let layout = dir.join("multi");
-    let blob_size = |d: &str| {
-        fs::metadata(layout.join("blobs/sha256").join(&d[7..]))
-            .unwrap()
-            .len()
-    };
-    let amd = write_layout_arch(&layout, &[layer(&[File("arch", b"amd64")])], "amd", "amd64");
-    let arm = write_layout_arch(&layout, &[layer(&[File("arch", b"arm64")])], "arm", "arm64");
-    let mt = "application/vnd.oci.image.manifest.v1+json";
-    let index = format!(
-        "{{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.index.v1+json\",\"manifests\":[\
-         {{\"mediaType\":\"{mt}\",\"digest\":\"{amd}\",\"size\":{},\"platform\":{{\"architecture\":\"amd64\",\"os\":\"linux\"}}}},\
-         {{\"mediaType\":\"{mt}\",\"digest\":\"{arm}\",\"size\":{},\"platform\":{{\"architecture\":\"arm64\",\"os\":\"linux\",\"variant\":\"v8\"}}}}]}}",
-        blob_size(&amd),
-        blob_size(&arm)
-    );
-    let digest = image_support::sha256(index.as_bytes());
-    fs::write(layout.join("blobs/sha256").join(&digest[7..]), &index).unwrap();
-    fs::write(
-        layout.join("index.json"),
-        format!(
-            "{{\"schemaVersion\":2,\"manifests\":[{{\"mediaType\":\"application/vnd.oci.image.index.v1+json\",\"digest\":\"{digest}\",\"size\":{},\"annotations\":{{\"org.opencontainers.image.ref.name\":\"multi\"}}}}]}}",
-            index.len()
-        ),
-    )
-    .unwrap();
-    layout
 }
 
 #[test]

@@ -218,7 +218,9 @@ impl Store {
         if name.tag.is_some() {
             name.digest = None;
         }
-        self.commit(imported, &[name])
+        let id = self.commit(imported, std::slice::from_ref(&name))?;
+        self.mark_pulled(&name)?;
+        Ok(id)
     }
 }
 

@@ -137,6 +137,10 @@ pub(crate) struct Db {
     pub images: BTreeMap<Digest, ImageRecord>,
     #[serde(default)]
     pub layers: BTreeMap<Digest, LayerInfo>,
+    /// Full reference -> Unix seconds of its last successful pull (for
+    /// `pull_policy: daily` and the like); kept only for references that exist.
+    #[serde(default)]
+    pub pulled: BTreeMap<String, u64>,
 }
 
 impl Db {
@@ -405,6 +409,8 @@ impl Store {
             .map_err(|e| Error::io(&lock_path, e.into()))?;
         let mut db = self.db()?;
         let out = f(&mut db)?;
+        let Db { refs, pulled, .. } = &mut db;
+        pulled.retain(|r, _| refs.contains_key(r));
         let path = self.root.join("db.json");
         crate::state::write_json(&path, &db).map_err(|e| Error::io(&path, e))?;
         Ok(out)
@@ -442,6 +448,28 @@ impl Store {
             Ok(())
         })?;
         Ok(id)
+    }
+
+    /// Note that `reference` was pulled just now.
+    pub(crate) fn mark_pulled(&self, reference: &Reference) -> Result<()> {
+        self.update_db(|db| {
+            db.pulled.insert(reference.full(), now_secs());
+            Ok(())
+        })
+    }
+
+    /// Unix seconds when the image `reference` names was last pulled, or when it
+    /// entered the store if it never was (imported, loaded).
+    pub fn last_refreshed(&self, reference: &str) -> Result<u64> {
+        let db = self.db()?;
+        let id = find(&db, reference)?;
+        let added = db.images.get(&id.0).map_or(0, |r| r.added);
+        let pulled = reference
+            .parse::<Reference>()
+            .ok()
+            .and_then(|r| db.pulled.get(&r.full()).copied())
+            .unwrap_or(0);
+        Ok(added.max(pulled))
     }
 
     /// Point another reference at an image.

@@ -9,7 +9,7 @@ use nix::sys::signal::Signal;
 use super::plan::Want;
 use super::{Ctx, Error, mounts, networking, ocispec};
 use crate::image;
-use crate::model::{ImageSource, LogDriver, Service, Stack};
+use crate::model::{ImageSource, LogDriver, PullPolicy, Service, Stack};
 use crate::storage;
 use crate::supervisor::backoff::BackoffConfig;
 use crate::supervisor::logs::LogLimits;
@@ -29,6 +29,35 @@ pub fn image_source(src: &ImageSource) -> image::Source {
     }
 }
 
+/// The image store's view of `pull_policy`.
+fn pull_policy(p: PullPolicy) -> image::PullPolicy {
+    match p {
+        PullPolicy::Missing => image::PullPolicy::Missing,
+        PullPolicy::Always => image::PullPolicy::Always,
+        PullPolicy::Never => image::PullPolicy::Never,
+        PullPolicy::Every(d) => image::PullPolicy::Every(d),
+    }
+}
+
+/// Make `svc`'s image available as its `pull_policy` and `platform` say. Called
+/// once per service and `up`, before any of its containers is replaced, so a
+/// failed pull leaves the running ones alone.
+pub fn service_image(ctx: &Ctx, svc: &Service) -> Result<image::Image, Error> {
+    let opts = image::PullOptions {
+        platform: svc
+            .platform
+            .as_deref()
+            .map(image::Platform::parse)
+            .transpose()?,
+        ..Default::default()
+    };
+    Ok(ctx.images.ensure_with(
+        &image_source(&svc.image),
+        pull_policy(svc.pull_policy),
+        &opts,
+    )?)
+}
+
 /// `stack.slice/<stack>.slice/<service>-<n>` on every hierarchy.
 pub fn cgroups_path(stack: &str, service: &str, index: u32) -> String {
     format!("{}/{service}-{index}", stack_slice(stack))
@@ -38,13 +67,15 @@ pub fn stack_slice(stack: &str) -> String {
     format!("stack.slice/{stack}.slice")
 }
 
-/// Create container `want` of `svc` (not started). On error nothing of it is left.
+/// Create container `want` of `svc` from `image` ([`service_image`]), not started.
+/// On error nothing of it is left.
 pub fn create(
     ctx: &Ctx,
     stack: &Stack,
     svc: &Service,
     want: &Want,
     peers: &[String],
+    image: &image::Image,
 ) -> Result<(), Error> {
     let paths = ContainerPaths::new(&ctx.roots.lib, &want.name);
     if paths.dir.exists() {
@@ -54,7 +85,7 @@ pub fn create(
             return Err(e);
         }
     }
-    let result = build(ctx, stack, svc, want, &paths, peers);
+    let result = build(ctx, stack, svc, want, &paths, peers, image);
     if result.is_err() {
         let _ = remove(ctx, &want.name, Duration::from_secs(1));
     }
@@ -68,6 +99,7 @@ fn build(
     want: &Want,
     paths: &ContainerPaths,
     peers: &[String],
+    image: &image::Image,
 ) -> Result<(), Error> {
     let io = |what: &Path| {
         let what = what.display().to_string();
@@ -75,9 +107,10 @@ fn build(
     };
     let rootfs = paths.bundle().join("rootfs");
     std::fs::create_dir_all(&rootfs).map_err(io(&rootfs))?;
-    let image = ctx.images.ensure(&image_source(&svc.image))?;
     if let Some(id) = &image.id {
         ctx.images.hold(id, &want.name)?;
+        // Held now: a prune that ran since `service_image` would show here.
+        ctx.images.image(id)?;
     }
     storage::mount_rootfs(
         &storage::rootfs_plan(&paths.dir, &image.layers, svc.read_only),

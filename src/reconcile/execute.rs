@@ -159,20 +159,35 @@ pub fn up(
                 }
                 let (failed, level_failed) = (&failed, &level_failed);
                 s.spawn(move || {
-                    if let Err(e) = wait_for_dependencies(ctx, stack, service) {
-                        for a in &actions {
-                            progress(Event::Skipped((*a).clone(), e.to_string()));
+                    // A dependency not met skips the steps; an image that cannot be
+                    // had fails them.
+                    let ready = match wait_for_dependencies(ctx, stack, service) {
+                        Ok(()) => image_for(ctx, svc, &actions).map_err(|e| (e, true)),
+                        Err(e) => Err((e, false)),
+                    };
+                    let image = match ready {
+                        Ok(image) => image,
+                        Err((e, fail)) => {
+                            for a in &actions {
+                                let (a, why) = ((*a).clone(), e.to_string());
+                                progress(if fail {
+                                    Event::Failed(a, why)
+                                } else {
+                                    Event::Skipped(a, why)
+                                });
+                            }
+                            failed
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .push((service.clone(), e.to_string()));
+                            level_failed
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .push(service.clone());
+                            return;
                         }
-                        failed
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .push((service.clone(), e.to_string()));
-                        level_failed
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .push(service.clone());
-                        return;
-                    }
+                    };
+                    let image = image.as_ref();
                     std::thread::scope(|s2| {
                         for action in actions {
                             s2.spawn(move || {
@@ -184,6 +199,7 @@ pub fn up(
                                     want.get(action.name()),
                                     peers,
                                     opts,
+                                    image,
                                 ) {
                                     Ok(()) => progress(Event::Done(action.clone())),
                                     Err(e) => {
@@ -211,7 +227,22 @@ pub fn up(
     Ok(report)
 }
 
-/// One create/recreate/start step.
+/// The image of `svc` when one of `actions` creates a container (pulled as its
+/// `pull_policy` says, once for all its replicas).
+fn image_for(
+    ctx: &Ctx,
+    svc: &crate::model::Service,
+    actions: &[&Action],
+) -> Result<Option<crate::image::Image>, Error> {
+    let creates = actions
+        .iter()
+        .any(|a| matches!(a, Action::Create { .. } | Action::Recreate { .. }));
+    creates
+        .then(|| container::service_image(ctx, svc))
+        .transpose()
+}
+
+/// One create/recreate/start step; `image` is the service's for creations.
 fn apply(
     ctx: &Ctx,
     stack: &Stack,
@@ -219,9 +250,12 @@ fn apply(
     want: Option<&plan::Want>,
     peers: &[String],
     opts: &UpOptions,
+    image: Option<&crate::image::Image>,
 ) -> Result<(), Error> {
     match action {
         Action::Create { name, service } | Action::Recreate { name, service, .. } => {
+            let image =
+                image.ok_or_else(|| Error::Invalid(format!("{name}: no image resolved")))?;
             if matches!(action, Action::Recreate { .. }) {
                 let grace = opts
                     .timeout
@@ -231,7 +265,7 @@ fn apply(
                 }
             }
             let want = want.ok_or_else(|| Error::Invalid(format!("{name} is not in the plan")))?;
-            container::create(ctx, stack, &stack.services[service], want, peers)?;
+            container::create(ctx, stack, &stack.services[service], want, peers, image)?;
             if !opts.plan.no_start {
                 control::spawn_monitor(&ctx.roots, name)?;
             }

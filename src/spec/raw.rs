@@ -98,7 +98,9 @@ pub struct RawService {
     pub uts: Option<String>,
     pub cgroup_parent: Option<String>,
     pub container_name: Option<String>,
+    /// `os/arch[/variant]` picked from a multi-platform image (registry or OCI layout).
     pub platform: Option<String>,
+    /// missing (default), always, never, daily, weekly or every_<duration>; `build` is refused.
     pub pull_policy: Option<String>,
     pub secrets: Option<Vec<ShortOrLong<RawFileMount>>>,
     pub configs: Option<Vec<ShortOrLong<RawFileMount>>>,

@@ -109,7 +109,7 @@ pub fn convert(ctx: &mut Ctx<'_>, name: &str, raw: RawService) -> Service {
         uts: raw.uts,
         cgroup_parent: raw.cgroup_parent,
         container_name,
-        platform: raw.platform,
+        platform: platform(ctx, raw.platform),
         pull_policy: pull_policy(ctx, raw.pull_policy.as_deref()),
         secrets: service_mounts::file_mounts(ctx, "secrets", raw.secrets.as_deref()),
         configs: service_mounts::file_mounts(ctx, "configs", raw.configs.as_deref()),
@@ -340,18 +340,55 @@ fn logging(ctx: &mut Ctx<'_>, raw: &RawService) -> Logging {
 }
 
 fn pull_policy(ctx: &mut Ctx<'_>, p: Option<&str>) -> PullPolicy {
+    const DAY: Duration = Duration::from_secs(24 * 3600);
+    let every = |ctx: &mut Ctx<'_>, d: &str| match super::units::parse_duration(d) {
+        Ok(d) if !d.is_zero() => PullPolicy::Every(d),
+        Ok(_) => PullPolicy::Always,
+        Err(e) => {
+            ctx.err(&["pull_policy"], format!("pull_policy `every_{d}`: {e}"));
+            PullPolicy::Missing
+        }
+    };
     match p {
         None | Some("missing") | Some("if_not_present") => PullPolicy::Missing,
         Some("always") => PullPolicy::Always,
         Some("never") => PullPolicy::Never,
+        Some("daily") => PullPolicy::Every(DAY),
+        Some("weekly") => PullPolicy::Every(7 * DAY),
+        Some(other) if other.starts_with("every_") => every(ctx, &other["every_".len()..]),
+        Some("build") => {
+            ctx.err_help(
+                &["pull_policy"],
+                "pull_policy `build` needs `build:`, and stack does not build images",
+                "build the image elsewhere (e.g. `buildah bud` or `docker build`), then \
+                 `stack image import` it or reference its OCI layout with image: oci:PATH:TAG, \
+                 and drop pull_policy or set it to `never`",
+            );
+            PullPolicy::Missing
+        }
         Some(other) => {
             ctx.err(
                 &["pull_policy"],
                 format!(
-                    "pull_policy `{other}` is not supported: expected missing, always or never"
+                    "pull_policy `{other}` is not supported: expected missing, always, never, daily, weekly or every_<duration> (e.g. every_12h)"
                 ),
             );
             PullPolicy::Missing
         }
     }
+}
+
+/// `platform: os/arch[/variant]`, as an image index lists it.
+fn platform(ctx: &mut Ctx<'_>, p: Option<String>) -> Option<String> {
+    let p = p?;
+    let parts: Vec<&str> = p.split('/').collect();
+    if !(2..=3).contains(&parts.len()) || parts.iter().any(|s| s.is_empty()) {
+        ctx.err_help(
+            &["platform"],
+            format!("platform `{p}` is not os/arch[/variant]"),
+            "e.g. linux/amd64, linux/arm64 or linux/arm/v7",
+        );
+        return None;
+    }
+    Some(p)
 }
