@@ -5,14 +5,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::container::{self, stack_slice};
+use super::container::{self, AnonVolumes, stack_slice};
 use super::desired::{levels, selected, wants};
 use super::plan::{self, Action, Have, Plan};
 use super::{Ctx, Error, networking};
 use crate::cgroup::Cgroup;
 use crate::model::{DependencyCondition, Stack};
 use crate::supervisor::control::{self, Observed};
-use crate::supervisor::record::{ContainerPaths, ContainerStatus, State};
+use crate::supervisor::record::{ContainerPaths, ContainerSpec, ContainerStatus, State};
 
 #[derive(Debug, Clone, Default)]
 pub struct UpOptions {
@@ -105,7 +105,7 @@ pub fn up(
             s.spawn(move || {
                 progress(Event::Begin(action.clone()));
                 let grace = timeout.unwrap_or(Duration::from_secs(10));
-                match container::remove(ctx, action.name(), grace)
+                match container::remove(ctx, action.name(), grace, AnonVolumes::Release)
                     .into_iter()
                     .next()
                 {
@@ -260,7 +260,10 @@ fn apply(
                 let grace = opts
                     .timeout
                     .unwrap_or(stack.services[service].stop_grace_period);
-                if let Some(e) = container::remove(ctx, name, grace).into_iter().next() {
+                if let Some(e) = container::remove(ctx, name, grace, AnonVolumes::Keep)
+                    .into_iter()
+                    .next()
+                {
                     return Err(e);
                 }
             }
@@ -273,7 +276,8 @@ fn apply(
         }
         Action::Start { name, .. } => Ok(control::spawn_monitor(&ctx.roots, name)?),
         Action::Remove { name, .. } => {
-            match container::remove(ctx, name, opts.timeout.unwrap_or(Duration::from_secs(10)))
+            let grace = opts.timeout.unwrap_or(Duration::from_secs(10));
+            match container::remove(ctx, name, grace, AnonVolumes::Release)
                 .into_iter()
                 .next()
             {
@@ -356,7 +360,13 @@ fn wait_for_dependencies(ctx: &Ctx, stack: &Stack, service: &str) -> Result<(), 
                         Some(crate::supervisor::record::Health::Unhealthy) => {
                             return Err(fail(format!("dependency {name} is unhealthy")));
                         }
-                        _ if dep_svc.healthcheck.is_none() => {
+                        // The service's own check or its image's: what the
+                        // container was created with.
+                        _ if ContainerSpec::read(&paths)
+                            .ok()
+                            .flatten()
+                            .is_none_or(|spec| spec.healthcheck.is_none()) =>
+                        {
                             return Err(fail(format!(
                                 "dependency {dep} has no healthcheck (condition service_healthy)"
                             )));
@@ -454,7 +464,12 @@ pub fn down(
     std::thread::scope(|s| {
         for o in &going {
             s.spawn(|| {
-                let errs = container::dismantle(ctx, &o.spec.name, network);
+                let anon = if opts.volumes {
+                    AnonVolumes::Remove
+                } else {
+                    AnonVolumes::Release
+                };
+                let errs = container::dismantle(ctx, &o.spec.name, network, anon);
                 let failed = errors
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())

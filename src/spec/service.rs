@@ -9,8 +9,8 @@ use super::{
     envfile, image_ref, paths, resources, service_mounts, service_net, service_sec, shellwords,
 };
 use crate::model::{
-    Dependency, DependencyCondition, Healthcheck, ImageSource, LogDriver, Logging, PullPolicy,
-    Service,
+    Dependency, DependencyCondition, Healthcheck, HealthcheckTimings, ImageHealthcheck,
+    ImageSource, LogDriver, Logging, PullPolicy, Service,
 };
 
 const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(10);
@@ -32,7 +32,10 @@ pub fn convert(ctx: &mut Ctx<'_>, name: &str, raw: RawService) -> Service {
     let container_name = raw.container_name.clone();
     let depends_on = depends_on(ctx, &raw);
     let logging = logging(ctx, &raw);
-    let healthcheck = raw.healthcheck.as_ref().and_then(|h| healthcheck(ctx, h));
+    let (healthcheck, image_healthcheck) = match raw.healthcheck.as_ref() {
+        Some(h) => healthcheck(ctx, h),
+        None => (None, ImageHealthcheck::Inherit),
+    };
     if container_name.is_some() && replicas > 1 {
         ctx.err(
             &["container_name"],
@@ -87,6 +90,7 @@ pub fn convert(ctx: &mut Ctx<'_>, name: &str, raw: RawService) -> Service {
             .unwrap_or(DEFAULT_STOP_GRACE),
         depends_on,
         healthcheck,
+        image_healthcheck,
         tty: raw.tty.unwrap_or(false),
         stdin_open: raw.stdin_open.unwrap_or(false),
         network_mode,
@@ -258,14 +262,24 @@ fn depends_on(ctx: &mut Ctx<'_>, raw: &RawService) -> BTreeMap<String, Dependenc
     out
 }
 
-fn healthcheck(ctx: &mut Ctx<'_>, h: &RawHealthcheck) -> Option<Healthcheck> {
+/// The service's own check, or what to do with the image's: a `healthcheck`
+/// without `test` keeps the image's test (with the timings it gives), as Docker
+/// merges them.
+fn healthcheck(ctx: &mut Ctx<'_>, h: &RawHealthcheck) -> (Option<Healthcheck>, ImageHealthcheck) {
     if h.disable == Some(true) {
-        return None;
+        return (None, ImageHealthcheck::Disabled);
     }
+    let timings = HealthcheckTimings {
+        interval: ctx.duration(&["healthcheck", "interval"], &h.interval),
+        timeout: ctx.duration(&["healthcheck", "timeout"], &h.timeout),
+        retries: h.retries,
+        start_period: ctx.duration(&["healthcheck", "start_period"], &h.start_period),
+        start_interval: ctx.duration(&["healthcheck", "start_interval"], &h.start_interval),
+    };
     let test = match &h.test {
         Some(Command::Shell(s)) => vec!["/bin/sh".into(), "-c".into(), s.clone()],
         Some(Command::Exec(v)) => match v.first().map(String::as_str) {
-            Some("NONE") => return None,
+            Some("NONE") => return (None, ImageHealthcheck::Disabled),
             Some("CMD") if v.len() > 1 => v[1..].to_vec(),
             Some("CMD-SHELL") if v.len() > 1 => {
                 vec!["/bin/sh".into(), "-c".into(), v[1..].join(" ")]
@@ -276,30 +290,27 @@ fn healthcheck(ctx: &mut Ctx<'_>, h: &RawHealthcheck) -> Option<Healthcheck> {
                     "healthcheck test must start with CMD, CMD-SHELL or NONE, followed by the command",
                     "e.g. [\"CMD\", \"wget\", \"-q\", \"http://localhost/\"] or a shell string",
                 );
-                return None;
+                return (None, ImageHealthcheck::Inherit);
             }
         },
-        None => {
-            ctx.err(&["healthcheck"], "healthcheck has no `test`");
-            return None;
+        None if timings == HealthcheckTimings::default() => {
+            return (None, ImageHealthcheck::Inherit);
         }
+        None => return (None, ImageHealthcheck::Retimed(timings)),
     };
-    Some(Healthcheck {
+    let own = Healthcheck {
         test,
-        interval: ctx
-            .duration(&["healthcheck", "interval"], &h.interval)
-            .unwrap_or(Duration::from_secs(30)),
-        timeout: ctx
-            .duration(&["healthcheck", "timeout"], &h.timeout)
-            .unwrap_or(Duration::from_secs(30)),
-        retries: h.retries.unwrap_or(3),
-        start_period: ctx
-            .duration(&["healthcheck", "start_period"], &h.start_period)
-            .unwrap_or_default(),
-        start_interval: ctx
-            .duration(&["healthcheck", "start_interval"], &h.start_interval)
-            .unwrap_or(Duration::from_secs(5)),
-    })
+        interval: timings.interval.unwrap_or(Healthcheck::DEFAULT_INTERVAL),
+        timeout: timings.timeout.unwrap_or(Healthcheck::DEFAULT_TIMEOUT),
+        retries: timings.retries.unwrap_or(Healthcheck::DEFAULT_RETRIES),
+        start_period: timings
+            .start_period
+            .unwrap_or(Healthcheck::DEFAULT_START_PERIOD),
+        start_interval: timings
+            .start_interval
+            .unwrap_or(Healthcheck::DEFAULT_START_INTERVAL),
+    };
+    (Some(own), ImageHealthcheck::Inherit)
 }
 
 fn logging(ctx: &mut Ctx<'_>, raw: &RawService) -> Logging {
