@@ -135,7 +135,6 @@ pub fn service_mounts(
                     read_only: m.read_only,
                     create_host_path: *create_host_path,
                     propagation: propagation.clone(),
-                    selinux: None,
                 };
                 storage::bind_mount(&spec, &stack.project_dir, Some(owner))?
             }

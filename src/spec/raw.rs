@@ -157,6 +157,8 @@ pub struct RawMount {
 pub struct RawBindOptions {
     pub propagation: Option<String>,
     pub create_host_path: Option<bool>,
+    /// `z` or `Z` (SELinux relabeling): accepted with a note where SELinux is not enabled, refused where it is.
+    pub selinux: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
