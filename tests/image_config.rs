@@ -168,6 +168,12 @@ fn an_image_volume_dropped_from_the_config_goes_with_the_old_container() {
     ));
     t.ok(&["up", "-d"]);
     assert_eq!(anonymous_volumes(&t).len(), 1);
+    let shown: serde_json::Value =
+        serde_json::from_str(&t.ok(&["image", "inspect", "localhost/layout:v"])).unwrap();
+    assert_eq!(
+        shown[0]["Config"]["Healthcheck"]["Test"][0], "CMD-SHELL",
+        "image inspect shows the HEALTHCHECK: {shown}"
+    );
     // A bind now covers /cache: the image volume is not needed, and is removed.
     std::fs::create_dir(t.dir.path().join("host-cache")).unwrap();
     t.write(&format!(

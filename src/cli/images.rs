@@ -184,6 +184,12 @@ fn inspect(global: &GlobalOpts, images: &[String]) -> anyhow::Result<ExitCode> {
             .iter()
             .find(|s| s.id == id)
             .context("image vanished")?;
+        // Docker's HEALTHCHECK is not an OCI config field: put it back where
+        // `docker image inspect` shows it.
+        let mut config = serde_json::to_value(image.config.config())?;
+        if let (Some(h), Some(c)) = (&image.healthcheck, config.as_object_mut()) {
+            c.insert("Healthcheck".into(), serde_json::to_value(h)?);
+        }
         out.push(serde_json::json!({
             "Id": summary.config_digest,
             "Digest": id,
@@ -191,7 +197,7 @@ fn inspect(global: &GlobalOpts, images: &[String]) -> anyhow::Result<ExitCode> {
             "Created": image.config.created(),
             "Architecture": image.config.architecture().to_string(),
             "Os": image.config.os().to_string(),
-            "Config": image.config.config(),
+            "Config": config,
             "RootFS": image.config.rootfs(),
             "Size": summary.size,
             "Layers": image.layers,

@@ -11,8 +11,9 @@
 //! not downloaded. An interrupted download resumes with a Range request (up to
 //! `RETRIES` times) and keeps hashing where it stopped.
 //!
-//! Caveats: plain HTTP is used only for `--insecure` and for loopback registries
-//! (`localhost`, `127.0.0.0/8`, `[::1]`), as Docker does.
+//! Caveats: plain HTTP is used only for `--insecure`, for the registries listed in
+//! `STACK_INSECURE_REGISTRIES` (`host:port,...`; also what `stack up` pulls with),
+//! and for loopback registries (`localhost`, `127.0.0.0/8`, `[::1]`), as Docker does.
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -87,6 +88,17 @@ fn is_loopback(registry: &str) -> bool {
         || host
             .parse::<std::net::Ipv4Addr>()
             .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The environment variable listing registries that may be reached over plain HTTP.
+const INSECURE_REGISTRIES_ENV: &str = "STACK_INSECURE_REGISTRIES";
+
+fn listed_insecure(registry: &str) -> bool {
+    std::env::var(INSECURE_REGISTRIES_ENV).is_ok_and(|list| is_listed(&list, registry))
+}
+
+fn is_listed(list: &str, registry: &str) -> bool {
+    list.split(',').any(|r| r.trim() == registry)
 }
 
 fn oci_reference(r: &Reference) -> oci_client::Reference {
@@ -177,7 +189,7 @@ impl Store {
             read_timeout: Some(Duration::from_secs(60)),
             ..Default::default()
         };
-        if opts.insecure || is_loopback(&parsed.registry) {
+        if opts.insecure || is_loopback(&parsed.registry) || listed_insecure(&parsed.registry) {
             config.protocol = ClientProtocol::HttpsExcept(vec![parsed.registry.clone()]);
         }
         let credentials = match &opts.credentials {
@@ -475,5 +487,7 @@ mod tests {
         assert!(is_loopback("[::1]:5000"));
         assert!(!is_loopback("registry.example:5000"));
         assert!(!is_loopback("docker.io"));
+        assert!(is_listed("a:5000, reg.lan:5000", "reg.lan:5000"));
+        assert!(!is_listed("reg.lan:5000", "reg.lan"));
     }
 }
