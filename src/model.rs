@@ -493,7 +493,6 @@ impl Service {
     }
 }
 
-/// `Duration` as Go-style text (`1m30s`) in `stack config` output and state.
 /// `Option<Duration>` as Go duration text, or null.
 pub mod opt_duration_text {
     use std::time::Duration;
@@ -514,6 +513,7 @@ pub mod opt_duration_text {
     }
 }
 
+/// `Duration` as Go-style text (`1m30s`) in `stack config` output and state.
 pub mod duration_text {
     use std::time::Duration;
 

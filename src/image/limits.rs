@@ -279,8 +279,9 @@ pub struct TarGuard<R> {
     /// The next block is a GNU sparse extension block; then `sparse_data` follows.
     in_sparse_ext: bool,
     sparse_data: u64,
-    /// The data of a PAX header being read (for its `size` record).
-    pax: Option<Vec<u8>>,
+    /// The records of a PAX header being read (for its `size` record), and their
+    /// length.
+    pax: Option<(Vec<u8>, u64)>,
     pending_size: Option<u64>,
     ended: bool,
 }
@@ -306,13 +307,17 @@ impl<R: Read> TarGuard<R> {
         while !bytes.is_empty() && !self.ended {
             if self.skip > 0 {
                 let n = usize::try_from(self.skip).map_or(bytes.len(), |s| s.min(bytes.len()));
-                if let Some(pax) = &mut self.pax {
-                    pax.extend_from_slice(&bytes[..n]);
+                if let Some((pax, size)) = &mut self.pax {
+                    // The records only, not the padding after them.
+                    let room = usize::try_from(*size)
+                        .unwrap_or(0)
+                        .saturating_sub(pax.len());
+                    pax.extend_from_slice(&bytes[..n.min(room)]);
                 }
                 self.skip -= n as u64;
                 bytes = &bytes[n..];
                 if self.skip == 0
-                    && let Some(pax) = self.pax.take()
+                    && let Some((pax, _)) = self.pax.take()
                 {
                     self.pending_size = pax_size(&pax);
                 }
@@ -367,7 +372,8 @@ impl<R: Read> TarGuard<R> {
             .io());
         }
         if recognized && kind.is_pax_local_extensions() {
-            self.pax = Some(Vec::with_capacity(usize::try_from(size).unwrap_or(0)));
+            // At most MAX_TAR_METADATA, checked above.
+            self.pax = Some((Vec::with_capacity(usize::try_from(size).unwrap_or(0)), size));
         }
         let sparse_ext = kind.is_gnu_sparse() && h.as_gnu().is_some_and(|g| g.is_extended());
         if sparse_ext {
@@ -376,7 +382,7 @@ impl<R: Read> TarGuard<R> {
         } else {
             self.skip = padded(size)?;
             if self.skip == 0
-                && let Some(pax) = self.pax.take()
+                && let Some((pax, _)) = self.pax.take()
             {
                 self.pending_size = pax_size(&pax);
             }
