@@ -1,13 +1,21 @@
-//! Builds `stack-init` (src/init/stack-init.rs), the static PID 1 for
-//! `init: true` containers, with the same rustc as the crate: freestanding, no
-//! libc, a few KiB. The `stack` binary embeds it.
+//! Builds the two freestanding helpers the `stack` binary embeds, with the same
+//! rustc as the crate: no libc, static, a few KiB each.
+//! - `stack-init` (src/init/stack-init.rs): the PID 1 of `init: true` containers.
+//! - `stack-monitor` (src/init/stack-monitor.rs): the process beside every
+//!   running container (its parent, its output, its exit record).
 use std::path::PathBuf;
 use std::process::Command;
 
 fn main() {
-    let src = "src/init/stack-init.rs";
+    println!("cargo:rerun-if-changed=src/init/rt.rs");
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
+    for name in ["stack-init", "stack-monitor"] {
+        freestanding(&format!("src/init/{name}.rs"), &out_dir.join(name));
+    }
+}
+
+fn freestanding(src: &str, out: &PathBuf) {
     println!("cargo:rerun-if-changed={src}");
-    let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR")).join("stack-init");
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
     let status = Command::new(rustc)
         .args([
@@ -31,8 +39,8 @@ fn main() {
         ])
         .arg(src)
         .arg("-o")
-        .arg(&out)
+        .arg(out)
         .status()
-        .expect("running rustc for stack-init");
+        .unwrap_or_else(|e| panic!("running rustc for {src}: {e}"));
     assert!(status.success(), "building {src} failed");
 }

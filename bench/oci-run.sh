@@ -34,7 +34,7 @@ STACK=${1:-target/release/stack}
 STACK=$(realpath "$STACK")
 RUNS=${RUNS:-200}
 WORK=$(mktemp -d /tmp/oci-bench.XXXXXX)
-trap 'rm -rf "$WORK"' EXIT
+trap 'umount "$WORK/state" 2>/dev/null; rm -rf "$WORK"' EXIT
 # State roots on tmpfs, as each runtime's default root (/run/...) is; the
 # bundle stays on /tmp. Private to this mount namespace.
 mkdir -p "$WORK/state"

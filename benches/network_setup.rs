@@ -57,8 +57,35 @@ fn names(tag: &str, n: usize) -> Vec<String> {
         .collect()
 }
 
-/// One run of ours: new network + n containers, each with a published port.
-fn ours(n: usize, rt: &tokio::runtime::Runtime) -> Duration {
+/// Attach container `i` (namespace `c`) and publish one port: (attach, publish) times.
+fn one(mgr: &Manager, i: usize, c: &Ns) -> (Duration, Duration) {
+    let att = Attachment {
+        stack: "bench".into(),
+        network: "default".into(),
+        aliases: vec![format!("c{i}")],
+        ipv4: None,
+        ipv6: None,
+    };
+    let t0 = Instant::now();
+    let ep = mgr
+        .attach("bench", &format!("c{i}"), &c.path(), &[att])
+        .expect("attach");
+    let t_attach = t0.elapsed();
+    let t0 = Instant::now();
+    let port = PortMapping {
+        host_ip: None,
+        host_port: 20000 + u16::try_from(i).expect("port"),
+        container_port: 80,
+        proto: Proto::Tcp,
+    };
+    mgr.publish("bench", &format!("c{i}"), &[port], ep[0].ipv4)
+        .expect("publish");
+    (t_attach, t0.elapsed())
+}
+
+/// One run of ours: new network + n containers, each with a published port,
+/// one after the other or (`concurrent`) from a thread each.
+fn ours(n: usize, rt: &tokio::runtime::Runtime, concurrent: bool) -> Duration {
     let host = Ns::new(format!("bh{}o", std::process::id()));
     let cs: Vec<Ns> = names("o", n).into_iter().map(Ns::new).collect();
     let dir = tempfile::tempdir().expect("tempdir");
@@ -77,29 +104,20 @@ fn ours(n: usize, rt: &tokio::runtime::Runtime) -> Duration {
     mgr.ensure_network(&spec).expect("network");
     let t_net = start.elapsed();
     let (mut t_attach, mut t_publish) = (Duration::ZERO, Duration::ZERO);
-    for (i, c) in cs.iter().enumerate() {
-        let att = Attachment {
-            stack: "bench".into(),
-            network: "default".into(),
-            aliases: vec![format!("c{i}")],
-            ipv4: None,
-            ipv6: None,
-        };
-        let t0 = Instant::now();
-        let ep = mgr
-            .attach(&format!("c{i}"), &c.path(), &[att])
-            .expect("attach");
-        t_attach += t0.elapsed();
-        let t0 = Instant::now();
-        let port = PortMapping {
-            host_ip: None,
-            host_port: 20000 + u16::try_from(i).expect("port"),
-            container_port: 80,
-            proto: Proto::Tcp,
-        };
-        mgr.publish("bench", &format!("c{i}"), &[port], ep[0].ipv4)
-            .expect("publish");
-        t_publish += t0.elapsed();
+    if concurrent {
+        // As `up` does for the containers of one level: a thread each.
+        std::thread::scope(|s| {
+            for (i, c) in cs.iter().enumerate() {
+                let mgr = &mgr;
+                s.spawn(move || one(mgr, i, c));
+            }
+        });
+    } else {
+        for (i, c) in cs.iter().enumerate() {
+            let (a, p) = one(&mgr, i, c);
+            t_attach += a;
+            t_publish += p;
+        }
     }
     let took = start.elapsed();
     if std::env::var_os("BENCH_BREAKDOWN").is_some() {
@@ -228,7 +246,11 @@ fn ours_throughput(rt: &tokio::runtime::Runtime) -> Option<f64> {
             ipv4: None,
             ipv6: None,
         };
-        ips.push(mgr.attach(&format!("c{i}"), &c.path(), &[att]).ok()?[0].ipv4);
+        ips.push(
+            mgr.attach("bench", &format!("c{i}"), &c.path(), &[att])
+                .ok()?[0]
+                .ipv4,
+        );
     }
     let r = iperf(&cs[1], &cs[0], &ips[1].to_string());
     let _ = mgr.remove_stack("bench");
@@ -285,7 +307,7 @@ fn main() {
         "network setup, median of runs (bridge + n containers with address, route, DNS, 1 port each)"
     );
     for (n, runs) in [(1usize, 15usize), (20, 5)] {
-        let o = median((0..runs).map(|_| ours(n, &rt)).collect());
+        let o = median((0..runs).map(|_| ours(n, &rt, false)).collect());
         print!("n={n:>2}: stack {:>8.2} ms", o.as_secs_f64() * 1e3);
         if have_netavark {
             let t = median((0..runs).map(|_| theirs(n)).collect());
@@ -298,6 +320,15 @@ fn main() {
             println!("  (netavark not installed: apt-get install netavark)");
         }
     }
+    // What `up` does: the containers of a level attach at the same time.
+    let serial = median((0..5).map(|_| ours(20, &rt, false)).collect());
+    let parallel = median((0..5).map(|_| ours(20, &rt, true)).collect());
+    println!(
+        "n=20, a thread each (as up): stack {:>8.2} ms  vs one after the other {:>8.2} ms  ratio {:.2}x",
+        parallel.as_secs_f64() * 1e3,
+        serial.as_secs_f64() * 1e3,
+        serial.as_secs_f64() / parallel.as_secs_f64()
+    );
     let gbit = |v: Option<f64>| {
         v.map_or("n/a (iperf3 missing?)".to_string(), |g| {
             format!("{g:.1} Gbit/s")

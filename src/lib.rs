@@ -4,9 +4,11 @@
 //! runtime/image/storage/network/cgroup -> state` (see DESIGN.md).
 pub mod cgroup;
 pub mod cli;
+pub mod daemon;
 pub mod image;
 pub mod model;
 pub mod network;
+pub mod ops;
 pub mod reconcile;
 pub mod runtime;
 pub mod spec;

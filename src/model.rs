@@ -33,6 +33,8 @@ pub struct Stack {
     pub configs: BTreeMap<String, FileObject>,
     /// Limits for the whole stack's cgroup slice.
     pub resources: Resources,
+    /// The daemon follows the files (`watch = true`).
+    pub watch: bool,
 }
 
 /// Where a service's root filesystem comes from. Printed and stored as the
@@ -294,6 +296,9 @@ pub enum NetworkMode {
     None,
     /// Share the network namespace of another service's first container.
     Service(String),
+    /// Share the network namespace of a container of this state root, by
+    /// name (`container:NAME`, e.g. another stack's `app-web-1`).
+    Container(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]

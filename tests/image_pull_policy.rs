@@ -118,7 +118,7 @@ fn pull_policy_build_is_refused_with_a_hint() {
 
 /// Platforms of the stored images that `reference` names.
 fn platforms(t: &TestStack, reference: &str) -> Vec<String> {
-    let out = t.ok(&["images", "--format", "json"]);
+    let out = t.ok(&["image", "ls", "--format", "json"]);
     let rows: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
     rows.iter()
         .filter(|r| {

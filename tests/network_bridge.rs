@@ -18,11 +18,11 @@ fn two_containers_on_one_bridge_reach_each_other_and_down_leaves_nothing() {
     let (c1, c2) = (Ns::new("stc"), Ns::new("stc"));
     let e1 = f
         .mgr
-        .attach("c1", &c1.path(), &[f.att("default", &["web"])])
+        .attach(&f.stack, "c1", &c1.path(), &[f.att("default", &["web"])])
         .unwrap();
     let e2 = f
         .mgr
-        .attach("c2", &c2.path(), &[f.att("default", &["db"])])
+        .attach(&f.stack, "c2", &c2.path(), &[f.att("default", &["db"])])
         .unwrap();
     assert_eq!(e1[0].ifname, "eth0");
     assert_ne!(e1[0].ipv4, e2[0].ipv4);
@@ -79,14 +79,14 @@ fn addresses_are_stable_across_restart_and_never_duplicated() {
     let c1 = Ns::new("stc");
     let first = f
         .mgr
-        .attach("c1", &c1.path(), &[f.att("default", &[])])
+        .attach(&f.stack, "c1", &c1.path(), &[f.att("default", &[])])
         .unwrap();
     // the container restarts in a new namespace; a new process opens the root
     drop(c1);
     let again = Ns::new("stc");
     let mgr2 = Manager::with(&f.roots, Some(f.host.path()), Arc::new(NftFirewall));
     let second = mgr2
-        .attach("c1", &again.path(), &[f.att("default", &[])])
+        .attach(&f.stack, "c1", &again.path(), &[f.att("default", &[])])
         .unwrap();
     assert_eq!(first[0].ipv4, second[0].ipv4);
     assert_eq!(first[0].host_veth, second[0].host_veth);
@@ -96,7 +96,12 @@ fn addresses_are_stable_across_restart_and_never_duplicated() {
     for i in 0..5 {
         let ns = Ns::new("stc");
         let e = mgr2
-            .attach(&format!("x{i}"), &ns.path(), &[f.att("default", &[])])
+            .attach(
+                &f.stack,
+                &format!("x{i}"),
+                &ns.path(),
+                &[f.att("default", &[])],
+            )
             .unwrap();
         assert!(!seen.contains(&e[0].ipv4), "{} handed out twice", e[0].ipv4);
         seen.push(e[0].ipv4);
@@ -106,14 +111,14 @@ fn addresses_are_stable_across_restart_and_never_duplicated() {
     let ns = Ns::new("stc");
     let mut att = f.att("default", &[]);
     att.ipv4 = Some(first[0].ipv4);
-    let err = mgr2.attach("y", &ns.path(), &[att]).unwrap_err();
+    let err = mgr2.attach(&f.stack, "y", &ns.path(), &[att]).unwrap_err();
     assert!(err.to_string().contains("already assigned"), "{err}");
     assert!(ns.ip(&["-o", "link"]).lines().all(|l| !l.contains("eth0")));
     // released on detach: a fresh static request for it now works
     f.mgr.detach("c1").unwrap();
     let mut att = f.att("default", &[]);
     att.ipv4 = Some(first[0].ipv4);
-    let e = f.mgr.attach("y", &ns.path(), &[att]).unwrap();
+    let e = f.mgr.attach(&f.stack, "y", &ns.path(), &[att]).unwrap();
     assert_eq!(e[0].ipv4, first[0].ipv4);
     f.mgr.remove_stack(&f.stack).unwrap();
     assert_eq!(f.our_links(), Vec::<String>::new());

@@ -47,6 +47,7 @@ fn crash_child_setup_loop() {
             let id = format!("c{i}");
             let ep = mgr
                 .attach(
+                    &stack,
                     &id,
                     &PathBuf::from(format!("/run/netns/{ns}")),
                     &[att("default"), att("back")],

@@ -190,6 +190,7 @@ fn service_names_resolve_on_their_network_only() {
     let e1 = d
         .mgr
         .attach(
+            &f.stack,
             "w1",
             &w1.path(),
             &[f.att("default", &["web", "web-1", "www"])],
@@ -197,14 +198,29 @@ fn service_names_resolve_on_their_network_only() {
         .unwrap();
     let e2 = d
         .mgr
-        .attach("w2", &w2.path(), &[f.att("default", &["web", "web-2"])])
+        .attach(
+            &f.stack,
+            "w2",
+            &w2.path(),
+            &[f.att("default", &["web", "web-2"])],
+        )
         .unwrap();
     d.mgr
-        .attach("c", &client.path(), &[f.att("default", &["client"])])
+        .attach(
+            &f.stack,
+            "c",
+            &client.path(),
+            &[f.att("default", &["client"])],
+        )
         .unwrap();
     let es = d
         .mgr
-        .attach("s", &stranger.path(), &[f.att("other", &["stranger"])])
+        .attach(
+            &f.stack,
+            "s",
+            &stranger.path(),
+            &[f.att("other", &["stranger"])],
+        )
         .unwrap();
     let gw = net.gateway;
 
@@ -288,7 +304,7 @@ fn dns_under_churn_never_fails_or_answers_a_removed_container() {
     let net = d.mgr.ensure_network(&f.spec("default")).unwrap();
     let client = Ns::new("stc");
     d.mgr
-        .attach("client", &client.path(), &[f.att("default", &[])])
+        .attach(&f.stack, "client", &client.path(), &[f.att("default", &[])])
         .unwrap();
     // two replicas to start with
     let mut live: Vec<(String, Ns, Ipv4Addr)> = Vec::new();
@@ -297,7 +313,7 @@ fn dns_under_churn_never_fails_or_answers_a_removed_container() {
         let id = format!("api-{i}");
         let ip = d
             .mgr
-            .attach(&id, &ns.path(), &[f.att("default", &["api"])])
+            .attach(&f.stack, &id, &ns.path(), &[f.att("default", &["api"])])
             .unwrap()[0]
             .ipv4;
         live.push((id, ns, ip));
@@ -328,7 +344,7 @@ fn dns_under_churn_never_fails_or_answers_a_removed_container() {
         let id = format!("api-{i}");
         let ip = d
             .mgr
-            .attach(&id, &ns.path(), &[f.att("default", &["api"])])
+            .attach(&f.stack, &id, &ns.path(), &[f.att("default", &["api"])])
             .unwrap()[0]
             .ipv4;
         live.push((id, ns, ip));
@@ -356,4 +372,38 @@ fn dns_under_churn_never_fails_or_answers_a_removed_container() {
             assert!(!stale, "{ip} answered after its container was removed");
         }
     }
+}
+
+#[test]
+fn a_hosted_resolver_picks_up_other_processes_changes_on_refresh() {
+    let d = setup();
+    let f = &d.f;
+    // `f.mgr` stands for another process on the same root (a CLI `up`): it
+    // has no resolver of its own but sees that one is hosted
+    assert!(f.mgr.dns_hosted());
+    let second = DnsServer::new(d._rt.handle().clone(), vec![]);
+    let err = f.mgr.clone().with_dns(second).unwrap_err();
+    assert!(err.to_string().contains("already hosts"), "{err}");
+    let net = f.mgr.ensure_network(&f.spec("default")).unwrap();
+    let (w, client) = (Ns::new("stc"), Ns::new("stc"));
+    let ew = f
+        .mgr
+        .attach(&f.stack, "w", &w.path(), &[f.att("default", &["web"])])
+        .unwrap();
+    f.mgr
+        .attach(&f.stack, "c", &client.path(), &[f.att("default", &[])])
+        .unwrap();
+    // the host rebuilds listeners and table from the state
+    d.mgr.refresh_dns().unwrap();
+    assert_eq!(resolve(&client, net.gateway, "web.").1, [ew[0].ipv4]);
+    assert_eq!(
+        resolve(&client, net.gateway, "host.stack.internal.").1,
+        [net.gateway]
+    );
+    f.mgr.detach("w").unwrap();
+    d.mgr.refresh_dns().unwrap();
+    assert_eq!(
+        resolve(&client, net.gateway, "web.").0,
+        ResponseCode::NXDomain
+    );
 }

@@ -43,7 +43,7 @@ fn world() -> World {
     let c = Ns::new("stc");
     let ep = f
         .mgr
-        .attach("web-1", &c.path(), &[f.att("default", &["web"])])
+        .attach(&f.stack, "web-1", &c.path(), &[f.att("default", &["web"])])
         .unwrap()
         .remove(0);
     let srv = PeerServer::start(c.path(), 80);
@@ -82,11 +82,11 @@ fn internal_network_has_no_way_out_but_members_talk() {
     let (a, b) = (Ns::new("stc"), Ns::new("stc"));
     let ea =
         w.f.mgr
-            .attach("a", &a.path(), &[w.f.att("back", &[])])
+            .attach(&w.f.stack, "a", &a.path(), &[w.f.att("back", &[])])
             .unwrap();
     let eb =
         w.f.mgr
-            .attach("b", &b.path(), &[w.f.att("back", &[])])
+            .attach(&w.f.stack, "b", &b.path(), &[w.f.att("back", &[])])
             .unwrap();
     assert!(
         !a.ip(&["route"]).contains("default"),
@@ -112,7 +112,7 @@ fn networks_are_isolated_from_each_other() {
     let o = Ns::new("stc");
     let eo =
         w.f.mgr
-            .attach("o", &o.path(), &[w.f.att("other", &[])])
+            .attach(&w.f.stack, "o", &o.path(), &[w.f.att("other", &[])])
             .unwrap();
     let _srv = PeerServer::start(o.path(), 7004);
     assert!(ask(w.c.path(), SocketAddr::new(IpAddr::V4(eo[0].ipv4), 7004)).is_err());
@@ -181,7 +181,7 @@ fn all_address_publish_preserves_the_client_address_and_hairpins() {
     // and the container to itself
     let c2 = Ns::new("stc");
     w.f.mgr
-        .attach("web-2", &c2.path(), &[w.f.att("default", &[])])
+        .attach(&w.f.stack, "web-2", &c2.path(), &[w.f.att("default", &[])])
         .unwrap();
     assert!(ask(c2.path(), sock(HOST_LAN, port)).is_ok());
     assert!(ask(w.c.path(), sock(HOST_LAN, port)).is_ok());
@@ -206,7 +206,7 @@ fn a_port_in_use_fails_before_any_change() {
     let before_other = w.f.ruleset();
     let mut att = w.f.att("default", &[]);
     att.stack = other.clone();
-    let e2 = w.f.mgr.attach("api-1", &c2.path(), &[att]).unwrap();
+    let e2 = w.f.mgr.attach(&other, "api-1", &c2.path(), &[att]).unwrap();
     let err =
         w.f.mgr
             .publish(
@@ -326,7 +326,7 @@ fn admin_rules_filter_published_ports_and_foreign_tables_are_untouched() {
     let c2 = Ns::new("stc");
     let e2 =
         w.f.mgr
-            .attach("web-2", &c2.path(), &[w.f.att("default", &[])])
+            .attach(&w.f.stack, "web-2", &c2.path(), &[w.f.att("default", &[])])
             .unwrap();
     w.f.mgr
         .publish(&w.f.stack, "web-2", &[tcp(None, 18089, 80)], e2[0].ipv4)

@@ -579,6 +579,17 @@ fn features_and_spec_documents() {
             .unwrap()
             .contains(&json!("CAP_SYS_ADMIN"))
     );
+    let opts = f["mountOptions"].as_array().unwrap();
+    for o in ["rro", "rnosymfollow", "idmap", "ridmap"] {
+        assert!(opts.contains(&json!(o)), "mountOptions lack {o}");
+    }
+    assert_eq!(f["linux"]["mountExtensions"]["idmap"]["enabled"], true);
+    assert!(
+        f["linux"]["seccomp"]["actions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("SCMP_ACT_NOTIFY"))
+    );
     let dir = tempfile::tempdir().unwrap();
     let spec = || {
         Command::new(common::stack_bin())

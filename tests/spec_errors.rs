@@ -268,7 +268,7 @@ cap_add = ["NET_ADMN"]
 security_opt = ["label=disable"]
 ulimits = { nofiles = 10, nproc = { soft = 10, hard = 5 } }
 stop_signal = "SIGFOO"
-network_mode = "container:abc"
+network_mode = "bogus:abc"
 logging = { driver = "syslog" }
 pull_policy = "build"
 oom_score_adj = 5000
@@ -295,7 +295,7 @@ driver_opts = { type = "nfs", o = "addr=1.2.3.4", device = ":/x" }
         "stack.toml:5:13: service `web`: unknown ulimit `nofiles`",
         "stack.toml:5:27: service `web`: ulimit nproc: soft limit 10 exceeds hard limit 5",
         "stack.toml:6:15: service `web`: unknown signal `SIGFOO`",
-        "stack.toml:7:16: service `web`: network_mode `container:abc` is not supported",
+        "stack.toml:7:16: service `web`: network_mode `bogus:abc` is not supported",
         "stack.toml:8:22: service `web`: logging driver `syslog` is not supported: expected json-file, local, none or journald",
         "stack.toml:9:15: service `web`: pull_policy `build` needs `build:`, and stack does not build images",
         "stack.toml:10:17: service `web`: oom_score_adj 5000 is outside -1000..1000",

@@ -295,8 +295,10 @@ init = true
     t.ok(&["start"]);
     assert_eq!(t.row(&name)["state"], "running");
     t.wait_for(10, "the port after start", || fetch().is_some());
+    // The stop signal (or SIGKILL) sent by `kill` is a stop by the user, as
+    // in Docker: the restart policy does not bring the container back.
     t.ok(&["kill", "-s", "TERM"]);
-    t.wait_for(10, "the kill", || t.row(&name)["state"] == "exited");
+    t.wait_for(10, "the kill", || t.row(&name)["state"] == "stopped");
     assert_eq!(t.row(&name)["exit_code"], 143);
     t.down_and_check();
 }

@@ -157,32 +157,56 @@ fn bpf<T>(cmd: libc::c_long, attr: &T) -> std::io::Result<libc::c_long> {
     }
 }
 
-/// Load the program for `rules` and attach it to the cgroup directory `dir`.
-pub(super) fn attach(dir: &Path, rules: &[LinuxDeviceCgroup]) -> Result<()> {
-    let prog = program(rules);
+/// BPF_PROG_LOAD of a cgroup device program, with a verifier log buffer if given.
+fn load(prog: &[Insn], log: Option<&mut Vec<u8>>) -> std::io::Result<i64> {
     let license = c"Apache-2.0";
-    let mut log = vec![0u8; 4096];
     let mut name = [0u8; 16];
     name[..6].copy_from_slice(b"stack\0");
+    let (log_level, log_size, log_buf) = match log {
+        Some(l) => (
+            1,
+            u32::try_from(l.len()).unwrap_or(0),
+            l.as_mut_ptr() as u64,
+        ),
+        None => (0, 0, 0),
+    };
     let load = ProgLoad {
         prog_type: BPF_PROG_TYPE_CGROUP_DEVICE,
         insn_cnt: u32::try_from(prog.len()).unwrap_or(u32::MAX),
         insns: prog.as_ptr() as u64,
         license: license.as_ptr() as u64,
-        log_level: 1,
-        log_size: u32::try_from(log.len()).unwrap_or(0),
-        log_buf: log.as_mut_ptr() as u64,
+        log_level,
+        log_size,
+        log_buf,
         prog_name: name,
         ..Default::default()
     };
-    let fd = bpf(BPF_PROG_LOAD, &load).map_err(|source| {
-        let verifier = String::from_utf8_lossy(&log)
-            .trim_end_matches('\0')
-            .trim()
-            .to_string();
+    bpf(BPF_PROG_LOAD, &load)
+}
+
+/// The end of a verifier log (where its error is), up to the first NUL.
+fn verifier_tail(log: &[u8]) -> String {
+    let end = log.iter().position(|b| *b == 0).unwrap_or(log.len());
+    let text = String::from_utf8_lossy(&log[..end]);
+    let lines: Vec<&str> = text.trim().lines().collect();
+    lines[lines.len().saturating_sub(5)..].join(" | ")
+}
+
+/// Load the program for `rules` and attach it to the cgroup directory `dir`.
+pub(super) fn attach(dir: &Path, rules: &[LinuxDeviceCgroup]) -> Result<()> {
+    let prog = program(rules);
+    // Without a verifier log: with one, a log longer than the buffer fails the
+    // load with ENOSPC even for a valid program (Linux >= 6.4), which Docker's
+    // default device rules reach. The log is fetched only to explain a failure.
+    let fd = load(&prog, None).map_err(|source| {
+        let mut log = vec![0u8; 64 * 1024];
+        let _ = load(&prog, Some(&mut log));
         Error::Write {
             path: dir.into(),
-            value: format!("BPF device program (load; verifier: {verifier})"),
+            value: format!(
+                "BPF device program (load; verifier: {})",
+                verifier_tail(&log)
+            ),
             source,
         }
     })?;

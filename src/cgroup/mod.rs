@@ -13,9 +13,11 @@
 //! no v2 device control) and over youki's `libcgroups` (pulls systemd/D-Bus code we do
 //! not use); the surface needed is small (see DESIGN.md, dependencies).
 mod bpf;
+mod dbus;
 mod fs;
 mod hierarchy;
 mod stats;
+pub mod systemd;
 mod v1;
 mod v2;
 
@@ -70,6 +72,12 @@ pub enum Error {
     Sys {
         op: &'static str,
         source: nix::Error,
+    },
+    #[error("systemd: {op} for unit {unit}: {reason}")]
+    Systemd {
+        op: &'static str,
+        unit: String,
+        reason: String,
     },
 }
 
@@ -222,6 +230,17 @@ impl Cgroup {
         match &self.hierarchy {
             Hierarchy::V2 { root } => Some(root.join(&self.rel).join("memory.events")),
             Hierarchy::V1 { .. } => None,
+        }
+    }
+
+    /// The file with the `oom_kill` counter: `memory.events` on v2,
+    /// `memory.oom_control` on v1; None without a memory controller.
+    pub fn oom_counter_file(&self) -> Option<PathBuf> {
+        match &self.hierarchy {
+            Hierarchy::V2 { root } => Some(root.join(&self.rel).join("memory.events")),
+            Hierarchy::V1 { controllers, .. } => controllers
+                .get("memory")
+                .map(|r| r.join(&self.rel).join("memory.oom_control")),
         }
     }
 

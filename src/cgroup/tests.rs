@@ -248,6 +248,71 @@ fn v2_stats_and_oom_events() {
     );
 }
 
+/// The v2 freezer: `cgroup.freeze` written, the state read from `cgroup.events`
+/// (the kernel flips `frozen` there once every task is stopped).
+#[test]
+fn v2_freeze_and_thaw_through_cgroup_freeze_and_events() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = v2_root(tmp.path());
+    let dir = root.join("c");
+    touch_all(&dir, &["cgroup.freeze"]);
+    let cg = Cgroup::new(Hierarchy::V2 { root }, "c").unwrap();
+    std::fs::write(dir.join("cgroup.events"), "populated 1\nfrozen 1\n").unwrap();
+    cg.freeze().unwrap();
+    assert_eq!(read(&dir.join("cgroup.freeze")), "1");
+    assert!(cg.is_frozen().unwrap());
+    std::fs::write(dir.join("cgroup.events"), "populated 1\nfrozen 0\n").unwrap();
+    cg.thaw().unwrap();
+    assert_eq!(read(&dir.join("cgroup.freeze")), "0");
+    assert!(!cg.is_frozen().unwrap());
+}
+
+/// SIGKILL to every process is one write to `cgroup.kill` where it exists (no
+/// listing, no race with fork).
+#[test]
+fn v2_kill_all_writes_cgroup_kill() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = v2_root(tmp.path());
+    let dir = root.join("c");
+    touch_all(&dir, &["cgroup.kill"]);
+    let cg = Cgroup::new(Hierarchy::V2 { root }, "c").unwrap();
+    cg.kill_all(nix::sys::signal::Signal::SIGKILL).unwrap();
+    assert_eq!(read(&dir.join("cgroup.kill")), "1");
+}
+
+/// v2 OOM reporting: the `memory.events` file to watch, counters read from it;
+/// the v1 eventfd is refused with the way to do it on v2.
+#[test]
+fn v2_memory_events_is_the_oom_source() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = v2_root(tmp.path());
+    let dir = root.join("c");
+    std::fs::create_dir_all(&dir).unwrap();
+    let cg = Cgroup::new(Hierarchy::V2 { root }, "c").unwrap();
+    assert_eq!(cg.memory_events_file(), Some(dir.join("memory.events")));
+    std::fs::write(
+        dir.join("memory.events"),
+        "low 0\nhigh 0\nmax 7\noom 3\noom_kill 2\n",
+    )
+    .unwrap();
+    let ev = cg.oom_events().unwrap();
+    assert_eq!((ev.oom, ev.oom_kill), (3, 2));
+    let e = cg.oom_eventfd().unwrap_err();
+    assert!(e.to_string().contains("memory.events"), "{e}");
+}
+
+/// Removal walks the v2 tree deepest first and "already gone" is success.
+#[test]
+fn v2_remove_takes_descendants_and_is_idempotent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = v2_root(tmp.path());
+    std::fs::create_dir_all(root.join("s/c/sub")).unwrap();
+    let cg = Cgroup::new(Hierarchy::V2 { root: root.clone() }, "s/c").unwrap();
+    cg.remove().unwrap();
+    assert!(!root.join("s/c").exists() && root.join("s").exists());
+    cg.remove().unwrap();
+}
+
 fn v1_layout(tmp: &Path) -> BTreeMap<String, PathBuf> {
     let mut c = BTreeMap::new();
     for name in [
@@ -474,4 +539,36 @@ fn bpf_device_program_denies_unlisted_devices() {
         nix::sys::wait::WaitStatus::Exited(nix::unistd::Pid::from_raw(pid), 1),
         "null allowed, zero denied"
     );
+}
+
+/// Regression: a long rule list (Docker's defaults and more) makes a verifier
+/// log larger than any small buffer; loading must not depend on the log
+/// (ENOSPC on Linux >= 6.4 when a log is requested and truncated). Root only.
+#[test]
+fn bpf_device_program_with_many_rules_loads() {
+    if !nix::unistd::geteuid().is_root() {
+        panic!("this test needs root (attaches a BPF program to a cgroup)");
+    }
+    let root = match Hierarchy::detect().unwrap() {
+        Hierarchy::V2 { root } => root,
+        Hierarchy::V1 {
+            unified: Some(u), ..
+        } => u,
+        Hierarchy::V1 { unified: None, .. } => panic!("no cgroup2 hierarchy on this host"),
+    };
+    let cg = Cgroup::new(
+        Hierarchy::V2 { root },
+        format!("stack-unit-bpf-many-{}", std::process::id()),
+    )
+    .unwrap();
+    std::fs::create_dir_all(&cg.dirs()[0]).unwrap();
+    let _guard = RemoveOnDrop(cg.clone());
+    let mut rules = vec![r#"{"allow": false, "access": "rwm"}"#.to_string()];
+    for minor in 0..40 {
+        rules.push(format!(
+            r#"{{"allow": true, "type": "c", "major": 1, "minor": {minor}, "access": "rwm"}}"#
+        ));
+    }
+    let json = format!(r#"{{"devices": [{}]}}"#, rules.join(","));
+    v2::apply(&cg.dirs()[0], &resources(&json)).unwrap();
 }

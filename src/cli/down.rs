@@ -4,9 +4,11 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::GlobalOpts;
-use super::project::{StackRecord, load};
-use crate::reconcile::{self, Ctx, DownOptions};
+use super::project::load;
+use super::{GlobalOpts, remote};
+use crate::daemon::proto::DownRequest;
+use crate::reconcile::DownOptions;
+use crate::spec::LoadOptions;
 use crate::state::Roots;
 
 #[derive(Args, Debug)]
@@ -33,28 +35,18 @@ pub fn run(global: &GlobalOpts, args: DownArgs) -> anyhow::Result<ExitCode> {
         Some(l) => l.stack.name.clone(),
         None => global.project_name.clone().unwrap_or_default(),
     };
-    let ctx = Ctx::open(roots.clone())?;
-    let opts = DownOptions {
-        remove_orphans: args.remove_orphans || loaded.is_none(),
-        volumes: args.volumes,
-        timeout: args.timeout.map(Duration::from_secs),
+    let load = loaded.map(|_| {
+        let mut l = LoadOptions::from_global(global, Vec::new());
+        l.environment = Some(std::env::vars().collect());
+        l
+    });
+    let req = DownRequest {
+        load,
+        options: DownOptions {
+            remove_orphans: args.remove_orphans,
+            volumes: args.volumes,
+            timeout: args.timeout.map(Duration::from_secs),
+        },
     };
-    let errors = reconcile::down(
-        &ctx,
-        &name,
-        loaded.as_ref().map(|l| &l.stack),
-        &opts,
-        &super::up::print_event,
-    );
-    if errors.is_empty() {
-        let record = StackRecord::path(&roots, &name);
-        if let Some(dir) = record.parent() {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
-    for e in &errors {
-        eprintln!("error: {}", crate::supervisor::launcher::error_chain(e));
-    }
-    Ok(ExitCode::FAILURE)
+    Ok(remote::call(&roots, &format!("/v1/stacks/{name}/down"), &req)?.code)
 }

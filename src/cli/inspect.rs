@@ -7,10 +7,10 @@ use serde_json::json;
 
 use super::GlobalOpts;
 use super::output::{ListFormat, print_rows, table};
-use super::project::StackRecord;
 use crate::network::Manager;
 use crate::reconcile::container::cgroups_path;
 use crate::reconcile::ocispec;
+use crate::reconcile::stacks::StackRecord;
 use crate::state::{self, Roots};
 use crate::supervisor::control::{self, Observed};
 use crate::supervisor::record::ContainerPaths;
@@ -146,13 +146,12 @@ pub fn port(global: &GlobalOpts, args: PortArgs) -> anyhow::Result<ExitCode> {
         }
         found = true;
         match want_port {
-            Some(_) => println!("{}:{}", p.host_addr(), p.host_port),
+            Some(_) => println!("{}", p.host_socket()),
             None => println!(
-                "{}/{} -> {}:{}",
+                "{}/{} -> {}",
                 p.container_port,
                 p.proto.as_str(),
-                p.host_addr(),
-                p.host_port
+                p.host_socket()
             ),
         }
     }

@@ -1,8 +1,6 @@
 //! `stack logs`: the stored output of a stack's containers, optionally followed.
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
-use std::os::unix::fs::MetadataExt;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
@@ -12,7 +10,7 @@ use clap::Args;
 
 use super::GlobalOpts;
 use crate::supervisor::control::observe;
-use crate::supervisor::logs::{Record, read_all};
+use crate::supervisor::logs::{Cursor, Record, read_all};
 use crate::supervisor::record::ContainerPaths;
 
 #[derive(Args, Debug)]
@@ -43,7 +41,7 @@ pub struct LogsArgs {
     pub services: Vec<String>,
 }
 
-fn parse_time(s: &str) -> Result<SystemTime, String> {
+pub fn parse_time(s: &str) -> Result<SystemTime, String> {
     if let Ok(t) = humantime::parse_rfc3339_weak(s) {
         return Ok(t);
     }
@@ -161,12 +159,6 @@ pub fn run_until(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Where a followed log was read up to.
-struct Cursor {
-    ino: u64,
-    offset: u64,
-}
-
 fn follow(
     lib: &Path,
     stack: &str,
@@ -175,18 +167,10 @@ fn follow(
     seen: &[(String, PathBuf)],
     stop: &dyn Fn() -> bool,
 ) -> anyhow::Result<()> {
-    let mut cursors: BTreeMap<String, Cursor> = BTreeMap::new();
-    for (name, path) in seen {
-        if let Ok(m) = std::fs::metadata(path) {
-            cursors.insert(
-                name.clone(),
-                Cursor {
-                    ino: m.ino(),
-                    offset: m.len(),
-                },
-            );
-        }
-    }
+    let mut cursors: BTreeMap<String, Cursor> = seen
+        .iter()
+        .map(|(name, path)| (name.clone(), Cursor::at_end(path)))
+        .collect();
     while !stop() {
         let observed = observe(lib, Some(stack))?;
         for o in observed
@@ -194,12 +178,10 @@ fn follow(
             .filter(|o| args.services.is_empty() || args.services.contains(&o.spec.service))
         {
             let path = ContainerPaths::new(lib, &o.spec.name).log();
-            let records = read_new(
-                &path,
-                cursors
-                    .entry(o.spec.name.clone())
-                    .or_insert(Cursor { ino: 0, offset: 0 }),
-            )?;
+            let records: Vec<Record> = cursors
+                .entry(o.spec.name.clone())
+                .or_default()
+                .read_new(&path)?;
             let stdout = std::io::stdout();
             let mut out = stdout.lock();
             printer.width = printer.width.max(o.spec.name.len());
@@ -211,45 +193,4 @@ fn follow(
         std::thread::sleep(Duration::from_millis(100));
     }
     Ok(())
-}
-
-/// Records appended since the cursor; a rotated file is finished from its new
-/// name (`.1`) before the new file is read from its start.
-fn read_new(path: &Path, cur: &mut Cursor) -> std::io::Result<Vec<Record>> {
-    let Ok(meta) = std::fs::metadata(path) else {
-        return Ok(Vec::new());
-    };
-    let mut out = Vec::new();
-    if meta.ino() != cur.ino {
-        let rotated = PathBuf::from(format!("{}.1", path.display()));
-        if cur.ino != 0 && std::fs::metadata(&rotated).is_ok_and(|m| m.ino() == cur.ino) {
-            read_from(&rotated, cur.offset, &mut out)?;
-        }
-        *cur = Cursor {
-            ino: meta.ino(),
-            offset: 0,
-        };
-    }
-    cur.offset = read_from(path, cur.offset, &mut out)?;
-    Ok(out)
-}
-
-/// Parse complete lines from `offset`; returns the offset after the last one.
-fn read_from(path: &Path, offset: u64, out: &mut Vec<Record>) -> std::io::Result<u64> {
-    let mut f = File::open(path)?;
-    f.seek(SeekFrom::Start(offset))?;
-    let mut reader = BufReader::new(f);
-    let mut pos = offset;
-    let mut line = String::new();
-    loop {
-        line.clear();
-        let n = reader.read_line(&mut line)?;
-        if n == 0 || !line.ends_with('\n') {
-            return Ok(pos);
-        }
-        pos += n as u64;
-        if let Ok(rec) = serde_json::from_str(&line) {
-            out.push(rec);
-        }
-    }
 }

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 pub mod config;
+mod daemon;
 pub mod down;
+mod events;
 pub mod exec;
 pub mod images;
 pub mod inspect;
@@ -17,13 +19,21 @@ mod oci_exec;
 mod oci_info;
 mod oci_tty;
 pub mod output;
+pub mod pause;
 pub mod project;
+mod proxy;
 pub mod ps;
 pub mod pull;
+mod remote;
+pub mod rm;
 pub mod schema;
+pub mod stack_images;
+pub mod stats;
+pub mod top;
 pub mod up;
 pub mod validate;
 pub mod volume;
+pub mod wait;
 
 /// Options every verb understands.
 #[derive(Args, Debug, Clone, Default)]
@@ -86,6 +96,8 @@ pub enum Command {
     Restart(lifecycle::StopArgs),
     /// Send a signal to the stack's containers.
     Kill(lifecycle::KillArgs),
+    /// Stream what happens to the stack's containers (start, die, health, ...).
+    Events(events::EventsArgs),
     /// Run a command in a running container of a service.
     Exec(exec::ExecArgs),
     /// Everything about containers, as JSON.
@@ -96,9 +108,28 @@ pub enum Command {
     Ls(inspect::LsArgs),
     /// Show what `up` would do (the plan), changing nothing.
     Plan(up::UpArgs),
+    /// Supervise this state root's stacks: restarts, healthchecks, file
+    /// watching, the API socket (started by `up` when none runs; packaged as
+    /// a systemd unit).
+    Daemon(daemon::DaemonArgs),
+    /// The processes of the stack's running containers.
+    Top(top::TopArgs),
+    /// Live CPU, memory, pids, network and block I/O of the running containers.
+    Stats(stats::StatsArgs),
+    /// Freeze every process of the stack's running containers (cgroup freezer).
+    Pause(pause::PauseArgs),
+    /// Let paused containers run again.
+    Unpause(pause::PauseArgs),
+    /// Remove the stack's stopped containers (-f: running ones too).
+    Rm(rm::RmArgs),
+    /// Wait until the stack's containers stop; print their exit codes.
+    Wait(wait::WaitArgs),
     /// The per-container monitor (started by `up`; not for direct use).
     #[command(name = "__monitor", hide = true)]
     Monitor(monitor::MonitorArgs),
+    /// The proxy of a container's `[::1]` ports (started by `up`; not for direct use).
+    #[command(name = "__proxy", hide = true)]
+    Proxy(proxy::ProxyArgs),
     /// Print the normalized, interpolated, merged stack model.
     Config(config::ConfigArgs),
     /// Check the stack files; exit 0 when valid, 1 with every error when not.
@@ -107,8 +138,8 @@ pub enum Command {
     Schema(schema::SchemaArgs),
     /// The OCI runtime with runc's command line (create, start, run, state, kill, delete, ...).
     Oci(oci::OciArgs),
-    /// List images in the store.
-    Images(images::ListArgs),
+    /// The images of the stack's containers; without a stack, every stored image.
+    Images(stack_images::ImagesArgs),
     /// Manage images: import, ls, inspect, save, rm, prune, tag.
     Image {
         #[command(subcommand)]
@@ -140,31 +171,53 @@ impl std::fmt::Display for Rendered {
 
 impl std::error::Error for Rendered {}
 
-/// After `logs`, `-f` means `--follow` (as in Compose), not the global `--file`:
-/// the global option must come before the verb there.
+/// After `logs`, `-f` means `--follow`, and after `rm`, `--force` (as in
+/// Compose), not the global `--file`: the global option must come before the
+/// verb there.
 pub fn normalize_args(
     args: impl IntoIterator<Item = std::ffi::OsString>,
 ) -> Vec<std::ffi::OsString> {
-    let mut after_logs = false;
+    let mut short_f: Option<&str> = None;
     args.into_iter()
         .map(|a| {
-            if after_logs && a == "-f" {
-                return "--follow".into();
+            if let Some(long) = short_f {
+                if a == "-f" {
+                    return long.into();
+                }
+            } else {
+                short_f = match a.to_str() {
+                    Some("logs") => Some("--follow"),
+                    Some("rm") => Some("--force"),
+                    _ => None,
+                };
             }
-            after_logs |= a == "logs";
             a
         })
         .collect()
 }
 
-/// Logs go to stderr; the daemon switches to journald when started by systemd.
+/// Logs go to stderr, or to the journal when systemd connected stderr to it
+/// (JOURNAL_STREAM), as for the packaged daemon.
 pub fn init_logging(global: &GlobalOpts) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_new(&global.log_level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let journald = std::env::var_os("JOURNAL_STREAM")
+        .is_some()
+        .then(|| tracing_journald::layer().ok())
+        .flatten();
+    let registry = tracing_subscriber::registry().with(filter);
+    let _ = match journald {
+        Some(layer) => registry.with(layer).try_init(),
+        None => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+            )
+            .try_init(),
+    };
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -178,6 +231,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Stop(args) => lifecycle::stop(&global, args),
         Command::Restart(args) => lifecycle::restart(&global, args),
         Command::Kill(args) => lifecycle::kill(&global, args),
+        Command::Events(args) => events::run(&global, args),
         Command::Exec(args) => exec::run(&global, args),
         Command::Inspect(args) => inspect::inspect(&global, args),
         Command::Port(args) => inspect::port(&global, args),
@@ -189,12 +243,20 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ..args
             },
         ),
+        Command::Daemon(args) => daemon::run(&global, args),
+        Command::Top(args) => top::run(&global, args),
+        Command::Stats(args) => stats::run(&global, args),
+        Command::Pause(args) => pause::pause(&global, args),
+        Command::Unpause(args) => pause::unpause(&global, args),
+        Command::Rm(args) => rm::run(&global, args),
+        Command::Wait(args) => wait::run(&global, args),
         Command::Monitor(args) => monitor::run(&global, args),
+        Command::Proxy(args) => proxy::run(args),
         Command::Config(args) => config::run(&global, &args),
         Command::Validate(args) => validate::run(&global, &args),
         Command::Schema(args) => schema::run(&args),
         Command::Oci(args) => oci::run(args, global.root),
-        Command::Images(args) => images::list(&global, args),
+        Command::Images(args) => stack_images::run(&global, args),
         Command::Image { command } => images::image(&global, command),
         Command::Load(args) => images::import(&global, args),
         Command::Rmi(args) => images::rmi(&global, args),

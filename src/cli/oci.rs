@@ -21,7 +21,8 @@ pub struct OciArgs {
     /// Log format: text or json.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
-    /// Use systemd cgroup paths (slice:prefix:name): not supported on this host.
+    /// systemd cgroup driver: cgroupsPath is slice:prefix:name; a transient
+    /// scope is registered where systemd is PID 1 (else made in cgroupfs).
     #[arg(long)]
     pub systemd_cgroup: bool,
     /// Accepted for runc compatibility; has no effect (use --log-level debug).
@@ -149,12 +150,10 @@ fn write_log(path: &Path, json: bool, msg: &str) {
 }
 
 fn dispatch(args: OciArgs, root: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let mut rt = Runtime::new(root.unwrap_or_else(|| PathBuf::from(Runtime::DEFAULT_STATE_DIR)));
     if args.systemd_cgroup {
-        bail!(
-            "--systemd-cgroup is not supported: this host's PID 1 is not systemd; use cgroupfs paths"
-        );
+        rt = rt.with_systemd_cgroup(crate::cgroup::systemd::SystemdDriver::default());
     }
-    let rt = Runtime::new(root.unwrap_or_else(|| PathBuf::from(Runtime::DEFAULT_STATE_DIR)));
     match args.command {
         OciCommand::Create(c) => {
             let spec = read_spec(&c.bundle)?;

@@ -34,6 +34,8 @@ pub struct Row {
     pub pid: Option<i32>,
     pub exit_code: Option<i32>,
     pub oom_killed: bool,
+    /// Frozen by `stack pause`.
+    pub paused: bool,
     pub restarts: u32,
     pub created: String,
     pub health: Option<crate::supervisor::record::Health>,
@@ -65,17 +67,29 @@ pub fn status_text(o: &Observed) -> String {
 pub fn rows(
     observed: &[Observed],
     args: &PsArgs,
+    roots: &crate::state::Roots,
     net: Option<&crate::network::Manager>,
 ) -> Vec<Row> {
     observed
         .iter()
         .filter(|o| args.all || o.is_up())
         .filter(|o| args.services.is_empty() || args.services.contains(&o.spec.service))
-        .map(|o| Row {
+        .map(|o| {
+            (
+                o,
+                o.is_up() && crate::ops::pause::is_paused(roots, &o.spec.name),
+            )
+        })
+        .map(|(o, paused)| Row {
             name: o.spec.name.clone(),
             service: o.spec.service.clone(),
             state: o.status.state,
-            status: status_text(o),
+            status: if paused {
+                format!("{} (paused)", status_text(o))
+            } else {
+                status_text(o)
+            },
+            paused,
             pid: o.status.pid.filter(|_| o.is_up()),
             exit_code: o.status.exit_code,
             oom_killed: o.status.oom_killed,
@@ -104,7 +118,7 @@ pub fn run(global: &GlobalOpts, args: PsArgs) -> anyhow::Result<ExitCode> {
     let project = super::project::resolve(global)?;
     let observed = observe(&project.roots.lib, Some(&project.name))?;
     let net = crate::network::Manager::open(&project.roots).ok();
-    let rows = rows(&observed, &args, net.as_ref());
+    let rows = rows(&observed, &args, &project.roots, net.as_ref());
     if args.quiet {
         rows.iter().for_each(|r| println!("{}", r.name));
         return Ok(ExitCode::SUCCESS);

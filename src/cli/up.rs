@@ -10,10 +10,12 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Args;
 
-use super::GlobalOpts;
-use super::project::{claim, load};
-use crate::reconcile::plan::{Action, Options};
-use crate::reconcile::{self, Ctx, Event, UpOptions};
+use super::project::load;
+use super::{GlobalOpts, remote};
+use crate::daemon::proto::{ContainersRequest, UpRequest};
+use crate::reconcile::plan::Options;
+use crate::reconcile::{self, Ctx, UpOptions};
+use crate::spec::LoadOptions;
 
 #[derive(Args, Debug)]
 pub struct UpArgs {
@@ -41,6 +43,10 @@ pub struct UpArgs {
     /// Seconds to wait for containers to stop when they are replaced.
     #[arg(short, long)]
     pub timeout: Option<u64>,
+    /// Keep watching the files (and their .env and env_files): the daemon
+    /// reconciles on every change.
+    #[arg(long)]
+    pub watch: bool,
     /// Only these services (and what they depend on).
     pub services: Vec<String>,
 }
@@ -69,29 +75,6 @@ pub fn up_options(args: &UpArgs) -> UpOptions {
     }
 }
 
-/// One line per step, as Compose prints them.
-pub fn print_event(e: Event) {
-    let (what, verb, done) = match &e {
-        Event::Begin(a) => (a, verb(a).0, None),
-        Event::Done(a) => (a, verb(a).1, Some(String::new())),
-        Event::Failed(a, why) => (a, "Error", Some(format!(": {why}"))),
-        Event::Skipped(a, why) => (a, "Skipped", Some(format!(": {why}"))),
-    };
-    match done {
-        None => eprintln!(" Container {}  {verb}", what.name()),
-        Some(tail) => eprintln!(" Container {}  {verb}{tail}", what.name()),
-    }
-}
-
-fn verb(a: &Action) -> (&'static str, &'static str) {
-    match a {
-        Action::Create { .. } => ("Creating", "Started"),
-        Action::Recreate { .. } => ("Recreating", "Started"),
-        Action::Start { .. } => ("Starting", "Started"),
-        Action::Remove { .. } => ("Removing", "Removed"),
-    }
-}
-
 pub fn run(global: &GlobalOpts, args: UpArgs) -> anyhow::Result<ExitCode> {
     let (loaded, roots) = load(global, &args.services)?;
     let stack = &loaded.stack;
@@ -101,32 +84,33 @@ pub fn run(global: &GlobalOpts, args: UpArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let opts = up_options(&args);
-    let ctx = Ctx::open(roots.clone()).context("cannot open the state root")?;
     if args.dry_run {
+        let ctx = Ctx::open(roots.clone()).context("cannot open the state root")?;
         let plan = reconcile::observe_plan(&ctx, stack, &opts)?;
         print_plan(&plan);
         return Ok(ExitCode::SUCCESS);
     }
-    claim(&roots, stack, &loaded.files)?;
-    let report = reconcile::up(&ctx, stack, &opts, &print_event)?;
-    if report.plan.is_empty() {
+    let mut load = LoadOptions::from_global(global, args.services.clone());
+    // The daemon interpolates with our environment, as we just did.
+    load.environment = Some(std::env::vars().collect());
+    let req = UpRequest {
+        load,
+        options: opts,
+        watch: args.watch,
+    };
+    let outcome = remote::call(&roots, "/v1/stacks/up", &req)?;
+    if outcome.nothing_to_do {
         eprintln!("Stack {} is up to date: nothing to do.", stack.name);
     }
-    for o in &report.plan.orphans {
+    for o in &outcome.orphans {
         eprintln!(
             "warning: {o} belongs to a service no longer in the file; `stack up --remove-orphans` removes it"
         );
     }
-    if !report.failed.is_empty() {
-        for (what, why) in &report.failed {
-            eprintln!("error: {what}: {why}");
-        }
-        return Ok(ExitCode::FAILURE);
+    if outcome.code != ExitCode::SUCCESS || args.detach || args.no_start {
+        return Ok(outcome.code);
     }
-    if args.detach || args.no_start {
-        return Ok(ExitCode::SUCCESS);
-    }
-    attach(global, &ctx, stack)
+    attach(global, &roots, stack)
 }
 
 pub fn print_plan(plan: &reconcile::plan::Plan) {
@@ -143,7 +127,11 @@ pub fn print_plan(plan: &reconcile::plan::Plan) {
 
 /// Foreground: stream logs until Ctrl-C, then stop the stack (a second Ctrl-C
 /// kills it instead of waiting for the grace periods).
-fn attach(global: &GlobalOpts, ctx: &Ctx, stack: &crate::model::Stack) -> anyhow::Result<ExitCode> {
+fn attach(
+    global: &GlobalOpts,
+    roots: &crate::state::Roots,
+    stack: &crate::model::Stack,
+) -> anyhow::Result<ExitCode> {
     let interrupts = Arc::new(AtomicUsize::new(0));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         let n = interrupts.clone();
@@ -169,25 +157,20 @@ fn attach(global: &GlobalOpts, ctx: &Ctx, stack: &crate::model::Stack) -> anyhow
         std::thread::sleep(Duration::from_millis(50));
     }
     eprintln!("Gracefully stopping... (press Ctrl+C again to force)");
-    let names: Vec<String> =
-        crate::supervisor::control::observe(&ctx.roots.lib, Some(&stack.name))?
-            .into_iter()
-            .map(|o| o.spec.name)
-            .collect();
+    let stop = format!("/v1/stacks/{}/stop", stack.name);
+    let kill = format!("/v1/stacks/{}/kill", stack.name);
     std::thread::scope(|s| {
-        for name in &names {
-            let interrupts = interrupts.clone();
-            s.spawn(move || {
-                let grace = stack
-                    .services
-                    .values()
-                    .map(|s| s.stop_grace_period)
-                    .max()
-                    .unwrap_or(Duration::from_secs(10));
-                let force = || interrupts.load(Ordering::SeqCst) > 1;
-                crate::supervisor::control::stop_with(&ctx.roots, name, grace, &force)
-            });
+        let stopping = s.spawn(|| remote::call(roots, &stop, &ContainersRequest::default()));
+        while !stopping.is_finished() {
+            if interrupts.load(Ordering::SeqCst) > 1 {
+                let _ = remote::call(roots, &kill, &ContainersRequest::default());
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
-    });
-    Ok(ExitCode::SUCCESS)
+        stopping
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("stopping failed")))
+            .map(|o| o.code)
+    })
 }

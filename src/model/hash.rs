@@ -243,6 +243,7 @@ mod tests {
             configs: Vec::new(),
         };
         let stack = Stack {
+            watch: false,
             name: "demo".into(),
             project_dir: PathBuf::from("/srv/demo"),
             services: BTreeMap::from([("web".into(), svc.clone())]),

@@ -1,82 +1,93 @@
 //! `Manager::attach`/`detach`: a container's interfaces.
 //!
-//! Flow of `attach` (one thread, two namespaces):
-//! 1. under the lock, allocate addresses (a container keeps the address it
-//!    had: allocations are keyed by container id) and save them (intent);
-//! 2. on a thread in the host namespace open a netlink socket, create each veth
-//!    with its host end on the bridge and its peer created directly inside the
-//!    container's namespace as `eth<N>`;
+//! Flow of `attach`:
+//! 1. as one change of the state (`group.rs`: batched with the other
+//!    containers attached at the same time, one lock and one save for all),
+//!    allocate addresses (a container keeps the address it had: allocations are
+//!    keyed by container id) and record the endpoints (intent);
+//! 2. without the lock, so containers are wired in parallel: on a thread in the
+//!    host namespace open a netlink socket, create each veth with its host end
+//!    on the bridge and its peer created directly inside the container's
+//!    namespace as `eth<N>`;
 //! 3. the same thread `setns()`es into the container's namespace, opens a
 //!    second socket there: lo up, addresses, links up, default route;
 //! 4. on failure the host ends are deleted (the peers go with them) and the
-//!    allocations released.
+//!    container's endpoints and allocations are released (a second change).
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
+use super::group::Step;
 use super::ipam::AddressPool;
 use super::ipam6;
-use super::manager::{Manager, forget_container};
+use super::manager::{Manager, drop_orphans, forget_container};
 use super::netlink::Nl;
 use super::store::{NetRecord, NetState};
 use super::types::{Attachment, Endpoint, net_key};
 use super::{Error, Result, names, netns};
 
 impl Manager {
-    /// Connect `container` (whose network namespace is at `netns`) to the
-    /// networks in `attachments`, in order: the first gets `eth0`. The first
-    /// non-internal network provides the default route. Re-attaching a
-    /// container replaces its previous endpoints but keeps its addresses.
+    /// Connect `container` of stack `stack` (whose network namespace is at
+    /// `netns`) to the networks in `attachments`, in order: the first gets
+    /// `eth0`. The first non-internal network provides the default route.
+    /// Re-attaching a container replaces its previous endpoints but keeps its
+    /// addresses. Safe to call from many threads at once: the state changes
+    /// are batched, the kernel work runs in parallel.
     pub fn attach(
         &self,
+        stack: &str,
         container: &str,
         netns: &Path,
         attachments: &[Attachment],
     ) -> Result<Vec<Endpoint>> {
-        let mut locked = self.lock()?;
-        let stale: Vec<String> = locked
-            .state
-            .endpoints
-            .get(container)
-            .map(|eps| eps.iter().map(|e| e.host_veth.clone()).collect())
-            .unwrap_or_default();
-        let before = locked.state.clone();
-        let endpoints = plan(&mut locked.state, container, attachments)?;
-        locked
-            .state
-            .endpoints
-            .insert(container.to_string(), endpoints.clone());
-        self.commit(&locked)?;
+        let (owner, id, atts) = (
+            stack.to_string(),
+            container.to_string(),
+            attachments.to_vec(),
+        );
+        let (endpoints, stale, bridges) = self.submit(move |st| {
+            let stale: Vec<String> = st
+                .endpoints
+                .get(&id)
+                .map(|eps| eps.iter().map(|e| e.host_veth.clone()).collect())
+                .unwrap_or_default();
+            let endpoints = plan(st, &id, &atts)?;
+            let mut bridges = Vec::new();
+            for e in &endpoints {
+                let key = net_key(&e.stack, &e.network);
+                let n = st.networks.get(&key).ok_or(Error::NoSuchNetwork(key))?;
+                bridges.push((n.bridge.clone(), n.mtu, n.internal));
+            }
+            st.endpoints.insert(id.clone(), endpoints.clone());
+            st.owners.insert(id, owner);
+            Ok(Step::saved((endpoints, stale, bridges)))
+        })?;
         let mut remove: Vec<String> = stale;
         remove.extend(endpoints.iter().map(|e| e.host_veth.clone()));
         remove.sort();
         remove.dedup();
-        let mut bridges = Vec::new();
-        for e in &endpoints {
-            let key = net_key(&e.stack, &e.network);
-            let n = locked
-                .state
-                .networks
-                .get(&key)
-                .ok_or(Error::NoSuchNetwork(key))?;
-            bridges.push((n.bridge.clone(), n.mtu, n.internal));
-        }
         let job = Job {
             netns: netns.to_path_buf(),
             endpoints: endpoints.clone(),
             bridges,
         };
-        let stale_first = remove;
-        let result = netns::run(self.host_ns(), move || wire(job, stale_first));
+        let result = netns::run(self.host_ns(), move || wire(job, remove));
         if let Err(e) = result {
             let _ = self.delete_links(endpoints.iter().map(|e| e.host_veth.clone()).collect());
-            locked.state = before;
-            locked.state.endpoints.remove(container);
-            for n in locked.state.networks.values_mut() {
-                n.allocations.retain(|_, c| c != container);
-                n.allocations6.retain(|_, c| c != container);
-            }
-            self.commit(&locked)?;
+            let (id, mine) = (container.to_string(), endpoints);
+            self.submit(move |st| {
+                // Only what this attach recorded: a later attach may own it now.
+                if st.endpoints.get(&id) == Some(&mine) {
+                    st.endpoints.remove(&id);
+                    st.owners.remove(&id);
+                    for n in st.networks.values_mut() {
+                        n.allocations.retain(|_, c| *c != id);
+                        n.allocations6.retain(|_, c| *c != id);
+                    }
+                }
+                Ok(Step::saved(()))
+            })?;
             return Err(e);
         }
         Ok(endpoints)
@@ -85,31 +96,47 @@ impl Manager {
     /// Disconnect `container`: release its addresses and published ports and
     /// delete its veths. Unknown containers are success.
     pub fn detach(&self, container: &str) -> Result<()> {
-        let mut locked = self.lock()?;
-        let had_ports = locked.state.published.contains_key(container);
-        let links = forget_container(&mut locked.state, container);
-        if links.is_empty() && !had_ports {
-            return Ok(());
+        let id = container.to_string();
+        let (mut links, bridges, proxy) = self.submit(move |st| {
+            let had_ports = st.published.contains_key(&id);
+            let proxy = st.proxies.remove(&id).map(|p| (id.clone(), p));
+            let links = forget_container(st, &id);
+            // The last user of a network whose stack is down takes it along.
+            let bridges = drop_orphans(st);
+            Ok(Step {
+                firewall: had_ports || !bridges.is_empty(),
+                value: (links, bridges, proxy),
+                undo: None,
+            })
+        })?;
+        let stopped = self.stop_proxies(proxy.into_iter().collect());
+        let orphans_gone = !bridges.is_empty();
+        links.extend(bridges);
+        let deleted = self.delete_links(links).and(stopped);
+        if orphans_gone {
+            self.sync_dns(&self.snapshot()?)?;
         }
-        self.commit(&locked)?;
-        let a = self.delete_links(links);
-        let b = if had_ports {
-            self.sync_firewall(&locked.state)
-        } else {
-            Ok(())
-        };
-        a.and(b)
+        deleted
     }
 
     /// The endpoints `container` has (empty when none).
     pub fn endpoints(&self, container: &str) -> Result<Vec<Endpoint>> {
         Ok(self
-            .lock()?
-            .state
+            .snapshot()?
             .endpoints
             .get(container)
             .cloned()
             .unwrap_or_default())
+    }
+
+    /// The endpoints of each of `containers`, from one read of the state
+    /// (containers without any map to an empty list).
+    pub fn endpoints_of(&self, containers: &[String]) -> Result<BTreeMap<String, Vec<Endpoint>>> {
+        let st = self.snapshot()?;
+        Ok(containers
+            .iter()
+            .map(|c| (c.clone(), st.endpoints.get(c).cloned().unwrap_or_default()))
+            .collect())
     }
 }
 

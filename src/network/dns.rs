@@ -19,6 +19,7 @@
 //! Sockets are opened in the manager's host namespace by a small thread that
 //! `setns()`ed there and only binds sockets (never a tokio worker).
 use std::collections::BTreeMap;
+use std::fs::File;
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdTcpListener, UdpSocket as StdUdp};
 use std::path::{Path, PathBuf};
@@ -27,6 +28,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use nix::fcntl::{Flock, FlockArg};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
 
@@ -52,6 +54,8 @@ struct Inner {
     table: RwLock<Arc<Answers>>,
     listeners: Mutex<BTreeMap<String, Listener>>,
     rotate: AtomicUsize,
+    /// The hosting mark of the state root served (`dns.lock`, flock held).
+    claim: Mutex<Option<Flock<File>>>,
 }
 
 struct Listener {
@@ -88,6 +92,7 @@ impl DnsServer {
                 table: RwLock::new(Arc::new(Answers::default())),
                 listeners: Mutex::new(BTreeMap::new()),
                 rotate: AtomicUsize::new(0),
+                claim: Mutex::new(None),
             }),
         }
     }
@@ -104,6 +109,43 @@ impl DnsServer {
             .filter_map(|a| a.parse().ok())
             .map(|ip| SocketAddr::new(ip, 53))
             .collect()
+    }
+
+    /// Mark the state root whose network directory is `dir` as served by
+    /// this resolver, for as long as it lives (an exclusive `flock` on
+    /// `dir/dns.lock`, released by the kernel if this process dies).
+    pub(crate) fn claim(&self, dir: &Path) -> Result<()> {
+        let path = dir.join("dns.lock");
+        let err = |source: io::Error| Error::State {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(err)?;
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(err)?;
+        let lock = Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, e)| {
+            err(io::Error::other(format!(
+                "{e}: another process already hosts the resolver of this state root"
+            )))
+        })?;
+        *self.inner.claim.lock().unwrap_or_else(|p| p.into_inner()) = Some(lock);
+        Ok(())
+    }
+
+    /// Whether a resolver (of any process) serves the root whose network
+    /// directory is `dir`.
+    pub(crate) fn is_claimed(dir: &Path) -> bool {
+        let Ok(file) = File::open(dir.join("dns.lock")) else {
+            return false;
+        };
+        matches!(
+            Flock::lock(file, FlockArg::LockSharedNonblock),
+            Err((_, nix::errno::Errno::EWOULDBLOCK))
+        )
     }
 
     /// Swap the answer table (never touches sockets).

@@ -325,6 +325,8 @@ mod tests {
             NetRecord {
                 stack: "s".into(),
                 name: "default".into(),
+                host_name: "s_default".into(),
+                orphaned: false,
                 bridge: "b".into(),
                 subnet: "10.89.0.0/24".parse().unwrap(),
                 gateway: Ipv4Addr::new(10, 89, 0, 1),

@@ -84,6 +84,10 @@ pub enum Error {
     /// Several independent steps of a teardown failed (rule 7: continue past each).
     #[error("{} cleanup steps failed: {}", .0.len(), .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
     Many(Vec<Error>),
+    /// A failure shared by every request of one batch (the state save or the
+    /// nftables apply; see `group.rs`).
+    #[error(transparent)]
+    Shared(std::sync::Arc<Error>),
 }
 
 impl Error {

@@ -6,12 +6,13 @@ use std::sync::Arc;
 
 use super::dns::DnsServer;
 use super::firewall::{Firewall, NftFirewall};
+use super::group::Group;
 use super::ipam::{self, Cidr4};
 use super::netlink::Nl;
 use super::spec_check::{check_unchanged, plan_v6, validate};
 use super::store::{self, Locked, NetRecord, NetState};
 use super::types::{NetworkInfo, NetworkSpec, net_key};
-use super::{Error, Result, dns_table, names, netns, ruleset};
+use super::{Error, Result, dns_table, names, netns, proxy, ruleset};
 use crate::state::Roots;
 
 /// The network side of one state root. Cheap to clone; every method takes the
@@ -23,6 +24,9 @@ pub struct Manager {
     host_ns: Option<PathBuf>,
     firewall: Arc<dyn Firewall>,
     dns: Option<DnsServer>,
+    group: Arc<Group>,
+    /// The program run as `PROGRAM __proxy` for `[::1]` publishes.
+    proxy: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Manager {
@@ -36,8 +40,24 @@ impl std::fmt::Debug for Manager {
 
 impl Manager {
     /// Networking for `roots` in the caller's network namespace, with nftables.
+    /// `[::1]` publishes are proxied by this very program (`stack __proxy`).
     pub fn open(roots: &Roots) -> Result<Manager> {
-        Ok(Self::with(roots, None, Arc::new(NftFirewall)))
+        let m = Self::with(roots, None, Arc::new(NftFirewall));
+        Ok(match std::env::current_exe() {
+            Ok(exe) => m.with_proxy(exe),
+            Err(_) => m,
+        })
+    }
+
+    /// Run `exe __proxy` for ports published on `[::1]` (without it they are
+    /// refused).
+    pub fn with_proxy(mut self, exe: PathBuf) -> Manager {
+        self.proxy = Some(exe);
+        self
+    }
+
+    pub(crate) fn proxy_exe(&self) -> Option<&Path> {
+        self.proxy.as_deref()
     }
 
     /// Networking whose "host" is the namespace at `host_ns` (tests use a
@@ -49,17 +69,52 @@ impl Manager {
             host_ns,
             firewall,
             dns: None,
+            group: Arc::default(),
+            proxy: None,
         }
     }
 
-    /// Serve DNS for this root's networks from `dns` (in this process): the
-    /// answer table follows every attach/detach, listeners follow networks.
+    /// Host the resolver of this root's networks in this process, with
+    /// `dns`: listeners open now for every network in the state (so a host
+    /// that restarts rebuilds everything from the state), and from then on the
+    /// table follows every change this manager makes and the listeners follow
+    /// its networks; changes made by other processes are picked up by
+    /// [`Manager::refresh_dns`]. Marks the root as hosting a resolver (see
+    /// [`Manager::dns_hosted`]) for as long as `dns` lives. One host per root:
+    /// a second one is an error.
     pub fn with_dns(mut self, dns: DnsServer) -> Result<Manager> {
+        dns.claim(&self.lib.join("network"))?;
         self.dns = Some(dns);
+        // A batch leader publishes its own DNS table: never share one with
+        // the clones that have no resolver.
+        self.group = Arc::default();
         let locked = self.lock()?;
         self.sync_dns(&locked.state)?;
         drop(locked);
         Ok(self)
+    }
+
+    /// Rebuild the resolver's table and listeners from the saved state: for
+    /// the host after another process (a CLI `up`/`down`) changed it. Watch
+    /// [`Manager::state_path`] (it is replaced by rename) or call it after
+    /// each reconcile. Without a resolver this does nothing.
+    pub fn refresh_dns(&self) -> Result<()> {
+        if self.dns.is_none() {
+            return Ok(());
+        }
+        self.sync_dns(&self.snapshot()?)
+    }
+
+    /// Whether some process (this one or another) hosts the resolver of this
+    /// root: then containers get the gateway as their nameserver and their
+    /// peers' names from DNS, not from /etc/hosts.
+    pub fn dns_hosted(&self) -> bool {
+        self.dns.is_some() || DnsServer::is_claimed(&self.lib.join("network"))
+    }
+
+    /// The state file (replaced atomically on every change).
+    pub fn state_path(&self) -> PathBuf {
+        self.lib.join("network").join("state.json")
     }
 
     /// Save the state and publish its DNS answers (rule 3: a new table, whole).
@@ -72,7 +127,7 @@ impl Manager {
     }
 
     /// Table and listeners of the DNS server to match `st`.
-    fn sync_dns(&self, st: &NetState) -> Result<()> {
+    pub(crate) fn sync_dns(&self, st: &NetState) -> Result<()> {
         match &self.dns {
             Some(dns) => {
                 dns.replace(dns_table::answers(st));
@@ -90,6 +145,16 @@ impl Manager {
         store::lock(&self.lib)
     }
 
+    /// The state as last saved, without the lock: for reads (every save is an
+    /// atomic rename, so a read sees one whole state).
+    pub(crate) fn snapshot(&self) -> Result<NetState> {
+        store::read(&self.lib)
+    }
+
+    pub(crate) fn group(&self) -> &Arc<Group> {
+        &self.group
+    }
+
     /// The nftables table of this root (`inet stack_<id>`).
     pub fn table_name(&self) -> Result<String> {
         Ok(names::table(&self.lock()?.state.root_id))
@@ -103,8 +168,7 @@ impl Manager {
     /// One network, for `external: true` (it must exist) and `network ls`.
     pub fn network(&self, stack: &str, name: &str) -> Result<Option<NetworkInfo>> {
         Ok(self
-            .lock()?
-            .state
+            .snapshot()?
             .networks
             .get(&net_key(stack, name))
             .map(info))
@@ -113,8 +177,7 @@ impl Manager {
     /// The ports `container` publishes (for `stack port` and `ps`).
     pub fn published(&self, container: &str) -> Result<Vec<crate::network::PublishedPort>> {
         Ok(self
-            .lock()?
-            .state
+            .snapshot()?
             .published
             .get(container)
             .map(|p| p.ports.clone())
@@ -136,9 +199,19 @@ impl Manager {
         })
     }
 
+    /// The network called `host_name` on the host, for `external: true`.
+    pub fn network_named(&self, host_name: &str) -> Result<Option<NetworkInfo>> {
+        Ok(self
+            .snapshot()?
+            .networks
+            .values()
+            .find(|n| n.host_name == host_name)
+            .map(info))
+    }
+
     /// Every network of this root.
     pub fn networks(&self) -> Result<Vec<NetworkInfo>> {
-        Ok(self.lock()?.state.networks.values().map(info).collect())
+        Ok(self.snapshot()?.networks.values().map(info).collect())
     }
 
     /// Create the network if missing (bridge up, gateway address, NAT rules)
@@ -147,9 +220,15 @@ impl Manager {
         validate(spec)?;
         let mut locked = self.lock()?;
         let key = spec.key();
-        if let Some(rec) = locked.state.networks.get(&key) {
+        if let Some(rec) = locked.state.networks.get_mut(&key) {
             check_unchanged(spec, rec)?;
-            let rec = rec.clone();
+            if rec.orphaned || rec.host_name.is_empty() {
+                // Its stack is back (or the state predates host names).
+                rec.orphaned = false;
+                rec.host_name = spec.host_name();
+                self.commit(&locked)?;
+            }
+            let rec = locked.state.networks[&key].clone();
             self.bring_up(&rec)?;
             self.sync_firewall(&locked.state)?;
             self.sync_dns(&locked.state)?;
@@ -196,40 +275,37 @@ impl Manager {
         collect(errs)
     }
 
-    /// `down`: remove every network, endpoint and published port of `stack`,
-    /// continuing past failures and reporting them all.
+    /// `down`: remove every endpoint and published port of `stack`'s
+    /// containers, wherever they are attached, and its networks, continuing
+    /// past failures and reporting them all. A network that containers of
+    /// other stacks still use (as `external`) stays, so they stay reachable;
+    /// it goes when the last of them is detached.
     pub fn remove_stack(&self, stack: &str) -> Result<()> {
         let mut locked = self.lock()?;
         let st = &mut locked.state;
-        let nets: Vec<String> = st
-            .networks
-            .iter()
-            .filter(|(_, n)| n.stack == stack)
-            .map(|(k, _)| k.clone())
-            .collect();
-        let mut links = Vec::new();
-        let containers: Vec<String> = st
+        let mut containers: Vec<String> = st
             .endpoints
-            .iter()
-            .filter(|(_, eps)| eps.iter().any(|e| e.stack == stack))
-            .map(|(c, _)| c.clone())
-            .chain(
-                st.published
-                    .iter()
-                    .filter(|(_, p)| p.stack == stack)
-                    .map(|(c, _)| c.clone()),
-            )
+            .keys()
+            .chain(st.published.keys())
+            .filter(|c| st.owner(c) == Some(stack))
+            .cloned()
             .collect();
+        containers.sort();
+        containers.dedup();
+        let mut links = Vec::new();
+        let mut proxies = Vec::new();
         for c in &containers {
+            proxies.extend(st.proxies.remove(c).map(|p| (c.clone(), p)));
             links.extend(forget_container(st, c));
         }
-        for k in nets {
-            if let Some(rec) = st.networks.remove(&k) {
-                links.push(rec.bridge);
-            }
+        for n in st.networks.values_mut().filter(|n| n.stack == stack) {
+            n.orphaned = true;
         }
+        links.extend(drop_orphans(st));
         self.commit(&locked)?;
         let mut errs = Vec::new();
+        errs.extend(self.stop_proxies(proxies).err());
+        proxy::sweep(&locked.state.root_id, &locked.state.proxies);
         errs.extend(self.delete_links(links).err());
         // and what an earlier crash left behind
         errs.extend(self.sweep_links(&locked.state).err());
@@ -244,6 +320,7 @@ impl Manager {
     pub fn recover(&self) -> Result<()> {
         let locked = self.lock()?;
         let mut errs = Vec::new();
+        proxy::sweep(&locked.state.root_id, &locked.state.proxies);
         errs.extend(self.sweep_links(&locked.state).err());
         for rec in locked.state.networks.values() {
             errs.extend(self.bring_up(rec).err());
@@ -314,6 +391,17 @@ impl Manager {
             });
         }
         let (subnet6, gateway6) = plan_v6(st, spec, &key)?;
+        let host_name = spec.host_name();
+        if let Some(other) = st.networks.values().find(|n| n.host_name == host_name) {
+            return Err(Error::InvalidSpec {
+                network: key,
+                reason: format!(
+                    "a network named {host_name} already exists (network {} of stack {}); \
+                     declare it `external: true` to join it",
+                    other.name, other.stack
+                ),
+            });
+        }
         let bridge = match &spec.bridge {
             Some(b) => {
                 if st.networks.values().any(|n| &n.bridge == b) {
@@ -329,6 +417,8 @@ impl Manager {
         Ok(NetRecord {
             stack: spec.stack.clone(),
             name: spec.name.clone(),
+            host_name,
+            orphaned: false,
             bridge,
             subnet,
             gateway,
@@ -442,18 +532,22 @@ pub(crate) fn ruleset_input(st: &NetState, table: String) -> ruleset::Input {
                 internal: n.internal,
             })
             .collect(),
+        // `[::1]` ports are the proxy's: no kernel rule could serve them.
         ports: st
             .published
             .values()
             .flat_map(|p| p.ports.iter().copied())
+            .filter(|p| !super::ports::on_loopback6(p.host_ip))
             .collect(),
     }
 }
 
 /// Drop a container from the state: endpoints, allocations, ports. Returns its
-/// host veth names for deletion.
+/// host veth names for deletion. (Its proxy record the caller takes out first,
+/// to stop the process.)
 pub(crate) fn forget_container(st: &mut NetState, container: &str) -> Vec<String> {
     st.published.remove(container);
+    st.owners.remove(container);
     let eps = st.endpoints.remove(container).unwrap_or_default();
     for n in st.networks.values_mut() {
         n.allocations.retain(|_, c| c != container);
@@ -462,10 +556,26 @@ pub(crate) fn forget_container(st: &mut NetState, container: &str) -> Vec<String
     eps.into_iter().map(|e| e.host_veth).collect()
 }
 
+/// Remove the orphaned networks that no container uses any more; returns
+/// their bridges for deletion.
+pub(crate) fn drop_orphans(st: &mut NetState) -> Vec<String> {
+    let gone: Vec<String> = st
+        .networks
+        .iter()
+        .filter(|(_, n)| n.orphaned && n.allocations.is_empty() && n.allocations6.is_empty())
+        .map(|(k, _)| k.clone())
+        .collect();
+    gone.iter()
+        .filter_map(|k| st.networks.remove(k))
+        .map(|n| n.bridge)
+        .collect()
+}
+
 fn info(rec: &NetRecord) -> NetworkInfo {
     NetworkInfo {
         stack: rec.stack.clone(),
         name: rec.name.clone(),
+        host_name: rec.host_name.clone(),
         bridge: rec.bridge.clone(),
         subnet: rec.subnet,
         gateway: rec.gateway,

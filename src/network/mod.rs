@@ -19,22 +19,50 @@
 //! # Use (what the reconciler calls)
 //!
 //! ```text
-//! let dns = DnsServer::new(tokio_handle, DnsServer::upstreams_from_resolv_conf(&host_resolv));
-//! let net = Manager::open(&roots)?.with_dns(dns)?;      // once per daemon
+//! let net = Manager::open(&roots)?;                     // [::1] proxies run this program
 //! net.recover()?;                                       // at start: crash leftovers
 //! net.ensure_network(&spec)?;                           // per network (idempotent)
-//! let eps = net.attach(id, &netns_path, &attachments)?; // after the runtime made the netns
+//! let eps = net.attach(stack, id, &netns_path, &attachments)?; // after the netns exists
 //! net.publish(stack, id, &ports, eps[0].ipv4)?;         // host port 0 -> chosen port returned
 //! files::{hosts, resolv_conf, hostname}(..)             // write into the container
-//! net.detach(id)?;                                      // container removed
+//! net.detach(id)?;                                      // container removed (ports, proxy too)
 //! net.remove_stack(stack)?;                             // `down`
 //! ```
 //!
+//! `attach`, `publish`, `unpublish` and `detach` may be called from many
+//! threads at once: their state changes are batched (`group.rs`: one lock,
+//! one save, one nftables apply per batch) and the netlink work of different
+//! containers runs in parallel.
+//!
 //! Compose `network_mode: host` needs nothing from here, `none` is
 //! [`Manager::loopback_only`], `service:`/`container:` join an existing
-//! namespace in the runtime. `external: true` networks: check
-//! [`Manager::network`] and attach with the owning stack's name. Port ranges
-//! are expanded by the caller into one [`PortMapping`] per port.
+//! namespace in the runtime. `external: true` networks: find the owner with
+//! [`Manager::network_named`] (the name on the host) and attach with the
+//! owning stack's name; `remove_stack` of the owner keeps a network that
+//! other stacks' containers still use, and the last of them takes it along.
+//! Port ranges are expanded by the caller into one [`PortMapping`] per port.
+//! Ports on `[::1]` are served by a proxy process per container (`proxy.rs`;
+//! the kernel cannot NAT from `::1`), every other port by nftables.
+//!
+//! # Hosting the resolver (daemon, foreground `up`)
+//!
+//! ```text
+//! let dns = DnsServer::new(tokio_handle, DnsServer::upstreams_from_resolv_conf(&host_resolv));
+//! let net = Manager::open(&roots)?.with_dns(dns)?; // listeners for every network in the state,
+//!                                                  // table built from the state; one host per root
+//! // changes made through `net` update the table (and listeners) at once;
+//! // after another process changed the state (CLI up/down; watch net.state_path()):
+//! net.refresh_dns()?;
+//! net.dns_hosted()      // true in every process of the root while a host lives:
+//!                       // the reconciler then writes `nameserver <gateway>` into
+//!                       // resolv.conf and no peers into /etc/hosts
+//! ```
+//!
+//! The resolver answers service names, container names and aliases
+//! (round-robin over replicas), `host.stack.internal` (the gateway), for
+//! clients on that network only (others are refused), and forwards the rest
+//! to the host's resolvers (`dns.rs`, `dns_table.rs`). Dropping the
+//! `DnsServer` (with its tokio runtime) closes the listeners and the mark.
 //!
 //! # Namespaces and threads
 //!
@@ -56,6 +84,7 @@ pub mod dns_table;
 mod error;
 pub mod files;
 mod firewall;
+mod group;
 pub mod ipam;
 pub mod ipam6;
 mod manager;
@@ -63,6 +92,7 @@ mod names;
 mod netlink;
 mod netns;
 mod ports;
+pub mod proxy;
 pub mod ruleset;
 pub mod sandbox;
 mod spec_check;

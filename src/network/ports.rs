@@ -6,7 +6,9 @@
 //! the ruleset changes, so a conflict changes nothing.
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
 
+use super::group::Step;
 use super::manager::Manager;
+use super::proxy::{self, Held};
 use super::store::{NetState, Published};
 use super::types::{PortMapping, Proto, PublishedPort};
 use super::{Error, Result, netns};
@@ -38,26 +40,30 @@ pub fn taken_by(
 
 /// Bind `ip:port` to see whether a process of the host uses it; port 0 asks
 /// the kernel for a free one. The socket is returned so that several random
-/// picks in one request cannot collide.
-fn probe(ip: Option<IpAddr>, port: u16, proto: Proto) -> std::io::Result<(u16, Holder)> {
+/// picks in one request cannot collide, and so that a `[::1]` port can be
+/// handed to its proxy as it is.
+fn probe(ip: Option<IpAddr>, port: u16, proto: Proto) -> std::io::Result<(u16, Held)> {
     let addr = SocketAddr::new(ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)), port);
     match proto {
         Proto::Tcp => {
             let l = TcpListener::bind(addr)?;
-            Ok((l.local_addr()?.port(), Holder::Tcp(l)))
+            Ok((l.local_addr()?.port(), Held::Tcp(l)))
         }
         Proto::Udp => {
             let s = UdpSocket::bind(addr)?;
-            Ok((s.local_addr()?.port(), Holder::Udp(s)))
+            Ok((s.local_addr()?.port(), Held::Udp(s)))
         }
     }
 }
 
-#[allow(dead_code)] // held only for its Drop
-enum Holder {
-    Tcp(TcpListener),
-    Udp(UdpSocket),
+/// Whether `p` is published on `[::1]`, which only the proxy can serve.
+pub(crate) fn on_loopback6(ip: Option<IpAddr>) -> bool {
+    matches!(ip, Some(IpAddr::V6(h)) if h.is_loopback())
 }
+
+/// The ports as published, and the bound `[::1]` sockets with their targets
+/// (for the proxy).
+type Chosen = (Vec<PublishedPort>, Vec<(Held, SocketAddr)>);
 
 /// How many random ports to try before giving up (each pick that collides
 /// with a port this root publishes costs one try).
@@ -72,7 +78,7 @@ fn choose_ports(
     ports: &[PortMapping],
     container_addr: Ipv4Addr,
     container_addr6: Option<Ipv6Addr>,
-) -> Result<Vec<PublishedPort>> {
+) -> Result<Chosen> {
     for (i, p) in ports.iter().enumerate() {
         check_family(p, container_addr6)?;
         if p.host_port != 0 {
@@ -100,21 +106,26 @@ fn choose_ports(
     netns::run(m.host_ns(), move || {
         let mut held = Vec::new();
         let mut out = Vec::new();
+        let mut loopback6 = Vec::new();
         for p in ports {
-            let host_port = if p.host_port != 0 {
-                let (port, h) = probe(p.host_ip, p.host_port, p.proto).map_err(|_| {
+            let (host_port, h) = if p.host_port != 0 {
+                probe(p.host_ip, p.host_port, p.proto).map_err(|_| {
                     in_use(
                         p.host_ip,
                         p.host_port,
                         p.proto,
                         " by a process on the host".into(),
                     )
-                })?;
-                held.push(h);
-                port
+                })?
             } else {
                 random_port(&state_for_probe, &container, p, &mut held)?
             };
+            if on_loopback6(p.host_ip) {
+                let target = SocketAddr::new(IpAddr::V4(container_addr), p.container_port);
+                loopback6.push((h, target));
+            } else {
+                held.push(h);
+            }
             out.push(PublishedPort {
                 host_ip: p.host_ip,
                 host_port,
@@ -124,27 +135,23 @@ fn choose_ports(
                 proto: p.proto,
             });
         }
-        Ok(out)
+        Ok((out, loopback6))
     })
 }
 
-/// IPv6 host addresses need an IPv6 container, and `::1` cannot be DNAT'd:
-/// IPv6 has no `route_localnet`, a packet from ::1 never leaves `lo`
-/// (RFC 4291 2.5.3), so it would need a userland proxy, which we do not run.
+/// IPv6 host addresses need an IPv6 container, except `::1`: that cannot be
+/// DNAT'd (IPv6 has no `route_localnet`, a packet from ::1 never leaves `lo`,
+/// RFC 4291 2.5.3), so its proxy connects to the container's IPv4 address.
 fn check_family(p: &PortMapping, container_addr6: Option<Ipv6Addr>) -> Result<()> {
     let Some(IpAddr::V6(h)) = p.host_ip else {
         return Ok(());
     };
-    let network = format!("port {}", p.host_port);
     if h.is_loopback() {
-        return Err(Error::Unsupported {
-            network,
-            feature: "publishing on [::1] (use 127.0.0.1)".into(),
-        });
+        return Ok(());
     }
     if container_addr6.is_none() {
         return Err(Error::InvalidSpec {
-            network,
+            network: format!("port {}", p.host_port),
             reason: format!(
                 "host address {h} is IPv6 but the container has no IPv6 address (enable_ipv6)"
             ),
@@ -153,19 +160,21 @@ fn check_family(p: &PortMapping, container_addr6: Option<Ipv6Addr>) -> Result<()
     Ok(())
 }
 
+/// A free random port (not published by another container of this root);
+/// the sockets of rejected picks stay in `held` until the request is done.
 fn random_port(
     state: &NetState,
     container: &str,
     p: PortMapping,
-    held: &mut Vec<Holder>,
-) -> Result<u16> {
+    held: &mut Vec<Held>,
+) -> Result<(u16, Held)> {
     for _ in 0..RANDOM_TRIES {
         let (port, h) =
             probe(p.host_ip, 0, p.proto).map_err(Error::io("pick a random host port"))?;
-        held.push(h);
         if taken_by(state, container, p.host_ip, port, p.proto).is_none() {
-            return Ok(port);
+            return Ok((port, h));
         }
+        held.push(h);
     }
     Err(in_use(
         p.host_ip,
@@ -185,11 +194,14 @@ fn in_use(ip: Option<IpAddr>, port: u16, proto: Proto, by: String) -> Error {
 }
 
 impl Manager {
-    /// Publish `ports` of `container` (which has `container_addr` on one of
-    /// this root's networks). Replaces what the container published before.
-    /// A port in use (by another container of this root or a host process) is
-    /// an error and nothing changes. Host port 0 picks a free port; the chosen
-    /// ports are returned (for `stack port`/`ps`).
+    /// Publish `ports` of `container` of stack `stack` (which has
+    /// `container_addr` on one of this root's networks). Replaces what the
+    /// container published before. A port in use (by another container of this
+    /// root or a host process) is an error and nothing changes. Host port 0
+    /// picks a free port; the chosen ports are returned (for `stack port`/`ps`).
+    /// Ports on `[::1]` are served by the container's proxy process
+    /// (`proxy.rs`), every other port by kernel NAT. Concurrent calls share
+    /// one state save and one nftables apply.
     pub fn publish(
         &self,
         stack: &str,
@@ -197,48 +209,50 @@ impl Manager {
         ports: &[PortMapping],
         container_addr: Ipv4Addr,
     ) -> Result<Vec<PublishedPort>> {
-        let mut locked = self.lock()?;
-        let on_network = locked
-            .state
-            .networks
-            .values()
-            .find(|n| n.subnet.contains(container_addr));
-        match on_network {
-            None => {
-                return Err(Error::InvalidSpec {
-                    network: "?".into(),
-                    reason: format!(
-                        "container address {container_addr} is on no network of this state root"
-                    ),
-                });
-            }
-            Some(n) if n.internal => {
-                return Err(Error::InvalidSpec {
-                    network: format!("{}/{}", n.stack, n.name),
-                    reason: "ports cannot be published from an internal network".into(),
-                });
-            }
-            Some(_) => {}
+        if ports.iter().any(|p| on_loopback6(p.host_ip)) && self.proxy_exe().is_none() {
+            return Err(Error::Unsupported {
+                network: format!("container {container}"),
+                feature: "publishing on [::1] without a proxy program (Manager::with_proxy)".into(),
+            });
         }
-        let addr6 = locked
-            .state
-            .endpoints
-            .get(container)
-            .and_then(|eps| eps.iter().find(|e| e.ipv4 == container_addr))
-            .and_then(|e| e.ipv6);
-        let chosen = choose_ports(self, &locked.state, container, ports, container_addr, addr6)?;
-        let before = locked.state.clone();
-        locked.state.published.insert(
+        // An earlier proxy of the container holds its [::1] ports.
+        self.stop_proxy(container)?;
+        let (m, stack, id, ports) = (
+            self.clone(),
+            stack.to_string(),
             container.to_string(),
-            Published {
-                stack: stack.to_string(),
-                ports: chosen.clone(),
-            },
+            ports.to_vec(),
         );
-        self.commit(&locked)?;
-        if let Err(e) = self.sync_firewall(&locked.state) {
-            locked.state = before;
-            self.commit(&locked)?;
+        let (chosen, loopback6) = self.submit(move |st| {
+            check_network(st, container_addr)?;
+            let addr6 = st
+                .endpoints
+                .get(&id)
+                .and_then(|eps| eps.iter().find(|e| e.ipv4 == container_addr))
+                .and_then(|e| e.ipv6);
+            let (chosen, loopback6) = choose_ports(&m, st, &id, &ports, container_addr, addr6)?;
+            let entry = Published {
+                stack,
+                ports: chosen.clone(),
+            };
+            let before = st.published.insert(id.clone(), entry);
+            Ok(Step {
+                value: (chosen, loopback6),
+                firewall: true,
+                undo: Some(Box::new(move |st: &mut NetState| match before {
+                    Some(p) => {
+                        st.published.insert(id, p);
+                    }
+                    None => {
+                        st.published.remove(&id);
+                    }
+                })),
+            })
+        })?;
+        if !loopback6.is_empty()
+            && let Err(e) = self.start_proxy(container, loopback6)
+        {
+            let _ = self.unpublish(container);
             return Err(e);
         }
         Ok(chosen)
@@ -246,12 +260,82 @@ impl Manager {
 
     /// Remove every port `container` publishes; nothing published is success.
     pub fn unpublish(&self, container: &str) -> Result<()> {
-        let mut locked = self.lock()?;
-        if locked.state.published.remove(container).is_none() {
+        let id = container.to_string();
+        let proxy = self.submit(move |st| {
+            Ok(Step {
+                firewall: st.published.remove(&id).is_some(),
+                value: st.proxies.remove(&id).map(|p| (id, p)),
+                undo: None,
+            })
+        })?;
+        self.stop_proxies(proxy.into_iter().collect())
+    }
+
+    /// Start the proxy of `container`'s `[::1]` ports and record it.
+    fn start_proxy(&self, container: &str, sockets: Vec<(Held, SocketAddr)>) -> Result<()> {
+        let exe = self.proxy_exe().ok_or_else(|| Error::Unsupported {
+            network: format!("container {container}"),
+            feature: "publishing on [::1] without a proxy program".into(),
+        })?;
+        let root_id = self.snapshot()?.root_id;
+        let rec = proxy::start(exe, &root_id, container, self.host_ns(), sockets)?;
+        let (id, r) = (container.to_string(), rec.clone());
+        let recorded = self.submit(move |st| {
+            st.proxies.insert(id, r);
+            Ok(Step::saved(()))
+        });
+        if recorded.is_err() {
+            let _ = proxy::stop(&rec, &root_id, container);
+        }
+        recorded
+    }
+
+    /// Stop (and forget) the proxy of `container`, if it has one.
+    fn stop_proxy(&self, container: &str) -> Result<()> {
+        if !self.snapshot()?.proxies.contains_key(container) {
             return Ok(());
         }
-        self.commit(&locked)?;
-        self.sync_firewall(&locked.state)
+        let id = container.to_string();
+        let proxy =
+            self.submit(move |st| Ok(Step::saved(st.proxies.remove(&id).map(|p| (id, p)))))?;
+        self.stop_proxies(proxy.into_iter().collect())
+    }
+
+    /// Kill the proxies `gone` (already forgotten by the state).
+    pub(crate) fn stop_proxies(&self, gone: Vec<(String, proxy::ProxyRecord)>) -> Result<()> {
+        if gone.is_empty() {
+            return Ok(());
+        }
+        let root_id = self.snapshot()?.root_id;
+        let errs: Vec<Error> = gone
+            .iter()
+            .filter_map(|(c, rec)| proxy::stop(rec, &root_id, c).err())
+            .collect();
+        match errs.len() {
+            0 => Ok(()),
+            _ => Err(Error::Many(errs)),
+        }
+    }
+}
+
+/// `container_addr` must be on a non-internal network of this root.
+fn check_network(st: &NetState, container_addr: Ipv4Addr) -> Result<()> {
+    match st
+        .networks
+        .values()
+        .find(|n| n.subnet.contains(container_addr))
+    {
+        None => Err(Error::InvalidSpec {
+            network: "?".into(),
+            reason: format!(
+                "container address {container_addr} is on no network of this state root"
+            ),
+        }),
+        Some(n) if n.internal => Err(Error::InvalidSpec {
+            network: format!("{}/{}", n.stack, n.name),
+            reason: "ports cannot be published from an internal network".into(),
+        }),
+        Some(_) => Ok(()),
     }
 }
 

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ipam::Cidr4;
 use super::ipam6::Cidr6;
+use super::proxy::ProxyRecord;
 use super::types::{Endpoint, PublishedPort};
 use super::{Error, Result};
 use crate::state;
@@ -30,6 +31,14 @@ pub struct NetState {
     pub endpoints: BTreeMap<String, Vec<Endpoint>>,
     /// Published ports by container id.
     pub published: BTreeMap<String, Published>,
+    /// The stack each attached container belongs to (which may differ from
+    /// the stack of the networks it is on: `external` networks). Missing for
+    /// state written before it was kept: the endpoints' stack is used then.
+    #[serde(default)]
+    pub owners: BTreeMap<String, String>,
+    /// The `[::1]` proxy process of each container that publishes on `[::1]`.
+    #[serde(default)]
+    pub proxies: BTreeMap<String, ProxyRecord>,
 }
 
 /// One network as created.
@@ -37,6 +46,13 @@ pub struct NetState {
 pub struct NetRecord {
     pub stack: String,
     pub name: String,
+    /// Name on the host (empty in state written before it was kept).
+    #[serde(default)]
+    pub host_name: String,
+    /// Its stack is down but containers of other stacks were still on it: it
+    /// is removed when the last of them leaves.
+    #[serde(default)]
+    pub orphaned: bool,
     pub bridge: String,
     pub subnet: Cidr4,
     pub gateway: Ipv4Addr,
@@ -81,6 +97,15 @@ impl NetState {
     /// Every bridge name in use in this root.
     pub fn bridges(&self) -> BTreeSet<&str> {
         self.networks.values().map(|n| n.bridge.as_str()).collect()
+    }
+
+    /// The stack container `id` belongs to.
+    pub fn owner(&self, id: &str) -> Option<&str> {
+        self.owners
+            .get(id)
+            .or_else(|| self.published.get(id).map(|p| &p.stack))
+            .or_else(|| self.endpoints.get(id)?.first().map(|e| &e.stack))
+            .map(String::as_str)
     }
 
     /// Every host-side veth name in use in this root.
@@ -131,6 +156,17 @@ pub fn lock(lib: &Path) -> Result<Locked> {
         _lock: lock,
         state,
     })
+}
+
+/// The saved state of `lib` without taking the lock (empty when none is saved).
+pub fn read(lib: &Path) -> Result<NetState> {
+    let path = lib.join("network").join("state.json");
+    Ok(state::read_json(&path)
+        .map_err(|source| Error::State {
+            path: path.clone(),
+            source,
+        })?
+        .unwrap_or_default())
 }
 
 impl Locked {

@@ -15,6 +15,9 @@ pub struct NetworkSpec {
     pub stack: String,
     /// The network's name in the file (`default` for `<project>_default`).
     pub name: String,
+    /// Name on the host, by which other stacks join it as `external`
+    /// (Compose's `name:`); `<stack>_<name>` when `None`.
+    pub host_name: Option<String>,
     /// Host bridge name; derived from the state root, stack and name when `None`.
     pub bridge: Option<String>,
     /// IPv4 subnet (`ipam.config[].subnet`); allocated from 10.89.0.0/16 when `None`.
@@ -43,6 +46,13 @@ impl NetworkSpec {
     pub fn key(&self) -> String {
         net_key(&self.stack, &self.name)
     }
+
+    /// The name on the host: `host_name`, or `<stack>_<name>`.
+    pub fn host_name(&self) -> String {
+        self.host_name
+            .clone()
+            .unwrap_or_else(|| format!("{}_{}", self.stack, self.name))
+    }
 }
 
 pub(crate) fn net_key(stack: &str, name: &str) -> String {
@@ -54,6 +64,8 @@ pub(crate) fn net_key(stack: &str, name: &str) -> String {
 pub struct NetworkInfo {
     pub stack: String,
     pub name: String,
+    /// Name on the host (what `external` networks are found by).
+    pub host_name: String,
     pub bridge: String,
     pub subnet: Cidr4,
     pub gateway: Ipv4Addr,
@@ -146,5 +158,10 @@ impl PublishedPort {
     /// The host address the port is bound to, `0.0.0.0` for all.
     pub fn host_addr(&self) -> IpAddr {
         self.host_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+    }
+
+    /// `addr:port`, IPv6 addresses in brackets (`[::1]:8080`).
+    pub fn host_socket(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::new(self.host_addr(), self.host_port)
     }
 }

@@ -144,21 +144,32 @@ fn build(
     let mut oci_mounts = volume_mounts(ctx, &site, svc, owner)?;
     oci_mounts.extend(mounts::file_mounts(stack, svc, &paths.dir, owner)?);
     if svc.init {
-        let init = crate::supervisor::init::install(&ctx.roots.lib).map_err(io(&ctx.roots.lib))?;
+        let init =
+            crate::supervisor::helpers::install_init(&ctx.roots.lib).map_err(io(&ctx.roots.lib))?;
         oci_mounts.push(serde_json::json!({
-            "destination": crate::supervisor::init::CONTAINER_PATH, "type": "bind", "source": init,
+            "destination": crate::supervisor::helpers::CONTAINER_PATH, "type": "bind", "source": init,
             "options": ["bind", "ro", "nosuid", "nodev"],
         }));
     }
     let wired = networking::wire(&ctx.net, &ctx.roots.run, stack, svc, &want.name)?;
     let hostname = svc.hostname.clone().unwrap_or_else(|| want.name.clone());
-    let peer_entries = networking::peers(
-        &want.name,
-        &wired.endpoints,
-        &networking::endpoints_of(&ctx.net, peers),
-    );
+    // With a resolver hosted, peers come from DNS (never stale), not /etc/hosts.
+    let peer_entries = match wired.resolver {
+        Some(_) => Vec::new(),
+        None => networking::peers(
+            &want.name,
+            &wired.endpoints,
+            &networking::endpoints_of(&ctx.net, peers),
+        ),
+    };
     let hosts = networking::hosts_text(svc, &hostname, &wired.endpoints, &peer_entries);
-    oci_mounts.extend(networking::etc_files(&paths.dir, svc, &hostname, hosts)?);
+    oci_mounts.extend(networking::etc_files(
+        &paths.dir,
+        svc,
+        &hostname,
+        hosts,
+        wired.resolver,
+    )?);
     let netns = match wired.netns {
         Some(path) => ocispec::NetNs::Join(path),
         None => ocispec::NetNs::Host,

@@ -14,7 +14,7 @@ use crate::model::{DependencyCondition, Stack};
 use crate::supervisor::control::{self, Observed};
 use crate::supervisor::record::{ContainerPaths, ContainerSpec, ContainerStatus, State};
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct UpOptions {
     pub plan: plan::Options,
     /// Only these services (and their dependencies).
@@ -26,7 +26,8 @@ pub struct UpOptions {
 }
 
 /// Progress of one step, for the CLI to print.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "phase", content = "step", rename_all = "snake_case")]
 pub enum Event {
     Begin(Action),
     Done(Action),
@@ -301,6 +302,7 @@ fn refresh_hosts(ctx: &Ctx, stack: &Stack) {
     let observed = control::observe(&ctx.roots.lib, Some(&stack.name)).unwrap_or_default();
     let names: Vec<String> = observed.iter().map(|o| o.spec.name.clone()).collect();
     let all = networking::endpoints_of(&ctx.net, &names);
+    let dns = ctx.net.dns_hosted();
     for o in &observed {
         let Some(svc) = stack.services.get(&o.spec.service) else {
             continue;
@@ -309,7 +311,10 @@ fn refresh_hosts(ctx: &Ctx, stack: &Stack) {
             continue;
         };
         let hostname = svc.hostname.clone().unwrap_or_else(|| o.spec.name.clone());
-        let peers = networking::peers(&o.spec.name, endpoints, &all);
+        let peers = match dns {
+            true => Vec::new(), // names come from the resolver
+            false => networking::peers(&o.spec.name, endpoints, &all),
+        };
         let text = networking::hosts_text(svc, &hostname, endpoints, &peers);
         let path = ContainerPaths::new(&ctx.roots.lib, &o.spec.name)
             .dir
@@ -392,7 +397,7 @@ fn wait_for_dependencies(ctx: &Ctx, stack: &Stack, service: &str) -> Result<(), 
     Ok(())
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct DownOptions {
     pub remove_orphans: bool,
     pub volumes: bool,

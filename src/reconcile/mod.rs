@@ -8,6 +8,7 @@ mod mounts;
 pub mod networking;
 pub mod ocispec;
 pub mod plan;
+pub mod stacks;
 
 use std::path::Path;
 

@@ -43,6 +43,7 @@ fn network_spec(stack: &Stack, key: &str) -> Result<NetworkSpec, Error> {
     Ok(NetworkSpec {
         stack: stack.name.clone(),
         name: key.to_string(),
+        host_name: Some(n.name.clone()),
         bridge: n.bridge_name.clone(),
         subnet,
         gateway,
@@ -65,21 +66,26 @@ pub fn ensure_networks(net: &Manager, stack: &Stack) -> Result<(), Error> {
         .flat_map(|s| s.networks.keys())
         .collect();
     for key in used {
-        let decl = &stack.networks[key];
-        if decl.external {
-            if net.network(&stack.name, key)?.is_none()
-                && net.networks()?.iter().all(|n| n.name != decl.name)
-            {
-                return Err(Error::Invalid(format!(
-                    "external network {} does not exist; create it first",
-                    decl.name
-                )));
-            }
+        if stack.networks[key].external {
+            external(net, stack, key)?;
             continue;
         }
         net.ensure_network(&network_spec(stack, key)?)?;
     }
     Ok(())
+}
+
+/// The `(stack, network)` that owns the `external: true` network `key`: found
+/// by its name on the host, as another stack created it.
+fn external(net: &Manager, stack: &Stack, key: &str) -> Result<(String, String), Error> {
+    let name = &stack.networks[key].name;
+    match net.network_named(name)? {
+        Some(n) => Ok((n.stack, n.name)),
+        None => Err(Error::Invalid(format!(
+            "external network {name} (network {key}) does not exist; bring up the stack that \
+             declares it first"
+        ))),
+    }
 }
 
 /// What networking gave a container.
@@ -89,6 +95,10 @@ pub struct Wired {
     pub netns: Option<std::path::PathBuf>,
     pub endpoints: Vec<Endpoint>,
     pub published: Vec<PublishedPort>,
+    /// The embedded resolver the container asks (its first network's
+    /// gateway), when a process hosts one for this root; peers' names then
+    /// come from it instead of /etc/hosts.
+    pub resolver: Option<IpAddr>,
 }
 
 /// Give container `name` of `svc` its network namespace, interfaces and ports.
@@ -115,6 +125,19 @@ pub fn wire(
                 ..Default::default()
             })
         }
+        NetworkMode::Container(other) => {
+            let path = sandbox::path(run, other);
+            if !sandbox::is_namespace(&path) {
+                return Err(Error::Invalid(format!(
+                    "service {}: network_mode container:{other}, but there is no container {other} with a network namespace under this state root (is it up?)",
+                    svc.name
+                )));
+            }
+            Ok(Wired {
+                netns: Some(path),
+                ..Default::default()
+            })
+        }
         NetworkMode::None => {
             let path = sandbox::path(run, name);
             sandbox::create(&path).map_err(|e| Error::Io {
@@ -133,35 +156,41 @@ pub fn wire(
                 what: format!("network namespace {}", path.display()),
                 source: e,
             })?;
-            let attachments: Vec<Attachment> = svc
-                .networks
-                .iter()
-                .map(|(key, sn)| {
-                    let mut aliases = vec![svc.name.clone(), name.to_string()];
-                    aliases.extend(sn.aliases.iter().cloned());
-                    Attachment {
-                        stack: stack.name.clone(),
-                        network: key.clone(),
-                        aliases,
-                        ipv4: sn.ipv4_address,
-                        ipv6: sn.ipv6_address,
-                    }
-                })
-                .collect();
-            let endpoints = net.attach(name, &path, &attachments)?;
+            let mut attachments = Vec::new();
+            for (key, sn) in &svc.networks {
+                let (owner, network) = match stack.networks[key].external {
+                    true => external(net, stack, key)?,
+                    false => (stack.name.clone(), key.clone()),
+                };
+                let mut aliases = vec![svc.name.clone(), name.to_string()];
+                aliases.extend(sn.aliases.iter().cloned());
+                attachments.push(Attachment {
+                    stack: owner,
+                    network,
+                    aliases,
+                    ipv4: sn.ipv4_address,
+                    ipv6: sn.ipv6_address,
+                });
+            }
+            let endpoints = net.attach(&stack.name, name, &path, &attachments)?;
             let ports = port_mappings(&svc.ports)?;
             // Ports are published from the first network with a way out.
             let outside = endpoints
                 .iter()
-                .find(|e| stack.networks.get(&e.network).is_some_and(|n| !n.internal));
+                .find(|e| matches!(net.network(&e.stack, &e.network), Ok(Some(n)) if !n.internal));
             let published = match outside.or(endpoints.first()) {
                 Some(ep) if !ports.is_empty() => net.publish(&stack.name, name, &ports, ep.ipv4)?,
                 _ => Vec::new(),
+            };
+            let resolver = match net.dns_hosted() {
+                true => endpoints.first().map(|e| IpAddr::V4(e.gateway)),
+                false => None,
             };
             Ok(Wired {
                 netns: Some(path),
                 endpoints,
                 published,
+                resolver,
             })
         }
     }
@@ -191,9 +220,7 @@ fn port_mappings(ports: &[Port]) -> Result<Vec<PortMapping>, Error> {
 /// Undo [`wire`]; what is already gone counts as done.
 pub fn unwire(net: &Manager, run: &Path, name: &str) -> Vec<Error> {
     let mut errors = Vec::new();
-    if let Err(e) = net.unpublish(name) {
-        errors.push(e.into());
-    }
+    // Detach also unpublishes: one state change, one nftables apply.
     if let Err(e) = net.detach(name) {
         errors.push(e.into());
     }
@@ -211,13 +238,9 @@ pub fn remove_netns(run: &Path, name: &str) -> Option<Error> {
         })
 }
 
-/// The interfaces of each of `names`, read once (each read takes the
-/// network state lock).
+/// The interfaces of each of `names`, from one read of the network state.
 pub fn endpoints_of(net: &Manager, names: &[String]) -> BTreeMap<String, Vec<Endpoint>> {
-    names
-        .iter()
-        .map(|n| (n.clone(), net.endpoints(n).unwrap_or_default()))
-        .collect()
+    net.endpoints_of(names).unwrap_or_default()
 }
 
 /// /etc/hosts entries for the containers sharing a network with `endpoints`:
@@ -268,15 +291,18 @@ pub fn hosts_text(
 
 /// /etc/hosts, /etc/hostname and /etc/resolv.conf of a container, written into
 /// its directory and bind-mounted.
+/// `resolver`: the embedded resolver to name in resolv.conf (else `dns:` or
+/// the host's nameservers).
 pub fn etc_files(
     dir: &Path,
     svc: &Service,
     hostname: &str,
     hosts: String,
+    resolver: Option<IpAddr>,
 ) -> Result<Vec<Value>, Error> {
     let resolv = ResolvConf {
         dns: svc.dns.iter().filter_map(|d| d.parse().ok()).collect(),
-        embedded: None,
+        embedded: resolver,
         host: std::fs::read_to_string("/etc/resolv.conf").ok(),
         search: svc.dns_search.clone(),
         options: svc.dns_opt.clone(),

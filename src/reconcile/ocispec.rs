@@ -286,7 +286,7 @@ fn with_init(svc: &Service, args: Vec<String>) -> Vec<String> {
         return args;
     }
     let mut out = vec![
-        crate::supervisor::init::CONTAINER_PATH.to_string(),
+        crate::supervisor::helpers::CONTAINER_PATH.to_string(),
         "--".to_string(),
     ];
     out.extend(args);

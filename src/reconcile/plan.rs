@@ -28,7 +28,7 @@ pub struct Have {
     pub running: bool,
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
 pub struct Options {
     pub force_recreate: bool,
     pub no_recreate: bool,
@@ -36,7 +36,8 @@ pub struct Options {
     pub remove_orphans: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Action {
     Create {
         name: String,
@@ -91,7 +92,7 @@ impl fmt::Display for Action {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Plan {
     /// Removals first, then creations and starts.
     pub actions: Vec<Action>,

@@ -74,6 +74,7 @@ pub(crate) fn plan(
             kind: MountKind::Remount,
             flags: base | libc::MS_RDONLY,
             propagation: Vec::new(),
+            rec: None,
             sysfs_fallback: false,
         });
     }
@@ -97,6 +98,7 @@ fn fs(
         },
         flags,
         propagation: Vec::new(),
+        rec: None,
         sysfs_fallback: false,
     })
 }
@@ -111,6 +113,7 @@ fn bind(dest: &Path, source: &Path, flags: libc::c_ulong, what: &str) -> Result<
         },
         flags,
         propagation: Vec::new(),
+        rec: None,
         sysfs_fallback: false,
     })
 }

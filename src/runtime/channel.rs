@@ -2,7 +2,8 @@
 //! SOCK_SEQPACKET socketpair (one message per send, fixed size, no allocation).
 //!
 //! Flow: parent -> init `GO` (after uid/gid maps and cgroup placement);
-//! init -> parent `PTY` (with the pty master fd, only with a terminal), then
+//! init -> parent `PTY` (with the pty master fd, only with a terminal),
+//! `SECCOMP` (with the seccomp listener fd, only with `listenerPath`), then
 //! either `READY` (waiting on exec.fifo) or `FAIL` (step, index, errno).
 
 /// Parent -> init: namespaces mapped, cgroup joined, go on.
@@ -10,6 +11,8 @@ pub(crate) const GO: u8 = b'G';
 pub(crate) const TAG_READY: u8 = 1;
 pub(crate) const TAG_FAIL: u8 = 2;
 pub(crate) const TAG_PTY: u8 = 3;
+/// init -> parent: the seccomp listener fd (SCM_RIGHTS), for the seccomp agent.
+pub(crate) const TAG_SECCOMP: u8 = 4;
 
 /// The init steps, reported with a failure so the parent can name what failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,6 +12,7 @@ use super::spawn::{self, SpawnArgs};
 use super::state::{self, Saved, State, Status};
 use super::{CreateOptions, Error, Result, Runtime, check_id};
 use crate::cgroup::Cgroup;
+use crate::cgroup::systemd::Unit;
 
 /// A created container: its init is a child of the process that called `create`.
 #[derive(Debug)]
@@ -155,7 +156,7 @@ impl Runtime {
             source,
         })?;
         let linux = spec.linux().clone().unwrap_or_default();
-        let cgroup = Cgroup::open(cgroup_path(linux.cgroups_path().as_deref(), id)?)?;
+        let (cgroup, unit) = self.cgroup_for(linux.cgroups_path().as_deref(), id)?;
         let plan = plan::build(&PlanInput {
             spec,
             bundle: &bundle,
@@ -207,31 +208,49 @@ impl Runtime {
             make_fifo(&dir.join("exec.fifo"))?;
         }
         guard.cgroup = Some(cgroup.clone());
-        cgroup.create()?;
-        if let Some(res) = linux.resources() {
-            cgroup.apply(&super::devices::with_default_rules(
-                res,
-                linux.devices().as_deref(),
-            ))?;
+        let resources = linux
+            .resources()
+            .as_ref()
+            .map(|r| super::devices::with_default_rules(r, linux.devices().as_deref()));
+        let make_cgroup = || -> Result<()> {
+            cgroup.create()?;
+            if let Some(r) = &resources {
+                cgroup.apply(r)?;
+            }
+            Ok(())
+        };
+        // With a systemd unit the cgroup is made once systemd placed the init
+        // (it needs the pid); otherwise before clone, off the critical path.
+        if unit.is_none() {
+            make_cgroup()?;
         }
+        let register = |pid: i32| -> Result<()> {
+            if let (Some(u), Some(d)) = (&unit, &self.systemd) {
+                let what = format!("stack container {id}");
+                crate::cgroup::systemd::start_unit(d.bus.as_deref(), u, pid, &what)?;
+                make_cgroup()?;
+            }
+            Ok(())
+        };
         // prestart + createRuntime: namespaces exist, the init is in its cgroup
         // and still waits for GO, so it has not pivoted yet (config.md, Hooks).
         let rootfs_path = PathBuf::from(plan.rootfs.to_string_lossy().into_owned());
         let annotations = spec.annotations().clone().unwrap_or_default();
+        let creating = |pid: i32| State {
+            oci_version: OCI_VERSION.into(),
+            id: id.into(),
+            status: Status::Creating,
+            pid,
+            bundle: bundle.clone(),
+            annotations: annotations.clone(),
+            rootfs: rootfs_path.clone(),
+            created: state::rfc3339(now()),
+        };
         let before_go = |pid: i32| -> Result<Vec<u8>> {
             let Some(h) = spec.hooks() else {
                 return Ok(Vec::new());
             };
-            let st = State {
-                oci_version: OCI_VERSION.into(),
-                id: id.into(),
-                status: Status::Creating,
-                pid,
-                bundle: bundle.clone(),
-                annotations: annotations.clone(),
-                rootfs: rootfs_path.clone(),
-                created: state::rfc3339(now()),
-            };
+            let st = creating(pid);
             super::hooks::run("prestart", h.prestart().as_deref().unwrap_or_default(), &st)?;
             super::hooks::run(
                 "createRuntime",
@@ -247,11 +266,15 @@ impl Runtime {
         let spawned = spawn::spawn(&SpawnArgs {
             plan: &plan,
             cgroup: Some(&cgroup),
+            before_place: Some(&register),
             state_dir: &dir,
             stdio: opts.stdio.as_ref(),
             preserve_fds: opts.preserve_fds,
             wait_fifo,
             before_go: Some(&before_go),
+            on_seccomp_fd: Some(&|pid, fd| {
+                send_listener_fd(linux.seccomp().as_ref(), pid, &creating(pid), fd)
+            }),
         })?;
         let mut pty_master = spawned.pty_master;
         if let (Some(sock), Some(master)) = (&console, &pty_master) {
@@ -268,6 +291,7 @@ impl Runtime {
             created: now(),
             annotations: spec.annotations().clone().unwrap_or_default(),
             has_hooks: spec.hooks().is_some(),
+            systemd_unit: unit.as_ref().map(|u| u.name.clone()),
         };
         let kill_child = || {
             let _ =
@@ -299,17 +323,55 @@ impl Runtime {
     }
 }
 
-/// OCI cgroupsPath: absolute or relative, both below the hierarchy root;
-/// systemd's "slice:prefix:name" form needs systemd (not PID 1 here).
+impl Runtime {
+    /// The container's cgroup and, with the systemd driver where systemd runs,
+    /// the unit to register for it (see `crate::cgroup::systemd`).
+    fn cgroup_for(&self, p: Option<&Path>, id: &str) -> Result<(Cgroup, Option<Unit>)> {
+        let Some(driver) = &self.systemd else {
+            return Ok((Cgroup::open(cgroup_path(p, id)?)?, None));
+        };
+        let text = p.map(|p| p.to_string_lossy().into_owned());
+        let unit = crate::cgroup::systemd::unit(text.as_deref(), id)?;
+        let cgroup = Cgroup::open(&unit.path)?;
+        if driver.systemd_running() {
+            Ok((cgroup, Some(unit)))
+        } else {
+            crate::cgroup::systemd::note_cgroupfs_fallback(driver, &unit.path);
+            Ok((cgroup, None))
+        }
+    }
+}
+
+/// OCI cgroupsPath for the cgroupfs driver: absolute or relative, both below
+/// the hierarchy root.
 fn cgroup_path(p: Option<&Path>, id: &str) -> Result<PathBuf> {
     match p {
         None => Ok(PathBuf::from("stack-oci").join(id)),
         Some(p) if p.to_string_lossy().contains(':') => Err(Error::Unsupported {
             what: format!("systemd cgroupsPath {}", p.display()),
-            hint: "use a cgroupfs path such as /stack.slice/web-1".into(),
+            hint: "pass --systemd-cgroup (stack oci) for slice:prefix:name paths, or use a \
+                   cgroupfs path such as /stack.slice/web-1"
+                .into(),
         }),
         Some(p) => Ok(p.to_path_buf()),
     }
+}
+
+/// The seccomp listener fd of process `pid` to `linux.seccomp.listenerPath`.
+pub(super) fn send_listener_fd(
+    seccomp: Option<&oci_spec::runtime::LinuxSeccomp>,
+    pid: i32,
+    state: &State,
+    fd: OwnedFd,
+) -> Result<()> {
+    let Some(path) = seccomp.and_then(|s| s.listener_path().as_deref()) else {
+        return Err(Error::Invalid {
+            field: "linux.seccomp.listenerPath".into(),
+            reason: "missing".into(),
+        });
+    };
+    let metadata = seccomp.and_then(|s| s.listener_metadata().as_deref());
+    super::seccomp::listener::send(path, metadata, pid, state, fd)
 }
 
 /// Hand the pty master to the console socket (runc's protocol: SCM_RIGHTS with

@@ -80,11 +80,17 @@ impl Runtime {
         let spawned = spawn::spawn(&SpawnArgs {
             plan: &plan,
             cgroup: Some(&cgroup),
+            before_place: None,
             state_dir: &dir,
             stdio: opts.stdio.as_ref(),
             preserve_fds: opts.preserve_fds,
             wait_fifo: false,
             before_go: None,
+            on_seccomp_fd: Some(&|pid, fd| {
+                let linux = spec.linux().clone().unwrap_or_default();
+                let st = self.state(id)?;
+                super::container::send_listener_fd(linux.seccomp().as_ref(), pid, &st, fd)
+            }),
         })?;
         let mut pty_master = spawned.pty_master;
         if let (Some(sock), Some(master)) = (&console, &pty_master) {
@@ -118,10 +124,6 @@ fn exec_plan(spec: &Spec, init_pid: i32) -> Result<InitPlan> {
     }
     super::process::plan(&mut p, spec)?;
     p.cwd_path = None;
-    if let Some(s) = linux.seccomp() {
-        let (prog, flags) = super::seccomp::compile(s)?;
-        p.seccomp = Some(prog);
-        p.seccomp_flags = flags;
-    }
+    plan::process_linux(&mut p, &linux)?;
     Ok(p)
 }

@@ -22,7 +22,9 @@
 //!    reachable from the new root (CVE-2024-21626); mark every other fd
 //!    close-on-exec;
 //! 5. READY, block opening exec.fifo until `start` (not for `run`/`exec`);
-//!    no_new_privs; seccomp last; execve.
+//!    no_new_privs; seccomp last; execve. A filter with a listener
+//!    (`listenerPath`) is loaded before READY instead, and its fd sent to the
+//!    parent, so the seccomp agent has it when `create` returns.
 use std::os::fd::RawFd;
 
 use libc::{c_char, c_int};
@@ -53,6 +55,8 @@ pub(crate) struct InitFds {
     /// The parent's write ends of those pipes: closed first thing, or a hook
     /// reading its stdin to EOF would wait for us.
     pub hook_close: Vec<RawFd>,
+    /// Detached idmapped trees (`plan.idmaps` order), attached with move_mount.
+    pub idmap_trees: Vec<RawFd>,
 }
 
 fn err() -> c_int {
@@ -185,7 +189,7 @@ fn setup(plan: &InitPlan, fds: &InitFds) -> Result<usize, Fail> {
     if !plan.no_new_privs {
         // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it
         // while we still have it (as runc does).
-        load_seccomp(plan)?;
+        load_seccomp(plan, fds)?;
     }
     identity(plan)?;
     if let Some(m) = plan.umask {
@@ -193,6 +197,12 @@ fn setup(plan: &InitPlan, fds: &InitFds) -> Result<usize, Fail> {
         unsafe { libc::umask(m) };
     }
     let candidate = find_executable(plan)?;
+    if plan.no_new_privs && plan.seccomp_listener {
+        // The listener fd must reach the agent during create, before READY
+        // (runc's order); otherwise the filter is loaded as late as possible.
+        sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).map_err(|e| Fail::new(Step::NoNewPrivs, 0, e))?;
+        load_seccomp(plan, fds)?;
+    }
     // CVE-2024-21626: nothing but stdio and the preserved fds may survive execve.
     sys::close_range_cloexec(3 + fds.preserve_fds).map_err(|e| Fail::new(Step::Stdio, 9, e))?;
     for fd in 3..3 + fds.preserve_fds {
@@ -369,7 +379,7 @@ fn prepare_root(
         return Err(Fail::new(Step::RootBind, 1, err()));
     }
     let root = Fd(root);
-    rootfs::mount_all(plan, root.0, &mut || go.wait())?;
+    rootfs::mount_all(plan, root.0, &fds.idmap_trees, &mut || go.wait())?;
     rootfs::devices(plan, root.0)?;
     let tty = match plan.terminal {
         true => Some(open_tty(plan, fds, root.0, true)?),
@@ -503,7 +513,9 @@ fn find_executable(plan: &InitPlan) -> Result<usize, Fail> {
     Err(Fail::new(Step::Exec, 0, last))
 }
 
-fn load_seccomp(plan: &InitPlan) -> Result<(), Fail> {
+/// seccomp(2) with the prepared program; with a listener, the notify fd it
+/// returns goes to the parent (sendmsg: the syscall notify rules may not use).
+fn load_seccomp(plan: &InitPlan, fds: &InitFds) -> Result<(), Fail> {
     let Some(prog) = &plan.seccomp else {
         return Ok(());
     };
@@ -521,10 +533,15 @@ fn load_seccomp(plan: &InitPlan) -> Result<(), Fail> {
         )
     };
     if r < 0 {
-        Err(Fail::new(Step::Seccomp, 0, err()))
-    } else {
-        Ok(())
+        return Err(Fail::new(Step::Seccomp, 0, err()));
     }
+    if plan.seccomp_listener {
+        #[allow(clippy::cast_possible_truncation)]
+        let listener = Fd(r as RawFd);
+        sys::send_fd(fds.sync, channel::TAG_SECCOMP, listener.0)
+            .map_err(|e| Fail::new(Step::Seccomp, 1, e))?;
+    }
+    Ok(())
 }
 
 /// Report READY, wait for `start`, then execve. Returns the exit code on failure.
@@ -553,11 +570,11 @@ fn exec(plan: &InitPlan, fds: &InitFds, candidate: usize) -> c_int {
         let _ = sys::write_all(2, b"stack: a startContainer hook failed\n");
         return 1;
     }
-    if plan.no_new_privs {
+    if plan.no_new_privs && !plan.seccomp_listener {
         if sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).is_err() {
             return 1;
         }
-        if load_seccomp(plan).is_err() {
+        if load_seccomp(plan, fds).is_err() {
             let _ = sys::write_all(2, b"stack: loading the seccomp filter failed\n");
             return 1;
         }

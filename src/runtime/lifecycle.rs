@@ -144,6 +144,13 @@ impl Runtime {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(saved.pid), Signal::SIGKILL);
             wait_gone(&saved, &cgroup);
         }
+        if let Some(unit) = &saved.systemd_unit {
+            // Best effort: systemd also drops a scope once its processes are gone.
+            let bus = self.systemd.as_ref().and_then(|d| d.bus.as_deref());
+            if let Err(e) = crate::cgroup::systemd::stop_unit(bus, unit) {
+                tracing::warn!("{e}");
+            }
+        }
         cgroup.remove()?;
         if let Some(h) = saved
             .has_hooks

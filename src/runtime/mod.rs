@@ -59,7 +59,12 @@
 //! - seccomp: libseccomp (see `seccomp/mod.rs`), compiled in the parent.
 //! - Paths inside the root: openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS),
 //!   mounts through `/proc/self/fd/N` of the host procfs before pivot_root.
-//! - cgroups: [`crate::cgroup`], cgroupfs directly (v1, v2, hybrid).
+//! - cgroups: [`crate::cgroup`], cgroupfs directly (v1, v2, hybrid); with
+//!   [`Runtime::with_systemd_cgroup`] `slice:prefix:name` paths and, where
+//!   systemd is PID 1, a transient scope per container over D-Bus (zbus).
+//! - idmapped mounts: made in the parent (`idmap.rs`), attached by the init.
+//! - seccomp user notification: the listener fd goes init -> parent -> the
+//!   agent at `listenerPath` (`seccomp/listener.rs`).
 mod caps;
 pub use caps::NAMES as CAPABILITY_NAMES;
 mod cgroupfs;
@@ -68,11 +73,13 @@ mod container;
 mod devices;
 mod exec;
 mod hooks;
+mod idmap;
 mod init;
 mod init_hooks;
 mod lifecycle;
 mod mountopts;
 mod mountplan;
+mod personality;
 mod plan;
 mod process;
 mod rootfs;
@@ -161,12 +168,24 @@ pub struct CreateOptions {
 #[derive(Debug, Clone)]
 pub struct Runtime {
     state_dir: PathBuf,
+    /// `Some`: systemd cgroup driver (`slice:prefix:name` cgroupsPath).
+    systemd: Option<crate::cgroup::systemd::SystemdDriver>,
 }
 
 impl Runtime {
     /// `state_dir`: `stack oci --root`; default [`Runtime::DEFAULT_STATE_DIR`].
     pub fn new(state_dir: PathBuf) -> Self {
-        Runtime { state_dir }
+        Runtime {
+            state_dir,
+            systemd: None,
+        }
+    }
+
+    /// Use the systemd cgroup driver (runc's `--systemd-cgroup`): see
+    /// [`crate::cgroup::systemd`].
+    pub fn with_systemd_cgroup(mut self, driver: crate::cgroup::systemd::SystemdDriver) -> Self {
+        self.systemd = Some(driver);
+        self
     }
 
     pub const DEFAULT_STATE_DIR: &'static str = "/run/stack/runtime";
@@ -179,6 +198,11 @@ impl Runtime {
 /// Names of the capabilities this runtime knows (`CAP_CHOWN`, ...).
 pub fn capability_names() -> Vec<String> {
     caps::all_names()
+}
+
+/// The recursive mount options (`rro`, `rnosuid`, ...) this runtime applies.
+pub fn recursive_mount_options() -> Vec<&'static str> {
+    mountopts::recursive_option_names().collect()
 }
 
 /// Container ids become directory names: keep them to a safe alphabet.

@@ -4,8 +4,10 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::Mount;
 
 use super::Error;
+use super::idmap::UsernsSource;
 use super::mountopts;
-use super::plan::{MountKind, MountPlan, cstr, root_path};
+use super::mountopts::Idmap;
+use super::plan::{IdmapPlan, MountKind, MountPlan, cstr, root_path};
 
 pub(crate) fn mount(m: &Mount, bundle: &Path, has_netns: bool) -> Result<MountPlan, Error> {
     let what = format!("mounts[{}]", m.destination().display());
@@ -13,12 +15,6 @@ pub(crate) fn mount(m: &Mount, bundle: &Path, has_netns: bool) -> Result<MountPl
         return Err(Error::Invalid {
             field: what,
             reason: "destination must be absolute".into(),
-        });
-    }
-    if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
-        return Err(Error::Unsupported {
-            what: format!("{what}: uidMappings/gidMappings (idmapped mounts)"),
-            hint: "remove the mappings".into(),
         });
     }
     let opts = mountopts::parse(m.options().as_deref().unwrap_or_default())?;
@@ -86,8 +82,71 @@ pub(crate) fn mount(m: &Mount, bundle: &Path, has_netns: bool) -> Result<MountPl
         kind,
         flags: opts.flags,
         propagation: opts.propagation,
+        rec: opts.rec,
         sysfs_fallback,
     })
+}
+
+/// The idmapped-mount part of `m`, if it is one: the `idmap`/`ridmap` option or
+/// mount-level uidMappings/gidMappings (which alone mean `idmap`, as in runc).
+/// Without mappings of its own the mount uses the container's user namespace.
+pub(crate) fn idmap(
+    m: &Mount,
+    mp: &MountPlan,
+    container: Option<&UsernsSource>,
+) -> Result<Option<IdmapPlan>, Error> {
+    let what = format!("mounts[{}]", m.destination().display());
+    let opts = mountopts::parse(m.options().as_deref().unwrap_or_default())?;
+    let lines = |v: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| {
+        v.as_ref().map(|m| {
+            m.iter()
+                .map(|e| format!("{} {} {}\n", e.container_id(), e.host_id(), e.size()))
+                .collect::<String>()
+        })
+    };
+    let (uid, gid) = (lines(m.uid_mappings()), lines(m.gid_mappings()));
+    if opts.idmap.is_none() && uid.is_none() && gid.is_none() {
+        return Ok(None);
+    }
+    let MountKind::Bind { source, recursive } = &mp.kind else {
+        return Err(Error::Invalid {
+            field: what,
+            reason: "idmapped mounts must be bind mounts (type \"bind\" or option \"rbind\")"
+                .into(),
+        });
+    };
+    let userns = match (uid, gid) {
+        (Some(uid), Some(gid)) if !uid.is_empty() && !gid.is_empty() => {
+            for list in [m.uid_mappings(), m.gid_mappings()].into_iter().flatten() {
+                if list.iter().any(|e| e.size() == 0) || list.len() > 340 {
+                    return Err(Error::Invalid {
+                        field: what,
+                        reason: "invalid mapping (size 0 or more than 340 lines)".into(),
+                    });
+                }
+            }
+            UsernsSource::Maps { uid, gid }
+        }
+        (None, None) => container.cloned().ok_or_else(|| Error::Invalid {
+            field: what.clone(),
+            reason: "idmap without uidMappings/gidMappings needs a user namespace in the \
+                     container (linux.namespaces with mappings, or a path)"
+                .into(),
+        })?,
+        _ => {
+            return Err(Error::Invalid {
+                field: what,
+                reason: "uidMappings and gidMappings must both be given and non-empty".into(),
+            });
+        }
+    };
+    Ok(Some(IdmapPlan {
+        source: source.clone(),
+        dest: mp.dest.display.clone(),
+        recursive_tree: *recursive,
+        recursive_idmap: opts.idmap == Some(Idmap::Recursive),
+        userns,
+    }))
 }
 
 /// The mount point of the mount that holds `path` (longest matching mount

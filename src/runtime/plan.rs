@@ -29,6 +29,11 @@ pub(crate) enum MountKind {
         source: CString,
         recursive: bool,
     },
+    /// Attach the idmapped tree `InitPlan::idmaps[tree]`, prepared by the parent
+    /// (`idmap.rs`), with move_mount(2).
+    Idmapped {
+        tree: usize,
+    },
     Fs {
         fstype: CString,
         source: CString,
@@ -44,9 +49,24 @@ pub(crate) struct MountPlan {
     pub kind: MountKind,
     pub flags: c_ulong,
     pub propagation: Vec<c_ulong>,
+    /// Recursive attributes, applied after the mount with mount_setattr(AT_RECURSIVE).
+    pub rec: Option<mountopts::RecAttr>,
     /// sysfs in a container without its own network namespace cannot be mounted:
     /// fall back to a read-only recursive bind of the host's /sys, as runc does.
     pub sysfs_fallback: bool,
+}
+
+/// An idmapped bind mount, made by the parent before clone (`idmap.rs`).
+#[derive(Debug)]
+pub(crate) struct IdmapPlan {
+    pub source: CString,
+    /// Destination, for errors.
+    pub dest: String,
+    /// rbind: clone the whole tree under the source.
+    pub recursive_tree: bool,
+    /// ridmap: idmap every mount of the tree, not only its top.
+    pub recursive_idmap: bool,
+    pub userns: super::idmap::UsernsSource,
 }
 
 #[derive(Debug)]
@@ -116,6 +136,8 @@ pub(crate) struct InitPlan {
     pub rootfs_parent_mount: Option<CString>,
     pub no_pivot: bool,
     pub mounts: Vec<MountPlan>,
+    /// The idmapped mounts among `mounts` ([`MountKind::Idmapped`] indexes here).
+    pub idmaps: Vec<IdmapPlan>,
     /// Devices and /dev symlinks are created when /dev is a fresh tmpfs.
     pub devices: Vec<DevicePlan>,
     pub dev_symlinks: Vec<(CString, CString)>,
@@ -155,6 +177,9 @@ pub(crate) struct InitPlan {
     pub exec_candidates: Vec<CString>,
     pub seccomp: Option<Vec<libc::sock_filter>>,
     pub seccomp_flags: libc::c_uint,
+    /// The filter notifies: load it before READY and send its listener fd to the
+    /// parent (TAG_SECCOMP), which forwards it to `linux.seccomp.listenerPath`.
+    pub seccomp_listener: bool,
     /// ioprio_set(2) value: class << 13 | level.
     pub ioprio: Option<c_int>,
     /// sched_setattr(2) for process.scheduler.
@@ -278,6 +303,7 @@ pub(crate) fn build(input: &PlanInput<'_>) -> Result<InitPlan, Error> {
     namespaces(&mut plan, &linux)?;
     unsupported_linux(&linux)?;
     let has_netns = plan.clone_flags & libc::CLONE_NEWNET != 0;
+    let container_userns = container_userns(&plan);
     let mut dev_is_tmpfs = false;
     let mut cgroup_dests: Vec<PathBuf> = Vec::new();
     for m in spec.mounts().iter().flatten() {
@@ -293,7 +319,13 @@ pub(crate) fn build(input: &PlanInput<'_>) -> Result<InitPlan, Error> {
             plan.mounts.extend(mounts);
             continue;
         }
-        let mp = super::mountplan::mount(m, input.bundle, has_netns)?;
+        let mut mp = super::mountplan::mount(m, input.bundle, has_netns)?;
+        if let Some(idmap) = super::mountplan::idmap(m, &mp, container_userns.as_ref())? {
+            mp.kind = MountKind::Idmapped {
+                tree: plan.idmaps.len(),
+            };
+            plan.idmaps.push(idmap);
+        }
         if m.destination() == Path::new("/dev") && matches!(mp.kind, MountKind::Fs { .. }) {
             dev_is_tmpfs = true;
         }
@@ -362,25 +394,43 @@ pub(crate) fn build(input: &PlanInput<'_>) -> Result<InitPlan, Error> {
         }
         plan.domainname = Some(cstr(d, "domainname")?);
     }
-    if let Some(p) = linux.personality() {
-        if p.flags().as_ref().is_some_and(|f| !f.is_empty()) {
-            return Err(Error::Unsupported {
-                what: "linux.personality.flags".into(),
-                hint: "only the domain is applied".into(),
-            });
-        }
-        plan.personality = Some(match p.domain() {
-            oci_spec::runtime::LinuxPersonalityDomain::PerLinux => 0x0000,
-            oci_spec::runtime::LinuxPersonalityDomain::PerLinux32 => 0x0008,
-        });
-    }
     super::process::plan(&mut plan, spec)?;
-    if let Some(s) = linux.seccomp() {
-        let (prog, flags) = super::seccomp::compile(s)?;
-        plan.seccomp = Some(prog);
-        plan.seccomp_flags = flags;
-    }
+    process_linux(&mut plan, &linux)?;
     Ok(plan)
+}
+
+/// The parts of `linux` that apply to every process of the container, the init
+/// and `exec`'d ones alike (as runc's setns init): personality and seccomp.
+pub(crate) fn process_linux(
+    plan: &mut InitPlan,
+    linux: &oci_spec::runtime::Linux,
+) -> Result<(), Error> {
+    plan.personality = linux
+        .personality()
+        .as_ref()
+        .map(super::personality::value)
+        .transpose()?;
+    if let Some(s) = linux.seccomp() {
+        let c = super::seccomp::compile(s)?;
+        plan.seccomp = Some(c.prog);
+        plan.seccomp_flags = c.flags;
+        plan.seccomp_listener = c.listener;
+    }
+    Ok(())
+}
+
+/// The container's user namespace, for `idmap` mounts without mappings of their own.
+fn container_userns(plan: &InitPlan) -> Option<super::idmap::UsernsSource> {
+    if let Some((_, path)) = plan.join.iter().find(|j| j.0 == libc::CLONE_NEWUSER) {
+        return Some(super::idmap::UsernsSource::Path(path.clone()));
+    }
+    match (&plan.uid_map, &plan.gid_map) {
+        (Some(uid), Some(gid)) if plan.new_userns => Some(super::idmap::UsernsSource::Maps {
+            uid: uid.clone(),
+            gid: gid.clone(),
+        }),
+        _ => None,
+    }
 }
 
 fn namespaces(plan: &mut InitPlan, linux: &oci_spec::runtime::Linux) -> Result<(), Error> {

@@ -93,8 +93,20 @@ fn resolve_parent(root: RawFd, rp: &RootPath) -> Result<(Option<Fd>, &CStr), i32
 
 /// `go` is called before the first cgroup mount: it must see the container's
 /// cgroup namespace, which exists only after the parent placed the child.
-pub(crate) fn mount_all(plan: &InitPlan, root: RawFd, go: &mut dyn FnMut() -> R<()>) -> R<()> {
-    mount_list(plan, &plan.mounts, root, go)
+/// `trees`: the parent's detached idmapped trees, by `MountKind::Idmapped` index.
+pub(crate) fn mount_all(
+    plan: &InitPlan,
+    root: RawFd,
+    trees: &[RawFd],
+    go: &mut dyn FnMut() -> R<()>,
+) -> R<()> {
+    for (i, m) in plan.mounts.iter().enumerate() {
+        if plan.go_before_mount == Some(i) {
+            go()?;
+        }
+        mount_one(m, root, trees).map_err(|e| Fail::new(Step::Mount, i, e))?;
+    }
+    Ok(())
 }
 
 /// The deferred cgroup mounts (after GO).
@@ -104,31 +116,27 @@ pub(crate) fn mount_late(plan: &InitPlan, root: RawFd, go: &mut dyn FnMut() -> R
     }
     go()?;
     for (i, m) in plan.late_mounts.iter().enumerate() {
-        mount_one(m, root).map_err(|e| Fail::new(Step::Mount, plan.mounts.len() + i, e))?;
+        mount_one(m, root, &[]).map_err(|e| Fail::new(Step::Mount, plan.mounts.len() + i, e))?;
     }
     Ok(())
 }
 
-fn mount_list(
-    plan: &InitPlan,
-    list: &[MountPlan],
-    root: RawFd,
-    go: &mut dyn FnMut() -> R<()>,
-) -> R<()> {
-    for (i, m) in list.iter().enumerate() {
-        if plan.go_before_mount == Some(i) {
-            go()?;
-        }
-        mount_one(m, root).map_err(|e| Fail::new(Step::Mount, i, e))?;
-    }
-    Ok(())
-}
-
-fn mount_one(m: &MountPlan, root: RawFd) -> Result<(), i32> {
+fn mount_one(m: &MountPlan, root: RawFd, trees: &[RawFd]) -> Result<(), i32> {
     let leaf = if m.dest_is_dir { Leaf::Dir } else { Leaf::File };
     let target = resolve_create(root, &m.dest, leaf)?;
     let tpath = FdPath::new(target.0);
     match &m.kind {
+        MountKind::Idmapped { tree } => {
+            let tree = *trees.get(*tree).ok_or(libc::EBADF)?;
+            sys::move_mount(tree, target.0)?;
+            drop(target);
+            if m.flags != 0 {
+                let fresh = resolve(root, &m.dest)?;
+                let p = FdPath::new(fresh.0);
+                let flags = libc::MS_REMOUNT | libc::MS_BIND | m.flags;
+                sys::mount(null(), p.as_ptr(), null(), flags, null())?;
+            }
+        }
         MountKind::Remount => {
             let flags = libc::MS_REMOUNT | m.flags;
             sys::mount(null(), tpath.as_ptr(), null(), flags, null())?;
@@ -194,6 +202,17 @@ fn mount_one(m: &MountPlan, root: RawFd) -> Result<(), i32> {
             }
             drop(target);
         }
+    }
+    if let Some(r) = &m.rec {
+        // rro, rnosuid, ...: the mount and every submount (mount_setattr(2)).
+        let fresh = resolve(root, &m.dest)?;
+        let attr = libc::mount_attr {
+            attr_set: r.set,
+            attr_clr: r.clr,
+            propagation: 0,
+            userns_fd: 0,
+        };
+        sys::mount_setattr(fresh.0, libc::AT_RECURSIVE as libc::c_uint, &attr)?;
     }
     if !m.propagation.is_empty() {
         let fresh = resolve(root, &m.dest)?;

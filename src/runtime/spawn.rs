@@ -27,6 +27,9 @@ pub(crate) struct Spawned {
 pub(crate) struct SpawnArgs<'a> {
     pub plan: &'a InitPlan,
     pub cgroup: Option<&'a Cgroup>,
+    /// Runs with the child's pid before it is added to `cgroup` (the systemd
+    /// driver registers its unit and creates the cgroup here).
+    pub before_place: Option<&'a dyn Fn(i32) -> Result<()>>,
     pub state_dir: &'a Path,
     pub stdio: Option<&'a [OwnedFd; 3]>,
     pub preserve_fds: u32,
@@ -36,6 +39,9 @@ pub(crate) struct SpawnArgs<'a> {
     /// Runs after clone, id maps and cgroup placement, before GO (hooks).
     /// Returns the state JSON given to in-container hooks.
     pub before_go: Option<&'a dyn Fn(i32) -> Result<Vec<u8>>>,
+    /// Receives the seccomp listener fd (with `plan.seccomp_listener`), while the
+    /// init waits: it forwards it to the seccomp agent (`seccomp::listener`).
+    pub on_seccomp_fd: Option<&'a dyn Fn(i32, OwnedFd) -> Result<()>>,
 }
 
 fn open_verified(path: &std::ffi::CStr, flags: c_int) -> Result<OwnedFd> {
@@ -167,6 +173,14 @@ pub(crate) fn spawn(a: &SpawnArgs<'_>) -> Result<Spawned> {
             .map_err(|source| Error::Sys { op: "pipe", source })?;
         hook_pipes.push((raise(r)?, raise(w)?));
     }
+    // Idmapped mounts: made here, in the host namespaces (see idmap.rs).
+    let mut kernel = super::idmap::Kernel {
+        proc_fd: proc_fd.as_raw_fd(),
+    };
+    let idmap_trees = super::idmap::prepare(&mut kernel, &plan.idmaps)?
+        .into_iter()
+        .map(raise)
+        .collect::<Result<Vec<_>>>()?;
     let (parent_sock, child_sock) = socket::socketpair(
         AddressFamily::Unix,
         SockType::SeqPacket,
@@ -196,6 +210,7 @@ pub(crate) fn spawn(a: &SpawnArgs<'_>) -> Result<Spawned> {
         wait_fifo: a.wait_fifo,
         hook_stdin: hook_pipes.iter().map(|(r, _)| r.as_raw_fd()).collect(),
         hook_close: hook_pipes.iter().map(|(_, w)| w.as_raw_fd()).collect(),
+        idmap_trees: idmap_trees.iter().map(|t| t.as_raw_fd()).collect(),
     };
     let (pid, pidfd) = clone_init(plan, &fds, join_pid.as_ref())?;
     drop(child_sock);
@@ -284,6 +299,9 @@ fn release(
     if let Some(m) = &plan.gid_map {
         write_proc(proc_fd, &format!("{pid}/gid_map"), m)?;
     }
+    if let Some(f) = a.before_place {
+        f(pid)?;
+    }
     if let Some(cg) = a.cgroup {
         cg.add_pid(pid)?;
     }
@@ -333,6 +351,15 @@ fn release(
             _ if n == 0 => return Err(init_died(pid)),
             Some(channel::TAG_READY) => return Ok(pty),
             Some(channel::TAG_PTY) => pty = received,
+            Some(channel::TAG_SECCOMP) => match (received, a.on_seccomp_fd) {
+                (Some(fd), Some(forward)) => forward(pid, fd)?,
+                _ => {
+                    return Err(Error::Init {
+                        step: "handing over the seccomp listener fd".into(),
+                        source: nix::Error::EPROTO,
+                    });
+                }
+            },
             Some(channel::TAG_FAIL) => {
                 let fail =
                     Fail::decode(&buf[..n]).unwrap_or(Fail::new(Step::Sync, 0, libc::EPROTO));

@@ -30,6 +30,10 @@ pub(crate) struct Saved {
     /// config.json has hooks (start/delete read it only then).
     #[serde(default)]
     pub has_hooks: bool,
+    /// The transient systemd unit registered for the container (systemd driver
+    /// on a systemd host): stopped on delete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd_unit: Option<String>,
 }
 
 /// The runtime-spec state (config-linux "State"), as `stack oci state` prints it.

@@ -4,7 +4,7 @@ use std::ffi::CStr;
 use std::os::fd::RawFd;
 use std::ptr;
 
-use libc::{c_char, c_int, c_long, c_ulong, c_void};
+use libc::{c_char, c_int, c_long, c_uint, c_ulong, c_void};
 
 pub(crate) type SysResult<T> = Result<T, c_int>;
 
@@ -319,4 +319,37 @@ pub(crate) fn setresgid(id: u32) -> c_long {
 pub(crate) fn setgroups(groups: &[libc::gid_t]) -> c_long {
     // SAFETY: pointer and length of a live slice.
     unsafe { libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) }
+}
+
+/// mount_setattr(2) on the mount `fd` refers to (AT_EMPTY_PATH); `flags` may add
+/// AT_RECURSIVE to reach every submount.
+pub(crate) fn mount_setattr(fd: RawFd, flags: c_uint, attr: &libc::mount_attr) -> SysResult<()> {
+    // SAFETY: "" is NUL-terminated; attr is a valid mount_attr of the size passed.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd,
+            c"".as_ptr(),
+            flags | libc::AT_EMPTY_PATH as c_uint,
+            attr as *const libc::mount_attr,
+            std::mem::size_of::<libc::mount_attr>(),
+        )
+    })
+    .map(drop)
+}
+
+/// move_mount(2) of the detached tree `from` onto the (resolved) target fd `to`.
+pub(crate) fn move_mount(from: RawFd, to: RawFd) -> SysResult<()> {
+    // SAFETY: both paths are "" with the EMPTY_PATH flags: the fds are used.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            from,
+            c"".as_ptr(),
+            to,
+            c"".as_ptr(),
+            libc::MOVE_MOUNT_F_EMPTY_PATH | libc::MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    })
+    .map(drop)
 }

@@ -15,7 +15,7 @@ use super::source::Span;
 use super::{objects, profiles, resources, service};
 use crate::model::{Network, Stack};
 
-const TOP_LEVEL: [&str; 8] = [
+const TOP_LEVEL: [&str; 9] = [
     "version",
     "name",
     "services",
@@ -24,6 +24,7 @@ const TOP_LEVEL: [&str; 8] = [
     "secrets",
     "configs",
     "resources",
+    "watch",
 ];
 
 /// Reads every table of the merged tree into the model.
@@ -110,9 +111,11 @@ pub fn build(
         secrets: BTreeMap::new(),
         configs: BTreeMap::new(),
         resources: Default::default(),
+        watch: false,
     };
     let errors = &mut loader.errors;
     let warnings = &mut loader.warnings;
+    let inputs = &mut loader.inputs;
     macro_rules! with_ctx {
         ($node:expr, $what:expr, |$c:ident| $body:expr) => {{
             let mut $c = Ctx {
@@ -123,6 +126,7 @@ pub fn build(
                 vars,
                 errors: &mut *errors,
                 warnings: &mut *warnings,
+                inputs: &mut *inputs,
             };
             $body
         }};
@@ -193,6 +197,16 @@ pub fn build(
             Err(e) => {
                 let mut d = e.into_diagnostic(node.span);
                 d.message = format!("resources: {}", d.message);
+                errors.push(d);
+            }
+        }
+    }
+    if let Some(node) = root.get("watch") {
+        match from_node::<bool>(node) {
+            Ok(flag) => stack.watch = flag,
+            Err(e) => {
+                let mut d = e.into_diagnostic(node.span);
+                d.message = format!("watch: {}", d.message);
                 errors.push(d);
             }
         }

@@ -19,6 +19,8 @@ pub struct Ctx<'a> {
     pub vars: &'a Vars,
     pub errors: &'a mut Vec<Diagnostic>,
     pub warnings: &'a mut Vec<String>,
+    /// Files read (or looked for) whose content the model depends on.
+    pub inputs: &'a mut Vec<std::path::PathBuf>,
 }
 
 impl Ctx<'_> {

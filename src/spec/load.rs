@@ -26,6 +26,9 @@ pub struct Loader {
     pub sources: SourceMap,
     pub errors: Vec<Diagnostic>,
     pub warnings: Vec<String>,
+    /// Files besides the stack files whose content the result depends on
+    /// (.env, env_file, secret and config files), read or looked for.
+    pub inputs: Vec<PathBuf>,
 }
 
 impl Loader {
@@ -75,6 +78,8 @@ fn variables(opts: &LoadOptions, project_dir: &Path, loader: &mut Loader) -> Var
     };
     let env_files: Vec<PathBuf> = if opts.env_files.is_empty() {
         let dot = project_dir.join(".env");
+        // Watched even when missing: creating it changes the interpolation.
+        loader.inputs.push(dot.clone());
         if dot.is_file() { vec![dot] } else { Vec::new() }
     } else {
         opts.env_files
@@ -82,6 +87,7 @@ fn variables(opts: &LoadOptions, project_dir: &Path, loader: &mut Loader) -> Var
             .map(|f| paths::normalize(&opts.working_dir.join(f)))
             .collect()
     };
+    loader.inputs.extend(env_files.iter().cloned());
     let mut vars = Vars::new();
     for f in env_files {
         match std::fs::read_to_string(&f) {
@@ -213,6 +219,7 @@ pub fn new_loader() -> Loader {
         sources: SourceMap::default(),
         errors: Vec::new(),
         warnings: Vec::new(),
+        inputs: Vec::new(),
     }
 }
 
@@ -255,12 +262,12 @@ pub fn load(opts: &LoadOptions, inline: Option<&str>) -> Result<Loaded, Diagnost
         })
         .or_else(|| root.get("name").and_then(Node::as_str).map(str::to_string))
         .unwrap_or_else(|| {
-            normalize_project(
-                &project_dir
+            normalize_project(&opts.default_name.clone().unwrap_or_else(|| {
+                project_dir
                     .file_name()
                     .map(|n| n.to_string_lossy().to_string())
-                    .unwrap_or_default(),
-            )
+                    .unwrap_or_default()
+            }))
         });
     let enabled: Vec<String> = if opts.profiles.is_empty() {
         vars.get("COMPOSE_PROFILES")
@@ -293,10 +300,14 @@ pub fn load(opts: &LoadOptions, inline: Option<&str>) -> Result<Loaded, Diagnost
         return Err(loader.fail());
     }
     loader.warnings.dedup();
+    let mut inputs = loader.inputs;
+    inputs.sort();
+    inputs.dedup();
     Ok(Loaded {
         stack,
         files,
         warnings: loader.warnings,
         targeted,
+        inputs,
     })
 }

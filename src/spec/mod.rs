@@ -19,7 +19,7 @@ use crate::model::Stack;
 pub use diag::{Diagnostic, Diagnostics, Located};
 
 /// What to load.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LoadOptions {
     /// `-f` files, relative to `working_dir`; empty = look for the defaults.
     pub files: Vec<PathBuf>,
@@ -35,6 +35,10 @@ pub struct LoadOptions {
     pub services: Vec<String>,
     /// The environment for interpolation; `None` = this process's.
     pub environment: Option<BTreeMap<String, String>>,
+    /// The stack's name when neither `-p` nor the file gives one (instead of
+    /// the directory's name): a stacks.d file's own name.
+    #[serde(default)]
+    pub default_name: Option<String>,
 }
 
 impl LoadOptions {
@@ -53,6 +57,7 @@ impl LoadOptions {
             working_dir: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
             services,
             environment: None,
+            default_name: None,
         }
     }
 }
@@ -70,6 +75,9 @@ pub struct Loaded {
     /// The services a verb should act on: those named on the command line
     /// and their dependencies, or all of `stack.services` when none were named.
     pub targeted: Vec<String>,
+    /// Other files the model depends on (.env, env_file, secret and config
+    /// files), absolute: what a watcher must watch besides `files`.
+    pub inputs: Vec<PathBuf>,
 }
 
 /// Reads, merges, validates and normalizes the stack files.

@@ -244,6 +244,7 @@ pub fn file_object(
     let (source, content) = match (&raw.file, &raw.environment, &raw.content) {
         (Some(f), None, None) => {
             let path = paths::absolute(ctx.base, f);
+            ctx.inputs.push(path.clone());
             match std::fs::read(&path) {
                 Ok(bytes) => (FileSource::File(path), bytes),
                 Err(e) => {

@@ -28,6 +28,9 @@ pub struct RawFile {
     pub configs: Option<BTreeMap<String, RawFileObject>>,
     /// Limits for the whole stack's cgroup slice.
     pub resources: Option<RawResources>,
+    /// The daemon reconciles the stack whenever its files (and their .env,
+    /// env_file, secret and config files) change (a `stack` extension).
+    pub watch: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]

@@ -211,6 +211,7 @@ fn env_files(ctx: &mut Ctx<'_>, raw: &RawService) -> BTreeMap<String, String> {
             }
         };
         let abs = paths::absolute(ctx.base, path);
+        ctx.inputs.push(abs.clone());
         let text = match std::fs::read_to_string(&abs) {
             Ok(t) => t,
             Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => continue,

@@ -13,13 +13,14 @@ pub fn network_mode(ctx: &mut Ctx<'_>, mode: Option<&str>) -> NetworkMode {
         None | Some("bridge") | Some("default") => NetworkMode::Bridge,
         Some("host") => NetworkMode::Host,
         Some("none") => NetworkMode::None,
-        Some(m) => match m.strip_prefix("service:") {
-            Some(s) if !s.is_empty() => NetworkMode::Service(s.to_string()),
+        Some(m) => match (m.strip_prefix("service:"), m.strip_prefix("container:")) {
+            (Some(s), _) if !s.is_empty() => NetworkMode::Service(s.to_string()),
+            (_, Some(c)) if !c.is_empty() => NetworkMode::Container(c.to_string()),
             _ => {
                 ctx.err_help(
                     &["network_mode"],
                     format!("network_mode `{m}` is not supported"),
-                    "use bridge, host, none or service:NAME",
+                    "use bridge, host, none, service:NAME or container:NAME",
                 );
                 NetworkMode::Bridge
             }
@@ -37,7 +38,7 @@ pub fn networks(
         if raw.is_some_and(|r| !r.items.is_empty()) {
             ctx.err(
                 &["networks"],
-                "`networks` cannot be combined with network_mode host, none or service:",
+                "`networks` cannot be combined with network_mode host, none, service: or container:",
             );
         }
         return out;

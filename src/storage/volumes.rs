@@ -376,6 +376,15 @@ impl Volumes {
         }
     }
 
+    /// The volumes `holder` uses (none when it holds nothing).
+    pub fn held_by(&self, holder: &str) -> Result<Vec<String>> {
+        check_name(holder)?;
+        let p = self.root.join(".holds").join(holder);
+        Ok(crate::state::read_json(&p)
+            .map_err(|e| Error::io(&p, e))?
+            .unwrap_or_default())
+    }
+
     fn held(&self) -> Result<BTreeMap<String, Vec<String>>> {
         let dir = self.root.join(".holds");
         let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -627,8 +636,10 @@ mod tests {
         let (anon, _) = vols.anonymous("s", "s-app-1", "/cache").unwrap();
         assert_eq!(vols.list().unwrap().len(), 3);
         vols.hold("c1", &["s_data".to_string()]).unwrap();
+        assert_eq!(vols.held_by("c1").unwrap(), ["s_data"]);
         assert!(vols.remove("s_data").is_err(), "in use");
         vols.release("c1").unwrap();
+        assert!(vols.held_by("c1").unwrap().is_empty());
         let declared = vec![("data".to_string(), own), ("shared".to_string(), ext)];
         let mut removed = vols.remove_for_stack("s", &declared).unwrap();
         removed.sort();

@@ -9,7 +9,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use super::proc_start_time;
-use super::record::{ContainerPaths, ContainerSpec, ContainerStatus, State};
+use super::record::{ContainerPaths, ContainerSpec, ContainerStatus, ExitRecord, State};
 use crate::state::Roots;
 
 #[derive(Debug, thiserror::Error)]
@@ -26,19 +26,22 @@ pub enum Error {
 #[derive(Debug, Clone)]
 pub struct Observed {
     pub spec: ContainerSpec,
+    /// As recorded, with an unnoticed exit folded in.
     pub status: ContainerStatus,
     pub monitor_alive: bool,
+    /// How the last run ended, when it did.
+    pub exit: Option<ExitRecord>,
+    /// The run ended and no supervisor has taken note of it yet (status.json
+    /// still said running): the restart policy has not been applied.
+    pub exit_unnoticed: bool,
 }
 
 impl Observed {
-    /// Running from the user's point of view: the monitor keeps it (running or
-    /// between restarts).
+    /// Running from the user's point of view: its monitor runs, or the
+    /// supervisor restarts it after a backoff.
     pub fn is_up(&self) -> bool {
-        self.monitor_alive
-            && matches!(
-                self.status.state,
-                State::Running | State::Restarting | State::Created
-            )
+        (self.monitor_alive && self.status.state == State::Running)
+            || self.status.state == State::Restarting
     }
 }
 
@@ -66,30 +69,47 @@ pub fn observe(lib: &Path, stack: Option<&str>) -> Result<Vec<Observed>, Error> 
     };
     let mut out = Vec::new();
     for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
         let paths = ContainerPaths { dir: entry.path() };
-        let read_err = |source| Error::Read {
-            name: name.clone(),
-            source,
-        };
-        // A directory without spec.json is a create that crashed half-way: the
-        // reconciler cleans it; it is not a container yet.
-        let Some(spec) = ContainerSpec::read(&paths).map_err(read_err)? else {
-            continue;
-        };
-        if stack.is_some_and(|s| s != spec.stack) {
-            continue;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(o) = read(&paths, &name)?
+            && stack.is_none_or(|s| s == o.spec.stack)
+        {
+            out.push(o);
         }
-        let status = ContainerStatus::read(&paths).map_err(read_err)?;
-        let monitor_alive = monitor_alive(&status);
-        out.push(Observed {
-            spec,
-            status,
-            monitor_alive,
-        });
     }
     out.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
     Ok(out)
+}
+
+/// Container `name` as found on disk; None when it does not exist.
+pub fn observe_one(lib: &Path, name: &str) -> Result<Option<Observed>, Error> {
+    read(&ContainerPaths::new(lib, name), name)
+}
+
+fn read(paths: &ContainerPaths, name: &str) -> Result<Option<Observed>, Error> {
+    let read_err = |source| Error::Read {
+        name: name.to_string(),
+        source,
+    };
+    // A directory without spec.json is a create that crashed half-way: the
+    // reconciler cleans it; it is not a container yet.
+    let Some(spec) = ContainerSpec::read(paths).map_err(read_err)? else {
+        return Ok(None);
+    };
+    let mut status = ContainerStatus::read(paths).map_err(read_err)?;
+    let monitor_alive = monitor_alive(&status);
+    let exit = ExitRecord::read(paths).map_err(read_err)?;
+    let exit_unnoticed = exit.is_some() && status.state == State::Running && !monitor_alive;
+    if let (true, Some(e)) = (exit_unnoticed, &exit) {
+        status.ended(e);
+    }
+    Ok(Some(Observed {
+        spec,
+        status,
+        monitor_alive,
+        exit,
+        exit_unnoticed,
+    }))
 }
 
 /// Start the monitor of container `name` (its spec and bundle must exist) and
@@ -178,6 +198,11 @@ pub fn stop_with(
         }
     })?;
     let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+    // A paused (frozen) container cannot act on its stop signal, nor die of
+    // SIGKILL on a v1 freezer: thaw it once the signal is on its way, as
+    // Docker does.
+    let runtime = crate::runtime::Runtime::new(crate::reconcile::runtime_dir(&roots.run));
+    let _ = runtime.resume(name);
     let until = Instant::now() + grace + Duration::from_secs(5);
     let mut forced = false;
     while monitor_alive(&status) && Instant::now() < until {
@@ -194,4 +219,23 @@ pub fn stop_with(
         let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
     }
     Ok(true)
+}
+
+/// Send `sig` to a running container's init. SIGKILL and the container's
+/// stop signal count as a stop by the user (its restart policy does not
+/// apply), as in Docker: the marker is written before the signal.
+pub fn signal(roots: &Roots, o: &Observed, sig: Signal) -> Result<(), Error> {
+    let name = &o.spec.name;
+    let Some(pid) = o.status.pid.filter(|_| o.monitor_alive) else {
+        return Ok(());
+    };
+    let io_err = |source| Error::Read {
+        name: name.clone(),
+        source,
+    };
+    if sig == Signal::SIGKILL || sig as i32 == o.spec.stop_signal {
+        let paths = ContainerPaths::new(&roots.lib, name);
+        crate::state::write_atomic(&paths.stop_request(), b"0").map_err(io_err)?;
+    }
+    kill(Pid::from_raw(pid), sig).map_err(|e| io_err(e.into()))
 }

@@ -1,14 +1,18 @@
-//! The supervisor keeps what the plan started running: a small monitor process per
-//! container holds its pipes, writes its logs, records its exit, and applies its
-//! restart policy with backoff.
+//! The supervisor keeps what the plan started running. Beside every running
+//! container a tiny `stack-monitor` process (its init's parent) holds the
+//! output pipes, writes the log and records the exit, so no line or exit code
+//! depends on a long-running process; the daemon's supervisor applies restart
+//! policies with backoff and runs healthchecks.
 pub mod backoff;
 pub mod control;
+pub mod events;
 pub mod health;
-pub mod init;
-pub mod launcher;
+pub mod helpers;
+pub mod launch;
 pub mod logs;
-pub mod monitor;
+mod probe;
 pub mod record;
+pub mod watch;
 
 /// Start time of a live process in clock ticks since boot (`/proc/<pid>/stat`
 /// field 22): a pid plus its start time names a process across pid reuse.
@@ -22,4 +26,16 @@ pub fn proc_start_time(pid: i32) -> Option<u64> {
         return None;
     }
     fields.nth(18)?.parse().ok()
+}
+
+/// An error with its causes, on one line.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        src = s.source();
+    }
+    out
 }

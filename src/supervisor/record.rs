@@ -2,13 +2,19 @@
 //!
 //! ```text
 //! spec.json        ContainerSpec: written once by the reconciler at create
-//! status.json      ContainerStatus: written only by the container's monitor
+//! status.json      ContainerStatus: by `stack __monitor` when a run starts, then
+//!                  by the supervisor (health, restarts, the end of a run)
+//! exit.json        ExitRecord: by stack-monitor when the run's init exited;
+//!                  removed when the next run starts
+//! stop-request     a stop in progress (the grace period in ms): by the stopper
 //! container.log    output, JSON lines (see logs.rs), rotated as .1, .2, ...
+//! monitor.log      diagnostics of the monitor processes
 //! bundle/          the OCI bundle: config.json and the rootfs mount point
 //! ```
 //!
-//! One writer per file, every write atomic, so a crash of either side leaves a
-//! record the next run can read.
+//! One writer at a time per file, every write atomic, so a crash of any side
+//! leaves a record the next run can read. The exit of a run is in exit.json
+//! even when no supervisor was there to see it.
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -43,6 +49,10 @@ impl ContainerPaths {
     /// asked for (written before it signals the monitor).
     pub fn stop_request(&self) -> PathBuf {
         self.dir.join("stop-request")
+    }
+    /// How the last run ended, written by stack-monitor.
+    pub fn exit(&self) -> PathBuf {
+        self.dir.join("exit.json")
     }
     /// The last healthcheck probes (JSON), for `inspect`.
     pub fn health_log(&self) -> PathBuf {
@@ -102,7 +112,7 @@ pub enum State {
     Stopped,
 }
 
-/// What the monitor observed; only the monitor writes it.
+/// The state of a container as its monitor and supervisor recorded it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ContainerStatus {
     pub state: State,
@@ -130,7 +140,40 @@ pub enum Health {
     Unhealthy,
 }
 
+/// How a run ended (exit.json), as stack-monitor writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitRecord {
+    /// The init's exit code, 128+N when signal N killed it.
+    pub exit_code: i32,
+    pub oom_killed: bool,
+    /// The run ended because of `stop` (or a stop signal sent by `kill`): the
+    /// restart policy does not apply.
+    pub stop_requested: bool,
+    /// Seconds since the epoch.
+    pub finished_at: u64,
+}
+
+impl ExitRecord {
+    pub fn read(paths: &ContainerPaths) -> io::Result<Option<Self>> {
+        state::read_json(&paths.exit())
+    }
+}
+
 impl ContainerStatus {
+    /// Fold the end of a run into the status: exited, or stopped by the user.
+    pub fn ended(&mut self, exit: &ExitRecord) {
+        self.state = if exit.stop_requested {
+            State::Stopped
+        } else {
+            State::Exited
+        };
+        self.pid = None;
+        self.exit_code = Some(exit.exit_code);
+        self.oom_killed = exit.oom_killed;
+        self.finished_at = Some(exit.finished_at);
+        self.health = None;
+    }
+
     pub fn read(paths: &ContainerPaths) -> io::Result<Self> {
         Ok(state::read_json(&paths.status())?.unwrap_or_default())
     }

@@ -67,6 +67,12 @@ impl Bundle {
     /// Output goes to files, not pipes: a created container keeps the runtime's
     /// stdio open, so reading a pipe to EOF would wait for the container.
     pub fn oci(&self, args: &[&str]) -> Output {
+        self.oci_wrapped(&[], args)
+    }
+
+    /// [`Bundle::oci`] run as `wrapper... stack --root R oci args...` (e.g.
+    /// under `unshare -m` or `nsenter`).
+    pub fn oci_wrapped(&self, wrapper: &[&str], args: &[&str]) -> Output {
         self.write();
         // Fresh files per call: a detached container keeps writing to the files
         // of the call that started it.
@@ -76,7 +82,15 @@ impl Bundle {
             self.dir.path().join(format!("out.{n}")),
             self.dir.path().join(format!("err.{n}")),
         );
-        let status = Command::new(common::stack_bin())
+        let mut cmd = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(common::stack_bin());
+                c
+            }
+            None => Command::new(common::stack_bin()),
+        };
+        let status = cmd
             .arg("--root")
             .arg(self.root.path())
             .arg("oci")

@@ -6,6 +6,7 @@
 //! is exported (seccomp_export_bpf) into a pipe and read back as `sock_filter`s,
 //! so the child only calls seccomp(2) on a prepared buffer — no libseccomp after
 //! clone.
+pub(crate) mod listener;
 mod profile;
 
 use std::io::Read;
@@ -36,12 +37,6 @@ fn name<T: serde::Serialize>(v: &T) -> String {
 
 fn action(act: &impl serde::Serialize, errno: Option<u32>) -> Result<ScmpAction, Error> {
     let n = name(act);
-    if n == "SCMP_ACT_NOTIFY" {
-        return Err(Error::Unsupported {
-            what: "SCMP_ACT_NOTIFY".into(),
-            hint: "seccomp user notification needs a listener; not supported".into(),
-        });
-    }
     let val = match n.as_str() {
         "SCMP_ACT_ERRNO" => {
             Some(errno.map_or(libc::EPERM, |e| i32::try_from(e).unwrap_or(libc::EPERM)))
@@ -91,16 +86,30 @@ fn flag(f: &impl serde::Serialize) -> Result<libc::c_uint, Error> {
     })
 }
 
-/// Build the filter; returns the BPF program and the seccomp(2) flags.
-pub(crate) fn compile(s: &LinuxSeccomp) -> Result<(Vec<libc::sock_filter>, libc::c_uint), Error> {
-    if s.listener_path().is_some() {
-        return Err(Error::Unsupported {
-            what: "linux.seccomp.listenerPath".into(),
-            hint: "seccomp user notification is not supported".into(),
-        });
-    }
+/// The syscall the init hands the notify fd over with (`sys::send_fd`): a
+/// notify rule on it would block the init before the listener has the fd.
+const HANDOVER_SYSCALL: &str = "sendmsg";
+
+/// A compiled filter: the BPF program and the seccomp(2) flags.
+#[derive(Debug)]
+pub(crate) struct Compiled {
+    pub prog: Vec<libc::sock_filter>,
+    pub flags: libc::c_uint,
+    /// Some rule notifies: the filter is loaded with SECCOMP_FILTER_FLAG_NEW_LISTENER
+    /// and the fd goes to `linux.seccomp.listenerPath` (see `listener.rs`).
+    pub listener: bool,
+}
+
+/// Build the filter.
+pub(crate) fn compile(s: &LinuxSeccomp) -> Result<Compiled, Error> {
     let default = action(&s.default_action(), s.default_errno_ret())?;
+    if default == ScmpAction::Notify {
+        // As runc: every syscall of the init after loading, including the one
+        // handing the fd over, would wait for a listener that has no fd yet.
+        return Err(err("SCMP_ACT_NOTIFY cannot be the default action"));
+    }
     let mut ctx = ScmpFilterContext::new(default).map_err(err)?;
+    let mut notify = false;
     for arch in s.architectures().iter().flatten() {
         let a: ScmpArch = name(arch).parse().map_err(err)?;
         if !ctx.is_arch_present(a).map_err(err)? {
@@ -111,6 +120,15 @@ pub(crate) fn compile(s: &LinuxSeccomp) -> Result<(Vec<libc::sock_filter>, libc:
         let act = action(&rule.action(), rule.errno_ret())?;
         if act == default {
             continue;
+        }
+        if act == ScmpAction::Notify {
+            notify = true;
+            if rule.names().iter().any(|n| n == HANDOVER_SYSCALL) {
+                return Err(err(format!(
+                    "SCMP_ACT_NOTIFY cannot be used for {HANDOVER_SYSCALL}: the runtime sends the \
+                     listener fd with it"
+                )));
+            }
         }
         let args = rule
             .args()
@@ -136,7 +154,33 @@ pub(crate) fn compile(s: &LinuxSeccomp) -> Result<(Vec<libc::sock_filter>, libc:
     for f in s.flags().iter().flatten() {
         flags |= flag(f)?;
     }
-    Ok((export(&ctx)?, flags))
+    match (notify, s.listener_path()) {
+        (true, None) => {
+            return Err(err(
+                "SCMP_ACT_NOTIFY needs listenerPath (the unix socket of the seccomp agent)",
+            ));
+        }
+        (false, Some(p)) => {
+            return Err(err(format!(
+                "listenerPath {} is set but no rule uses SCMP_ACT_NOTIFY",
+                p.display()
+            )));
+        }
+        (true, Some(_)) => {
+            if flags & libc::SECCOMP_FILTER_FLAG_TSYNC as libc::c_uint != 0 {
+                return Err(err(
+                    "SECCOMP_FILTER_FLAG_TSYNC cannot be combined with a listener (the init is single-threaded: drop it)",
+                ));
+            }
+            flags |= libc::SECCOMP_FILTER_FLAG_NEW_LISTENER as libc::c_uint;
+        }
+        (false, None) => {}
+    }
+    Ok(Compiled {
+        prog: export(&ctx)?,
+        flags,
+        listener: notify,
+    })
 }
 
 /// seccomp_export_bpf into a pipe (a filter is at most 4096 instructions = 32 KiB,
@@ -183,7 +227,7 @@ mod tests {
 
     #[test]
     fn a_small_filter_compiles() {
-        let (prog, flags) = compile(&spec(
+        let Compiled { prog, flags, .. } = compile(&spec(
             r#"{"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
                 "flags": ["SECCOMP_FILTER_FLAG_LOG"],
                 "syscalls": [{"names": ["mkdir", "mkdirat", "not_a_syscall"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13},
@@ -195,8 +239,32 @@ mod tests {
     }
 
     #[test]
-    fn notify_is_refused() {
-        assert!(compile(&spec(r#"{"defaultAction": "SCMP_ACT_NOTIFY"}"#)).is_err());
+    fn notify_needs_a_listener_and_sets_new_listener() {
+        let rule = r#""syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]"#;
+        let c = compile(&spec(&format!(
+            r#"{{"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/agent.sock", {rule}}}"#
+        )))
+        .unwrap();
+        assert!(c.listener);
+        assert_eq!(
+            c.flags,
+            libc::SECCOMP_FILTER_FLAG_NEW_LISTENER as libc::c_uint
+        );
+        let refused = [
+            format!(r#"{{"defaultAction": "SCMP_ACT_ALLOW", {rule}}}"#),
+            r#"{"defaultAction": "SCMP_ACT_NOTIFY", "listenerPath": "/a"}"#.to_string(),
+            r#"{"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/a"}"#.to_string(),
+            r#"{"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/a",
+                "syscalls": [{"names": ["sendmsg"], "action": "SCMP_ACT_NOTIFY"}]}"#
+                .to_string(),
+            format!(
+                r#"{{"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/a",
+                    "flags": ["SECCOMP_FILTER_FLAG_TSYNC"], {rule}}}"#
+            ),
+        ];
+        for json in refused {
+            assert!(compile(&spec(&json)).is_err(), "{json}");
+        }
     }
 
     #[test]
@@ -204,7 +272,7 @@ mod tests {
         let caps = ["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE"].map(String::from);
         let s = default_profile(&caps);
         assert_eq!(name(&s.default_action()), "SCMP_ACT_ERRNO");
-        let (prog, _) = compile(&s).unwrap();
-        assert!(prog.len() > 100);
+        let c = compile(&s).unwrap();
+        assert!(c.prog.len() > 100 && !c.listener);
     }
 }

@@ -1,0 +1,130 @@
+//! The HTTP/JSON API on the daemon's Unix socket (see docs/api.md).
+//!
+//! Every request is checked against the caller's credentials (SO_PEERCRED):
+//! root and members of the `stack` group may do everything, members of
+//! `stack-ro` only what reads (GET); anyone else gets 403, and every refusal
+//! is logged.
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{Method, Request, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tokio::sync::mpsc;
+
+use super::auth::{Access, Peer};
+use super::engine::{Engine, Out};
+use super::proto::{ContainersRequest, DownRequest, Line, RmRequest, UpRequest, Version};
+
+pub fn router(engine: Arc<Engine>) -> axum::Router {
+    axum::Router::new()
+        .route("/v1/version", get(version))
+        .route("/v1/stacks/up", post(up))
+        .route("/v1/stacks/{name}/down", post(down))
+        .route("/v1/stacks/{name}/rm", post(rm))
+        .route("/v1/stacks/{name}/{verb}", post(containers))
+        .layer(middleware::from_fn(authorize))
+        .with_state(engine)
+}
+
+async fn authorize(
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    req: Request<Body>,
+    next: Next,
+) -> Response {
+    let allowed = match peer.access() {
+        Access::Full => true,
+        Access::ReadOnly => req.method() == Method::GET,
+        Access::None => false,
+    };
+    if allowed {
+        return next.run(req).await;
+    }
+    tracing::warn!(
+        uid = peer.uid,
+        gid = peer.gid,
+        pid = peer.pid,
+        method = %req.method(),
+        path = %req.uri().path(),
+        "request refused: not root and not in the `stack` group (or read-only)"
+    );
+    (
+        StatusCode::FORBIDDEN,
+        "permission denied: root or a member of the `stack` group only (`stack-ro`: reading only)\n",
+    )
+        .into_response()
+}
+
+async fn version(State(engine): State<Arc<Engine>>) -> Json<Version> {
+    let watched = crate::reconcile::stacks::StackRecord::all(&engine.roots)
+        .into_iter()
+        .filter(|r| r.watch)
+        .map(|r| (r.name, r.files))
+        .collect();
+    Json(Version {
+        version: env!("CARGO_PKG_VERSION").into(),
+        pid: std::process::id(),
+        watched,
+    })
+}
+
+async fn up(State(engine): State<Arc<Engine>>, Json(req): Json<UpRequest>) -> Response {
+    stream(move |out| async move { engine.up(req, out).await })
+}
+
+async fn down(
+    State(engine): State<Arc<Engine>>,
+    Path(name): Path<String>,
+    Json(req): Json<DownRequest>,
+) -> Response {
+    stream(move |out| async move { engine.down(name, req, out).await })
+}
+
+async fn rm(
+    State(engine): State<Arc<Engine>>,
+    Path(name): Path<String>,
+    Json(req): Json<RmRequest>,
+) -> Response {
+    match engine.rm(name, req).await {
+        Ok(removed) => Json(removed).into_response(),
+        Err(e) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+    }
+}
+
+async fn containers(
+    State(engine): State<Arc<Engine>>,
+    Path((name, verb)): Path<(String, String)>,
+    Json(req): Json<ContainersRequest>,
+) -> Response {
+    match verb.as_str() {
+        "stop" => stream(move |out| async move { engine.stop(name, req, out).await }),
+        "start" => stream(move |out| async move { engine.start(name, req, out).await }),
+        "restart" => stream(move |out| async move { engine.restart(name, req, out).await }),
+        "kill" => stream(move |out| async move { engine.kill(name, req, out).await }),
+        _ => (StatusCode::NOT_FOUND, format!("no such action: {verb}\n")).into_response(),
+    }
+}
+
+/// Run `op` as its own task (it finishes even when the caller goes away) and
+/// stream what it writes as JSON lines.
+fn stream<F, Fut>(op: F) -> Response
+where
+    F: FnOnce(Out) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = mpsc::unbounded_channel::<Line>();
+    tokio::spawn(op(tx));
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        let line = rx.recv().await?;
+        let mut bytes = serde_json::to_vec(&line).unwrap_or_default();
+        bytes.push(b'\n');
+        Some((Ok::<_, std::convert::Infallible>(Bytes::from(bytes)), rx))
+    });
+    Response::builder()
+        .header("content-type", "application/x-ndjson")
+        .body(Body::from_stream(body))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}

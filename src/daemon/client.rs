@@ -1,0 +1,147 @@
+//! The CLI's side of the API: a blocking client over the daemon's Unix socket
+//! (hyper on a small current-thread runtime, one connection per request).
+use std::path::PathBuf;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::proto::Line;
+use super::socket_path;
+use crate::state::Roots;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot reach the daemon at {socket}: {source}")]
+    Connect {
+        socket: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the daemon's answer: {0}")]
+    Http(String),
+    #[error("the daemon refused: {status}: {body}")]
+    Status { status: StatusCode, body: String },
+    #[error("the daemon's answer is not understood: {0}")]
+    Decode(#[from] serde_json::Error),
+    #[error("{0}")]
+    Runtime(std::io::Error),
+}
+
+pub struct Client {
+    socket: PathBuf,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Client {
+    /// A client of the daemon of `roots`, when one answers there.
+    pub fn connect(roots: &Roots) -> Option<Client> {
+        let socket = socket_path(roots);
+        // A cheap check first: most runs of the CLI find no daemon.
+        std::os::unix::net::UnixStream::connect(&socket).ok()?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .ok()?;
+        Some(Client { socket, rt })
+    }
+
+    /// GET `path` and decode the JSON answer.
+    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, Error> {
+        let body = self.rt.block_on(async {
+            let resp = self.send(Method::GET, path, Bytes::new()).await?;
+            collect(resp).await
+        })?;
+        Ok(serde_json::from_slice(&body)?)
+    }
+
+    /// POST `body` to `path` and decode the JSON answer.
+    pub fn post<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T, Error> {
+        let body = Bytes::from(serde_json::to_vec(body)?);
+        let answer = self.rt.block_on(async {
+            let resp = self.send(Method::POST, path, body).await?;
+            collect(resp).await
+        })?;
+        Ok(serde_json::from_slice(&answer)?)
+    }
+
+    /// POST `body` to `path` and hand every streamed line to `each`; returns
+    /// the last line (`Done` or `Error`).
+    pub fn stream(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+        each: &mut dyn FnMut(&Line),
+    ) -> Result<Line, Error> {
+        let body = Bytes::from(serde_json::to_vec(body)?);
+        self.rt.block_on(async {
+            let resp = self.send(Method::POST, path, body).await?;
+            let mut body = resp.into_body();
+            let mut buf: Vec<u8> = Vec::new();
+            let mut last = None;
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|e| Error::Http(e.to_string()))?;
+                let Some(data) = frame.data_ref() else {
+                    continue;
+                };
+                buf.extend_from_slice(data);
+                while let Some(pos) = buf.iter().position(|&b| b == b'\n') {
+                    let line: Line = serde_json::from_slice(&buf[..pos])?;
+                    buf.drain(..=pos);
+                    each(&line);
+                    last = Some(line);
+                }
+            }
+            last.ok_or_else(|| Error::Http("the daemon ended the answer early".into()))
+        })
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Bytes,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, Error> {
+        let stream = tokio::net::UnixStream::connect(&self.socket)
+            .await
+            .map_err(|source| Error::Connect {
+                socket: self.socket.clone(),
+                source,
+            })?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| Error::Http(e.to_string()))?;
+        tokio::spawn(conn);
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "stack")
+            .header("content-type", "application/json")
+            .body(Full::new(body))
+            .map_err(|e| Error::Http(e.to_string()))?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| Error::Http(e.to_string()))?;
+        if !resp.status().is_success() {
+            let status = resp.status();
+            let body = collect(resp).await.unwrap_or_default();
+            return Err(Error::Status {
+                status,
+                body: String::from_utf8_lossy(&body).trim().to_string(),
+            });
+        }
+        Ok(resp)
+    }
+}
+
+async fn collect(resp: hyper::Response<hyper::body::Incoming>) -> Result<Bytes, Error> {
+    Ok(resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| Error::Http(e.to_string()))?
+        .to_bytes())
+}

@@ -1,0 +1,172 @@
+//! One run of a container: `stack __monitor NAME` creates and starts it from
+//! the bundle the reconciler wrote, records the run, tells the starter, and
+//! execs `stack-monitor`, which stays the init's parent for the run.
+//!
+//! Flow: read spec -> fresh pipes -> runtime create+start (the init is our
+//! child) -> status.json `running` -> "ok" to the starter -> exec stack-monitor
+//! with the pipes as fd 3 and 4. A failure before the exec is recorded in
+//! status.json (`exited`, with the error) and reported to the starter.
+//!
+//! Why exec: this process is the big `stack` binary, needed to set the
+//! container up; what stays for the container's lifetime is a few pages.
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::unistd::pipe2;
+
+use super::helpers;
+use super::record::{ContainerPaths, ContainerSpec, ContainerStatus, State, now_secs};
+use crate::runtime::{CreateOptions, Runtime};
+use crate::state::Roots;
+
+/// Start container `name` and become its monitor. Returns only on failure,
+/// after recording it (and telling the starter through `ready`).
+pub fn run(roots: &Roots, name: &str, mut ready: File) -> io::Error {
+    let paths = ContainerPaths::new(&roots.lib, name);
+    match start(roots, &paths, name) {
+        Ok(run) => {
+            let _ = writeln!(ready, "ok");
+            drop(ready);
+            let err = become_monitor(&paths, run);
+            record_failure(&paths, &err);
+            err
+        }
+        Err(err) => {
+            record_failure(&paths, &err);
+            let _ = writeln!(ready, "error: {err}");
+            err
+        }
+    }
+}
+
+fn record_failure(paths: &ContainerPaths, err: &io::Error) {
+    let mut status = ContainerStatus::read(paths).unwrap_or_default();
+    status.state = State::Exited;
+    status.pid = None;
+    status.error = Some(err.to_string());
+    let _ = status.write(paths);
+}
+
+/// What the exec of stack-monitor needs from a started run.
+struct Started {
+    init: i32,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+    spec: ContainerSpec,
+    oom_file: Option<std::path::PathBuf>,
+    oom_before: u64,
+    monitor: std::path::PathBuf,
+}
+
+fn start(roots: &Roots, paths: &ContainerPaths, name: &str) -> io::Result<Started> {
+    let spec = ContainerSpec::read(paths)?
+        .ok_or_else(|| io::Error::other(format!("no container {name}")))?;
+    let monitor = helpers::install_monitor(&roots.lib)?;
+    let previous = ContainerStatus::read(paths).unwrap_or_default();
+    match std::fs::remove_file(paths.exit()) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let runtime = Runtime::new(crate::reconcile::runtime_dir(&roots.run));
+    // A runtime record left by a monitor that died mid-run is stale now.
+    let _ = runtime.delete(name, true);
+    let (out_r, out_w) = pipe2(OFlag::O_CLOEXEC)?;
+    let (err_r, err_w) = pipe2(OFlag::O_CLOEXEC)?;
+    for fd in [&out_r, &err_r] {
+        fcntl(fd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
+    }
+    let stdin: OwnedFd = File::open("/dev/null")?.into();
+    let opts = CreateOptions {
+        stdio: Some([stdin, out_w, err_w]),
+        ..Default::default()
+    };
+    let bundle = paths.bundle();
+    let failed = |e: crate::runtime::Error| io::Error::other(super::error_chain(&e));
+    let container = runtime.create(name, &bundle, opts).map_err(failed)?;
+    let oom_file = container.cgroup.oom_counter_file();
+    let oom_before = container
+        .cgroup
+        .oom_events()
+        .map(|e| e.oom_kill)
+        .unwrap_or(0);
+    if let Err(e) = runtime.start(name) {
+        let _ = runtime.delete(name, true);
+        return Err(failed(e));
+    }
+    let me = std::process::id() as i32;
+    ContainerStatus {
+        state: State::Running,
+        pid: Some(container.pid),
+        monitor_pid: Some(me),
+        monitor_start_time: super::proc_start_time(me),
+        started_at: Some(now_secs()),
+        restarts: previous.restarts,
+        health: spec
+            .healthcheck
+            .as_ref()
+            .map(|_| super::record::Health::Starting),
+        ..Default::default()
+    }
+    .write(paths)?;
+    Ok(Started {
+        init: container.pid,
+        stdout: out_r,
+        stderr: err_r,
+        spec,
+        oom_file,
+        oom_before,
+        monitor,
+    })
+}
+
+/// Exec stack-monitor in this process (the init stays our child). Returns
+/// only when the exec failed; the container is killed then, as nothing would
+/// hold its output.
+fn become_monitor(paths: &ContainerPaths, run: Started) -> io::Error {
+    let err = match exec_monitor(paths, &run) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(run.init),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    err
+}
+
+fn exec_monitor(paths: &ContainerPaths, run: &Started) -> io::Result<std::convert::Infallible> {
+    let c = |s: String| CString::new(s).map_err(io::Error::other);
+    let oom_file = match &run.oom_file {
+        Some(p) => CString::new(p.as_os_str().as_bytes()).map_err(io::Error::other)?,
+        None => c("-".into())?,
+    };
+    let args = [
+        c("stack-monitor".into())?,
+        c(run.init.to_string())?,
+        c(run.spec.stop_signal.to_string())?,
+        c(run.spec.stop_grace.as_millis().to_string())?,
+        c(run.spec.log_max_size.to_string())?,
+        c(run.spec.log_max_files.to_string())?,
+        oom_file,
+        c(run.oom_before.to_string())?,
+    ];
+    let program = CString::new(run.monitor.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    std::env::set_current_dir(&paths.dir)?;
+    // The pipes become fd 3 and 4, the only descriptors without CLOEXEC.
+    // Through copies above 10 first, so neither dup2 clobbers the other pipe.
+    let high = |fd: &OwnedFd| fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(10));
+    let (out, err) = (high(&run.stdout)?, high(&run.stderr)?);
+    for (from, to) in [(out, 3), (err, 4)] {
+        // SAFETY: dup2 onto 3 and 4, which nothing in this process uses after
+        // this point (the exec follows); a dup2 to a different fd clears CLOEXEC.
+        if unsafe { libc::dup2(from, to) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    nix::unistd::execv(&program, &args)?;
+    unreachable!("execv returns only on error")
+}

@@ -1,0 +1,227 @@
+//! `stack daemon`: containers outlive it, the next one adopts them, it tells
+//! systemd when it is ready, and its socket lets only root (and the `stack`
+//! group) act (root, real containers).
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::time::Duration;
+
+use common::stack::TestStack;
+use common::stack_bin;
+
+fn daemon_pid(t: &TestStack) -> i32 {
+    let text = std::fs::read_to_string(t.root().join("run/daemon.lock")).unwrap();
+    text.trim().parse().unwrap()
+}
+
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        !s.rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
+}
+
+fn wait_gone(pid: i32) {
+    for _ in 0..500 {
+        if !alive(pid) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("process {pid} did not exit");
+}
+
+fn counter_lines(t: &TestStack) -> usize {
+    t.ok(&["logs", "--no-log-prefix", "ticker"])
+        .lines()
+        .filter(|l| l.starts_with("tick "))
+        .count()
+}
+
+#[test]
+fn a_killed_daemon_loses_nothing_and_the_next_one_adopts_everything() {
+    let t = TestStack::new(
+        r#"
+[services.ticker]
+image = "{IMAGE}"
+command = ["sh", "-c", "i=0; while :; do i=$$((i+1)); echo tick $$i; sleep 0.01; done"]
+
+[services.flaky]
+image = "{IMAGE}"
+command = ["sh", "-c", "sleep 1; exit 5"]
+restart = "on-failure:1"
+"#,
+    );
+    t.ok(&["up", "-d"]);
+    let ticker = t.container("ticker", 1);
+    let flaky = t.container("flaky", 1);
+    let pid = t.row(&ticker)["pid"].as_i64().unwrap();
+    let daemon = daemon_pid(&t);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    wait_gone(daemon);
+    // Without a daemon: output is still captured, the exit is still recorded.
+    let before = counter_lines(&t);
+    t.wait_for(10, "flaky's exit while no daemon runs", || {
+        t.row(&flaky)["state"] == "exited"
+    });
+    assert_eq!(t.row(&flaky)["exit_code"], 5);
+    assert_eq!(t.row(&flaky)["restarts"], 0, "no daemon, no restart yet");
+    assert!(counter_lines(&t) > before, "output goes on being captured");
+    let lines = t
+        .ok(&["logs", "--no-log-prefix", "ticker"])
+        .lines()
+        .filter_map(|l| l.strip_prefix("tick ")?.parse::<u64>().ok())
+        .collect::<Vec<_>>();
+    assert!(
+        lines.windows(2).all(|w| w[1] == w[0] + 1),
+        "no line lost or repeated"
+    );
+    // The next daemon adopts the running container and applies flaky's policy.
+    t.ok(&["start", "flaky"]);
+    assert_ne!(daemon_pid(&t), daemon);
+    assert_eq!(t.row(&ticker)["pid"].as_i64(), Some(pid), "not restarted");
+    t.wait_for(10, "flaky's last exit", || {
+        let r = t.row(&flaky);
+        r["state"] == "exited" && r["restarts"] == 1
+    });
+    t.down_and_check();
+}
+
+#[test]
+fn sigterm_stops_the_daemon_but_not_the_containers() {
+    let t = TestStack::new(
+        r#"
+[services.app]
+image = "{IMAGE}"
+command = ["sleep", "3600"]
+"#,
+    );
+    t.ok(&["up", "-d"]);
+    let name = t.container("app", 1);
+    let pid = t.row(&name)["pid"].as_i64().unwrap() as i32;
+    let daemon = daemon_pid(&t);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    wait_gone(daemon);
+    assert!(alive(pid), "the container runs on");
+    assert!(
+        !t.root().join("run/stack.sock").exists(),
+        "its socket is gone"
+    );
+    assert_eq!(t.row(&name)["state"], "running");
+    t.down_and_check();
+}
+
+#[test]
+fn the_daemon_says_ready_to_systemd_after_adoption() {
+    let t = TestStack::new(
+        r#"
+[services.app]
+image = "{IMAGE}"
+command = ["sleep", "3600"]
+"#,
+    );
+    t.ok(&["up", "-d"]);
+    let daemon = daemon_pid(&t);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    wait_gone(daemon);
+    let sock_path = t.dir.path().join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut child = Command::new(stack_bin())
+        .arg("--root")
+        .arg(t.root())
+        .arg("daemon")
+        .env("NOTIFY_SOCKET", &sock_path)
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    let n = sock.recv(&mut buf).unwrap();
+    let msg = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(msg.lines().any(|l| l == "READY=1"), "{msg}");
+    assert!(msg.contains("STATUS=supervising 1 containers"), "{msg}");
+    let meta = std::fs::metadata(t.root().join("run/stack.sock")).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+    // A second daemon for the same root refuses to start.
+    let second = Command::new(stack_bin())
+        .arg("--root")
+        .arg(t.root())
+        .arg("daemon")
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("already runs"),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    child.wait().unwrap();
+    t.down_and_check();
+}
+
+#[test]
+fn users_outside_the_stack_group_are_refused() {
+    let t = TestStack::new(
+        r#"
+[services.app]
+image = "{IMAGE}"
+command = ["sleep", "3600"]
+"#,
+    );
+    t.ok(&["up", "-d"]);
+    let as_nobody = || {
+        let mut cmd = Command::new(stack_bin());
+        cmd.arg("--root")
+            .arg(t.root())
+            .args(["-p", &t.name, "stop"])
+            // std drops the supplementary groups when root sets a uid.
+            .uid(65534)
+            .gid(65534);
+        cmd.output().unwrap()
+    };
+    // The socket is 0660: nobody cannot even connect.
+    let out = as_nobody();
+    assert!(!out.status.success());
+    // Opened up by hand, the daemon itself refuses (403) and logs it.
+    for dir in [t.dir.path().to_path_buf(), t.root(), t.root().join("run")] {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let sock = t.root().join("run/stack.sock");
+    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let out = as_nobody();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("403") && err.contains("permission denied"),
+        "{err}"
+    );
+    assert_eq!(t.row(&t.container("app", 1))["state"], "running");
+    let log = std::fs::read_to_string(t.root().join("run/daemon.log")).unwrap();
+    assert!(
+        log.contains("request refused") && log.contains("uid=65534"),
+        "{log}"
+    );
+    t.down_and_check();
+}
