@@ -95,7 +95,11 @@ pub struct Service {
     #[serde(with = "duration_text")]
     pub stop_grace_period: Duration,
     pub depends_on: BTreeMap<String, Dependency>,
+    /// The service's own check (its `healthcheck.test`), with defaults applied.
     pub healthcheck: Option<Healthcheck>,
+    /// Without a `test` of its own: what becomes of the image's HEALTHCHECK.
+    #[serde(default, skip_serializing_if = "ImageHealthcheck::is_inherit")]
+    pub image_healthcheck: ImageHealthcheck,
     pub tty: bool,
     pub stdin_open: bool,
     pub network_mode: NetworkMode,
@@ -241,6 +245,49 @@ pub struct Healthcheck {
     pub start_interval: Duration,
 }
 
+impl Healthcheck {
+    /// Docker's defaults, for whatever neither the file nor the image sets.
+    pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+    pub const DEFAULT_RETRIES: u32 = 3;
+    pub const DEFAULT_START_PERIOD: Duration = Duration::ZERO;
+    pub const DEFAULT_START_INTERVAL: Duration = Duration::from_secs(5);
+}
+
+/// A service's say over the image's HEALTHCHECK when it has no `test` of its own.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageHealthcheck {
+    /// Use it as the image defines it (no `healthcheck` in the file).
+    #[default]
+    Inherit,
+    /// `disable: true` or `test: ["NONE"]`: no healthcheck, whatever the image says.
+    Disabled,
+    /// Timings without a `test`: the image's test, run with these.
+    Retimed(HealthcheckTimings),
+}
+
+impl ImageHealthcheck {
+    pub fn is_inherit(&self) -> bool {
+        *self == ImageHealthcheck::Inherit
+    }
+}
+
+/// The timings a file gave; `None` = the image's, else Docker's default.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct HealthcheckTimings {
+    #[serde(default, with = "opt_duration_text")]
+    pub interval: Option<Duration>,
+    #[serde(default, with = "opt_duration_text")]
+    pub timeout: Option<Duration>,
+    #[serde(default)]
+    pub retries: Option<u32>,
+    #[serde(default, with = "opt_duration_text")]
+    pub start_period: Option<Duration>,
+    #[serde(default, with = "opt_duration_text")]
+    pub start_interval: Option<Duration>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NetworkMode {
@@ -348,12 +395,18 @@ pub struct Device {
     pub permissions: String,
 }
 
+/// When `up` pulls a registry image (Compose's `pull_policy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PullPolicy {
+    /// Only when the store does not have it (the default; `if_not_present`).
     Missing,
     Always,
+    /// Never: a missing image is an error.
     Never,
+    /// `daily`, `weekly`, `every_<duration>`: when the last pull of the reference
+    /// is older than this (or it was never pulled).
+    Every(#[serde(with = "duration_text")] Duration),
 }
 
 /// A secret or config mounted into a service.
@@ -443,6 +496,26 @@ impl Service {
         } else {
             &self.configs
         }
+    }
+}
+
+/// `Option<Duration>` as Go duration text, or null.
+pub mod opt_duration_text {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => super::duration_text::serialize(d, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|text| crate::spec::units::parse_duration(&text).map_err(serde::de::Error::custom))
+            .transpose()
     }
 }
 

@@ -8,7 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use image_support::{Member::*, layer, write_layout_arch};
+use image_support::multi_arch_layout;
 use registry_support::{Auth, PASSWORD, Registry, USER};
 use stack::image::{Error, Platform, PullOptions, Store};
 use stack::storage;
@@ -159,37 +159,6 @@ fn pull_with_bearer_token_auth_and_docker_config_credentials() {
     };
     let other = Store::open(&t.path().join("other")).unwrap();
     assert!(other.pull(&reference, &bad).is_err());
-}
-
-/// An OCI layout whose `multi` tag is an index of an amd64 and an arm64 image.
-fn multi_arch_layout(dir: &Path) -> PathBuf {
-    let layout = dir.join("multi");
-    let blob_size = |d: &str| {
-        fs::metadata(layout.join("blobs/sha256").join(&d[7..]))
-            .unwrap()
-            .len()
-    };
-    let amd = write_layout_arch(&layout, &[layer(&[File("arch", b"amd64")])], "amd", "amd64");
-    let arm = write_layout_arch(&layout, &[layer(&[File("arch", b"arm64")])], "arm", "arm64");
-    let mt = "application/vnd.oci.image.manifest.v1+json";
-    let index = format!(
-        "{{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.index.v1+json\",\"manifests\":[\
-         {{\"mediaType\":\"{mt}\",\"digest\":\"{amd}\",\"size\":{},\"platform\":{{\"architecture\":\"amd64\",\"os\":\"linux\"}}}},\
-         {{\"mediaType\":\"{mt}\",\"digest\":\"{arm}\",\"size\":{},\"platform\":{{\"architecture\":\"arm64\",\"os\":\"linux\",\"variant\":\"v8\"}}}}]}}",
-        blob_size(&amd),
-        blob_size(&arm)
-    );
-    let digest = image_support::sha256(index.as_bytes());
-    fs::write(layout.join("blobs/sha256").join(&digest[7..]), &index).unwrap();
-    fs::write(
-        layout.join("index.json"),
-        format!(
-            "{{\"schemaVersion\":2,\"manifests\":[{{\"mediaType\":\"application/vnd.oci.image.index.v1+json\",\"digest\":\"{digest}\",\"size\":{},\"annotations\":{{\"org.opencontainers.image.ref.name\":\"multi\"}}}}]}}",
-            index.len()
-        ),
-    )
-    .unwrap();
-    layout
 }
 
 #[test]
@@ -403,5 +372,129 @@ fn interrupted_download_resumes() {
     assert_eq!(
         run_busybox(&store, &reference, t.path()),
         "pulled-and-ran\n"
+    );
+}
+
+/// A `docker-credential-fake` on PATH: it logs each server it is asked about and
+/// knows alice's password for `addr` only.
+fn fake_helper(dir: &Path, addr: &str) -> (PathBuf, PathBuf) {
+    let bin = dir.join("helper-bin");
+    fs::create_dir_all(&bin).unwrap();
+    let calls = dir.join("helper-calls");
+    let script = format!(
+        "#!/bin/sh\n[ \"$1\" = get ] || exit 3\nserver=$(cat)\necho \"$server\" >> {calls}\n\
+         if [ \"$server\" = \"{addr}\" ]; then\n  printf '{{\"ServerURL\":\"%s\",\"Username\":\"{USER}\",\"Secret\":\"{PASSWORD}\"}}' \"$server\"\n\
+         else\n  echo 'credentials not found in native keychain'\n  exit 1\nfi\n",
+        calls = calls.display()
+    );
+    let path = bin.join("docker-credential-fake");
+    fs::write(&path, script).unwrap();
+    fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    (bin, calls)
+}
+
+#[test]
+fn credential_helpers_from_creds_store_and_cred_helpers() {
+    common::require_root();
+    let t = tempfile::tempdir().unwrap();
+    let layout = common::busybox_oci_layout(t.path());
+    let reg = Registry::start(t.path(), Auth::Token);
+    reg.push(
+        &format!("oci:{}:latest", layout.display()),
+        "team/bb:v1",
+        true,
+    );
+    let (bin, calls) = fake_helper(t.path(), &reg.addr);
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let reference = format!("{}/team/bb:v1", reg.addr);
+    let pull = |root: &str, home: &Path, docker_config: Option<&Path>| {
+        let mut cmd = Command::new(common::stack_bin());
+        cmd.arg("--root")
+            .arg(t.path().join(root))
+            .args(["pull", "--quiet", &reference])
+            .env("PATH", &path)
+            .env("HOME", home)
+            .env_remove("REGISTRY_AUTH_FILE")
+            .env_remove("XDG_RUNTIME_DIR")
+            .env_remove("DOCKER_CONFIG");
+        if let Some(dc) = docker_config {
+            cmd.env("DOCKER_CONFIG", dc);
+        }
+        cmd.output().unwrap()
+    };
+    let config = |dir: &str, json: String| {
+        let d = t.path().join(dir);
+        fs::create_dir_all(&d).unwrap();
+        fs::write(d.join("config.json"), json).unwrap();
+        d
+    };
+    // `credsStore` in ~/.docker/config.json.
+    let home = t.path().join("home");
+    config("home/.docker", r#"{"credsStore":"fake"}"#.to_string());
+    let out = pull("r1", &home, None);
+    assert!(
+        out.status.success(),
+        "credsStore: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        fs::read_to_string(&calls).unwrap().trim(),
+        reg.addr,
+        "the helper was asked for the registry host"
+    );
+    let store = Store::open(&t.path().join("r1/lib")).unwrap();
+    assert_eq!(
+        run_busybox(&store, &reference, t.path()),
+        "pulled-and-ran\n"
+    );
+    // `credHelpers` for this registry wins over a broken default helper and over a
+    // wrong inline password.
+    let wrong = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        format!("{USER}:wrong"),
+    );
+    let dc = config(
+        "dc2",
+        format!(
+            r#"{{"credsStore":"missing","credHelpers":{{"{0}":"fake"}},"auths":{{"{0}":{{"auth":"{wrong}"}}}}}}"#,
+            reg.addr
+        ),
+    );
+    let out = pull("r2", &home, Some(&dc));
+    assert!(
+        out.status.success(),
+        "credHelpers: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A helper that is not installed is named in the error.
+    let dc = config("dc3", r#"{"credsStore":"missing"}"#.to_string());
+    let out = pull("r3", &home, Some(&dc));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("docker-credential-missing") && err.contains("dc3"),
+        "{err}"
+    );
+    // A helper without credentials for the registry: an anonymous attempt, refused.
+    let dc = config(
+        "dc4",
+        r#"{"credHelpers":{"other.example":"fake"},"credsStore":"fake"}"#.to_string(),
+    );
+    fs::remove_file(&calls).unwrap();
+    let bad_ref = reference.replace("127.0.0.1", "localhost");
+    let out = Command::new(common::stack_bin())
+        .arg("--root")
+        .arg(t.path().join("r4"))
+        .args(["pull", "--quiet", &bad_ref])
+        .env("PATH", &path)
+        .env("DOCKER_CONFIG", &dc)
+        .env_remove("REGISTRY_AUTH_FILE")
+        .env_remove("XDG_RUNTIME_DIR")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "an anonymous pull must be refused");
+    assert_eq!(
+        fs::read_to_string(&calls).unwrap().trim(),
+        bad_ref.split('/').next().unwrap(),
+        "the default helper was asked and had nothing"
     );
 }

@@ -297,7 +297,7 @@ driver_opts = { type = "nfs", o = "addr=1.2.3.4", device = ":/x" }
         "stack.toml:6:15: service `web`: unknown signal `SIGFOO`",
         "stack.toml:7:16: service `web`: network_mode `bogus:abc` is not supported",
         "stack.toml:8:22: service `web`: logging driver `syslog` is not supported: expected json-file, local, none or journald",
-        "stack.toml:9:15: service `web`: pull_policy `build` is not supported: expected missing, always or never",
+        "stack.toml:9:15: service `web`: pull_policy `build` needs `build:`, and stack does not build images",
         "stack.toml:10:17: service `web`: oom_score_adj 5000 is outside -1000..1000",
         "stack.toml:11:10: service `web`: invalid cpuset `3-1`: expected a list like 0-3,5",
         "stack.toml:12:11: service `web`: unknown protocol `icmp`: expected tcp, udp or sctp",

@@ -125,7 +125,6 @@ fn missing_bind_source_is_created_owned_by_the_service_user() {
         source: "state/cache".into(),
         target: "/cache".into(),
         create_host_path: true,
-        selinux: Some('z'),
         ..Default::default()
     };
     let m = storage::bind_mount(&spec, t.path(), Some((1234, 4321))).unwrap();
@@ -212,4 +211,33 @@ fn secrets_are_private_copies_with_the_requested_owner() {
     );
     storage::unmaterialise_secrets(&dir).unwrap();
     assert!(!dir.exists());
+}
+
+#[test]
+fn selinux_relabel_options_are_a_note_where_selinux_is_absent() {
+    let t = common::stack::TestStack::new(
+        r#"
+[services.app]
+image = "{IMAGE}"
+init = true
+command = ["sh", "-c", "cat /short/f /long/f; sleep 3600"]
+volumes = ["./src:/short:z", { type = "bind", source = "./src", target = "/long", bind = { selinux = "Z" } }]
+"#,
+    );
+    fs::create_dir(t.dir.path().join("src")).unwrap();
+    fs::write(t.dir.path().join("src/f"), "bound\n").unwrap();
+    let out = t.run(&["up", "-d"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    if Path::new("/sys/fs/selinux/enforce").exists() {
+        assert!(!out.status.success() && err.contains("relabeling"), "{err}");
+        return;
+    }
+    assert!(out.status.success(), "{err}");
+    let notes: Vec<&str> = err.lines().filter(|l| l.contains("SELinux")).collect();
+    assert_eq!(notes.len(), 2, "one line per option: {err}");
+    assert!(notes.iter().all(|l| l.contains("ignored")), "{notes:?}");
+    t.wait_for(10, "both binds read", || {
+        t.ok(&["logs", "--no-color"]).matches("bound").count() == 2
+    });
+    t.down_and_check();
 }

@@ -27,7 +27,14 @@ pub struct ListArgs {
     pub quiet: bool,
 }
 
+/// Shown under `stack image import`, `stack load` and `stack pull`.
+pub const LIMITS_HELP: &str = "Unpacking is capped against decompression bombs: per layer 32 GiB \
+and 2000000 entries, per image 64 GiB and 8000000 entries (tar metadata members: 1 MiB each). \
+Change the caps with STACK_IMAGE_LIMITS, e.g. \
+STACK_IMAGE_LIMITS=layer-size=100G,image-size=200G,layer-entries=5000000,image-entries=20000000";
+
 #[derive(Args, Debug)]
+#[command(after_help = LIMITS_HELP)]
 pub struct ImportArgs {
     /// An OCI image layout directory, an OCI archive or a `docker save` archive.
     #[arg(value_name = "FILE|DIR")]
@@ -177,6 +184,12 @@ fn inspect(global: &GlobalOpts, images: &[String]) -> anyhow::Result<ExitCode> {
             .iter()
             .find(|s| s.id == id)
             .context("image vanished")?;
+        // Docker's HEALTHCHECK is not an OCI config field: put it back where
+        // `docker image inspect` shows it.
+        let mut config = serde_json::to_value(image.config.config())?;
+        if let (Some(h), Some(c)) = (&image.healthcheck, config.as_object_mut()) {
+            c.insert("Healthcheck".into(), serde_json::to_value(h)?);
+        }
         out.push(serde_json::json!({
             "Id": summary.config_digest,
             "Digest": id,
@@ -184,7 +197,7 @@ fn inspect(global: &GlobalOpts, images: &[String]) -> anyhow::Result<ExitCode> {
             "Created": image.config.created(),
             "Architecture": image.config.architecture().to_string(),
             "Os": image.config.os().to_string(),
-            "Config": image.config.config(),
+            "Config": config,
             "RootFS": image.config.rootfs(),
             "Size": summary.size,
             "Layers": image.layers,
@@ -350,6 +363,29 @@ pub fn parse_rfc3339(s: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limits_help_states_the_defaults() {
+        let d = crate::image::Limits::default();
+        for part in [
+            format!(
+                "per layer {} GiB and {} entries",
+                d.layer_size >> 30,
+                d.layer_entries
+            ),
+            format!(
+                "per image {} GiB and {} entries",
+                d.image_size >> 30,
+                d.image_entries
+            ),
+            format!("{} MiB each", crate::image::MAX_TAR_METADATA >> 20),
+        ] {
+            assert!(
+                LIMITS_HELP.contains(&part),
+                "{part:?} not in {LIMITS_HELP:?}"
+            );
+        }
+    }
 
     #[test]
     fn cli_definition_is_consistent() {

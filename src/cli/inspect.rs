@@ -9,6 +9,7 @@ use super::GlobalOpts;
 use super::output::{ListFormat, print_rows, table};
 use crate::network::Manager;
 use crate::reconcile::container::cgroups_path;
+use crate::reconcile::ocispec;
 use crate::reconcile::stacks::{StackRecord, StackStatus};
 use crate::state::{self, Roots};
 use crate::supervisor::control::{self, Observed};
@@ -44,6 +45,18 @@ fn document(roots: &Roots, net: Option<&Manager>, o: &Observed) -> serde_json::V
         .ok()
         .flatten();
     let health: Option<serde_json::Value> = state::read_json(&paths.health_log()).ok().flatten();
+    let annotations = oci.as_ref().and_then(|s| s["annotations"].as_object());
+    let labels: serde_json::Map<String, serde_json::Value> = annotations
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| !ocispec::OWN_ANNOTATIONS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let exposed: Vec<&str> = annotations
+        .and_then(|a| a.get(ocispec::EXPOSED_PORTS))
+        .and_then(|v| v.as_str())
+        .map(|s| s.split(',').collect())
+        .unwrap_or_default();
     json!({
         "name": o.spec.name,
         "stack": o.spec.stack,
@@ -67,6 +80,8 @@ fn document(roots: &Roots, net: Option<&Manager>, o: &Observed) -> serde_json::V
         "cgroup": cgroups_path(&o.spec.stack, &o.spec.service, o.spec.index),
         "networks": net.and_then(|n| n.endpoints(&o.spec.name).ok()),
         "ports": net.and_then(|n| n.published(&o.spec.name).ok()),
+        "labels": labels,
+        "exposed_ports": exposed,
         "mounts": oci.as_ref().map(|s| s["mounts"].clone()),
         "oci_spec": oci,
         "log_path": paths.log(),

@@ -8,10 +8,11 @@ use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use super::GlobalOpts;
-use super::images::{human_size, open_store};
+use super::images::{LIMITS_HELP, human_size, open_store};
 use crate::image::{Digest, Platform, PullEvent, PullOptions};
 
 #[derive(Args, Debug)]
+#[command(after_help = LIMITS_HELP)]
 pub struct PullArgs {
     /// Image references (`busybox`, `127.0.0.1:5000/app:1`, `name@sha256:...`).
     #[arg(required = true, value_name = "REF")]

@@ -7,7 +7,8 @@ use std::io::Read;
 use oci_spec::image::ImageConfiguration;
 use serde::{Deserialize, Serialize};
 
-use super::store::{ImageRecord, LayerRef, MAX_JSON_BLOB, now_secs};
+use super::limits::ImageBudget;
+use super::store::{ImageRecord, LayerInfo, LayerRef, MAX_JSON_BLOB, now_secs};
 use super::{Digest, Error, ImageId, Result, Store};
 
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -136,8 +137,8 @@ pub fn is_index(media_type: &str) -> bool {
 pub(crate) struct Imported {
     pub id: ImageId,
     pub record: ImageRecord,
-    /// (diff_id, unpacked content size) per layer.
-    pub layer_sizes: Vec<(Digest, u64)>,
+    /// (diff_id, unpacked size and entries) per layer.
+    pub layer_sizes: Vec<(Digest, LayerInfo)>,
 }
 
 /// Where blobs come from during an import (a layout directory, a staged archive,
@@ -211,8 +212,9 @@ impl Store {
     }
 
     /// Import the image `desc` points at (following an index to `platform`) from
-    /// `src`: blobs verified into the store, layers unpacked. Returns the id and the
-    /// record to commit; nothing is named yet.
+    /// `src`: blobs verified into the store, layers unpacked (within the store's
+    /// limits for one image). Returns the id and the record to commit; nothing is
+    /// named yet.
     pub(crate) fn import_from(
         &self,
         src: &dyn BlobSource,
@@ -267,7 +269,7 @@ impl Store {
                 size: l.size,
             })
             .collect();
-        let sizes = self.fetch_layers(src, &manifest.layers, &layers)?;
+        let sizes = self.fetch_layers(src, &manifest.layers, &layers, &self.image_budget())?;
         let record = ImageRecord {
             config: manifest.config.digest.clone(),
             config_size: manifest.config.size,
@@ -295,16 +297,19 @@ impl Store {
         src: &dyn BlobSource,
         descs: &[Descriptor],
         layers: &[LayerRef],
-    ) -> Result<Vec<(Digest, u64)>> {
+        budget: &ImageBudget,
+    ) -> Result<Vec<(Digest, LayerInfo)>> {
         let workers = std::thread::available_parallelism()
             .map_or(2, |n| n.get())
             .clamp(1, 4);
         let mut sizes = Vec::with_capacity(layers.len());
         for chunk in descs.iter().zip(layers).collect::<Vec<_>>().chunks(workers) {
-            let results: Vec<Result<(Digest, u64)>> = std::thread::scope(|s| {
+            let results: Vec<Result<(Digest, LayerInfo)>> = std::thread::scope(|s| {
                 let handles: Vec<_> = chunk
                     .iter()
-                    .map(|(desc, layer)| s.spawn(move || self.fetch_layer(src, desc, layer)))
+                    .map(|(desc, layer)| {
+                        s.spawn(move || self.fetch_layer(src, desc, layer, budget))
+                    })
                     .collect();
                 handles
                     .into_iter()
@@ -327,7 +332,8 @@ impl Store {
         src: &dyn BlobSource,
         desc: &Descriptor,
         layer: &LayerRef,
-    ) -> Result<(Digest, u64)> {
+        budget: &ImageBudget,
+    ) -> Result<(Digest, LayerInfo)> {
         if !self.has_blob(&layer.blob) {
             let mut r = src.open_blob(desc)?;
             self.put_blob(
@@ -337,7 +343,7 @@ impl Store {
                 &format!("layer {}", layer.blob),
             )?;
         }
-        let (_, size) = self.ensure_layer(&layer.blob, &layer.diff_id)?;
-        Ok((layer.diff_id.clone(), size))
+        let (_, info) = self.ensure_layer(&layer.blob, &layer.diff_id, budget)?;
+        Ok((layer.diff_id.clone(), info))
     }
 }

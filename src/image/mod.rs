@@ -23,6 +23,7 @@ mod blobs;
 mod digest;
 mod gc;
 mod layout;
+mod limits;
 mod manifest;
 mod reference;
 mod registry;
@@ -37,12 +38,13 @@ use std::path::{Path, PathBuf};
 
 pub use digest::Digest;
 pub use gc::PruneReport;
+pub use limits::{Exceeded, LIMITS_ENV, Limits, MAX_TAR_METADATA};
 pub use manifest::Platform;
 pub use reference::Reference;
 pub use registry::{PullEvent, PullOptions};
 pub use source::{PullPolicy, Source};
 pub use store::{Healthcheck, Image, ImageId, ImageSummary, Store, now_secs};
-pub use unpack::{Unpacked, unpack_layer};
+pub use unpack::{Unpacked, unpack_layer, unpack_layer_with};
 
 /// Errors of the image store.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +71,9 @@ pub enum Error {
     Entry { entry: String, source: io::Error },
     #[error("reading layer: {0}")]
     LayerRead(io::Error),
+    /// A size or entry cap was hit (see `limits`).
+    #[error("{0}")]
+    TooLarge(Exceeded),
     #[error("layer {layer}: {source}")]
     Layer { layer: Digest, source: Box<Error> },
     #[error("{}: {reason}", path.display())]
@@ -88,6 +93,13 @@ pub enum Error {
     InUse { image: String, holders: String },
     #[error("registry: {0}")]
     Registry(String),
+    #[error("credential helper {helper:?} (named in {}) for {registry}: {reason}", file.display())]
+    CredentialHelper {
+        helper: String,
+        file: PathBuf,
+        registry: String,
+        reason: String,
+    },
     #[error("not supported: {0}")]
     Unsupported(String),
 }

@@ -11,8 +11,9 @@
 //! not downloaded. An interrupted download resumes with a Range request (up to
 //! `RETRIES` times) and keeps hashing where it stopped.
 //!
-//! Caveats: plain HTTP is used only for `--insecure` and for loopback registries
-//! (`localhost`, `127.0.0.0/8`, `[::1]`), as Docker does.
+//! Caveats: plain HTTP is used only for `--insecure`, for the registries listed in
+//! `STACK_INSECURE_REGISTRIES` (`host:port,...`; also what `stack up` pulls with),
+//! and for loopback registries (`localhost`, `127.0.0.0/8`, `[::1]`), as Docker does.
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -89,6 +90,17 @@ fn is_loopback(registry: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// The environment variable listing registries that may be reached over plain HTTP.
+const INSECURE_REGISTRIES_ENV: &str = "STACK_INSECURE_REGISTRIES";
+
+fn listed_insecure(registry: &str) -> bool {
+    std::env::var(INSECURE_REGISTRIES_ENV).is_ok_and(|list| is_listed(&list, registry))
+}
+
+fn is_listed(list: &str, registry: &str) -> bool {
+    list.split(',').any(|r| r.trim() == registry)
+}
+
 fn oci_reference(r: &Reference) -> oci_client::Reference {
     match (&r.tag, &r.digest) {
         (Some(tag), Some(d)) => oci_client::Reference::with_tag_and_digest(
@@ -136,6 +148,9 @@ impl BlobSource for InStore {
 
 struct Session<'a> {
     store: &'a Store,
+    /// Shared by the concurrent unpacks of this pull (the import that follows
+    /// checks the whole image again, with the layers that were already present).
+    budget: Arc<super::limits::ImageBudget>,
     client: Client,
     auth: RegistryAuth,
     reference: oci_client::Reference,
@@ -174,15 +189,22 @@ impl Store {
             read_timeout: Some(Duration::from_secs(60)),
             ..Default::default()
         };
-        if opts.insecure || is_loopback(&parsed.registry) {
+        if opts.insecure || is_loopback(&parsed.registry) || listed_insecure(&parsed.registry) {
             config.protocol = ClientProtocol::HttpsExcept(vec![parsed.registry.clone()]);
         }
-        let credentials = opts
-            .credentials
-            .clone()
-            .or_else(|| auth::credentials_for(&parsed.registry));
+        let credentials = match &opts.credentials {
+            Some(c) => Some(c.clone()),
+            // A credential helper is a process that may block: off the runtime.
+            None => {
+                let registry = parsed.registry.clone();
+                tokio::task::spawn_blocking(move || auth::credentials_for(&registry))
+                    .await
+                    .map_err(|e| registry_err("credentials", e))??
+            }
+        };
         let session = Session {
             store: self,
+            budget: Arc::new(self.image_budget()),
             client: Client::new(config),
             auth: match credentials {
                 Some((u, p)) => RegistryAuth::Basic(u, p),
@@ -208,7 +230,9 @@ impl Store {
         if name.tag.is_some() {
             name.digest = None;
         }
-        self.commit(imported, &[name])
+        let id = self.commit(imported, std::slice::from_ref(&name))?;
+        self.mark_pulled(&name)?;
+        Ok(id)
     }
 }
 
@@ -343,9 +367,9 @@ impl Session<'_> {
                     return Ok(());
                 }
                 self.download(desc, true).await?;
-                let store = self.store.clone();
+                let (store, budget) = (self.store.clone(), self.budget.clone());
                 let (blob, diff) = (desc.digest.clone(), diff_id.clone());
-                tokio::task::spawn_blocking(move || store.ensure_layer(&blob, &diff))
+                tokio::task::spawn_blocking(move || store.ensure_layer(&blob, &diff, &budget))
                     .await
                     .map_err(|e| registry_err("unpack", e))??;
                 self.report(PullEvent::Unpacked(desc.digest.clone()));
@@ -463,5 +487,7 @@ mod tests {
         assert!(is_loopback("[::1]:5000"));
         assert!(!is_loopback("registry.example:5000"));
         assert!(!is_loopback("docker.io"));
+        assert!(is_listed("a:5000, reg.lan:5000", "reg.lan:5000"));
+        assert!(!is_listed("reg.lan:5000", "reg.lan"));
     }
 }

@@ -1,5 +1,6 @@
 //! Where a service's image comes from, and making sure it is in the store.
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use oci_spec::image::ImageConfiguration;
 
@@ -53,11 +54,15 @@ impl Source {
 pub enum PullPolicy {
     /// Pull every time.
     Always,
-    /// Pull when the store does not have the reference (Compose's default).
+    /// Pull when the store does not have the reference (Compose's default), or has
+    /// it for another platform than the one asked for.
     #[default]
     Missing,
     /// Never pull: a missing image is an error.
     Never,
+    /// Pull when the reference was last pulled (or imported) longer ago than this:
+    /// `daily`, `weekly`, `every_<duration>`.
+    Every(Duration),
 }
 
 impl Store {
@@ -78,20 +83,36 @@ impl Store {
             }
             _ => return self.ensure(source),
         };
-        let pull = match policy {
-            PullPolicy::Always => true,
-            PullPolicy::Never => false,
-            PullPolicy::Missing => match self.resolve(reference) {
-                Ok(image) => return Ok(image),
-                Err(e) if e.is_not_found() => true,
-                Err(e) => return Err(e),
-            },
+        let have = match self.resolve(reference) {
+            Ok(image) => Some(image),
+            Err(e) if e.is_not_found() => None,
+            Err(e) => return Err(e),
         };
-        if pull {
-            let id = self.pull(reference, opts)?;
-            return self.image(&id);
+        let pull = match (&have, policy) {
+            (_, PullPolicy::Always) => true,
+            (None, PullPolicy::Never) => {
+                return Err(Error::NotFound(format!(
+                    "{reference} (pull_policy is never: run `stack pull {reference}` first)"
+                )));
+            }
+            (Some(_), PullPolicy::Never) => false,
+            (None, _) => true,
+            (Some(image), PullPolicy::Missing) => opts
+                .platform
+                .as_ref()
+                .is_some_and(|p| !image_is_for(image, p)),
+            (Some(_), PullPolicy::Every(age)) => {
+                let last = self.last_refreshed(reference)?;
+                super::now_secs().saturating_sub(last) >= age.as_secs()
+            }
+        };
+        match (pull, have) {
+            (false, Some(image)) => Ok(image),
+            _ => {
+                let id = self.pull(reference, opts)?;
+                self.image(&id)
+            }
         }
-        self.ensure(source)
     }
 
     /// Make the image of `source` available and return it. Local layouts and archives
@@ -118,6 +139,18 @@ impl Store {
             Source::Rootfs(path) => rootfs_image(path),
         }
     }
+}
+
+/// Whether a stored image was built for `platform` (variant compared only when
+/// both name one).
+fn image_is_for(image: &Image, platform: &super::Platform) -> bool {
+    let c = &image.config;
+    c.os().to_string() == platform.os
+        && c.architecture().to_string() == platform.architecture
+        && match (c.variant(), &platform.variant) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        }
 }
 
 fn rootfs_image(path: &Path) -> Result<Image> {

@@ -10,6 +10,7 @@ use oci_spec::image::ImageConfiguration;
 use serde::{Deserialize, Serialize};
 
 use super::digest::HashingReader;
+use super::limits::{ImageBudget, LayerBudget, Limits};
 use super::manifest::Imported;
 use super::{Digest, Error, Reference, Result, unpack};
 
@@ -122,6 +123,9 @@ pub(crate) struct ImageRecord {
 pub(crate) struct LayerInfo {
     /// Bytes of regular-file content.
     pub size: u64,
+    /// Tar members (0 for layers unpacked before this was recorded).
+    #[serde(default)]
+    pub entries: u64,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -133,6 +137,10 @@ pub(crate) struct Db {
     pub images: BTreeMap<Digest, ImageRecord>,
     #[serde(default)]
     pub layers: BTreeMap<Digest, LayerInfo>,
+    /// Full reference -> Unix seconds of its last successful pull (for
+    /// `pull_policy: daily` and the like); kept only for references that exist.
+    #[serde(default)]
+    pub pulled: BTreeMap<String, u64>,
 }
 
 impl Db {
@@ -149,6 +157,7 @@ impl Db {
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
+    limits: Limits,
 }
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -161,14 +170,28 @@ pub fn now_secs() -> u64 {
 }
 
 impl Store {
-    /// Open (creating if needed) the store under `<lib_root>/images/`.
+    /// Open (creating if needed) the store under `<lib_root>/images/`, with the
+    /// unpack limits of `STACK_IMAGE_LIMITS` (or the defaults).
     pub fn open(lib_root: &Path) -> Result<Store> {
         let root = lib_root.join("images");
         for dir in ["blobs/sha256", "layers", "tmp", "holds"] {
             let p = root.join(dir);
             fs::create_dir_all(&p).map_err(|e| Error::io(&p, e))?;
         }
-        Ok(Store { root })
+        Ok(Store {
+            root,
+            limits: Limits::from_env()?,
+        })
+    }
+
+    /// The same store, unpacking under `limits`.
+    pub fn with_limits(self, limits: Limits) -> Store {
+        Store { limits, ..self }
+    }
+
+    /// A fresh budget for importing one image.
+    pub(crate) fn image_budget(&self) -> ImageBudget {
+        ImageBudget::new(self.limits)
     }
 
     /// `<lib_root>/images`.
@@ -284,17 +307,29 @@ impl Store {
         Ok(data)
     }
 
-    /// Unpack a stored layer blob once; returns its directory and content size.
+    /// Unpack a stored layer blob once; returns its directory and what it holds.
     /// The unpack happens in tmp/ and is renamed into place after syncfs(2), so a
-    /// present layer directory is always complete.
-    pub(crate) fn ensure_layer(&self, blob: &Digest, diff_id: &Digest) -> Result<(PathBuf, u64)> {
+    /// present layer directory is always complete. Its size and entries are
+    /// charged to `budget` (the image's), also when it was unpacked before.
+    pub(crate) fn ensure_layer(
+        &self,
+        blob: &Digest,
+        diff_id: &Digest,
+        budget: &ImageBudget,
+    ) -> Result<(PathBuf, LayerInfo)> {
         let dest = self.layer_path(diff_id);
         if dest.is_dir() {
-            let size = self.db()?.layers.get(diff_id).map_or(0, |l| l.size);
-            return Ok((dest, size));
+            let info = self.db()?.layers.get(diff_id).cloned().unwrap_or_default();
+            budget
+                .charge_existing(info.size, info.entries)
+                .map_err(|e| Error::Layer {
+                    layer: blob.clone(),
+                    source: Box::new(Error::TooLarge(e)),
+                })?;
+            return Ok((dest, info));
         }
         let tmp = self.tmp_path("layer");
-        let result = self.unpack_into(blob, diff_id, &tmp);
+        let result = self.unpack_into(blob, diff_id, &tmp, &mut LayerBudget::new(budget));
         let unpacked = match result {
             Ok(u) => u,
             Err(e) => {
@@ -324,22 +359,31 @@ impl Store {
         }
         // Record the size now: a later import finds the layer present and reads it
         // from here (GC drops the entry with the layer).
-        let size = unpacked.content_size;
+        let info = LayerInfo {
+            size: unpacked.content_size,
+            entries: unpacked.entries,
+        };
         self.update_db(|db| {
-            db.layers.insert(diff_id.clone(), LayerInfo { size });
+            db.layers.insert(diff_id.clone(), info.clone());
             Ok(())
         })?;
-        Ok((dest, size))
+        Ok((dest, info))
     }
 
-    fn unpack_into(&self, blob: &Digest, diff_id: &Digest, tmp: &Path) -> Result<unpack::Unpacked> {
+    fn unpack_into(
+        &self,
+        blob: &Digest,
+        diff_id: &Digest,
+        tmp: &Path,
+        budget: &mut LayerBudget<'_>,
+    ) -> Result<unpack::Unpacked> {
         fs::create_dir(tmp).map_err(|e| Error::io(tmp, e))?;
         // The layer root is the container's `/` when it is the top layer: 0755.
         fs::set_permissions(tmp, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .map_err(|e| Error::io(tmp, e))?;
         let path = self.blob_path(blob);
         let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
-        let unpacked = unpack::unpack_layer(file, tmp, Some(diff_id))?;
+        let unpacked = unpack::unpack_within(file, tmp, Some(diff_id), budget)?;
         let dir = File::open(tmp).map_err(|e| Error::io(tmp, e))?;
         rustix::fs::syncfs(&dir).map_err(|e| Error::io(tmp, e.into()))?;
         Ok(unpacked)
@@ -365,6 +409,8 @@ impl Store {
             .map_err(|e| Error::io(&lock_path, e.into()))?;
         let mut db = self.db()?;
         let out = f(&mut db)?;
+        let Db { refs, pulled, .. } = &mut db;
+        pulled.retain(|r, _| refs.contains_key(r));
         let path = self.root.join("db.json");
         crate::state::write_json(&path, &db).map_err(|e| Error::io(&path, e))?;
         Ok(out)
@@ -388,8 +434,8 @@ impl Store {
             return Ok(id);
         }
         self.update_db(|db| {
-            for (diff_id, size) in &layer_sizes {
-                db.layers.insert(diff_id.clone(), LayerInfo { size: *size });
+            for (diff_id, info) in &layer_sizes {
+                db.layers.insert(diff_id.clone(), info.clone());
             }
             // Re-importing keeps the first arrival time.
             if let Some(old) = db.images.get(&id.0) {
@@ -402,6 +448,28 @@ impl Store {
             Ok(())
         })?;
         Ok(id)
+    }
+
+    /// Note that `reference` was pulled just now.
+    pub(crate) fn mark_pulled(&self, reference: &Reference) -> Result<()> {
+        self.update_db(|db| {
+            db.pulled.insert(reference.full(), now_secs());
+            Ok(())
+        })
+    }
+
+    /// Unix seconds when the image `reference` names was last pulled, or when it
+    /// entered the store if it never was (imported, loaded).
+    pub fn last_refreshed(&self, reference: &str) -> Result<u64> {
+        let db = self.db()?;
+        let id = find(&db, reference)?;
+        let added = db.images.get(&id.0).map_or(0, |r| r.added);
+        let pulled = reference
+            .parse::<Reference>()
+            .ok()
+            .and_then(|r| db.pulled.get(&r.full()).copied())
+            .unwrap_or(0);
+        Ok(added.max(pulled))
     }
 
     /// Point another reference at an image.

@@ -6,7 +6,8 @@
 //! layer, and a device node other than the harmless character devices are rejected
 //! with an error naming the entry. Nothing is ever written outside `dest` (see
 //! `unpack_fs` for how). The uncompressed stream is hashed while it is read and must
-//! match the layer's `diff_id`.
+//! match the layer's `diff_id`. Size and entry caps (`limits`) stop decompression
+//! bombs before they fill the disk or the memory.
 //!
 //! Whiteouts (OCI image spec, "Representing Changes"): `.wh.NAME` becomes a 0/0
 //! character device NAME; `.wh..wh..opq` sets `trusted.overlay.opaque=y` on its
@@ -20,6 +21,7 @@ use rustix::fs::FileType;
 
 use super::Error;
 use super::digest::{Digest, HashingReader};
+use super::limits::{self, ImageBudget, LayerBudget, Limits, TarGuard};
 use super::unpack_fs::{self as fs, LayerRoot, Meta};
 
 const WHITEOUT_PREFIX: &str = ".wh.";
@@ -47,28 +49,58 @@ pub struct Unpacked {
     pub tar_size: u64,
     /// Bytes of regular file content written.
     pub content_size: u64,
+    /// Tar members.
+    pub entries: u64,
 }
 
 /// Unpack `blob` into the existing, empty directory `dest`. `expected` is the
 /// layer's diff_id from the image config; a mismatch is an error (the caller then
-/// discards `dest`).
+/// discards `dest`). The default [`Limits`] apply.
 pub fn unpack_layer<R: Read>(
     blob: R,
     dest: &Path,
     expected: Option<&Digest>,
 ) -> Result<Unpacked, Error> {
-    let stream = decompress(BufReader::with_capacity(1 << 17, blob)).map_err(Error::LayerRead)?;
-    let hashing = HashingReader::new(BufReader::with_capacity(1 << 17, stream));
+    unpack_layer_with(blob, dest, expected, &Limits::default())
+}
+
+/// [`unpack_layer`] under other limits.
+pub fn unpack_layer_with<R: Read>(
+    blob: R,
+    dest: &Path,
+    expected: Option<&Digest>,
+    limits: &Limits,
+) -> Result<Unpacked, Error> {
+    let image = ImageBudget::new(*limits);
+    unpack_within(blob, dest, expected, &mut LayerBudget::new(&image))
+}
+
+/// Unpack, charging sizes and entries to `budget` (and through it to its image).
+pub(crate) fn unpack_within<R: Read>(
+    blob: R,
+    dest: &Path,
+    expected: Option<&Digest>,
+    budget: &mut LayerBudget<'_>,
+) -> Result<Unpacked, Error> {
+    let stream = decompress(BufReader::with_capacity(1 << 17, blob)).map_err(read_err)?;
+    // The guard sits under the hasher, so the drain after the end of the archive
+    // (hashed for the diff_id) is capped too.
+    let guard = TarGuard::new(
+        BufReader::with_capacity(1 << 17, stream),
+        budget.layer_size(),
+    );
+    let hashing = HashingReader::new(guard);
     let mut archive = tar::Archive::new(hashing);
     let mut root = LayerRoot::open(dest).map_err(|e| Error::io(dest, e))?;
     let mut content_size = 0;
     let mut buf = vec![0u8; 1 << 17];
-    for entry in archive.entries().map_err(Error::LayerRead)? {
-        let mut entry = entry.map_err(Error::LayerRead)?;
-        content_size += unpack_entry(&mut root, &mut entry, &mut buf)?;
+    for entry in archive.entries().map_err(read_err)? {
+        let mut entry = entry.map_err(read_err)?;
+        budget.entry().map_err(Error::TooLarge)?;
+        content_size += unpack_entry(&mut root, &mut entry, &mut buf, budget)?;
     }
     root.finish().map_err(|e| Error::io(dest, e))?;
-    let (diff_id, tar_size) = archive.into_inner().finish().map_err(Error::LayerRead)?;
+    let (diff_id, tar_size) = archive.into_inner().finish().map_err(read_err)?;
     if let Some(expected) = expected
         && *expected != diff_id
     {
@@ -82,7 +114,16 @@ pub fn unpack_layer<R: Read>(
         diff_id,
         tar_size,
         content_size,
+        entries: budget.used().1,
     })
+}
+
+/// An error reading the stream: a limit the guard hit, or the stream itself.
+fn read_err(e: io::Error) -> Error {
+    match limits::exceeded(&e) {
+        Some(x) => Error::TooLarge(x),
+        None => Error::LayerRead(e),
+    }
 }
 
 /// Detect the compression from the magic bytes, not the media type: registries and
@@ -143,6 +184,9 @@ fn reject(entry: &Path, reason: impl Into<String>) -> Error {
 }
 
 fn entry_err(entry: &Path, source: io::Error) -> Error {
+    if let Some(x) = limits::exceeded(&source) {
+        return Error::TooLarge(x);
+    }
     Error::Entry {
         entry: entry.display().to_string(),
         source,
@@ -153,8 +197,9 @@ fn unpack_entry<R: Read>(
     root: &mut LayerRoot,
     entry: &mut tar::Entry<'_, R>,
     buf: &mut [u8],
+    budget: &mut LayerBudget<'_>,
 ) -> Result<u64, Error> {
-    let raw = entry.path().map_err(Error::LayerRead)?.into_owned();
+    let raw = entry.path().map_err(read_err)?.into_owned();
     let meta = read_meta(entry).map_err(|e| entry_err(&raw, e))?;
     let comps = clean_path(&raw).map_err(|r| reject(&raw, r))?;
     let kind = entry.header().entry_type();
@@ -184,12 +229,18 @@ fn unpack_entry<R: Read>(
             Ok(0)
         }
         tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
+            // Charged at the size the header announces (for a sparse file, the size
+            // with its holes), before a byte is written.
+            budget.bytes(entry.size()).map_err(Error::TooLarge)?;
             write_file(root, parents, name, &meta, entry, buf).map_err(err)
         }
+        // PAX global headers carry defaults for later members (comments, times);
+        // nothing here needs them.
+        tar::EntryType::XGlobalHeader => Ok(0),
         tar::EntryType::Symlink => {
             let target = entry
                 .link_name()
-                .map_err(Error::LayerRead)?
+                .map_err(read_err)?
                 .ok_or_else(|| reject(&raw, "symlink without a target"))?
                 .into_owned();
             check_symlink_target(&comps, &target).map_err(|r| reject(&raw, r))?;
@@ -276,7 +327,7 @@ fn hard_link<R: Read>(
     let err = |e| entry_err(raw, e);
     let target = entry
         .link_name()
-        .map_err(Error::LayerRead)?
+        .map_err(read_err)?
         .ok_or_else(|| reject(raw, "hard link without a target"))?
         .into_owned();
     let tcomps = clean_path(&target).map_err(|r| reject(raw, format!("hard link target: {r}")))?;

@@ -191,6 +191,7 @@ mod tests {
                 start_period: Duration::ZERO,
                 start_interval: Duration::from_secs(5),
             }),
+            image_healthcheck: ImageHealthcheck::Inherit,
             tty: false,
             stdin_open: false,
             network_mode: NetworkMode::Bridge,

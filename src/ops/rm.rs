@@ -75,7 +75,10 @@ fn remove_one(ctx: &Ctx, o: &Observed, opts: &RmOptions) -> Removed {
     // is graceful rather than a SIGKILL after the grace period.
     let _ = ctx.runtime.resume(&o.spec.name);
     let grace = opts.timeout.unwrap_or(o.spec.stop_grace);
-    if let Some(e) = container::remove(ctx, &o.spec.name, grace).first() {
+    // Released: no later container of this name takes its anonymous volumes
+    // back; with `volumes` they are deleted below.
+    let anon = container::AnonVolumes::Release;
+    if let Some(e) = container::remove(ctx, &o.spec.name, grace, anon).first() {
         return failed(o, e);
     }
     let mut removed = Removed {

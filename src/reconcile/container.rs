@@ -9,7 +9,10 @@ use nix::sys::signal::Signal;
 use super::plan::Want;
 use super::{Ctx, Error, mounts, networking, ocispec};
 use crate::image;
-use crate::model::{ImageSource, LogDriver, Service, Stack};
+use crate::model::{
+    Healthcheck, HealthcheckTimings, ImageHealthcheck, ImageSource, LogDriver, PullPolicy, Service,
+    Stack,
+};
 use crate::storage;
 use crate::supervisor::backoff::BackoffConfig;
 use crate::supervisor::logs::LogLimits;
@@ -29,6 +32,35 @@ pub fn image_source(src: &ImageSource) -> image::Source {
     }
 }
 
+/// The image store's view of `pull_policy`.
+fn pull_policy(p: PullPolicy) -> image::PullPolicy {
+    match p {
+        PullPolicy::Missing => image::PullPolicy::Missing,
+        PullPolicy::Always => image::PullPolicy::Always,
+        PullPolicy::Never => image::PullPolicy::Never,
+        PullPolicy::Every(d) => image::PullPolicy::Every(d),
+    }
+}
+
+/// Make `svc`'s image available as its `pull_policy` and `platform` say. Called
+/// once per service and `up`, before any of its containers is replaced, so a
+/// failed pull leaves the running ones alone.
+pub fn service_image(ctx: &Ctx, svc: &Service) -> Result<image::Image, Error> {
+    let opts = image::PullOptions {
+        platform: svc
+            .platform
+            .as_deref()
+            .map(image::Platform::parse)
+            .transpose()?,
+        ..Default::default()
+    };
+    Ok(ctx.images.ensure_with(
+        &image_source(&svc.image),
+        pull_policy(svc.pull_policy),
+        &opts,
+    )?)
+}
+
 /// `stack.slice/<stack>.slice/<service>-<n>` on every hierarchy.
 pub fn cgroups_path(stack: &str, service: &str, index: u32) -> String {
     format!("{}/{service}-{index}", stack_slice(stack))
@@ -38,25 +70,27 @@ pub fn stack_slice(stack: &str) -> String {
     format!("stack.slice/{stack}.slice")
 }
 
-/// Create container `want` of `svc` (not started). On error nothing of it is left.
+/// Create container `want` of `svc` from `image` ([`service_image`]), not started.
+/// On error nothing of it is left.
 pub fn create(
     ctx: &Ctx,
     stack: &Stack,
     svc: &Service,
     want: &Want,
     peers: &[String],
+    image: &image::Image,
 ) -> Result<(), Error> {
     let paths = ContainerPaths::new(&ctx.roots.lib, &want.name);
     if paths.dir.exists() {
         // A create that crashed half-way, or a removal that did: finish it.
-        let errors = remove(ctx, &want.name, Duration::from_secs(1));
+        let errors = remove(ctx, &want.name, Duration::from_secs(1), AnonVolumes::Keep);
         if let Some(e) = errors.into_iter().next() {
             return Err(e);
         }
     }
-    let result = build(ctx, stack, svc, want, &paths, peers);
+    let result = build(ctx, stack, svc, want, &paths, peers, image);
     if result.is_err() {
-        let _ = remove(ctx, &want.name, Duration::from_secs(1));
+        let _ = remove(ctx, &want.name, Duration::from_secs(1), AnonVolumes::Keep);
     }
     result
 }
@@ -68,6 +102,7 @@ fn build(
     want: &Want,
     paths: &ContainerPaths,
     peers: &[String],
+    image: &image::Image,
 ) -> Result<(), Error> {
     let io = |what: &Path| {
         let what = what.display().to_string();
@@ -75,9 +110,10 @@ fn build(
     };
     let rootfs = paths.bundle().join("rootfs");
     std::fs::create_dir_all(&rootfs).map_err(io(&rootfs))?;
-    let image = ctx.images.ensure(&image_source(&svc.image))?;
     if let Some(id) = &image.id {
         ctx.images.hold(id, &want.name)?;
+        // Held now: a prune that ran since `service_image` would show here.
+        ctx.images.image(id)?;
     }
     storage::mount_rootfs(
         &storage::rootfs_plan(&paths.dir, &image.layers, svc.read_only),
@@ -94,9 +130,18 @@ fn build(
         mounts: Vec::new(),
     };
     let owner = ocispec::owner(svc, &inputs_base)?;
-    let (mut oci_mounts, used_volumes) =
-        mounts::service_mounts(&ctx.volumes, stack, svc, &rootfs, owner)?;
-    ctx.volumes.hold(&want.name, &used_volumes)?;
+    let image_volumes: Vec<String> = config
+        .as_ref()
+        .and_then(|c| c.volumes().clone())
+        .unwrap_or_default();
+    let site = mounts::Site {
+        volumes: &ctx.volumes,
+        stack,
+        container: &want.name,
+        rootfs: &rootfs,
+        image_volumes: &image_volumes,
+    };
+    let mut oci_mounts = volume_mounts(ctx, &site, svc, owner)?;
     oci_mounts.extend(mounts::file_mounts(stack, svc, &paths.dir, owner)?);
     if svc.init {
         let init =
@@ -137,23 +182,82 @@ fn build(
     let spec = ocispec::build(svc, &inputs)?;
     let config_path = paths.bundle().join("config.json");
     crate::state::write_json(&config_path, &spec).map_err(io(&config_path))?;
-    record(&stack.name, svc, want, config.as_ref())
+    record(&stack.name, svc, want, image)
         .write(paths)
         .map_err(io(&paths.spec()))
 }
 
+/// The container's volume mounts; the volumes are held for it, and anonymous
+/// volumes an earlier container of this name had at mount points it no longer
+/// has are removed (Compose removes them with the container it replaces).
+fn volume_mounts(
+    ctx: &Ctx,
+    site: &mounts::Site,
+    svc: &Service,
+    owner: (u32, u32),
+) -> Result<Vec<serde_json::Value>, Error> {
+    let (oci_mounts, used) = mounts::service_mounts(site, svc, owner)?;
+    ctx.volumes.hold(site.container, &used)?;
+    ctx.volumes.drop_anonymous_except(site.container, &used)?;
+    Ok(oci_mounts)
+}
+
+/// The healthcheck the monitor runs: the service's own; else the image's
+/// HEALTHCHECK unless the file disables it, with the file's timings over the
+/// image's over Docker's defaults (Docker merges them the same way).
+fn healthcheck(svc: &Service, image: Option<&image::Healthcheck>) -> Option<Healthcheck> {
+    if let Some(own) = &svc.healthcheck {
+        return Some(own.clone());
+    }
+    let timings = match &svc.image_healthcheck {
+        ImageHealthcheck::Disabled => return None,
+        ImageHealthcheck::Inherit => HealthcheckTimings::default(),
+        ImageHealthcheck::Retimed(t) => t.clone(),
+    };
+    let image = image?;
+    let test = match image.test.split_first() {
+        Some((kind, args)) if kind == "CMD" && !args.is_empty() => args.to_vec(),
+        Some((kind, args)) if kind == "CMD-SHELL" && !args.is_empty() => {
+            vec!["/bin/sh".into(), "-c".into(), args.join(" ")]
+        }
+        // NONE, empty, or an unknown form: no check.
+        _ => return None,
+    };
+    // Zero means "not set" in Docker's image config.
+    let ns = |v: Option<u64>| v.filter(|n| *n > 0).map(Duration::from_nanos);
+    Some(Healthcheck {
+        test,
+        interval: timings
+            .interval
+            .or(ns(image.interval))
+            .unwrap_or(Healthcheck::DEFAULT_INTERVAL),
+        timeout: timings
+            .timeout
+            .or(ns(image.timeout))
+            .unwrap_or(Healthcheck::DEFAULT_TIMEOUT),
+        retries: timings
+            .retries
+            .or(image.retries.filter(|r| *r > 0))
+            .unwrap_or(Healthcheck::DEFAULT_RETRIES),
+        start_period: timings
+            .start_period
+            .or(ns(image.start_period))
+            .unwrap_or(Healthcheck::DEFAULT_START_PERIOD),
+        start_interval: timings
+            .start_interval
+            .or(ns(image.start_interval))
+            .unwrap_or(Healthcheck::DEFAULT_START_INTERVAL),
+    })
+}
+
 /// The record the monitor runs from. Written last: its presence marks a
 /// complete container.
-fn record(
-    stack: &str,
-    svc: &Service,
-    want: &Want,
-    image: Option<&oci_spec::image::Config>,
-) -> ContainerSpec {
+fn record(stack: &str, svc: &Service, want: &Want, image: &image::Image) -> ContainerSpec {
+    let config = image.config.config().as_ref();
     let stop_signal = svc
         .stop_signal
         .as_deref()
-        .or_else(|| image.and_then(|c| c.stop_signal().as_deref()))
+        .or_else(|| config.and_then(|c| c.stop_signal().as_deref()))
         .and_then(parse_signal)
         .unwrap_or(Signal::SIGTERM);
     let limits = match svc.logging.driver {
@@ -183,7 +287,7 @@ fn record(
         stop_grace: svc.stop_grace_period,
         log_max_size: limits.max_size,
         log_max_files: limits.max_files,
-        healthcheck: svc.healthcheck.clone(),
+        healthcheck: healthcheck(svc, image.healthcheck.as_ref()),
     }
 }
 
@@ -201,11 +305,23 @@ pub fn parse_signal(s: &str) -> Option<Signal> {
     name.parse().ok()
 }
 
+/// What removing a container does with its anonymous volumes (Compose's rules).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnonVolumes {
+    /// Keep them for the container that replaces it (a recreate).
+    Keep,
+    /// It is gone for good (`down`, `rm`, scaled down): they stay as dangling
+    /// volumes that no later container takes.
+    Release,
+    /// Delete them with it (`down -v`, `rm -v`).
+    Remove,
+}
+
 /// Stop and remove container `name`: processes, network, mounts, records.
 /// Everything is attempted; already-gone parts count as done.
-pub fn remove(ctx: &Ctx, name: &str, timeout: Duration) -> Vec<Error> {
+pub fn remove(ctx: &Ctx, name: &str, timeout: Duration, anon: AnonVolumes) -> Vec<Error> {
     let mut errors = stop(ctx, name, timeout);
-    errors.extend(dismantle(ctx, name, Network::Detach));
+    errors.extend(dismantle(ctx, name, Network::Detach, anon));
     errors
 }
 
@@ -231,8 +347,9 @@ pub enum Network {
     GoneWithTheStack,
 }
 
-/// Remove what a stopped container leaves: network, mounts, holds, records.
-pub fn dismantle(ctx: &Ctx, name: &str, network: Network) -> Vec<Error> {
+/// Remove what a stopped container leaves: network, mounts, holds, records, and
+/// its anonymous volumes as `anon` says.
+pub fn dismantle(ctx: &Ctx, name: &str, network: Network, anon: AnonVolumes) -> Vec<Error> {
     let mut errors = Vec::new();
     let paths = ContainerPaths::new(&ctx.roots.lib, name);
     match network {
@@ -255,6 +372,14 @@ pub fn dismantle(ctx: &Ctx, name: &str, network: Network) -> Vec<Error> {
     if let Err(e) = ctx.volumes.release(name) {
         errors.push(e.into());
     }
+    let anon = match anon {
+        AnonVolumes::Keep => Ok(Vec::new()),
+        AnonVolumes::Release => ctx.volumes.release_anonymous(name, false),
+        AnonVolumes::Remove => ctx.volumes.release_anonymous(name, true),
+    };
+    if let Err(e) = anon {
+        errors.push(e.into());
+    }
     if errors.is_empty()
         && let Err(e) = std::fs::remove_dir_all(&paths.dir)
         && e.kind() != std::io::ErrorKind::NotFound
@@ -265,4 +390,66 @@ pub fn dismantle(ctx: &Ctx, name: &str, network: Network) -> Vec<Error> {
         });
     }
     errors
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{LoadOptions, load_text};
+
+    fn service(body: &str) -> Service {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = LoadOptions {
+            files: vec![dir.path().join("stack.toml")],
+            working_dir: dir.path().to_path_buf(),
+            environment: Some(Default::default()),
+            ..Default::default()
+        };
+        let text = format!("name = \"t\"\n[services.s]\nimage = \"busybox\"\n{body}");
+        let loaded = load_text(&opts, &text).unwrap_or_else(|d| panic!("{d}"));
+        loaded.stack.services["s"].clone()
+    }
+
+    fn image_check() -> image::Healthcheck {
+        image::Healthcheck {
+            test: vec!["CMD-SHELL".into(), "wget -q localhost".into()],
+            interval: Some(2_000_000_000),
+            timeout: Some(0),
+            retries: Some(7),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_images_healthcheck_is_used_merged_or_disabled_as_in_docker() {
+        let img = image_check();
+        let inherited = healthcheck(&service(""), Some(&img)).unwrap();
+        assert_eq!(inherited.test, ["/bin/sh", "-c", "wget -q localhost"]);
+        assert_eq!(
+            (inherited.interval, inherited.timeout, inherited.retries),
+            (Duration::from_secs(2), Healthcheck::DEFAULT_TIMEOUT, 7),
+            "the image's timings, zero meaning Docker's default"
+        );
+        let retimed = healthcheck(
+            &service("[services.s.healthcheck]\ninterval = \"9s\""),
+            Some(&img),
+        )
+        .unwrap();
+        assert_eq!(
+            (retimed.test.len(), retimed.interval, retimed.retries),
+            (3, Duration::from_secs(9), 7)
+        );
+        for off in ["disable = true", "test = [\"NONE\"]"] {
+            let svc = service(&format!("[services.s.healthcheck]\n{off}"));
+            assert_eq!(healthcheck(&svc, Some(&img)), None, "{off}");
+        }
+        let own = service("[services.s.healthcheck]\ntest = [\"CMD\", \"true\"]");
+        assert_eq!(healthcheck(&own, Some(&img)).unwrap().test, ["true"]);
+        assert_eq!(healthcheck(&service(""), None), None);
+        let none = image::Healthcheck {
+            test: vec!["NONE".into()],
+            ..Default::default()
+        };
+        assert_eq!(healthcheck(&service(""), Some(&none)), None);
+    }
 }

@@ -5,14 +5,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::container::{self, stack_slice};
+use super::container::{self, AnonVolumes, stack_slice};
 use super::desired::{levels, selected, wants};
 use super::plan::{self, Action, Have, Plan};
 use super::{Ctx, Error, networking};
 use crate::cgroup::Cgroup;
 use crate::model::{DependencyCondition, Stack};
 use crate::supervisor::control::{self, Observed};
-use crate::supervisor::record::{ContainerPaths, ContainerStatus, State};
+use crate::supervisor::record::{ContainerPaths, ContainerSpec, ContainerStatus, State};
 
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct UpOptions {
@@ -106,7 +106,7 @@ pub fn up(
             s.spawn(move || {
                 progress(Event::Begin(action.clone()));
                 let grace = timeout.unwrap_or(Duration::from_secs(10));
-                match container::remove(ctx, action.name(), grace)
+                match container::remove(ctx, action.name(), grace, AnonVolumes::Release)
                     .into_iter()
                     .next()
                 {
@@ -160,20 +160,35 @@ pub fn up(
                 }
                 let (failed, level_failed) = (&failed, &level_failed);
                 s.spawn(move || {
-                    if let Err(e) = wait_for_dependencies(ctx, stack, service) {
-                        for a in &actions {
-                            progress(Event::Skipped((*a).clone(), e.to_string()));
+                    // A dependency not met skips the steps; an image that cannot be
+                    // had fails them.
+                    let ready = match wait_for_dependencies(ctx, stack, service) {
+                        Ok(()) => image_for(ctx, svc, &actions).map_err(|e| (e, true)),
+                        Err(e) => Err((e, false)),
+                    };
+                    let image = match ready {
+                        Ok(image) => image,
+                        Err((e, fail)) => {
+                            for a in &actions {
+                                let (a, why) = ((*a).clone(), e.to_string());
+                                progress(if fail {
+                                    Event::Failed(a, why)
+                                } else {
+                                    Event::Skipped(a, why)
+                                });
+                            }
+                            failed
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .push((service.clone(), e.to_string()));
+                            level_failed
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .push(service.clone());
+                            return;
                         }
-                        failed
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .push((service.clone(), e.to_string()));
-                        level_failed
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .push(service.clone());
-                        return;
-                    }
+                    };
+                    let image = image.as_ref();
                     std::thread::scope(|s2| {
                         for action in actions {
                             s2.spawn(move || {
@@ -185,6 +200,7 @@ pub fn up(
                                     want.get(action.name()),
                                     peers,
                                     opts,
+                                    image,
                                 ) {
                                     Ok(()) => progress(Event::Done(action.clone())),
                                     Err(e) => {
@@ -212,7 +228,22 @@ pub fn up(
     Ok(report)
 }
 
-/// One create/recreate/start step.
+/// The image of `svc` when one of `actions` creates a container (pulled as its
+/// `pull_policy` says, once for all its replicas).
+fn image_for(
+    ctx: &Ctx,
+    svc: &crate::model::Service,
+    actions: &[&Action],
+) -> Result<Option<crate::image::Image>, Error> {
+    let creates = actions
+        .iter()
+        .any(|a| matches!(a, Action::Create { .. } | Action::Recreate { .. }));
+    creates
+        .then(|| container::service_image(ctx, svc))
+        .transpose()
+}
+
+/// One create/recreate/start step; `image` is the service's for creations.
 fn apply(
     ctx: &Ctx,
     stack: &Stack,
@@ -220,19 +251,25 @@ fn apply(
     want: Option<&plan::Want>,
     peers: &[String],
     opts: &UpOptions,
+    image: Option<&crate::image::Image>,
 ) -> Result<(), Error> {
     match action {
         Action::Create { name, service } | Action::Recreate { name, service, .. } => {
+            let image =
+                image.ok_or_else(|| Error::Invalid(format!("{name}: no image resolved")))?;
             if matches!(action, Action::Recreate { .. }) {
                 let grace = opts
                     .timeout
                     .unwrap_or(stack.services[service].stop_grace_period);
-                if let Some(e) = container::remove(ctx, name, grace).into_iter().next() {
+                if let Some(e) = container::remove(ctx, name, grace, AnonVolumes::Keep)
+                    .into_iter()
+                    .next()
+                {
                     return Err(e);
                 }
             }
             let want = want.ok_or_else(|| Error::Invalid(format!("{name} is not in the plan")))?;
-            container::create(ctx, stack, &stack.services[service], want, peers)?;
+            container::create(ctx, stack, &stack.services[service], want, peers, image)?;
             if !opts.plan.no_start {
                 control::spawn_monitor(&ctx.roots, name)?;
             }
@@ -240,7 +277,8 @@ fn apply(
         }
         Action::Start { name, .. } => Ok(control::spawn_monitor(&ctx.roots, name)?),
         Action::Remove { name, .. } => {
-            match container::remove(ctx, name, opts.timeout.unwrap_or(Duration::from_secs(10)))
+            let grace = opts.timeout.unwrap_or(Duration::from_secs(10));
+            match container::remove(ctx, name, grace, AnonVolumes::Release)
                 .into_iter()
                 .next()
             {
@@ -327,7 +365,13 @@ fn wait_for_dependencies(ctx: &Ctx, stack: &Stack, service: &str) -> Result<(), 
                         Some(crate::supervisor::record::Health::Unhealthy) => {
                             return Err(fail(format!("dependency {name} is unhealthy")));
                         }
-                        _ if dep_svc.healthcheck.is_none() => {
+                        // The service's own check or its image's: what the
+                        // container was created with.
+                        _ if ContainerSpec::read(&paths)
+                            .ok()
+                            .flatten()
+                            .is_none_or(|spec| spec.healthcheck.is_none()) =>
+                        {
                             return Err(fail(format!(
                                 "dependency {dep} has no healthcheck (condition service_healthy)"
                             )));
@@ -425,7 +469,12 @@ pub fn down(
     std::thread::scope(|s| {
         for o in &going {
             s.spawn(|| {
-                let errs = container::dismantle(ctx, &o.spec.name, network);
+                let anon = if opts.volumes {
+                    AnonVolumes::Remove
+                } else {
+                    AnonVolumes::Release
+                };
+                let errs = container::dismantle(ctx, &o.spec.name, network, anon);
                 let failed = errors
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::Error;
 use crate::model::{
-    FileMount, FileObject, FileSource, MountKind, Service, Stack, Volume, VolumeDriver,
+    FileMount, FileObject, FileSource, Mount, MountKind, Service, Stack, Volume, VolumeDriver,
 };
 use crate::storage::{self, BindSpec, SecretFile, TmpfsSpec, VolumeSpec, Volumes};
 
@@ -45,19 +45,84 @@ fn oci(m: storage::Mount) -> Value {
     json!({ "destination": m.destination, "type": m.kind, "source": m.source, "options": m.options })
 }
 
-/// Mounts of `svc`'s `volumes:` and `tmpfs`; named volumes are created on first
-/// use and filled from the image (`rootfs` is the mounted root). Returns the
-/// mounts and the names of the volumes used (to hold them against pruning).
+/// Where a service's container gets its volumes: the volume store, the stack, the
+/// container's name and mounted root, and the image's `Volumes`.
+pub struct Site<'a> {
+    pub volumes: &'a Volumes,
+    pub stack: &'a Stack,
+    pub container: &'a str,
+    /// The mounted root filesystem (copy-up reads from it).
+    pub rootfs: &'a Path,
+    /// The image config's `Volumes` paths.
+    pub image_volumes: &'a [String],
+}
+
+/// The service's `volumes:` and `tmpfs`, plus an anonymous volume for each of the
+/// image's `Volumes` that no mount of the service covers (Docker's rule), parents
+/// before children.
+fn wanted_mounts(svc: &Service, image_volumes: &[String]) -> Vec<Mount> {
+    let mut all = svc.volumes.clone();
+    for path in image_volumes {
+        let Some(target) = clean_target(path) else {
+            tracing::warn!(
+                service = svc.name,
+                path,
+                "ignoring an image VOLUME that is not an absolute path below /"
+            );
+            continue;
+        };
+        if all
+            .iter()
+            .any(|m| clean_target(&m.target).as_deref() == Some(&target))
+        {
+            continue;
+        }
+        all.push(Mount {
+            target,
+            read_only: false,
+            kind: MountKind::Volume {
+                source: None,
+                nocopy: false,
+                subpath: None,
+            },
+        });
+    }
+    // A parent path sorts before the paths below it, so it is mounted first.
+    all.sort_by(|a, b| a.target.cmp(&b.target));
+    all
+}
+
+/// `/data/` -> `/data`; `None` for relative paths, `..` and `/` itself.
+fn clean_target(path: &str) -> Option<String> {
+    let p = Path::new(path);
+    if !p.is_absolute() || p.components().any(|c| c == std::path::Component::ParentDir) {
+        return None;
+    }
+    let parts: Vec<&str> = path
+        .split('/')
+        .filter(|s| !s.is_empty() && *s != ".")
+        .collect();
+    (!parts.is_empty()).then(|| format!("/{}", parts.join("/")))
+}
+
+/// Mounts of `svc`'s volumes (see [`wanted_mounts`]); named volumes are created on
+/// first use, and empty ones filled from the image. Returns the mounts and the
+/// names of the volumes used (to hold them against pruning).
 pub fn service_mounts(
-    volumes: &Volumes,
-    stack: &Stack,
+    site: &Site,
     svc: &Service,
-    rootfs: &Path,
     owner: (u32, u32),
 ) -> Result<(Vec<Value>, Vec<String>), Error> {
+    let Site {
+        volumes,
+        stack,
+        container,
+        rootfs,
+        image_volumes,
+    } = *site;
     let mut out = Vec::new();
     let mut used = Vec::new();
-    for m in &svc.volumes {
+    for m in &wanted_mounts(svc, image_volumes) {
         let mount = match &m.kind {
             MountKind::Bind {
                 source,
@@ -70,7 +135,6 @@ pub fn service_mounts(
                     read_only: m.read_only,
                     create_host_path: *create_host_path,
                     propagation: propagation.clone(),
-                    selinux: None,
                 };
                 storage::bind_mount(&spec, &stack.project_dir, Some(owner))?
             }
@@ -88,7 +152,7 @@ pub fn service_mounts(
                         let dir = volumes.ensure(&stack.name, key, &spec)?;
                         (storage::volume_name(&stack.name, key, &spec), dir)
                     }
-                    None => volumes.create_anonymous(&stack.name)?,
+                    None => volumes.anonymous(&stack.name, container, &m.target)?,
                 };
                 volumes.populate(&name, rootfs, &m.target, *nocopy)?;
                 if let Some(sub) = subpath {
@@ -188,4 +252,59 @@ pub fn file_mounts(
     let mounts = storage::materialise_secrets(&dir.join("files"), &files)?;
     let _ = std::fs::remove_dir_all(&staging);
     Ok(mounts.into_iter().map(oci).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{LoadOptions, load_text};
+
+    fn service(body: &str) -> Service {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = LoadOptions {
+            files: vec![dir.path().join("stack.toml")],
+            working_dir: dir.path().to_path_buf(),
+            environment: Some(Default::default()),
+            ..Default::default()
+        };
+        let text = format!("name = \"t\"\n[services.s]\nimage = \"busybox\"\n{body}");
+        let loaded = load_text(&opts, &text).unwrap_or_else(|d| panic!("{d}"));
+        loaded.stack.services["s"].clone()
+    }
+
+    #[test]
+    fn image_volumes_become_anonymous_unless_a_mount_covers_them() {
+        let svc = service("volumes = [\"/srv/b:/data\", { type = \"tmpfs\", target = \"/tmp\" }]");
+        let image = [
+            "/data/".to_string(),
+            "/var/cache".into(),
+            "/tmp".into(),
+            "rel".into(),
+            "/".into(),
+            "/a/../b".into(),
+        ];
+        let got: Vec<(String, bool)> = wanted_mounts(&svc, &image)
+            .into_iter()
+            .map(|m| {
+                let anon = matches!(m.kind, MountKind::Volume { source: None, .. });
+                (m.target, anon)
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("/data".to_string(), false),
+                ("/tmp".to_string(), false),
+                ("/var/cache".to_string(), true),
+            ]
+        );
+    }
+
+    #[test]
+    fn targets_are_cleaned() {
+        assert_eq!(clean_target("/a//b/./c/").as_deref(), Some("/a/b/c"));
+        assert_eq!(clean_target("/"), None);
+        assert_eq!(clean_target("a/b"), None);
+        assert_eq!(clean_target("/a/../etc"), None);
+    }
 }

@@ -138,7 +138,7 @@ pub fn build(svc: &Service, inp: &Inputs) -> Result<Spec, Error> {
         "hostname": hostname,
         "domainname": svc.domainname,
         "mounts": mounts,
-        "annotations": { "stack.stack": inp.stack, "stack.container": inp.container, "stack.service": svc.name },
+        "annotations": annotations(svc, inp),
         "linux": {
             "namespaces": namespaces,
             "cgroupsPath": inp.cgroups_path,
@@ -154,6 +154,65 @@ pub fn build(svc: &Service, inp: &Inputs) -> Result<Spec, Error> {
         service: svc.name.clone(),
         source,
     })
+}
+
+/// Keys of the container's annotations that `stack` sets (every other key is a label).
+pub const OWN_ANNOTATIONS: [&str; 4] = [
+    "stack.stack",
+    "stack.container",
+    "stack.service",
+    EXPOSED_PORTS,
+];
+
+/// Annotation listing the container's exposed ports, `80/tcp,53/udp`.
+pub const EXPOSED_PORTS: &str = "stack.exposed_ports";
+
+/// The image's labels under the service's (which win), then what `stack` records:
+/// the names, and the exposed ports (the image's `ExposedPorts`, `expose` and the
+/// targets of `ports`, as Docker lists them).
+fn annotations(svc: &Service, inp: &Inputs) -> BTreeMap<String, String> {
+    let mut out: BTreeMap<String, String> = inp
+        .image
+        .and_then(|c| c.labels().clone())
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    out.extend(svc.labels.clone());
+    out.insert("stack.stack".into(), inp.stack.into());
+    out.insert("stack.container".into(), inp.container.into());
+    out.insert("stack.service".into(), svc.name.clone());
+    let ports = exposed_ports(svc, inp.image);
+    if !ports.is_empty() {
+        out.insert(EXPOSED_PORTS.into(), ports.join(","));
+    }
+    out
+}
+
+/// `port/proto` strings, sorted by port.
+fn exposed_ports(svc: &Service, image: Option<&ImageConfig>) -> Vec<String> {
+    let mut ports: std::collections::BTreeSet<(u16, String)> = image
+        .and_then(|c| c.exposed_ports().clone())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|p| {
+            let (port, proto) = p.split_once('/').unwrap_or((p, "tcp"));
+            Some((port.parse().ok()?, proto.to_lowercase()))
+        })
+        .collect();
+    let proto = |p: crate::model::Protocol| {
+        match p {
+            crate::model::Protocol::Tcp => "tcp",
+            crate::model::Protocol::Udp => "udp",
+            crate::model::Protocol::Sctp => "sctp",
+        }
+        .to_string()
+    };
+    ports.extend(svc.expose.iter().map(|e| (e.port, proto(e.protocol))));
+    ports.extend(svc.ports.iter().map(|p| (p.target, proto(p.protocol))));
+    ports
+        .into_iter()
+        .map(|(port, proto)| format!("{port}/{proto}"))
+        .collect()
 }
 
 /// `null`s stand for "not set": drop them so optional OCI fields stay absent.
@@ -563,6 +622,39 @@ mod tests {
             args(&service(""), None),
             Err(Error::NoCommand { .. })
         ));
+    }
+
+    #[test]
+    fn labels_merge_over_the_images_and_exposed_ports_are_recorded() {
+        let svc = service(
+            "labels = { tier = \"web\", \"stack.stack\" = \"spoof\" }\nexpose = [\"9000\"]\nports = [\"8080\", \"127.0.0.1:53:53/udp\"]",
+        );
+        let mut img = ImageConfig::default();
+        img.set_labels(Some(
+            [("tier", "base"), ("vendor", "acme")]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        ));
+        img.set_exposed_ports(Some(vec!["80/tcp".into(), "8080".into()]));
+        let root = tempfile::tempdir().unwrap();
+        let inp = Inputs {
+            stack: "t",
+            container: "t-s-1",
+            rootfs: root.path(),
+            image: Some(&img),
+            cgroups_path: String::new(),
+            netns: NetNs::New,
+            mounts: vec![],
+        };
+        let a = annotations(&svc, &inp);
+        assert_eq!(a["tier"], "web", "the service's label wins");
+        assert_eq!(a["vendor"], "acme");
+        assert_eq!(
+            a["stack.stack"], "t",
+            "a label cannot spoof stack's own keys"
+        );
+        assert_eq!(a[EXPOSED_PORTS], "53/udp,80/tcp,8080/tcp,9000/tcp");
     }
 
     #[test]

@@ -101,7 +101,9 @@ pub struct RawService {
     pub uts: Option<String>,
     pub cgroup_parent: Option<String>,
     pub container_name: Option<String>,
+    /// `os/arch[/variant]` picked from a multi-platform image (registry or OCI layout).
     pub platform: Option<String>,
+    /// missing (default), always, never, daily, weekly or every_<duration>; `build` is refused.
     pub pull_policy: Option<String>,
     pub secrets: Option<Vec<ShortOrLong<RawFileMount>>>,
     pub configs: Option<Vec<ShortOrLong<RawFileMount>>>,
@@ -158,6 +160,8 @@ pub struct RawMount {
 pub struct RawBindOptions {
     pub propagation: Option<String>,
     pub create_host_path: Option<bool>,
+    /// `z` or `Z` (SELinux relabeling): accepted with a note where SELinux is not enabled, refused where it is.
+    pub selinux: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

@@ -9,8 +9,8 @@ use super::{
     envfile, image_ref, paths, resources, service_mounts, service_net, service_sec, shellwords,
 };
 use crate::model::{
-    Dependency, DependencyCondition, Healthcheck, ImageSource, LogDriver, Logging, PullPolicy,
-    Service,
+    Dependency, DependencyCondition, Healthcheck, HealthcheckTimings, ImageHealthcheck,
+    ImageSource, LogDriver, Logging, PullPolicy, Service,
 };
 
 const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(10);
@@ -32,7 +32,10 @@ pub fn convert(ctx: &mut Ctx<'_>, name: &str, raw: RawService) -> Service {
     let container_name = raw.container_name.clone();
     let depends_on = depends_on(ctx, &raw);
     let logging = logging(ctx, &raw);
-    let healthcheck = raw.healthcheck.as_ref().and_then(|h| healthcheck(ctx, h));
+    let (healthcheck, image_healthcheck) = match raw.healthcheck.as_ref() {
+        Some(h) => healthcheck(ctx, h),
+        None => (None, ImageHealthcheck::Inherit),
+    };
     if container_name.is_some() && replicas > 1 {
         ctx.err(
             &["container_name"],
@@ -87,6 +90,7 @@ pub fn convert(ctx: &mut Ctx<'_>, name: &str, raw: RawService) -> Service {
             .unwrap_or(DEFAULT_STOP_GRACE),
         depends_on,
         healthcheck,
+        image_healthcheck,
         tty: raw.tty.unwrap_or(false),
         stdin_open: raw.stdin_open.unwrap_or(false),
         network_mode,
@@ -109,7 +113,7 @@ pub fn convert(ctx: &mut Ctx<'_>, name: &str, raw: RawService) -> Service {
         uts: raw.uts,
         cgroup_parent: raw.cgroup_parent,
         container_name,
-        platform: raw.platform,
+        platform: platform(ctx, raw.platform),
         pull_policy: pull_policy(ctx, raw.pull_policy.as_deref()),
         secrets: service_mounts::file_mounts(ctx, "secrets", raw.secrets.as_deref()),
         configs: service_mounts::file_mounts(ctx, "configs", raw.configs.as_deref()),
@@ -259,14 +263,24 @@ fn depends_on(ctx: &mut Ctx<'_>, raw: &RawService) -> BTreeMap<String, Dependenc
     out
 }
 
-fn healthcheck(ctx: &mut Ctx<'_>, h: &RawHealthcheck) -> Option<Healthcheck> {
+/// The service's own check, or what to do with the image's: a `healthcheck`
+/// without `test` keeps the image's test (with the timings it gives), as Docker
+/// merges them.
+fn healthcheck(ctx: &mut Ctx<'_>, h: &RawHealthcheck) -> (Option<Healthcheck>, ImageHealthcheck) {
     if h.disable == Some(true) {
-        return None;
+        return (None, ImageHealthcheck::Disabled);
     }
+    let timings = HealthcheckTimings {
+        interval: ctx.duration(&["healthcheck", "interval"], &h.interval),
+        timeout: ctx.duration(&["healthcheck", "timeout"], &h.timeout),
+        retries: h.retries,
+        start_period: ctx.duration(&["healthcheck", "start_period"], &h.start_period),
+        start_interval: ctx.duration(&["healthcheck", "start_interval"], &h.start_interval),
+    };
     let test = match &h.test {
         Some(Command::Shell(s)) => vec!["/bin/sh".into(), "-c".into(), s.clone()],
         Some(Command::Exec(v)) => match v.first().map(String::as_str) {
-            Some("NONE") => return None,
+            Some("NONE") => return (None, ImageHealthcheck::Disabled),
             Some("CMD") if v.len() > 1 => v[1..].to_vec(),
             Some("CMD-SHELL") if v.len() > 1 => {
                 vec!["/bin/sh".into(), "-c".into(), v[1..].join(" ")]
@@ -277,30 +291,27 @@ fn healthcheck(ctx: &mut Ctx<'_>, h: &RawHealthcheck) -> Option<Healthcheck> {
                     "healthcheck test must start with CMD, CMD-SHELL or NONE, followed by the command",
                     "e.g. [\"CMD\", \"wget\", \"-q\", \"http://localhost/\"] or a shell string",
                 );
-                return None;
+                return (None, ImageHealthcheck::Inherit);
             }
         },
-        None => {
-            ctx.err(&["healthcheck"], "healthcheck has no `test`");
-            return None;
+        None if timings == HealthcheckTimings::default() => {
+            return (None, ImageHealthcheck::Inherit);
         }
+        None => return (None, ImageHealthcheck::Retimed(timings)),
     };
-    Some(Healthcheck {
+    let own = Healthcheck {
         test,
-        interval: ctx
-            .duration(&["healthcheck", "interval"], &h.interval)
-            .unwrap_or(Duration::from_secs(30)),
-        timeout: ctx
-            .duration(&["healthcheck", "timeout"], &h.timeout)
-            .unwrap_or(Duration::from_secs(30)),
-        retries: h.retries.unwrap_or(3),
-        start_period: ctx
-            .duration(&["healthcheck", "start_period"], &h.start_period)
-            .unwrap_or_default(),
-        start_interval: ctx
-            .duration(&["healthcheck", "start_interval"], &h.start_interval)
-            .unwrap_or(Duration::from_secs(5)),
-    })
+        interval: timings.interval.unwrap_or(Healthcheck::DEFAULT_INTERVAL),
+        timeout: timings.timeout.unwrap_or(Healthcheck::DEFAULT_TIMEOUT),
+        retries: timings.retries.unwrap_or(Healthcheck::DEFAULT_RETRIES),
+        start_period: timings
+            .start_period
+            .unwrap_or(Healthcheck::DEFAULT_START_PERIOD),
+        start_interval: timings
+            .start_interval
+            .unwrap_or(Healthcheck::DEFAULT_START_INTERVAL),
+    };
+    (Some(own), ImageHealthcheck::Inherit)
 }
 
 fn logging(ctx: &mut Ctx<'_>, raw: &RawService) -> Logging {
@@ -341,18 +352,55 @@ fn logging(ctx: &mut Ctx<'_>, raw: &RawService) -> Logging {
 }
 
 fn pull_policy(ctx: &mut Ctx<'_>, p: Option<&str>) -> PullPolicy {
+    const DAY: Duration = Duration::from_secs(24 * 3600);
+    let every = |ctx: &mut Ctx<'_>, d: &str| match super::units::parse_duration(d) {
+        Ok(d) if !d.is_zero() => PullPolicy::Every(d),
+        Ok(_) => PullPolicy::Always,
+        Err(e) => {
+            ctx.err(&["pull_policy"], format!("pull_policy `every_{d}`: {e}"));
+            PullPolicy::Missing
+        }
+    };
     match p {
         None | Some("missing") | Some("if_not_present") => PullPolicy::Missing,
         Some("always") => PullPolicy::Always,
         Some("never") => PullPolicy::Never,
+        Some("daily") => PullPolicy::Every(DAY),
+        Some("weekly") => PullPolicy::Every(7 * DAY),
+        Some(other) if other.starts_with("every_") => every(ctx, &other["every_".len()..]),
+        Some("build") => {
+            ctx.err_help(
+                &["pull_policy"],
+                "pull_policy `build` needs `build:`, and stack does not build images",
+                "build the image elsewhere (e.g. `buildah bud` or `docker build`), then \
+                 `stack image import` it or reference its OCI layout with image: oci:PATH:TAG, \
+                 and drop pull_policy or set it to `never`",
+            );
+            PullPolicy::Missing
+        }
         Some(other) => {
             ctx.err(
                 &["pull_policy"],
                 format!(
-                    "pull_policy `{other}` is not supported: expected missing, always or never"
+                    "pull_policy `{other}` is not supported: expected missing, always, never, daily, weekly or every_<duration> (e.g. every_12h)"
                 ),
             );
             PullPolicy::Missing
         }
     }
+}
+
+/// `platform: os/arch[/variant]`, as an image index lists it.
+fn platform(ctx: &mut Ctx<'_>, p: Option<String>) -> Option<String> {
+    let p = p?;
+    let parts: Vec<&str> = p.split('/').collect();
+    if !(2..=3).contains(&parts.len()) || parts.iter().any(|s| s.is_empty()) {
+        ctx.err_help(
+            &["platform"],
+            format!("platform `{p}` is not os/arch[/variant]"),
+            "e.g. linux/amd64, linux/arm64 or linux/arm/v7",
+        );
+        return None;
+    }
+    Some(p)
 }

@@ -1,6 +1,6 @@
 //! Filesystem side of a service: volumes (short and long syntax), tmpfs,
 //! devices, secrets and configs.
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::ctx::Ctx;
 use super::paths;
@@ -78,6 +78,28 @@ fn push_unique(ctx: &mut Ctx<'_>, path: &[&str], out: &mut Vec<Mount>, m: Mount)
     }
 }
 
+/// `z`/`Z`: relabel the bind source for SELinux, which stack does not do. Where
+/// SELinux is not enabled there is nothing to relabel: accepted with a note.
+fn relabel(ctx: &mut Ctx<'_>, option: &str) -> Result<(), String> {
+    let note = relabel_note(option, Path::new("/sys/fs/selinux/enforce").exists())?;
+    ctx.warn(note);
+    Ok(())
+}
+
+/// The note (SELinux absent) or the error (SELinux enabled) for `option`.
+fn relabel_note(option: &str, selinux_enabled: bool) -> Result<String, String> {
+    if selinux_enabled {
+        return Err(format!(
+            "volume option `{option}` asks for SELinux relabeling, which stack does not support, \
+             and SELinux is enabled on this host: drop `{option}` and label the host path \
+             yourself (e.g. chcon -Rt container_file_t PATH)"
+        ));
+    }
+    Ok(format!(
+        "volume option `{option}` ignored: SELinux is not enabled on this host, nothing to relabel"
+    ))
+}
+
 /// A short-syntax source is a path when it starts with `/`, `.` or `~`.
 fn is_path(source: &str) -> bool {
     source.starts_with('/') || source.starts_with('.') || source.starts_with('~')
@@ -99,8 +121,7 @@ fn short_volume(ctx: &mut Ctx<'_>, s: &str) -> Result<Mount, String> {
             "ro" => read_only = true,
             "rw" => read_only = false,
             "nocopy" => nocopy = true,
-            // SELinux relabelling has no effect on hosts without SELinux.
-            "z" | "Z" => ctx.warn(format!("volume option `{o}` (SELinux relabel) is ignored")),
+            "z" | "Z" => relabel(ctx, o)?,
             p if PROPAGATION.contains(&p) => propagation = Some(p.to_string()),
             other => return Err(format!("unknown volume option `{other}` in `{s}`")),
         }
@@ -139,6 +160,11 @@ fn long_volume(ctx: &mut Ctx<'_>, path: &[&str], l: &RawMount) -> Result<Mount, 
                 && !PROPAGATION.contains(&p.as_str())
             {
                 return Err(format!("unknown propagation `{p}`"));
+            }
+            match l.bind.as_ref().and_then(|b| b.selinux.as_deref()) {
+                None => {}
+                Some(o @ ("z" | "Z")) => relabel(ctx, o)?,
+                Some(o) => return Err(format!("bind.selinux `{o}` must be z or Z")),
             }
             MountKind::Bind {
                 source: paths::absolute(ctx.base, src),
@@ -268,4 +294,20 @@ pub fn file_mounts(
         });
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relabel_options_are_a_note_without_selinux_and_an_error_with_it() {
+        let note = relabel_note("z", false).unwrap();
+        assert!(note.contains("SELinux is not enabled") && !note.contains('\n'));
+        let err = relabel_note("Z", true).unwrap_err();
+        assert!(
+            err.contains("not support") && err.contains("chcon"),
+            "{err}"
+        );
+    }
 }

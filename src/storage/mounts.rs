@@ -32,8 +32,6 @@ pub struct BindSpec {
     pub create_host_path: bool,
     /// `bind.propagation`: private, rprivate, shared, rshared, slave, rslave.
     pub propagation: Option<String>,
-    /// `:z` / `:Z` or `bind.selinux`.
-    pub selinux: Option<char>,
 }
 
 /// A tmpfs mount (`tmpfs:` or `type: tmpfs`).
@@ -55,10 +53,6 @@ fn check_target(target: &str) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-fn selinux_enabled() -> bool {
-    Path::new("/sys/fs/selinux/enforce").exists()
 }
 
 /// Plan a bind mount, creating a missing source directory where the file allows
@@ -95,17 +89,6 @@ pub fn bind_mount(spec: &BindSpec, base_dir: &Path, owner: Option<(u32, u32)>) -
             )));
         }
         options.push(p.clone());
-    }
-    if let Some(label) = spec.selinux {
-        if selinux_enabled() {
-            return Err(Error::Invalid(format!(
-                ":{label} relabelling is not supported on SELinux hosts yet; drop the :{label} suffix"
-            )));
-        }
-        tracing::info!(
-            target = spec.target,
-            "ignoring :{label}: SELinux is not enabled on this host"
-        );
     }
     Ok(Mount {
         destination: spec.target.clone(),

@@ -61,6 +61,13 @@ pub struct VolumeInfo {
     pub anonymous: bool,
     /// Filled from the image already (copy-up happens once).
     pub initialized: bool,
+    /// An anonymous volume's container and mount point there: a recreated
+    /// container gets it back (as Compose does). `None` once the container is gone
+    /// (a dangling volume, which `volume prune` and `down -v` remove).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
 }
 
 /// Handle on the volume directory of a state root.
@@ -172,7 +179,8 @@ impl Volumes {
         self.create(&full, Some(stack), kind_of(spec)?, labels, false)
     }
 
-    /// Create a volume not tied to a file (`stack volume create`, anonymous volumes).
+    /// Create a volume not tied to a file (`stack volume create`); an existing one is
+    /// returned as it is.
     pub fn create(
         &self,
         name: &str,
@@ -180,6 +188,19 @@ impl Volumes {
         kind: VolumeKind,
         labels: BTreeMap<String, String>,
         anonymous: bool,
+    ) -> Result<PathBuf> {
+        self.create_owned(name, stack, kind, labels, anonymous, None)
+    }
+
+    /// [`Volumes::create`], recording the (container, target) of an anonymous one.
+    fn create_owned(
+        &self,
+        name: &str,
+        stack: Option<&str>,
+        kind: VolumeKind,
+        labels: BTreeMap<String, String>,
+        anonymous: bool,
+        owner: Option<(&str, &str)>,
     ) -> Result<PathBuf> {
         check_name(name)?;
         if let Some(info) = self.get(name)? {
@@ -210,23 +231,91 @@ impl Volumes {
             created: crate::image::now_secs(),
             anonymous,
             initialized: false,
+            container: owner.map(|(c, _)| c.to_string()),
+            target: owner.map(|(_, t)| t.to_string()),
         };
         self.activate(&info)?;
         self.save(&info)?;
         Ok(mountpoint)
     }
 
-    /// A fresh anonymous volume of `stack` (an image's `VOLUME` or a bare
-    /// `- /path` entry); its name is 64 random hex digits, as Docker's.
-    pub fn create_anonymous(&self, stack: &str) -> Result<(String, PathBuf)> {
+    /// The anonymous volume of `container` at `target` (an image's `VOLUME` or a
+    /// bare `- /path` entry): the one it had before it was recreated, else a new
+    /// one, named with 64 random hex digits as Docker names them.
+    pub fn anonymous(
+        &self,
+        stack: &str,
+        container: &str,
+        target: &str,
+    ) -> Result<(String, PathBuf)> {
+        let owned = self.list()?.into_iter().find(|v| {
+            v.anonymous
+                && v.container.as_deref() == Some(container)
+                && v.target.as_deref() == Some(target)
+        });
+        if let Some(info) = owned {
+            self.activate(&info)?;
+            return Ok((info.name, info.mountpoint));
+        }
         let mut bytes = [0u8; 32];
         rustix::rand::getrandom(&mut bytes, rustix::rand::GetRandomFlags::empty())
             .map_err(|e| Error::io(&self.root, e.into()))?;
         let name: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        let mut labels = BTreeMap::new();
-        labels.insert("com.docker.compose.project".into(), stack.into());
-        let path = self.create(&name, Some(stack), VolumeKind::Local, labels, true)?;
+        let labels = BTreeMap::from([
+            ("com.docker.compose.project".to_string(), stack.to_string()),
+            ("com.docker.volume.anonymous".to_string(), String::new()),
+        ]);
+        let path = self.create_owned(
+            &name,
+            Some(stack),
+            VolumeKind::Local,
+            labels,
+            true,
+            Some((container, target)),
+        )?;
         Ok((name, path))
+    }
+
+    /// Anonymous volumes recorded for `container`.
+    fn anonymous_of(&self, container: &str) -> Result<Vec<VolumeInfo>> {
+        Ok(self
+            .list()?
+            .into_iter()
+            .filter(|v| v.anonymous && v.container.as_deref() == Some(container))
+            .collect())
+    }
+
+    /// After `container` was (re)created using volumes `used`: remove the anonymous
+    /// volumes it had at mount points it no longer has, as Compose removes them with
+    /// the container it replaces. Returns their names.
+    pub fn drop_anonymous_except(&self, container: &str, used: &[String]) -> Result<Vec<String>> {
+        let mut dropped = Vec::new();
+        for info in self.anonymous_of(container)? {
+            if !used.contains(&info.name) {
+                self.remove(&info.name)?;
+                dropped.push(info.name);
+            }
+        }
+        Ok(dropped)
+    }
+
+    /// `container` is gone for good (`down`, `rm`, scaled down): delete its anonymous
+    /// volumes when `remove` (`down -v`, `rm -v`), else keep them as dangling volumes
+    /// that no later container takes (`volume prune` removes them). Returns their
+    /// names.
+    pub fn release_anonymous(&self, container: &str, remove: bool) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for mut info in self.anonymous_of(container)? {
+            if remove {
+                self.remove(&info.name)?;
+            } else {
+                info.container = None;
+                info.target = None;
+                self.save(&info)?;
+            }
+            out.push(info.name);
+        }
+        Ok(out)
     }
 
     /// Mount the tmpfs of a tmpfs volume if it is not mounted (e.g. after a reboot).
@@ -544,7 +633,7 @@ mod tests {
         fs::write(p.join("f"), "x").unwrap();
         assert_eq!(vols.ensure("s", "data", &own).unwrap(), p);
         let shared = vols.ensure("s", "shared", &ext).unwrap();
-        let (anon, _) = vols.create_anonymous("s").unwrap();
+        let (anon, _) = vols.anonymous("s", "s-app-1", "/cache").unwrap();
         assert_eq!(vols.list().unwrap().len(), 3);
         vols.hold("c1", &["s_data".to_string()]).unwrap();
         assert_eq!(vols.held_by("c1").unwrap(), ["s_data"]);
@@ -562,5 +651,35 @@ mod tests {
             "down -v must never delete an external volume"
         );
         assert!(!p.exists());
+    }
+
+    #[test]
+    fn anonymous_volumes_follow_their_container_as_in_compose() {
+        let tmp = tempfile::tempdir().unwrap();
+        let vols = Volumes::open(tmp.path()).unwrap();
+        let (a, pa) = vols.anonymous("s", "s-app-1", "/cache").unwrap();
+        let (b, _) = vols.anonymous("s", "s-app-1", "/tmp/x").unwrap();
+        assert_eq!(a.len(), 64);
+        fs::write(pa.join("kept"), "1").unwrap();
+        // Recreated: the same volume comes back at the same target.
+        assert_eq!(vols.anonymous("s", "s-app-1", "/cache").unwrap().0, a);
+        assert_ne!(vols.anonymous("s", "s-app-2", "/cache").unwrap().0, a);
+        // The new config has no /tmp/x any more: that volume goes.
+        assert_eq!(
+            vols.drop_anonymous_except("s-app-1", std::slice::from_ref(&a))
+                .unwrap(),
+            vec![b.clone()]
+        );
+        assert!(vols.get(&b).unwrap().is_none());
+        // `down`: kept, but a new container of the same name starts afresh.
+        assert_eq!(
+            vols.release_anonymous("s-app-1", false).unwrap(),
+            vec![a.clone()]
+        );
+        assert!(pa.join("kept").exists());
+        assert_ne!(vols.anonymous("s", "s-app-1", "/cache").unwrap().0, a);
+        // `down -v`: removed.
+        vols.release_anonymous("s-app-1", true).unwrap();
+        assert_eq!(vols.prune(false).unwrap().len(), 2, "the dangling ones");
     }
 }

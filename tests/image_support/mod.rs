@@ -166,3 +166,109 @@ pub fn write_layout_arch(
     .unwrap();
     md
 }
+
+/// Copy the OCI layout `src` (one image, e.g. the busybox example) to `dest` as an
+/// image tagged `tag` with `extra` layers (uncompressed tars) on top and the keys of
+/// `config` (an object of Docker/OCI image config fields: `Volumes`, `Healthcheck`,
+/// `Labels`, ...) set in its config. Returns the new manifest digest.
+pub fn derive_layout(
+    src: &std::path::Path,
+    dest: &std::path::Path,
+    tag: &str,
+    extra: &[Vec<u8>],
+    config: serde_json::Value,
+) -> String {
+    let blobs = dest.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    for e in std::fs::read_dir(src.join("blobs/sha256")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), blobs.join(e.file_name())).unwrap();
+    }
+    let read = |d: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(blobs.join(&d[7..])).unwrap()).unwrap()
+    };
+    let put = |data: &[u8]| {
+        let d = sha256(data);
+        std::fs::write(blobs.join(&d[7..]), data).unwrap();
+        (d, data.len())
+    };
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(src.join("index.json")).unwrap()).unwrap();
+    let mut manifest = read(index["manifests"][0]["digest"].as_str().unwrap());
+    let mut cfg = read(manifest["config"]["digest"].as_str().unwrap());
+    for l in extra {
+        let (d, n) = put(&gzip(l));
+        manifest["layers"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({
+                "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d, "size": n,
+            }));
+        cfg["rootfs"]["diff_ids"]
+            .as_array_mut()
+            .unwrap()
+            .push(sha256(l).into());
+    }
+    for (k, v) in config.as_object().unwrap() {
+        cfg["config"][k] = v.clone();
+    }
+    let (cd, cn) = put(&serde_json::to_vec(&cfg).unwrap());
+    manifest["config"]["digest"] = cd.into();
+    manifest["config"]["size"] = cn.into();
+    let (md, mn) = put(&serde_json::to_vec(&manifest).unwrap());
+    std::fs::write(
+        dest.join("oci-layout"),
+        "{\"imageLayoutVersion\":\"1.0.0\"}",
+    )
+    .unwrap();
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": mn,
+            "annotations": {"org.opencontainers.image.ref.name": tag},
+        }],
+    });
+    std::fs::write(dest.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    md
+}
+
+/// An OCI layout whose `multi` tag is an index of an amd64 and an arm64 image.
+pub fn multi_arch_layout(dir: &std::path::Path) -> std::path::PathBuf {
+    let layout = dir.join("multi");
+    let blob_size = |d: &str| {
+        std::fs::metadata(layout.join("blobs/sha256").join(&d[7..]))
+            .unwrap()
+            .len()
+    };
+    let amd = write_layout_arch(
+        &layout,
+        &[layer(&[Member::File("arch", b"amd64")])],
+        "amd",
+        "amd64",
+    );
+    let arm = write_layout_arch(
+        &layout,
+        &[layer(&[Member::File("arch", b"arm64")])],
+        "arm",
+        "arm64",
+    );
+    let mt = "application/vnd.oci.image.manifest.v1+json";
+    let index = format!(
+        "{{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.index.v1+json\",\"manifests\":[\
+         {{\"mediaType\":\"{mt}\",\"digest\":\"{amd}\",\"size\":{},\"platform\":{{\"architecture\":\"amd64\",\"os\":\"linux\"}}}},\
+         {{\"mediaType\":\"{mt}\",\"digest\":\"{arm}\",\"size\":{},\"platform\":{{\"architecture\":\"arm64\",\"os\":\"linux\",\"variant\":\"v8\"}}}}]}}",
+        blob_size(&amd),
+        blob_size(&arm)
+    );
+    let digest = sha256(index.as_bytes());
+    std::fs::write(layout.join("blobs/sha256").join(&digest[7..]), &index).unwrap();
+    std::fs::write(
+        layout.join("index.json"),
+        format!(
+            "{{\"schemaVersion\":2,\"manifests\":[{{\"mediaType\":\"application/vnd.oci.image.index.v1+json\",\"digest\":\"{digest}\",\"size\":{},\"annotations\":{{\"org.opencontainers.image.ref.name\":\"multi\"}}}}]}}",
+            index.len()
+        ),
+    )
+    .unwrap();
+    layout
+}
