@@ -27,13 +27,16 @@ pub struct DownArgs {
 pub fn run(global: &GlobalOpts, args: DownArgs) -> anyhow::Result<ExitCode> {
     let roots = Roots::new(global.root.as_deref());
     // With -p and no file, act on what the state root knows of that stack.
-    let loaded = match (&global.project_name, global.files.is_empty()) {
-        (Some(_), true) => None,
-        _ => Some(load(global, &[])?.0),
-    };
-    let name = match &loaded {
-        Some(l) => l.stack.name.clone(),
-        None => global.project_name.clone().unwrap_or_default(),
+    let (loaded, name) = match (&global.project_name, global.files.is_empty()) {
+        (Some(name), true) => (None, name.clone()),
+        _ => match load(global, &[]) {
+            Ok((l, _)) => {
+                let name = l.stack.name.clone();
+                (Some(l), name)
+            }
+            // A broken file of a known stack: everything of it goes.
+            Err(e) => (None, super::project::recorded(global, &roots).ok_or(e)?),
+        },
     };
     let load = loaded.map(|_| {
         let mut l = LoadOptions::from_global(global, Vec::new());

@@ -18,11 +18,27 @@ pub fn resolve(global: &GlobalOpts) -> anyhow::Result<Project> {
             roots,
         });
     }
-    let (loaded, _) = load(global, &[])?;
-    Ok(Project {
-        name: loaded.stack.name,
-        roots,
-    })
+    let name = match load(global, &[]) {
+        Ok((loaded, _)) => loaded.stack.name,
+        Err(e) => recorded(global, &roots).ok_or(e)?,
+    };
+    Ok(Project { name, roots })
+}
+
+/// The stack the state root knows from these files, when they do not load
+/// now (a watched stack whose file is being edited): verbs that only need the
+/// name (ps, logs, down, ...) still work, with a warning.
+pub fn recorded(global: &GlobalOpts, roots: &Roots) -> Option<String> {
+    let opts = LoadOptions::from_global(global, Vec::new());
+    let files = spec::find_files(&opts).ok()?;
+    let record = crate::reconcile::stacks::StackRecord::all(roots)
+        .into_iter()
+        .find(|r| files.iter().any(|f| r.files.contains(f)))?;
+    eprintln!(
+        "warning: the stack file does not load now (`stack validate` says why); acting on stack `{}` as recorded",
+        record.name
+    );
+    Some(record.name)
 }
 
 /// Load the stack file(s); warnings are printed here.

@@ -92,6 +92,11 @@ pub fn load_text(opts: &LoadOptions, text: &str) -> Result<Loaded, Diagnostics> 
     load::load(opts, Some(text))
 }
 
+/// The stack files `load` would read (absolute), without reading them.
+pub fn find_files(opts: &LoadOptions) -> Result<Vec<PathBuf>, String> {
+    load::find_files(opts)
+}
+
 /// Every key of the merged files with its support status (`--compat`).
 pub fn compat_report(opts: &LoadOptions) -> Result<Vec<compat::KeyStatus>, Diagnostics> {
     load::compat_report(opts)
