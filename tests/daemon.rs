@@ -70,10 +70,11 @@ restart = "on-failure:1"
     wait_gone(daemon);
     // Without a daemon: output is still captured, the exit is still recorded.
     let before = counter_lines(&t);
+    // Its policy will restart it: it shows as restarting, with its exit.
     t.wait_for(10, "flaky's exit while no daemon runs", || {
-        t.row(&flaky)["state"] == "exited"
+        t.row(&flaky)["exit_code"] == 5
     });
-    assert_eq!(t.row(&flaky)["exit_code"], 5);
+    assert_eq!(t.row(&flaky)["state"], "restarting");
     assert_eq!(t.row(&flaky)["restarts"], 0, "no daemon, no restart yet");
     assert!(counter_lines(&t) > before, "output goes on being captured");
     let lines = t

@@ -53,9 +53,7 @@ pub fn status_text(o: &Observed) -> String {
         (None, _) => "?".into(),
     };
     match s.state {
-        State::Running | State::Created | State::Restarting if !o.monitor_alive => {
-            "dead (monitor gone)".into()
-        }
+        State::Running | State::Created if !o.monitor_alive => "dead (monitor gone)".into(),
         State::Running => format!("up {}", since(s.started_at)),
         State::Created => "created".into(),
         State::Restarting => format!("restarting ({}), last exit {}", s.restarts, exit()),
