@@ -1,4 +1,5 @@
-//! The HTTP/JSON API on the daemon's Unix socket (see docs/api.md).
+//! The HTTP/JSON API on the daemon's Unix socket (docs/api.md; every route is
+//! in docs/api/openapi.yaml, which `openapi.rs` keeps true).
 //!
 //! Every request is checked against the caller's credentials (SO_PEERCRED):
 //! root and members of the `stack` group may do everything, members of
@@ -138,16 +139,7 @@ where
             tracing::warn!(error = %e, "a streamed read failed");
         }
     });
-    let body = futures_util::stream::unfold(rx, |mut rx| async move {
-        let item = rx.recv().await?;
-        let mut bytes = serde_json::to_vec(&item).unwrap_or_default();
-        bytes.push(b'\n');
-        Some((Ok::<_, std::convert::Infallible>(Bytes::from(bytes)), rx))
-    });
-    Response::builder()
-        .header("content-type", "application/x-ndjson")
-        .body(Body::from_stream(body))
-        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+    ndjson(rx)
 }
 
 /// Answer with what a blocking read computes, as JSON.
@@ -208,9 +200,14 @@ where
 {
     let (tx, rx) = mpsc::unbounded_channel::<Line>();
     tokio::spawn(op(tx));
+    ndjson(rx)
+}
+
+/// A response that writes what `rx` receives, one JSON object per line.
+fn ndjson<T: serde::Serialize + Send + 'static>(rx: mpsc::UnboundedReceiver<T>) -> Response {
     let body = futures_util::stream::unfold(rx, |mut rx| async move {
-        let line = rx.recv().await?;
-        let mut bytes = serde_json::to_vec(&line).unwrap_or_default();
+        let item = rx.recv().await?;
+        let mut bytes = serde_json::to_vec(&item).unwrap_or_default();
         bytes.push(b'\n');
         Some((Ok::<_, std::convert::Infallible>(Bytes::from(bytes)), rx))
     });
