@@ -53,10 +53,10 @@ fn resolve<'a>(doc: &'a Value, s: &'a Value) -> &'a Value {
     if let Some(r) = s.get("$ref").and_then(Value::as_str) {
         return schema(doc, r.trim_start_matches("#/components/schemas/"));
     }
-    if let Some(alts) = s.get("oneOf").and_then(Value::as_array) {
-        if let Some(obj) = alts.iter().find(|a| a.get("$ref").is_some()) {
-            return resolve(doc, obj);
-        }
+    if let Some(alts) = s.get("oneOf").and_then(Value::as_array)
+        && let Some(obj) = alts.iter().find(|a| a.get("$ref").is_some())
+    {
+        return resolve(doc, obj);
     }
     s
 }
