@@ -76,6 +76,9 @@ pub struct Service {
     pub hostname: Option<String>,
     pub domainname: Option<String>,
     pub restart: RestartPolicy,
+    /// `restart_backoff` (a `stack` extension); `None` = the defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_backoff: Option<RestartBackoff>,
     /// Number of containers (`deploy.replicas` or `scale`; default 1).
     pub replicas: u32,
     pub resources: Resources,
@@ -100,6 +103,10 @@ pub struct Service {
     /// Without a `test` of its own: what becomes of the image's HEALTHCHECK.
     #[serde(default, skip_serializing_if = "ImageHealthcheck::is_inherit")]
     pub image_healthcheck: ImageHealthcheck,
+    /// `healthcheck.on_unhealthy` (a `stack` extension; applies to the
+    /// image's check too).
+    #[serde(default, skip_serializing_if = "OnUnhealthy::is_none")]
+    pub on_unhealthy: OnUnhealthy,
     pub tty: bool,
     pub stdin_open: bool,
     pub network_mode: NetworkMode,
@@ -252,6 +259,37 @@ impl Healthcheck {
     pub const DEFAULT_RETRIES: u32 = 3;
     pub const DEFAULT_START_PERIOD: Duration = Duration::ZERO;
     pub const DEFAULT_START_INTERVAL: Duration = Duration::from_secs(5);
+}
+
+/// What the supervisor does with a container that turned unhealthy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnUnhealthy {
+    #[default]
+    None,
+    /// Stop it and start it again after the restart backoff.
+    Restart,
+    /// Stop it for good (until started again).
+    Stop,
+}
+
+impl OnUnhealthy {
+    pub fn is_none(&self) -> bool {
+        *self == OnUnhealthy::None
+    }
+}
+
+/// Delays between restarts: `initial`, multiplied by `multiplier` after each
+/// restart up to `max`; a run of at least `reset_after` starts over.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RestartBackoff {
+    #[serde(with = "duration_text")]
+    pub initial: Duration,
+    #[serde(with = "duration_text")]
+    pub max: Duration,
+    pub multiplier: f64,
+    #[serde(with = "duration_text")]
+    pub reset_after: Duration,
 }
 
 /// A service's say over the image's HEALTHCHECK when it has no `test` of its own.

@@ -192,6 +192,7 @@ mod tests {
                 start_interval: Duration::from_secs(5),
             }),
             image_healthcheck: ImageHealthcheck::Inherit,
+            on_unhealthy: Default::default(),
             tty: false,
             stdin_open: false,
             network_mode: NetworkMode::Bridge,

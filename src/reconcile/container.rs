@@ -14,7 +14,6 @@ use crate::model::{
     Stack,
 };
 use crate::storage;
-use crate::supervisor::backoff::BackoffConfig;
 use crate::supervisor::logs::LogLimits;
 use crate::supervisor::record::{ContainerPaths, ContainerSpec};
 
@@ -282,7 +281,8 @@ fn record(stack: &str, svc: &Service, want: &Want, image: &image::Image) -> Cont
         config: want.config.clone(),
         created: SystemTime::now(),
         restart: svc.restart,
-        backoff: BackoffConfig::default(),
+        backoff: svc.restart_backoff.map(Into::into).unwrap_or_default(),
+        on_unhealthy: svc.on_unhealthy,
         stop_signal: stop_signal as i32,
         stop_grace: svc.stop_grace_period,
         log_max_size: limits.max_size,

@@ -59,6 +59,10 @@ pub struct RawService {
     pub depends_on: Option<ListOrMap<RawDependency>>,
     pub healthcheck: Option<RawHealthcheck>,
     pub restart: Option<String>,
+    /// Delays between restarts (a `stack` extension): `initial` (default
+    /// 100ms), `max` (30s), `multiplier` (2), `reset_after` (10s: a run this
+    /// long resets the delay to `initial`).
+    pub restart_backoff: Option<RawBackoff>,
     pub deploy: Option<RawDeploy>,
     pub scale: Option<u32>,
     pub mem_limit: Option<Scalar>,
@@ -208,6 +212,19 @@ pub struct RawHealthcheck {
     pub start_period: Option<Scalar>,
     pub start_interval: Option<Scalar>,
     pub disable: Option<bool>,
+    /// What the supervisor does once the container is unhealthy (a `stack`
+    /// extension): `restart` it (with the restart backoff), `stop` it, or
+    /// `none` (the default, as Compose).
+    pub on_unhealthy: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawBackoff {
+    pub initial: Option<Scalar>,
+    pub max: Option<Scalar>,
+    pub multiplier: Option<f64>,
+    pub reset_after: Option<Scalar>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

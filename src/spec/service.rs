@@ -3,13 +3,15 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::ctx::Ctx;
-use super::raw::{RawHealthcheck, RawService};
+use crate::supervisor::backoff::BackoffConfig as BackoffDefaults;
+use super::raw::{RawBackoff, RawHealthcheck, RawService};
 use super::shapes::{Command, KeyValues, ShortOrLong};
 use super::{
     envfile, image_ref, paths, resources, service_mounts, service_net, service_sec, shellwords,
 };
 use crate::model::{
     Dependency, DependencyCondition, Healthcheck, HealthcheckTimings, ImageHealthcheck,
+    OnUnhealthy, RestartBackoff,
     ImageSource, LogDriver, Logging, PullPolicy, Service,
 };
 
@@ -60,6 +62,7 @@ pub fn convert(ctx: &mut Ctx<'_>, name: &str, raw: RawService) -> Service {
         hostname: raw.hostname,
         domainname: raw.domainname,
         restart,
+        restart_backoff: raw.restart_backoff.as_ref().and_then(|b| restart_backoff(ctx, b)),
         replicas,
         resources,
         ulimits: service_sec::ulimits(ctx, raw.ulimits.as_ref()),
@@ -91,6 +94,10 @@ pub fn convert(ctx: &mut Ctx<'_>, name: &str, raw: RawService) -> Service {
         depends_on,
         healthcheck,
         image_healthcheck,
+        on_unhealthy: raw
+            .healthcheck
+            .as_ref()
+            .map_or(OnUnhealthy::None, |h| on_unhealthy(ctx, h)),
         tty: raw.tty.unwrap_or(false),
         stdin_open: raw.stdin_open.unwrap_or(false),
         network_mode,
@@ -261,6 +268,60 @@ fn depends_on(ctx: &mut Ctx<'_>, raw: &RawService) -> BTreeMap<String, Dependenc
         );
     }
     out
+}
+
+/// `restart_backoff`, defaults filled in; None (with an error) when invalid.
+fn restart_backoff(ctx: &mut Ctx<'_>, b: &RawBackoff) -> Option<RestartBackoff> {
+    let d = BackoffDefaults::default();
+    let out = RestartBackoff {
+        initial: ctx
+            .duration(&["restart_backoff", "initial"], &b.initial)
+            .unwrap_or(d.initial),
+        max: ctx
+            .duration(&["restart_backoff", "max"], &b.max)
+            .unwrap_or(d.max),
+        multiplier: b.multiplier.unwrap_or(d.multiplier),
+        reset_after: ctx
+            .duration(&["restart_backoff", "reset_after"], &b.reset_after)
+            .unwrap_or(d.reset_after),
+    };
+    if !(out.multiplier >= 1.0 && out.multiplier.is_finite()) {
+        ctx.err(
+            &["restart_backoff", "multiplier"],
+            format!(
+                "restart_backoff.multiplier must be a number >= 1, not {}",
+                out.multiplier
+            ),
+        );
+        return None;
+    }
+    if out.max < out.initial {
+        ctx.err(
+            &["restart_backoff", "max"],
+            format!(
+                "restart_backoff.max ({:?}) is shorter than initial ({:?})",
+                out.max, out.initial
+            ),
+        );
+        return None;
+    }
+    Some(out)
+}
+
+fn on_unhealthy(ctx: &mut Ctx<'_>, h: &RawHealthcheck) -> OnUnhealthy {
+    match h.on_unhealthy.as_deref() {
+        None | Some("none") => OnUnhealthy::None,
+        Some("restart") => OnUnhealthy::Restart,
+        Some("stop") => OnUnhealthy::Stop,
+        Some(other) => {
+            ctx.err_help(
+                &["healthcheck", "on_unhealthy"],
+                format!("healthcheck.on_unhealthy `{other}` is not known"),
+                "expected \"restart\", \"stop\" or \"none\"",
+            );
+            OnUnhealthy::None
+        }
+    }
 }
 
 /// The service's own check, or what to do with the image's: a `healthcheck`

@@ -2,7 +2,7 @@
 //! once the container has stayed up long enough.
 use std::time::Duration;
 
-/// Backoff settings (the `x-stack.backoff` extension of a service).
+/// Backoff settings (a service's `restart_backoff`, the defaults without one).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BackoffConfig {
     pub initial: Duration,
@@ -19,6 +19,17 @@ impl Default for BackoffConfig {
             max: Duration::from_secs(30),
             multiplier: 2.0,
             reset_after: Duration::from_secs(10),
+        }
+    }
+}
+
+impl From<crate::model::RestartBackoff> for BackoffConfig {
+    fn from(b: crate::model::RestartBackoff) -> Self {
+        BackoffConfig {
+            initial: b.initial,
+            max: b.max,
+            multiplier: b.multiplier,
+            reset_after: b.reset_after,
         }
     }
 }

@@ -98,6 +98,8 @@ pub struct ContainerSpec {
     pub log_max_files: u32,
     #[serde(default)]
     pub healthcheck: Option<crate::model::Healthcheck>,
+    #[serde(default)]
+    pub on_unhealthy: crate::model::OnUnhealthy,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

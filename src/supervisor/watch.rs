@@ -6,7 +6,10 @@
 //! pidfd, probing health meanwhile; ended (exit.json, or a monitor that
 //! vanished) -> release the runtime's leftovers, record the end and the
 //! events, then finish or mark it `restarting` and sleep the backoff delay;
-//! `restarting` -> start it.
+//! `restarting` -> start it. A container whose healthcheck turns unhealthy
+//! is restarted (its stop signal, then SIGKILL after its grace period; the
+//! `unhealthy` health recorded at its end makes `ended` restart it whatever
+//! the policy) or stopped for good, as its `on_unhealthy` says.
 //!
 //! Guarantees: one actor per container at a time. Every decision is taken
 //! under the container's lock and on a fresh reading of its records, by the
@@ -28,6 +31,7 @@ use super::control::{self, Observed};
 use super::events::{self, Action, Event};
 use super::health::Tracker;
 use super::record::{ContainerPaths, ContainerStatus, Health, Restart, State, should_restart};
+use crate::model::OnUnhealthy;
 use crate::runtime::Runtime;
 use crate::state::Roots;
 
@@ -132,21 +136,25 @@ impl Supervisor {
         if let Some(old) = self.tasks().remove(name) {
             old.abort();
         }
-        let (roots, runtime) = (self.inner.roots.clone(), self.inner.runtime.clone());
-        self.locked(name, move |name| {
-            let was = control::stop(&roots, name, grace)?;
-            let _ = runtime.delete(name, true);
-            if let Some(o) = control::observe_one(&roots.lib, name)? {
-                let mut status = o.status;
-                if matches!(status.state, State::Restarting | State::Running) {
-                    status.state = State::Stopped;
-                    status.pid = None;
-                }
-                write_if_exists(&ContainerPaths::new(&roots.lib, name), &status);
+        let me = self.clone();
+        self.locked(name, move |name| me.stop_locked(name, grace))
+            .await
+    }
+
+    /// [`Supervisor::stop`] once its task is out of the way (under the lock).
+    fn stop_locked(&self, name: &str, grace: Duration) -> Result<bool, control::Error> {
+        let roots = &self.inner.roots;
+        let was = control::stop(roots, name, grace)?;
+        let _ = self.inner.runtime.delete(name, true);
+        if let Some(o) = control::observe_one(&roots.lib, name)? {
+            let mut status = o.status;
+            if matches!(status.state, State::Restarting | State::Running) {
+                status.state = State::Stopped;
+                status.pid = None;
             }
-            Ok(was)
-        })
-        .await
+            write_if_exists(&ContainerPaths::new(&roots.lib, name), &status);
+        }
+        Ok(was)
     }
 
     fn tasks(&self) -> std::sync::MutexGuard<'_, HashMap<String, tokio::task::AbortHandle>> {
@@ -237,6 +245,9 @@ impl Supervisor {
             .runtime
             .kill(&o.spec.name, nix::sys::signal::Signal::SIGKILL, true);
         let _ = self.inner.runtime.delete(&o.spec.name, true);
+        // Read before `ended` clears the health of the run.
+        let unhealthy_restart = o.spec.on_unhealthy == OnUnhealthy::Restart
+            && o.status.health == Some(Health::Unhealthy);
         let mut status = o.status.clone();
         let (code, stopped) = match &o.exit {
             Some(exit) if o.exit_unnoticed => {
@@ -258,12 +269,12 @@ impl Supervisor {
             events::emit(lib, &oom);
         }
         let restart = !stopped
-            && match code {
+            && (unhealthy_restart || match code {
                 Some(code) => should_restart(o.spec.restart, code, status.restarts),
                 // A host reboot or a killed monitor: like Docker, only the
                 // policies that restart regardless of the exit bring it back.
                 None => matches!(o.spec.restart, Restart::Always | Restart::UnlessStopped),
-            };
+            });
         if restart {
             status.state = State::Restarting;
             status.restarts += 1;
@@ -322,8 +333,44 @@ impl Supervisor {
                     let changed = tracker.record(probe, Instant::now());
                     next = tokio::time::Instant::now() + tracker.delay(Instant::now());
                     self.health_changed(o, &tracker, changed).await;
+                    if changed == Some(Health::Unhealthy) && !o.spec.on_unhealthy.is_none() {
+                        self.act_on_unhealthy(o, &mut exited).await;
+                        return;
+                    }
                 }
             }
+        }
+    }
+
+    /// `on_unhealthy`: stop the container for good, or end this run so that
+    /// [`Supervisor::ended`] restarts it (it sees the recorded `unhealthy`).
+    async fn act_on_unhealthy(&self, o: &Observed, exited: &mut (impl Future<Output = ()> + Unpin)) {
+        let spec = &o.spec;
+        let lib = &self.inner.roots.lib;
+        let what = match spec.on_unhealthy {
+            OnUnhealthy::Stop => "stop",
+            _ => "restart",
+        };
+        let mut e = Event::new(Action::Kill, &spec.stack, &spec.service, &spec.name);
+        e.detail = Some(format!("unhealthy: on_unhealthy = {what}"));
+        events::emit(lib, &e);
+        if spec.on_unhealthy == OnUnhealthy::Stop {
+            let (me, grace) = (self.clone(), spec.stop_grace);
+            let stopped = self.locked(&spec.name, move |name| me.stop_locked(name, grace));
+            if let Err(err) = stopped.await {
+                tracing::warn!(container = %spec.name, error = %err, "cannot stop an unhealthy container");
+            }
+            return;
+        }
+        let signal = nix::sys::signal::Signal::try_from(spec.stop_signal)
+            .unwrap_or(nix::sys::signal::Signal::SIGTERM);
+        let _ = self.inner.runtime.kill(&spec.name, signal, true);
+        if tokio::time::timeout(spec.stop_grace, &mut *exited).await.is_err() {
+            let _ = self
+                .inner
+                .runtime
+                .kill(&spec.name, nix::sys::signal::Signal::SIGKILL, true);
+            exited.await;
         }
     }
 
