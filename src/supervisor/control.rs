@@ -12,6 +12,8 @@ use super::proc_start_time;
 use super::record::{
     ContainerPaths, ContainerSpec, ContainerStatus, ExitRecord, State, should_restart,
 };
+use super::record::Health;
+use crate::model::OnUnhealthy;
 use crate::state::Roots;
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +38,9 @@ pub struct Observed {
     /// The run ended and no supervisor has taken note of it yet (status.json
     /// still said running): the restart policy has not been applied.
     pub exit_unnoticed: bool,
+    /// The run ended unhealthy with `on_unhealthy = "restart"`: it restarts
+    /// whatever its policy says.
+    pub unhealthy_restart: bool,
 }
 
 impl Observed {
@@ -102,11 +107,17 @@ fn read(paths: &ContainerPaths, name: &str) -> Result<Option<Observed>, Error> {
     let monitor_alive = monitor_alive(&status);
     let exit = ExitRecord::read(paths).map_err(read_err)?;
     let exit_unnoticed = exit.is_some() && status.state == State::Running && !monitor_alive;
+    // Read before `ended` clears the health of the run.
+    let unhealthy_restart = exit_unnoticed
+        && spec.on_unhealthy == OnUnhealthy::Restart
+        && status.health == Some(Health::Unhealthy);
     if let (true, Some(e)) = (exit_unnoticed, &exit) {
         status.ended(e);
         // What the supervisor is about to decide, so that no one sees an
         // "exited" container that comes back a moment later.
-        if !e.stop_requested && should_restart(spec.restart, e.exit_code, status.restarts) {
+        if !e.stop_requested
+            && (unhealthy_restart || should_restart(spec.restart, e.exit_code, status.restarts))
+        {
             status.state = State::Restarting;
         }
     }
@@ -116,6 +127,7 @@ fn read(paths: &ContainerPaths, name: &str) -> Result<Option<Observed>, Error> {
         monitor_alive,
         exit,
         exit_unnoticed,
+        unhealthy_restart,
     }))
 }
 

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::unix::AsyncFd;
 
-use super::backoff::Backoff;
+use super::backoff::{Backoff, BackoffConfig};
 use super::control::{self, Observed};
 use super::events::{self, Action, Event};
 use super::health::Tracker;
@@ -56,7 +56,10 @@ enum Step {
     /// The container runs: wait for its monitor.
     Wait(Box<Observed>),
     /// It ended and restarts after the backoff delay for a run this long.
-    Backoff { uptime: Duration },
+    Backoff {
+        uptime: Duration,
+        config: BackoffConfig,
+    },
     /// It waits for a restart (found so after a daemon restart): start it.
     Launch,
     /// Nothing more to supervise.
@@ -194,11 +197,12 @@ impl Supervisor {
                     backoff.get_or_insert_with(|| Backoff::new(o.spec.backoff));
                     self.while_running(&o).await;
                 }
-                Step::Backoff { uptime } => {
-                    let delay = match backoff.as_mut() {
-                        Some(b) => b.after_run(uptime),
-                        None => Backoff::new(Default::default()).after_run(uptime),
-                    };
+                Step::Backoff { uptime, config } => {
+                    // A run that ended before the task saw it running gets
+                    // its backoff here (with the service's settings).
+                    let delay = backoff
+                        .get_or_insert_with(|| Backoff::new(config))
+                        .after_run(uptime);
                     tokio::time::sleep(delay).await;
                     let me = self.clone();
                     self.locked(name, move |name| me.launch_if_restarting(name))
@@ -245,9 +249,6 @@ impl Supervisor {
             .runtime
             .kill(&o.spec.name, nix::sys::signal::Signal::SIGKILL, true);
         let _ = self.inner.runtime.delete(&o.spec.name, true);
-        // Read before `ended` clears the health of the run.
-        let unhealthy_restart = o.spec.on_unhealthy == OnUnhealthy::Restart
-            && o.status.health == Some(Health::Unhealthy);
         let mut status = o.status.clone();
         let (code, stopped) = match &o.exit {
             Some(exit) if o.exit_unnoticed => {
@@ -269,7 +270,7 @@ impl Supervisor {
             events::emit(lib, &oom);
         }
         let restart = !stopped
-            && (unhealthy_restart || match code {
+            && (o.unhealthy_restart || match code {
                 Some(code) => should_restart(o.spec.restart, code, status.restarts),
                 // A host reboot or a killed monitor: like Docker, only the
                 // policies that restart regardless of the exit bring it back.
@@ -287,7 +288,10 @@ impl Supervisor {
             (Some(s), Some(f)) => Duration::from_secs(f.saturating_sub(s)),
             _ => Duration::ZERO,
         };
-        Step::Backoff { uptime }
+        Step::Backoff {
+            uptime,
+            config: o.spec.backoff,
+        }
     }
 
     /// Start a container that still waits for its restart (under the lock:
