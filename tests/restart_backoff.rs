@@ -46,7 +46,10 @@ restart_backoff = { initial = "300ms", max = "1200ms", multiplier = 2, reset_aft
             .duration_since(time(&dies[i]))
             .unwrap_or_default();
         let want = Duration::from_millis(*want);
-        eprintln!("restart {}: {gap:?} after the exit (backoff {want:?})", i + 1);
+        eprintln!(
+            "restart {}: {gap:?} after the exit (backoff {want:?})",
+            i + 1
+        );
         assert!(
             gap >= want,
             "restart {} came after {gap:?}, before its backoff of {want:?}",
@@ -120,6 +123,9 @@ healthcheck = { test = ["CMD", "true"], on_unhealthy = "reboot" }
     let out = t.run(&["config"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(err.contains("restart_backoff.multiplier must be a number >= 1"), "{err}");
+    assert!(
+        err.contains("restart_backoff.multiplier must be a number >= 1"),
+        "{err}"
+    );
     assert!(err.contains("on_unhealthy `reboot` is not known"), "{err}");
 }

@@ -31,6 +31,7 @@ pub mod stack_images;
 pub mod stats;
 pub mod top;
 pub mod up;
+mod up_wait;
 pub mod validate;
 pub mod volume;
 pub mod wait;

@@ -47,6 +47,14 @@ pub struct UpArgs {
     /// reconciles on every change.
     #[arg(long)]
     pub watch: bool,
+    /// Detached, then wait until every service runs (and is healthy, when it
+    /// has a healthcheck) or, for one-shot services, exited 0.
+    #[arg(long, conflicts_with_all = ["no_start", "dry_run"])]
+    pub wait: bool,
+    /// With --wait: give up after this many seconds; the exit status is
+    /// non-zero exactly when a service is not ready then.
+    #[arg(long, value_name = "SECONDS", requires = "wait")]
+    pub wait_timeout: Option<u64>,
     /// Only these services (and what they depend on).
     pub services: Vec<String>,
 }
@@ -109,6 +117,10 @@ pub fn run(global: &GlobalOpts, args: UpArgs) -> anyhow::Result<ExitCode> {
     }
     if outcome.code != ExitCode::SUCCESS || args.detach || args.no_start {
         return Ok(outcome.code);
+    }
+    if args.wait {
+        let timeout = args.wait_timeout.map(Duration::from_secs);
+        return super::up_wait::until_ready(&roots, &stack.name, &args.services, timeout);
     }
     attach(global, &roots, stack)
 }
