@@ -320,6 +320,11 @@ impl Manager {
         self.stop_proxies(proxy.into_iter().collect())
     }
 
+    /// Whether `container` publishes any port (serving or reserved).
+    pub fn publishes(&self, container: &str) -> Result<bool> {
+        Ok(self.snapshot()?.published.contains_key(container))
+    }
+
     /// Whether `container`'s ports are reserved without traffic (a standby
     /// that [`Manager::move_ports`] has not switched to yet).
     pub fn is_standby(&self, container: &str) -> Result<bool> {

@@ -320,7 +320,15 @@ pub enum AnonVolumes {
 /// Stop and remove container `name`: processes, network, mounts, records.
 /// Everything is attempted; already-gone parts count as done.
 pub fn remove(ctx: &Ctx, name: &str, timeout: Duration, anon: AnonVolumes) -> Vec<Error> {
-    let mut errors = stop(ctx, name, timeout);
+    let mut errors = Vec::new();
+    // New connections go to the other replicas before this one stops (a
+    // scale-down loses none); the open ones finish within the grace period.
+    match ctx.net.publishes(name) {
+        Ok(true) => errors.extend(ctx.net.unpublish(name).err().map(Error::from)),
+        Ok(false) => {}
+        Err(e) => errors.push(e.into()),
+    }
+    errors.extend(stop(ctx, name, timeout));
     errors.extend(dismantle(ctx, name, Network::Detach, anon));
     errors
 }

@@ -11,7 +11,7 @@ use crate::model::{NetworkMode, Port, Protocol, Service, Stack};
 use crate::network::files::{self, HostEntry, ResolvConf};
 use crate::network::{
     Attachment, Cidr4, Cidr6, Endpoint, Manager, NetworkSpec, PortMapping, Proto, PublishedPort,
-    sandbox,
+    Sharing, sandbox,
 };
 
 /// The network module's view of a declared network.
@@ -179,7 +179,9 @@ pub fn wire(
                 .iter()
                 .find(|e| matches!(net.network(&e.stack, &e.network), Ok(Some(n)) if !n.internal));
             let published = match outside.or(endpoints.first()) {
-                Some(ep) if !ports.is_empty() => net.publish(&stack.name, name, &ports, ep.ipv4)?,
+                Some(ep) if !ports.is_empty() => {
+                    net.publish_shared(&stack.name, name, &ports, ep.ipv4, &sharing(stack, svc))?
+                }
                 _ => Vec::new(),
             };
             let resolver = match net.dns_hosted() {
@@ -193,6 +195,15 @@ pub fn wire(
                 resolver,
             })
         }
+    }
+}
+
+/// The replicas of a service share its fixed host ports: the kernel spreads
+/// their connections over the replicas.
+fn sharing(stack: &Stack, svc: &Service) -> Sharing {
+    Sharing {
+        group: Some(format!("{}/{}", stack.name, svc.name)),
+        standby: false,
     }
 }
 
