@@ -17,7 +17,7 @@ mod text;
 
 pub use text::split_layout_tag;
 
-pub use hash::HASH_VERSION;
+pub use hash::{EXCLUDED as NOT_HASHED, HASH_VERSION};
 
 /// One stack: the services, networks, volumes, secrets and configs of one
 /// project, after interpolation, merging and profile selection.

@@ -103,13 +103,17 @@ fn replicas_share_a_loopback_port_and_a_scale_down_loses_no_request() {
     let sent = client.join().unwrap();
     let failures = failures.lock().unwrap();
     assert!(sent > 20, "the client sent only {sent} requests");
-    assert!(failures.is_empty(), "{} of {sent} requests failed: {failures:?}", failures.len());
-    assert_eq!(
-        answering(port, 6),
-        BTreeSet::from([t.container("web", 1)])
+    assert!(
+        failures.is_empty(),
+        "{} of {sent} requests failed: {failures:?}",
+        failures.len()
     );
+    assert_eq!(answering(port, 6), BTreeSet::from([t.container("web", 1)]));
     let rules = nft_table(&t);
-    assert!(!rules.contains("numgen"), "one replica is a plain dnat: {rules}");
+    assert!(
+        !rules.contains("numgen"),
+        "one replica is a plain dnat: {rules}"
+    );
 
     // scaling up again spreads over the new replicas too
     t.ok(&["up", "-d", "--scale", "web=2"]);

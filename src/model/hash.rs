@@ -24,7 +24,8 @@ use super::{MountKind, Service, Stack};
 /// Prefix of every hash; bump only with a migration note.
 pub const HASH_VERSION: &str = "v1";
 
-const EXCLUDED: [&str; 5] = ["name", "replicas", "depends_on", "profiles", "pull_policy"];
+/// Service fields that never reach a container (and so never recreate one).
+pub const EXCLUDED: [&str; 5] = ["name", "replicas", "depends_on", "profiles", "pull_policy"];
 
 impl Service {
     /// `"v1:<sha256 hex>"` over the canonical form of everything that affects

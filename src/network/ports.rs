@@ -296,7 +296,10 @@ impl Manager {
     pub fn move_ports(&self, from: &str, to: &str) -> Result<()> {
         let (from, to) = (from.to_string(), to.to_string());
         let proxy = self.submit(move |st| {
-            let before = (st.published.get(&from).cloned(), st.published.get(&to).cloned());
+            let before = (
+                st.published.get(&from).cloned(),
+                st.published.get(&to).cloned(),
+            );
             let mut firewall = false;
             if let Some(p) = st.published.get_mut(&to).filter(|p| !p.serving) {
                 p.serving = true;

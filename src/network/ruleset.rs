@@ -331,7 +331,9 @@ fn port_rules(p: &Forward) -> Vec<RuleSpec> {
             continue;
         }
         // host address of the other family: no rule of this family
-        if p.host_ip.is_some_and(|h| h.is_ipv4() != (family == NATFamily::IP)) {
+        if p.host_ip
+            .is_some_and(|h| h.is_ipv4() != (family == NATFamily::IP))
+        {
             continue;
         }
         let mut stmts = vec![m(Operator::EQ, meta(MetaKey::L4proto), s(p.proto.as_str()))];

@@ -111,16 +111,15 @@ fn internal_network_gets_no_masquerade() {
 /// Two replicas (one with IPv6, one without) behind one port, and a
 /// loopback port that the old and new container of an update share.
 fn replicated() -> Input {
-    let port = |host_ip: Option<IpAddr>, host_port, last: u8, v6: bool, container_port| {
-        PublishedPort {
+    let port =
+        |host_ip: Option<IpAddr>, host_port, last: u8, v6: bool, container_port| PublishedPort {
             host_ip,
             host_port,
             container_addr: Ipv4Addr::new(10, 89, 0, last),
             container_addr6: v6.then(|| format!("fd00:89::{last}").parse().unwrap()),
             container_port,
             proto: Proto::Tcp,
-        }
-    };
+        };
     let lo = Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
     Input {
         ports: forwards([
