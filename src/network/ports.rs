@@ -488,4 +488,52 @@ mod tests {
         // [::1] is one proxy's socket
         assert!(taken_by(&st, "web-2", web, v6lo, 7070, Proto::Tcp).is_some());
     }
+
+    #[test]
+    fn a_standby_gets_no_traffic_until_the_ports_move_to_it() {
+        use std::sync::Arc;
+
+        use crate::network::NoFirewall;
+        use crate::network::group::Step;
+        use crate::network::manager::ruleset_input;
+
+        let dir = tempfile::tempdir().unwrap();
+        let m = Manager::with(
+            &crate::state::Roots::new(Some(dir.path())),
+            None,
+            Arc::new(NoFirewall),
+        );
+        let member = |last: u8, serving: bool| {
+            let mut p = pp(Some([127, 0, 0, 1]), 8080);
+            p.container_addr = Ipv4Addr::new(10, 89, 0, last);
+            Published {
+                stack: "s".into(),
+                ports: vec![p],
+                group: Some("s/web".into()),
+                serving,
+            }
+        };
+        m.submit(move |st| {
+            st.published.insert("old".into(), member(2, true));
+            st.published.insert("new".into(), member(3, false));
+            Ok(Step::saved(()))
+        })
+        .unwrap();
+        let backends = |m: &Manager| -> Vec<Ipv4Addr> {
+            let input = ruleset_input(&m.snapshot().unwrap(), "t".into());
+            input
+                .ports
+                .iter()
+                .flat_map(|f| f.backends.iter().map(|b| b.addr))
+                .collect()
+        };
+        assert_eq!(backends(&m), [Ipv4Addr::new(10, 89, 0, 2)]);
+        assert!(m.is_standby("new").unwrap());
+        m.move_ports("old", "new").unwrap();
+        assert_eq!(backends(&m), [Ipv4Addr::new(10, 89, 0, 3)]);
+        assert!(!m.is_standby("new").unwrap());
+        assert!(!m.publishes("old").unwrap());
+        // neither known: nothing to do
+        m.move_ports("x", "y").unwrap();
+    }
 }

@@ -176,3 +176,37 @@ fn a_port_of_several_containers_is_a_round_robin_map_of_address_and_port() {
     // the loopback port never reaches prerouting
     assert_eq!(dnats.iter().filter(|(c, _)| *c == "published").count(), 2);
 }
+
+#[test]
+fn ipv6_replicas_get_an_ip6_map_and_v4_only_ones_stay_out_of_it() {
+    let port = |last: u8, v6: bool| PublishedPort {
+        host_ip: None,
+        host_port: 7070,
+        container_addr: Ipv4Addr::new(10, 89, 0, last),
+        container_addr6: v6.then(|| format!("fd00:89::{last}").parse().unwrap()),
+        container_port: 80,
+        proto: Proto::Tcp,
+    };
+    let input = Input {
+        ports: forwards([port(2, true), port(3, true), port(4, false)]),
+        ..input()
+    };
+    let local: Vec<serde_json::Value> = rules(&input)
+        .into_iter()
+        .filter(|(c, _)| *c == "published-local")
+        .flat_map(|(_, stmts)| stmts)
+        .filter_map(|x| match x {
+            Statement::DNAT(Some(nat)) => Some(serde_json::to_value(nat).unwrap()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(local.len(), 2, "{local:#?}");
+    assert_eq!(local[0]["family"], "ip");
+    assert_eq!(local[0]["addr"]["map"]["key"]["numgen"]["mod"], 3);
+    assert_eq!(local[1]["family"], "ip6");
+    assert_eq!(local[1]["addr"]["map"]["key"]["numgen"]["mod"], 2);
+    assert_eq!(
+        local[1]["addr"]["map"]["data"]["set"],
+        serde_json::json!([[0, {"concat": ["fd00:89::2", 80]}], [1, {"concat": ["fd00:89::3", 80]}]])
+    );
+}
