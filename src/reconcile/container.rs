@@ -71,7 +71,8 @@ pub fn stack_slice(stack: &str) -> String {
 }
 
 /// Create container `want` of `svc` from `image` ([`service_image`]), not started.
-/// On error nothing of it is left.
+/// On error nothing of it is left. A `standby` container gets no traffic on
+/// its published ports until they move to it (`Manager::move_ports`).
 pub fn create(
     ctx: &Ctx,
     stack: &Stack,
@@ -79,6 +80,7 @@ pub fn create(
     want: &Want,
     peers: &[String],
     image: &image::Image,
+    standby: bool,
 ) -> Result<(), Error> {
     let paths = ContainerPaths::new(&ctx.roots.lib, &want.name);
     if paths.dir.exists() {
@@ -88,7 +90,7 @@ pub fn create(
             return Err(e);
         }
     }
-    let result = build(ctx, stack, svc, want, &paths, peers, image);
+    let result = build(ctx, stack, svc, want, &paths, peers, image, standby);
     if result.is_err() {
         let _ = remove(ctx, &want.name, Duration::from_secs(1), AnonVolumes::Keep);
     }
@@ -103,6 +105,7 @@ fn build(
     paths: &ContainerPaths,
     peers: &[String],
     image: &image::Image,
+    standby: bool,
 ) -> Result<(), Error> {
     let io = |what: &Path| {
         let what = what.display().to_string();
@@ -151,7 +154,7 @@ fn build(
             "options": ["bind", "ro", "nosuid", "nodev"],
         }));
     }
-    let wired = networking::wire(&ctx.net, &ctx.roots.run, stack, svc, &want.name)?;
+    let wired = networking::wire(&ctx.net, &ctx.roots.run, stack, svc, &want.name, standby)?;
     let hostname = svc.hostname.clone().unwrap_or_else(|| want.name.clone());
     // With a resolver hosted, peers come from DNS (never stale), not /etc/hosts.
     let peer_entries = match wired.resolver {

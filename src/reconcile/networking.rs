@@ -108,6 +108,7 @@ pub fn wire(
     stack: &Stack,
     svc: &Service,
     name: &str,
+    standby: bool,
 ) -> Result<Wired, Error> {
     match &svc.network_mode {
         NetworkMode::Host => Ok(Wired::default()),
@@ -180,7 +181,8 @@ pub fn wire(
                 .find(|e| matches!(net.network(&e.stack, &e.network), Ok(Some(n)) if !n.internal));
             let published = match outside.or(endpoints.first()) {
                 Some(ep) if !ports.is_empty() => {
-                    net.publish_shared(&stack.name, name, &ports, ep.ipv4, &sharing(stack, svc))?
+                    let sharing = sharing(stack, svc, standby);
+                    net.publish_shared(&stack.name, name, &ports, ep.ipv4, &sharing)?
                 }
                 _ => Vec::new(),
             };
@@ -199,11 +201,12 @@ pub fn wire(
 }
 
 /// The replicas of a service share its fixed host ports: the kernel spreads
-/// their connections over the replicas.
-fn sharing(stack: &Stack, svc: &Service) -> Sharing {
+/// their connections over the replicas. A `standby` container (the new one of
+/// a start-first update) holds them without traffic until the ports move to it.
+fn sharing(stack: &Stack, svc: &Service, standby: bool) -> Sharing {
     Sharing {
         group: Some(format!("{}/{}", stack.name, svc.name)),
-        standby: false,
+        standby,
     }
 }
 

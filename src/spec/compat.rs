@@ -87,8 +87,12 @@ pub const UNSUPPORTED: &[(&str, &str)] = &[
         "swarm placement has no meaning on one host",
     ),
     (
-        "services.*.deploy.update_config",
-        "rolling updates are not implemented; containers are recreated on change",
+        "services.*.deploy.update_config.delay",
+        "replicas are updated one after another without a pause",
+    ),
+    (
+        "services.*.deploy.update_config.max_failure_ratio",
+        "the first replica that fails to update ends the update",
     ),
     (
         "services.*.deploy.rollback_config",
