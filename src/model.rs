@@ -156,7 +156,11 @@ pub struct UpdateConfig {
     pub failure_action: FailureAction,
     /// How long to wait for the new container to get ready; `None`: as long
     /// as its healthcheck may take to succeed (start period, then every try).
-    #[serde(default, with = "opt_duration_text", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "opt_duration_text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub monitor: Option<Duration>,
 }
 

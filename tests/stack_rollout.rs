@@ -6,8 +6,8 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -115,7 +115,12 @@ fn a_start_first_update_under_load_loses_no_request() {
     let (got, failed) = client.finish();
 
     assert!(got.len() > 50, "only {} requests answered", got.len());
-    assert!(failed.is_empty(), "{} of {} requests failed: {failed:?}", failed.len(), got.len() + failed.len());
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed: {failed:?}",
+        failed.len(),
+        got.len() + failed.len()
+    );
     assert_eq!(got.first().map(String::as_str), Some("one"));
     assert_eq!(got.last().map(String::as_str), Some("two"));
     // no going back once the new version answered
@@ -142,17 +147,30 @@ fn a_replacement_that_never_gets_healthy_is_rolled_back() {
     let out = t.run(&["up", "-d"]);
     let (got, failed) = client.finish();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "the failed update is an error:\n{err}");
+    assert!(
+        !out.status.success(),
+        "the failed update is an error:\n{err}"
+    );
     assert!(err.contains("rolled back"), "{err}");
-    assert!(failed.is_empty(), "{} requests failed: {failed:?}", failed.len());
-    assert!(got.iter().all(|v| v == "one"), "the bad version never got traffic: {got:?}");
+    assert!(
+        failed.is_empty(),
+        "{} requests failed: {failed:?}",
+        failed.len()
+    );
+    assert!(
+        got.iter().all(|v| v == "one"),
+        "the bad version never got traffic: {got:?}"
+    );
 
     let rows = t.ps();
     assert_eq!(rows.len(), 1, "the replacement is gone: {rows:?}");
     let row = &rows[0];
     assert_eq!(row["name"], name.as_str());
     assert_eq!(row["pid"], pid, "the old container kept running");
-    assert!(row["status"].as_str().unwrap().contains("rolled-back"), "{row}");
+    assert!(
+        row["status"].as_str().unwrap().contains("rolled-back"),
+        "{row}"
+    );
     assert_eq!(row["rolled_back"]["reason"], "unhealthy");
     let table = t.ok(&["ps"]);
     assert!(table.contains("rolled-back"), "{table}");

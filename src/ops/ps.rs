@@ -70,7 +70,11 @@ pub fn rows(roots: &Roots, stack: &str) -> Result<Vec<Row>, control::Error> {
             up: o.is_up(),
             status: status_text(o)
                 + if paused { " (paused)" } else { "" }
-                + if rolled_back.is_some() { " (rolled-back)" } else { "" },
+                + if rolled_back.is_some() {
+                    " (rolled-back)"
+                } else {
+                    ""
+                },
             rolled_back,
             paused,
             pid: o.status.pid.filter(|_| o.is_up()),

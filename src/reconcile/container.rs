@@ -90,7 +90,7 @@ pub fn create(
             return Err(e);
         }
     }
-    let result = build(ctx, stack, svc, want, &paths, peers, image, standby);
+    let result = build(ctx, stack, svc, want, peers, image, standby);
     if result.is_err() {
         let _ = remove(ctx, &want.name, Duration::from_secs(1), AnonVolumes::Keep);
     }
@@ -102,11 +102,11 @@ fn build(
     stack: &Stack,
     svc: &Service,
     want: &Want,
-    paths: &ContainerPaths,
     peers: &[String],
     image: &image::Image,
     standby: bool,
 ) -> Result<(), Error> {
+    let paths = &ContainerPaths::new(&ctx.roots.lib, &want.name);
     let io = |what: &Path| {
         let what = what.display().to_string();
         move |source| Error::Io { what, source }

@@ -15,6 +15,9 @@
 //! keeps serving, marked rolled-back (in `ps`) until a later update replaces
 //! it; with `continue` the update goes on regardless.
 //!
+//! The replicas of a service are replaced at the same time, each on its own:
+//! some may roll back while others move on.
+//!
 //! Caveats: a port published on a random host port gets a new random port
 //! (nothing to keep); a fixed `[::1]` port is one proxy's socket and cannot
 //! be held twice, so the update fails and rolls back.
@@ -80,7 +83,13 @@ pub fn start_first(ctx: &Ctx, r: &Replace<'_>, action: &Action, want: &Want) -> 
     // The old container's anonymous volumes pass to its successor of the
     // same name; the temporary one's go with it.
     hand_over(ctx, r, &temp, (&want.name, AnonVolumes::Keep), announce)?;
-    hand_over(ctx, r, want, (&temp.name, AnonVolumes::Remove), action.clone())
+    hand_over(
+        ctx,
+        r,
+        want,
+        (&temp.name, AnonVolumes::Remove),
+        action.clone(),
+    )
 }
 
 /// Start `new` on standby, wait until it is ready, move `old`'s ports to it,
@@ -126,7 +135,9 @@ fn remove(ctx: &Ctx, r: &Replace<'_>, name: &str, anon: AnonVolumes) -> Option<E
         reason: "replaced (start-first update)".into(),
     };
     (r.progress)(Event::Begin(action.clone()));
-    let e = container::remove(ctx, name, r.grace, anon).into_iter().next();
+    let e = container::remove(ctx, name, r.grace, anon)
+        .into_iter()
+        .next();
     match &e {
         None => (r.progress)(Event::Done(action)),
         Some(e) => (r.progress)(Event::Failed(action, e.to_string())),
@@ -160,7 +171,10 @@ fn wait_ready(ctx: &Ctx, svc: &Service, name: &str) -> Result<(), String> {
             _ => {}
         }
         if Instant::now() >= until {
-            return Err(format!("not ready after {}", humantime::format_duration(limit)));
+            return Err(format!(
+                "not ready after {}",
+                humantime::format_duration(limit)
+            ));
         }
         std::thread::sleep(POLL);
     }
@@ -232,6 +246,9 @@ mod tests {
         assert!(rolled_back(dir.path(), "web-1").is_none());
         mark_rolled_back(dir.path(), "web-1", "web-10001", "unhealthy");
         let r = rolled_back(dir.path(), "web-1").unwrap();
-        assert_eq!((r.replacement.as_str(), r.reason.as_str()), ("web-10001", "unhealthy"));
+        assert_eq!(
+            (r.replacement.as_str(), r.reason.as_str()),
+            ("web-10001", "unhealthy")
+        );
     }
 }

@@ -233,8 +233,6 @@ pub struct RawUpdateConfig {
     /// How long the new container may take to get ready (default: its
     /// healthcheck's start period and tries).
     pub monitor: Option<Scalar>,
-    /// Only 1: the replicas of a service are updated one at a time.
-    pub parallelism: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

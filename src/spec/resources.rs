@@ -312,7 +312,10 @@ pub fn update_config(ctx: &mut Ctx<'_>, raw: Option<&RawUpdateConfig>) -> Update
         None | Some("stop-first") => UpdateOrder::StopFirst,
         Some("start-first") => UpdateOrder::StartFirst,
         Some(o) => {
-            ctx.err(&path("order"), format!("unknown update order `{o}`: use start-first or stop-first"));
+            ctx.err(
+                &path("order"),
+                format!("unknown update order `{o}`: use start-first or stop-first"),
+            );
             UpdateOrder::StopFirst
         }
     };
@@ -327,16 +330,13 @@ pub fn update_config(ctx: &mut Ctx<'_>, raw: Option<&RawUpdateConfig>) -> Update
             FailureAction::Rollback
         }
         Some(a) => {
-            ctx.err(&path("failure_action"), format!("unknown failure_action `{a}`: use rollback or continue"));
+            ctx.err(
+                &path("failure_action"),
+                format!("unknown failure_action `{a}`: use rollback or continue"),
+            );
             FailureAction::Rollback
         }
     };
-    if raw.parallelism.is_some_and(|p| p != 1) {
-        ctx.err(
-            &path("parallelism"),
-            "only parallelism 1 is supported: the replicas of a service are updated one at a time",
-        );
-    }
     UpdateConfig {
         order,
         failure_action,
