@@ -64,6 +64,10 @@ pub fn convert(ctx: &mut Ctx<'_>, name: &str, raw: RawService) -> Service {
         restart,
         restart_backoff: raw.restart_backoff.as_ref().and_then(|b| restart_backoff(ctx, b)),
         replicas,
+        update_config: resources::update_config(
+            ctx,
+            raw.deploy.as_ref().and_then(|d| d.update_config.as_ref()),
+        ),
         resources,
         ulimits: service_sec::ulimits(ctx, raw.ulimits.as_ref()),
         oom_score_adj: raw.oom_score_adj.and_then(|v| {
