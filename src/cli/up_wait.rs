@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use super::remote;
 use crate::ops::ps::Row;
-use crate::supervisor::record::{Health, State};
 use crate::state::Roots;
+use crate::supervisor::record::{Health, State};
 
 const POLL: Duration = Duration::from_millis(100);
 
@@ -47,9 +47,7 @@ pub fn until_ready(
 
 fn rows(roots: &Roots, stack: &str, services: &[String]) -> anyhow::Result<Vec<Row>> {
     let path = format!("/v1/stacks/{stack}/ps");
-    let rows: Vec<Row> = remote::read(roots, &path, || {
-        Ok(crate::ops::ps::rows(roots, stack)?)
-    })?;
+    let rows: Vec<Row> = remote::read(roots, &path, || Ok(crate::ops::ps::rows(roots, stack)?))?;
     Ok(rows
         .into_iter()
         .filter(|r| services.is_empty() || services.contains(&r.service))
@@ -70,7 +68,9 @@ fn ended_badly(r: &Row) -> bool {
 
 fn describe(r: &Row) -> String {
     match (r.state, r.health) {
-        (State::Running, Some(Health::Starting)) => "running, its healthcheck has not passed yet".into(),
+        (State::Running, Some(Health::Starting)) => {
+            "running, its healthcheck has not passed yet".into()
+        }
         (State::Running, Some(Health::Unhealthy)) => "running but unhealthy".into(),
         _ => r.status.clone(),
     }

@@ -3,7 +3,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::ctx::Ctx;
-use crate::supervisor::backoff::BackoffConfig as BackoffDefaults;
 use super::raw::{RawBackoff, RawHealthcheck, RawService};
 use super::shapes::{Command, KeyValues, ShortOrLong};
 use super::{
@@ -11,9 +10,9 @@ use super::{
 };
 use crate::model::{
     Dependency, DependencyCondition, Healthcheck, HealthcheckTimings, ImageHealthcheck,
-    OnUnhealthy, RestartBackoff,
-    ImageSource, LogDriver, Logging, PullPolicy, Service,
+    ImageSource, LogDriver, Logging, OnUnhealthy, PullPolicy, RestartBackoff, Service,
 };
+use crate::supervisor::backoff::BackoffConfig as BackoffDefaults;
 
 const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(10);
 
@@ -62,7 +61,10 @@ pub fn convert(ctx: &mut Ctx<'_>, name: &str, raw: RawService) -> Service {
         hostname: raw.hostname,
         domainname: raw.domainname,
         restart,
-        restart_backoff: raw.restart_backoff.as_ref().and_then(|b| restart_backoff(ctx, b)),
+        restart_backoff: raw
+            .restart_backoff
+            .as_ref()
+            .and_then(|b| restart_backoff(ctx, b)),
         replicas,
         update_config: resources::update_config(
             ctx,

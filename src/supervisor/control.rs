@@ -9,10 +9,10 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use super::proc_start_time;
+use super::record::Health;
 use super::record::{
     ContainerPaths, ContainerSpec, ContainerStatus, ExitRecord, State, should_restart,
 };
-use super::record::Health;
 use crate::model::OnUnhealthy;
 use crate::state::Roots;
 

@@ -270,12 +270,13 @@ impl Supervisor {
             events::emit(lib, &oom);
         }
         let restart = !stopped
-            && (o.unhealthy_restart || match code {
-                Some(code) => should_restart(o.spec.restart, code, status.restarts),
-                // A host reboot or a killed monitor: like Docker, only the
-                // policies that restart regardless of the exit bring it back.
-                None => matches!(o.spec.restart, Restart::Always | Restart::UnlessStopped),
-            });
+            && (o.unhealthy_restart
+                || match code {
+                    Some(code) => should_restart(o.spec.restart, code, status.restarts),
+                    // A host reboot or a killed monitor: like Docker, only the
+                    // policies that restart regardless of the exit bring it back.
+                    None => matches!(o.spec.restart, Restart::Always | Restart::UnlessStopped),
+                });
         if restart {
             status.state = State::Restarting;
             status.restarts += 1;
@@ -348,7 +349,11 @@ impl Supervisor {
 
     /// `on_unhealthy`: stop the container for good, or end this run so that
     /// [`Supervisor::ended`] restarts it (it sees the recorded `unhealthy`).
-    async fn act_on_unhealthy(&self, o: &Observed, exited: &mut (impl Future<Output = ()> + Unpin)) {
+    async fn act_on_unhealthy(
+        &self,
+        o: &Observed,
+        exited: &mut (impl Future<Output = ()> + Unpin),
+    ) {
         let spec = &o.spec;
         let lib = &self.inner.roots.lib;
         let what = match spec.on_unhealthy {
@@ -369,7 +374,10 @@ impl Supervisor {
         let signal = nix::sys::signal::Signal::try_from(spec.stop_signal)
             .unwrap_or(nix::sys::signal::Signal::SIGTERM);
         let _ = self.inner.runtime.kill(&spec.name, signal, true);
-        if tokio::time::timeout(spec.stop_grace, &mut *exited).await.is_err() {
+        if tokio::time::timeout(spec.stop_grace, &mut *exited)
+            .await
+            .is_err()
+        {
             let _ = self
                 .inner
                 .runtime
