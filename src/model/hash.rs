@@ -172,6 +172,7 @@ mod tests {
             restart: RestartPolicy::OnFailure {
                 max_retries: Some(3),
             },
+            restart_backoff: None,
             replicas: 1,
             update_config: Default::default(),
             resources: Resources {
