@@ -20,7 +20,8 @@ image = "{IMAGE}"
 command = ["true"]
 "#,
     );
-    t.ok(&["up", "--wait", "--wait-timeout", "60"]);
+    // -d with --wait waits too
+    t.ok(&["up", "-d", "--wait", "--wait-timeout", "60"]);
     let web = t.row(&t.container("web", 1));
     assert_eq!(
         (web["state"].as_str(), web["health"].as_str()),

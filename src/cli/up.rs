@@ -115,12 +115,16 @@ pub fn run(global: &GlobalOpts, args: UpArgs) -> anyhow::Result<ExitCode> {
             "warning: {o} belongs to a service no longer in the file; `stack up --remove-orphans` removes it"
         );
     }
-    if outcome.code != ExitCode::SUCCESS || args.detach || args.no_start {
+    if outcome.code != ExitCode::SUCCESS || args.no_start {
         return Ok(outcome.code);
     }
+    // --wait implies -d (as Compose); both together wait too.
     if args.wait {
         let timeout = args.wait_timeout.map(Duration::from_secs);
         return super::up_wait::until_ready(&roots, &stack.name, &args.services, timeout);
+    }
+    if args.detach {
+        return Ok(outcome.code);
     }
     attach(global, &roots, stack)
 }

@@ -373,7 +373,13 @@ impl Supervisor {
         }
         let signal = nix::sys::signal::Signal::try_from(spec.stop_signal)
             .unwrap_or(nix::sys::signal::Signal::SIGTERM);
-        let _ = self.inner.runtime.kill(&spec.name, signal, true);
+        // Under the lock, as every decision: a stop by the user meanwhile
+        // aborts this task before it takes the lock.
+        let runtime = self.inner.runtime.clone();
+        self.locked(&spec.name, move |name| {
+            let _ = runtime.kill(name, signal, true);
+        })
+        .await;
         if tokio::time::timeout(spec.stop_grace, &mut *exited)
             .await
             .is_err()
