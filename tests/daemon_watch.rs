@@ -193,7 +193,7 @@ fn truncated_writes_leave_the_old_state_or_exactly_the_new_one() {
             .wrapping_add(1442695040888963407);
         let v = &versions[(seed >> 33) as usize % 2];
         // Most writes are cut short, as a crashing editor leaves them.
-        let cut = if seed % 5 == 0 {
+        let cut = if seed.is_multiple_of(5) {
             v.len()
         } else {
             (seed >> 13) as usize % v.len()

@@ -47,15 +47,9 @@ fn run_busybox(store: &Store, reference: &str, t: &Path) -> String {
 fn pull_anonymous_then_run() {
     common::require_root();
     let t = tempfile::tempdir().unwrap();
-    let layout = common::busybox_oci_layout(t.path());
-    let reg = Registry::start(t.path(), Auth::None);
-    reg.push(
-        &format!("oci:{}:latest", layout.display()),
-        "library/busybox:1",
-        false,
-    );
+    let (_reg, reference, _layout) =
+        Registry::with_busybox(t.path(), Auth::None, "library/busybox:1");
     let store = Store::open(&t.path().join("lib")).unwrap();
-    let reference = format!("{}/library/busybox:1", reg.addr);
     let id = store.pull(&reference, &PullOptions::default()).unwrap();
     assert_eq!(store.resolve(&reference).unwrap().id, Some(id.clone()));
     let size = store.list().unwrap()[0].size;
@@ -89,15 +83,9 @@ fn pull_anonymous_then_run() {
 fn pull_with_htpasswd_basic_auth() {
     common::require_root();
     let t = tempfile::tempdir().unwrap();
-    let layout = common::busybox_oci_layout(t.path());
-    let reg = Registry::start(t.path(), Auth::Htpasswd);
-    reg.push(
-        &format!("oci:{}:latest", layout.display()),
-        "private/bb:latest",
-        true,
-    );
+    let (_reg, reference, _layout) =
+        Registry::with_busybox(t.path(), Auth::Htpasswd, "private/bb:latest");
     let store = Store::open(&t.path().join("lib")).unwrap();
-    let reference = format!("{}/private/bb:latest", reg.addr);
     let err = store.pull(&reference, &PullOptions::default()).unwrap_err();
     assert!(
         matches!(err, Error::Registry(_)),
@@ -111,13 +99,7 @@ fn pull_with_htpasswd_basic_auth() {
 fn pull_with_bearer_token_auth_and_docker_config_credentials() {
     common::require_root();
     let t = tempfile::tempdir().unwrap();
-    let layout = common::busybox_oci_layout(t.path());
-    let reg = Registry::start(t.path(), Auth::Token);
-    reg.push(
-        &format!("oci:{}:latest", layout.display()),
-        "team/bb:v1",
-        true,
-    );
+    let (reg, reference, _layout) = Registry::with_busybox(t.path(), Auth::Token, "team/bb:v1");
     // Credentials come from ~/.docker/config.json (here: $DOCKER_CONFIG).
     let docker_config = t.path().join("docker-config");
     fs::create_dir_all(&docker_config).unwrap();
@@ -131,7 +113,6 @@ fn pull_with_bearer_token_auth_and_docker_config_credentials() {
     )
     .unwrap();
     let root = t.path().join("root");
-    let reference = format!("{}/team/bb:v1", reg.addr);
     let out = Command::new(common::stack_bin())
         .arg("--root")
         .arg(&root)
@@ -252,13 +233,7 @@ fn multi_arch_index_selects_the_platform() {
 fn corrupted_blob_in_the_registry_is_rejected() {
     common::require_root();
     let t = tempfile::tempdir().unwrap();
-    let layout = common::busybox_oci_layout(t.path());
-    let reg = Registry::start(t.path(), Auth::None);
-    reg.push(
-        &format!("oci:{}:latest", layout.display()),
-        "bb:latest",
-        false,
-    );
+    let (reg, reference, layout) = Registry::with_busybox(t.path(), Auth::None, "bb:latest");
     // Flip one byte of the layer as the registry stores it (size unchanged).
     let biggest = fs::read_dir(layout.join("blobs/sha256"))
         .unwrap()
@@ -271,9 +246,7 @@ fn corrupted_blob_in_the_registry_is_rejected() {
     data[mid] ^= 0x55;
     fs::write(&data_file, &data).unwrap();
     let store = Store::open(&t.path().join("lib")).unwrap();
-    let err = store
-        .pull(&format!("{}/bb:latest", reg.addr), &PullOptions::default())
-        .unwrap_err();
+    let err = store.pull(&reference, &PullOptions::default()).unwrap_err();
     assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
     assert!(store.list().unwrap().is_empty());
     assert_eq!(
@@ -353,13 +326,7 @@ impl FlakyProxy {
 fn interrupted_download_resumes() {
     common::require_root();
     let t = tempfile::tempdir().unwrap();
-    let layout = common::busybox_oci_layout(t.path());
-    let reg = Registry::start(t.path(), Auth::None);
-    reg.push(
-        &format!("oci:{}:latest", layout.display()),
-        "bb:latest",
-        false,
-    );
+    let (reg, _, _layout) = Registry::with_busybox(t.path(), Auth::None, "bb:latest");
     let proxy = FlakyProxy::start(reg.addr.clone(), 300_000);
     let store = Store::open(&t.path().join("lib")).unwrap();
     let reference = format!("{}/bb:latest", proxy.addr);
@@ -397,16 +364,9 @@ fn fake_helper(dir: &Path, addr: &str) -> (PathBuf, PathBuf) {
 fn credential_helpers_from_creds_store_and_cred_helpers() {
     common::require_root();
     let t = tempfile::tempdir().unwrap();
-    let layout = common::busybox_oci_layout(t.path());
-    let reg = Registry::start(t.path(), Auth::Token);
-    reg.push(
-        &format!("oci:{}:latest", layout.display()),
-        "team/bb:v1",
-        true,
-    );
+    let (reg, reference, _layout) = Registry::with_busybox(t.path(), Auth::Token, "team/bb:v1");
     let (bin, calls) = fake_helper(t.path(), &reg.addr);
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
-    let reference = format!("{}/team/bb:v1", reg.addr);
     let pull = |root: &str, home: &Path, docker_config: Option<&Path>| {
         let mut cmd = Command::new(common::stack_bin());
         cmd.arg("--root")

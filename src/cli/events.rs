@@ -3,14 +3,13 @@
 //! happens; `--since` replays recorded ones first, `--until` ends the stream.
 use std::io::Write;
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use clap::Args;
 
 use super::GlobalOpts;
 use super::logs::parse_time;
-use crate::supervisor::events::{self, Event};
-use crate::supervisor::logs::Cursor;
+use crate::supervisor::events::{self, Event, Query};
 
 #[derive(Args, Debug)]
 pub struct EventsArgs {
@@ -29,30 +28,30 @@ pub struct EventsArgs {
 
 pub fn run(global: &GlobalOpts, args: EventsArgs) -> anyhow::Result<ExitCode> {
     let project = super::project::resolve(global)?;
-    let lib = project.roots.lib.clone();
-    let path = events::path(&lib);
-    let wanted = |e: &Event| {
-        e.stack == project.name
-            && (args.services.is_empty() || args.services.contains(&e.service))
-            && args.until.is_none_or(|u| e.time <= u)
+    let rfc = |t: Option<SystemTime>| t.map(|t| humantime::format_rfc3339_nanos(t).to_string());
+    let query = Query {
+        services: args.services.join(","),
+        since: rfc(args.since),
+        until: rfc(args.until),
     };
     let mut out = std::io::stdout();
-    // The cursor is taken before the replay so nothing falls between the two.
-    let mut cursor = Cursor::at_end(&path);
-    if let Some(since) = args.since {
-        for e in events::read_all(&lib)?.iter().filter(|e| e.time >= since) {
-            if wanted(e) {
-                print(&mut out, e, args.json)?;
-            }
+    let mut sink = |e: Event| print(&mut out, &e, args.json).is_ok();
+    match crate::daemon::client::Client::connect(&project.roots) {
+        Some(client) => {
+            let path = format!(
+                "/v1/stacks/{}/events?{}",
+                project.name,
+                serde_urlencoded::to_string(&query)?
+            );
+            client.get_lines(&path, &mut sink)?
         }
-    }
-    while args.until.is_none_or(|u| SystemTime::now() < u) {
-        for e in cursor.read_new::<Event>(&path)? {
-            if wanted(&e) {
-                print(&mut out, &e, args.json)?;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
+        None => events::stream(
+            &project.roots.lib,
+            &project.name,
+            &query,
+            &|| false,
+            &mut sink,
+        )?,
     }
     Ok(ExitCode::SUCCESS)
 }

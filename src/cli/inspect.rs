@@ -3,17 +3,13 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 use clap::Args;
-use serde_json::json;
 
-use super::GlobalOpts;
 use super::output::{ListFormat, print_rows, table};
+use super::{GlobalOpts, remote};
 use crate::network::Manager;
-use crate::reconcile::container::cgroups_path;
-use crate::reconcile::ocispec;
-use crate::reconcile::stacks::{StackRecord, StackStatus};
-use crate::state::{self, Roots};
-use crate::supervisor::control::{self, Observed};
-use crate::supervisor::record::ContainerPaths;
+use crate::ops::ls::StackRow;
+use crate::state::Roots;
+use crate::supervisor::control;
 
 #[derive(Args, Debug)]
 pub struct InspectArgs {
@@ -39,79 +35,27 @@ pub struct LsArgs {
     pub format: ListFormat,
 }
 
-fn document(roots: &Roots, net: Option<&Manager>, o: &Observed) -> serde_json::Value {
-    let paths = ContainerPaths::new(&roots.lib, &o.spec.name);
-    let oci: Option<serde_json::Value> = state::read_json(&paths.bundle().join("config.json"))
-        .ok()
-        .flatten();
-    let health: Option<serde_json::Value> = state::read_json(&paths.health_log()).ok().flatten();
-    let annotations = oci.as_ref().and_then(|s| s["annotations"].as_object());
-    let labels: serde_json::Map<String, serde_json::Value> = annotations
-        .into_iter()
-        .flatten()
-        .filter(|(k, _)| !ocispec::OWN_ANNOTATIONS.contains(&k.as_str()))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let exposed: Vec<&str> = annotations
-        .and_then(|a| a.get(ocispec::EXPOSED_PORTS))
-        .and_then(|v| v.as_str())
-        .map(|s| s.split(',').collect())
-        .unwrap_or_default();
-    json!({
-        "name": o.spec.name,
-        "stack": o.spec.stack,
-        "service": o.spec.service,
-        "index": o.spec.index,
-        "created": humantime::format_rfc3339_seconds(o.spec.created).to_string(),
-        "config_hash": o.spec.config_hash,
-        "config": o.spec.config,
-        "state": {
-            "status": o.status.state,
-            "running": o.is_up(),
-            "pid": o.status.pid,
-            "exit_code": o.status.exit_code,
-            "oom_killed": o.status.oom_killed,
-            "restarts": o.status.restarts,
-            "error": o.status.error,
-            "health": o.status.health,
-            "health_log": health,
-            "monitor_pid": o.status.monitor_pid.filter(|_| o.monitor_alive),
-        },
-        "cgroup": cgroups_path(&o.spec.stack, &o.spec.service, o.spec.index),
-        "networks": net.and_then(|n| n.endpoints(&o.spec.name).ok()),
-        "ports": net.and_then(|n| n.published(&o.spec.name).ok()),
-        "labels": labels,
-        "exposed_ports": exposed,
-        "mounts": oci.as_ref().map(|s| s["mounts"].clone()),
-        "oci_spec": oci,
-        "log_path": paths.log(),
-    })
-}
-
 pub fn inspect(global: &GlobalOpts, args: InspectArgs) -> anyhow::Result<ExitCode> {
     let project = super::project::resolve(global)?;
-    let net = Manager::open(&project.roots).ok();
-    let all = control::observe(&project.roots.lib, Some(&project.name))?;
-    let picked: Vec<&Observed> = if args.names.is_empty() {
-        all.iter().collect()
-    } else {
-        let mut out = Vec::new();
-        for n in &args.names {
-            let found: Vec<&Observed> = all
-                .iter()
-                .filter(|o| &o.spec.name == n || &o.spec.service == n)
-                .collect();
-            if found.is_empty() {
-                bail!("no container or service {n} in stack {}", project.name);
-            }
-            out.extend(found);
+    let path = format!("/v1/stacks/{}/inspect", project.name);
+    let all: Vec<serde_json::Value> = remote::read(&project.roots, &path, || {
+        Ok(crate::ops::inspect::documents(
+            &project.roots,
+            &project.name,
+        )?)
+    })?;
+    let is = |d: &serde_json::Value, n: &str| d["name"] == n || d["service"] == n;
+    let mut docs: Vec<&serde_json::Value> = Vec::new();
+    for n in &args.names {
+        let before = docs.len();
+        docs.extend(all.iter().filter(|d| is(d, n)));
+        if docs.len() == before {
+            bail!("no container or service {n} in stack {}", project.name);
         }
-        out
-    };
-    let docs: Vec<serde_json::Value> = picked
-        .iter()
-        .map(|o| document(&project.roots, net.as_ref(), o))
-        .collect();
+    }
+    if args.names.is_empty() {
+        docs = all.iter().collect();
+    }
     println!("{}", serde_json::to_string_pretty(&docs)?);
     Ok(ExitCode::SUCCESS)
 }
@@ -165,37 +109,10 @@ pub fn port(global: &GlobalOpts, args: PortArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-#[derive(serde::Serialize)]
-struct StackRow {
-    name: String,
-    status: String,
-    files: Vec<std::path::PathBuf>,
-    /// The daemon reconciles on every change of the files.
-    watch: bool,
-    /// The files do not load since then (the stack runs as it was).
-    file_error: Option<crate::reconcile::stacks::FileError>,
-}
-
 pub fn ls(global: &GlobalOpts, args: LsArgs) -> anyhow::Result<ExitCode> {
     let roots = Roots::new(global.root.as_deref());
-    let mut rows = Vec::new();
-    for rec in StackRecord::all(&roots) {
-        let all = control::observe(&roots.lib, Some(&rec.name))?;
-        let up = all.iter().filter(|o| o.is_up()).count();
-        let file_error = StackStatus::read(&roots, &rec.name).file_error;
-        let mut status = format!("running({up}/{})", all.len());
-        if let Some(e) = &file_error {
-            let first = e.message.lines().next().unwrap_or_default();
-            status.push_str(&format!(", file invalid since {}: {first}", clock(e.since)));
-        }
-        rows.push(StackRow {
-            name: rec.name,
-            status,
-            files: rec.files,
-            watch: rec.watch,
-            file_error,
-        });
-    }
+    let rows: Vec<StackRow> =
+        remote::read(&roots, "/v1/stacks", || Ok(crate::ops::ls::stacks(&roots)?))?;
     print_rows(args.format, &rows, |rows| {
         let mut t = table(["NAME", "STATUS", "CONFIG FILES"]);
         for r in rows {
@@ -206,11 +123,4 @@ pub fn ls(global: &GlobalOpts, args: LsArgs) -> anyhow::Result<ExitCode> {
         t
     })?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// HH:MM (UTC) of a time in seconds since the epoch.
-fn clock(secs: u64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
-    let text = humantime::format_rfc3339_seconds(t).to_string();
-    text.get(11..16).unwrap_or(&text).to_string()
 }

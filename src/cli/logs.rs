@@ -1,17 +1,15 @@
 //! `stack logs`: the stored output of a stack's containers, optionally followed.
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use anyhow::Context;
 use clap::Args;
 
 use super::GlobalOpts;
-use crate::supervisor::control::observe;
-use crate::supervisor::logs::{Cursor, Record, read_all};
-use crate::supervisor::record::ContainerPaths;
+use crate::ops::logs::{Line, Query};
+use crate::supervisor::logs::Record;
 
 #[derive(Args, Debug)]
 pub struct LogsArgs {
@@ -110,18 +108,6 @@ pub fn run_until(
     stop: &dyn Fn() -> bool,
 ) -> anyhow::Result<ExitCode> {
     let project = super::project::resolve(global)?;
-    let lib = project.roots.lib.clone();
-    let pick = |svc: &str| args.services.is_empty() || args.services.iter().any(|s| s == svc);
-    let containers: Vec<(String, PathBuf)> = observe(&lib, Some(&project.name))?
-        .into_iter()
-        .filter(|o| pick(&o.spec.service))
-        .map(|o| {
-            (
-                o.spec.name.clone(),
-                ContainerPaths::new(&lib, &o.spec.name).log(),
-            )
-        })
-        .collect();
     let tail: Option<usize> = match args.tail.as_str() {
         "all" | "-1" => None,
         n => Some(
@@ -129,68 +115,56 @@ pub fn run_until(
                 .with_context(|| format!("--tail takes a number or `all`, not `{n}`"))?,
         ),
     };
+    let rfc = |t: Option<SystemTime>| t.map(|t| humantime::format_rfc3339_nanos(t).to_string());
+    let query = Query {
+        services: args.services.join(","),
+        tail,
+        since: rfc(args.since),
+        until: rfc(args.until),
+        follow: args.follow,
+    };
     let mut printer = Printer {
         color: !args.no_color && std::io::IsTerminal::is_terminal(&std::io::stdout()),
         prefix: !args.no_log_prefix,
         timestamps: args.timestamps,
-        width: containers.iter().map(|(n, _)| n.len()).max().unwrap_or(0),
+        width: 0,
         colors: BTreeMap::new(),
     };
-    let in_window = |r: &Record| {
-        args.since.is_none_or(|s| r.time >= s) && args.until.is_none_or(|u| r.time <= u)
-    };
-    let mut all: Vec<(String, Record)> = Vec::new();
-    for (name, path) in &containers {
-        let recs: Vec<Record> = read_all(path)?.into_iter().filter(in_window).collect();
-        let skip = tail.map_or(0, |n| recs.len().saturating_sub(n));
-        all.extend(recs.into_iter().skip(skip).map(|r| (name.clone(), r)));
-    }
-    all.sort_by_key(|(_, r)| r.time);
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    for (name, rec) in &all {
-        printer.print(&mut out, name, rec)?;
-    }
-    out.flush()?;
-    drop(out);
-    if args.follow {
-        follow(&lib, &project.name, &args, &mut printer, &containers, stop)?;
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn follow(
-    lib: &Path,
-    stack: &str,
-    args: &LogsArgs,
-    printer: &mut Printer,
-    seen: &[(String, PathBuf)],
-    stop: &dyn Fn() -> bool,
-) -> anyhow::Result<()> {
-    let mut cursors: BTreeMap<String, Cursor> = seen
-        .iter()
-        .map(|(name, path)| (name.clone(), Cursor::at_end(path)))
-        .collect();
-    while !stop() {
-        let observed = observe(lib, Some(stack))?;
-        for o in observed
-            .iter()
-            .filter(|o| args.services.is_empty() || args.services.contains(&o.spec.service))
+    // The prefixes line up on the longest container name there is now.
+    let path = format!("/v1/stacks/{}/ps", project.name);
+    let rows: Vec<crate::ops::ps::Row> = super::remote::read(&project.roots, &path, || {
+        Ok(crate::ops::ps::rows(&project.roots, &project.name)?)
+    })?;
+    printer.width = rows.iter().map(|r| r.name.len()).max().unwrap_or(0);
+    let mut failed: Option<std::io::Error> = None;
+    let mut sink = |line: Line| {
+        let stdout = std::io::stdout();
+        let mut out = stdout.lock();
+        printer.width = printer.width.max(line.container.len());
+        match printer
+            .print(&mut out, &line.container, &line.record)
+            .and_then(|()| out.flush())
         {
-            let path = ContainerPaths::new(lib, &o.spec.name).log();
-            let records: Vec<Record> = cursors
-                .entry(o.spec.name.clone())
-                .or_default()
-                .read_new(&path)?;
-            let stdout = std::io::stdout();
-            let mut out = stdout.lock();
-            printer.width = printer.width.max(o.spec.name.len());
-            for rec in records {
-                printer.print(&mut out, &o.spec.name, &rec)?;
+            Ok(()) => !stop(),
+            Err(e) => {
+                failed = Some(e);
+                false
             }
-            out.flush()?;
         }
-        std::thread::sleep(Duration::from_millis(100));
+    };
+    match crate::daemon::client::Client::connect(&project.roots) {
+        Some(client) => {
+            let path = format!(
+                "/v1/stacks/{}/logs?{}",
+                project.name,
+                serde_urlencoded::to_string(&query)?
+            );
+            client.get_lines(&path, &mut sink)?
+        }
+        None => crate::ops::logs::stream(&project.roots, &project.name, &query, stop, &mut sink)?,
     }
-    Ok(())
+    match failed {
+        Some(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(ExitCode::SUCCESS),
+    }
 }

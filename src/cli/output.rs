@@ -38,14 +38,3 @@ pub fn print_rows<T: serde::Serialize>(
     }
     Ok(())
 }
-
-/// Time since `secs` (seconds since the epoch) in its largest unit: "5s", "3m", "2days".
-pub fn since(secs: Option<u64>) -> String {
-    let Some(then) = secs else {
-        return String::new();
-    };
-    let now = crate::supervisor::record::now_secs();
-    let d = std::time::Duration::from_secs(now.saturating_sub(then));
-    let text = humantime::format_duration(d).to_string();
-    text.split_whitespace().next().unwrap_or("0s").to_string()
-}

@@ -10,6 +10,29 @@ use crate::reconcile::Event;
 use crate::reconcile::plan::Action;
 use crate::state::Roots;
 
+/// Data from the root's daemon when one answers (when a daemon runs, every
+/// verb goes through it: that is also how members of the `stack` groups read
+/// a root they cannot read themselves), else computed here.
+pub fn read<T: serde::de::DeserializeOwned>(
+    roots: &Roots,
+    path: &str,
+    local: impl FnOnce() -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    match crate::daemon::client::Client::connect(roots) {
+        Some(client) => match client.get(path) {
+            Ok(v) => Ok(v),
+            // A refusal says so; other statuses carry a message of their own.
+            Err(crate::daemon::client::Error::Status { status, body })
+                if status != hyper::StatusCode::FORBIDDEN =>
+            {
+                anyhow::bail!("{body}")
+            }
+            Err(e) => Err(e.into()),
+        },
+        None => local(),
+    }
+}
+
 /// What came back from one streamed call.
 pub struct Outcome {
     pub code: ExitCode,

@@ -1,4 +1,5 @@
-//! The HTTP/JSON API on the daemon's Unix socket (see docs/api.md).
+//! The HTTP/JSON API on the daemon's Unix socket (docs/api.md; every route is
+//! in docs/api/openapi.yaml, which `openapi.rs` keeps true).
 //!
 //! Every request is checked against the caller's credentials (SO_PEERCRED):
 //! root and members of the `stack` group may do everything, members of
@@ -8,7 +9,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{Method, Request, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -23,7 +24,12 @@ pub fn router(engine: Arc<Engine>) -> axum::Router {
     axum::Router::new()
         .route("/v1/version", get(version))
         .route("/v1/stacks/up", post(up))
+        .route("/v1/stacks", get(stacks))
         .route("/v1/stacks/{name}", get(stack))
+        .route("/v1/stacks/{name}/ps", get(ps))
+        .route("/v1/stacks/{name}/inspect", get(inspect))
+        .route("/v1/stacks/{name}/logs", get(logs))
+        .route("/v1/stacks/{name}/events", get(events))
         .route("/v1/stacks/{name}/down", post(down))
         .route("/v1/stacks/{name}/rm", post(rm))
         .route("/v1/stacks/{name}/{verb}", post(containers))
@@ -79,6 +85,75 @@ async fn stack(State(engine): State<Arc<Engine>>, Path(name): Path<String>) -> R
     }
 }
 
+async fn stacks(State(engine): State<Arc<Engine>>) -> Response {
+    let roots = engine.roots.clone();
+    read(move || crate::ops::ls::stacks(&roots)).await
+}
+
+async fn ps(State(engine): State<Arc<Engine>>, Path(name): Path<String>) -> Response {
+    let roots = engine.roots.clone();
+    read(move || crate::ops::ps::rows(&roots, &name)).await
+}
+
+async fn inspect(State(engine): State<Arc<Engine>>, Path(name): Path<String>) -> Response {
+    let roots = engine.roots.clone();
+    read(move || crate::ops::inspect::documents(&roots, &name)).await
+}
+
+async fn logs(
+    State(engine): State<Arc<Engine>>,
+    Path(name): Path<String>,
+    Query(q): Query<crate::ops::logs::Query>,
+) -> Response {
+    let roots = engine.roots.clone();
+    lines(move |tx| {
+        let stop = || tx.is_closed();
+        crate::ops::logs::stream(&roots, &name, &q, &stop, &mut |line| tx.send(line).is_ok())
+    })
+}
+
+async fn events(
+    State(engine): State<Arc<Engine>>,
+    Path(name): Path<String>,
+    Query(q): Query<crate::supervisor::events::Query>,
+) -> Response {
+    let roots = engine.roots.clone();
+    lines(move |tx| {
+        let stop = || tx.is_closed();
+        crate::supervisor::events::stream(&roots.lib, &name, &q, &stop, &mut |e| tx.send(e).is_ok())
+    })
+}
+
+/// Stream what a blocking producer sends as JSON lines; it runs until it is
+/// done or the caller goes away (its sends fail, `is_closed` turns true).
+fn lines<T, E>(
+    produce: impl FnOnce(&mpsc::UnboundedSender<T>) -> Result<(), E> + Send + 'static,
+) -> Response
+where
+    T: serde::Serialize + Send + 'static,
+    E: std::fmt::Display,
+{
+    let (tx, rx) = mpsc::unbounded_channel::<T>();
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = produce(&tx) {
+            tracing::warn!(error = %e, "a streamed read failed");
+        }
+    });
+    ndjson(rx)
+}
+
+/// Answer with what a blocking read computes, as JSON.
+async fn read<T, E>(f: impl FnOnce() -> Result<T, E> + Send + 'static) -> Response
+where
+    T: serde::Serialize + Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    match super::engine::blocking(f).await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+    }
+}
+
 async fn up(State(engine): State<Arc<Engine>>, Json(req): Json<UpRequest>) -> Response {
     stream(move |out| async move { engine.up(req, out).await })
 }
@@ -125,9 +200,14 @@ where
 {
     let (tx, rx) = mpsc::unbounded_channel::<Line>();
     tokio::spawn(op(tx));
+    ndjson(rx)
+}
+
+/// A response that writes what `rx` receives, one JSON object per line.
+fn ndjson<T: serde::Serialize + Send + 'static>(rx: mpsc::UnboundedReceiver<T>) -> Response {
     let body = futures_util::stream::unfold(rx, |mut rx| async move {
-        let line = rx.recv().await?;
-        let mut bytes = serde_json::to_vec(&line).unwrap_or_default();
+        let item = rx.recv().await?;
+        let mut bytes = serde_json::to_vec(&item).unwrap_or_default();
         bytes.push(b'\n');
         Some((Ok::<_, std::convert::Infallible>(Bytes::from(bytes)), rx))
     });

@@ -76,11 +76,36 @@ impl Client {
         each: &mut dyn FnMut(&Line),
     ) -> Result<Line, Error> {
         let body = Bytes::from(serde_json::to_vec(body)?);
+        let mut last = None;
+        self.lines(Method::POST, path, body, &mut |line: Line| {
+            each(&line);
+            last = Some(line);
+            true
+        })?;
+        last.ok_or_else(|| Error::Http("the daemon ended the answer early".into()))
+    }
+
+    /// GET `path`, a stream of JSON lines, handing each to `each` until it
+    /// returns false or the stream ends.
+    pub fn get_lines<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        each: &mut dyn FnMut(T) -> bool,
+    ) -> Result<(), Error> {
+        self.lines(Method::GET, path, Bytes::new(), each)
+    }
+
+    fn lines<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Bytes,
+        each: &mut dyn FnMut(T) -> bool,
+    ) -> Result<(), Error> {
         self.rt.block_on(async {
-            let resp = self.send(Method::POST, path, body).await?;
+            let resp = self.send(method, path, body).await?;
             let mut body = resp.into_body();
             let mut buf: Vec<u8> = Vec::new();
-            let mut last = None;
             while let Some(frame) = body.frame().await {
                 let frame = frame.map_err(|e| Error::Http(e.to_string()))?;
                 let Some(data) = frame.data_ref() else {
@@ -88,13 +113,14 @@ impl Client {
                 };
                 buf.extend_from_slice(data);
                 while let Some(pos) = buf.iter().position(|&b| b == b'\n') {
-                    let line: Line = serde_json::from_slice(&buf[..pos])?;
+                    let item: T = serde_json::from_slice(&buf[..pos])?;
                     buf.drain(..=pos);
-                    each(&line);
-                    last = Some(line);
+                    if !each(item) {
+                        return Ok(());
+                    }
                 }
             }
-            last.ok_or_else(|| Error::Http("the daemon ended the answer early".into()))
+            Ok(())
         })
     }
 

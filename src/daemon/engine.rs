@@ -50,7 +50,7 @@ impl Engine {
             .map_err(|e| tracing::warn!(error = %e, "file watching is not available"))
             .ok();
         let engine = Arc::new(Engine {
-            ctx: Ctx::open(roots.clone())?,
+            ctx: with_resolver(Ctx::open(roots.clone())?, &rt),
             supervisor: Supervisor::new(roots.clone(), rt),
             roots,
             locks: Mutex::new(HashMap::new()),
@@ -353,8 +353,11 @@ impl Engine {
             for o in picked.iter().filter(|o| req.options.force || !o.is_up()) {
                 me.supervisor.forget(&o.spec.name);
             }
-            crate::ops::rm::rm(&me.roots, &stack, &req.services, &req.options)
-                .map_err(|e| format!("{e:#}"))
+            let removed = crate::ops::rm::rm(&me.roots, &stack, &req.services, &req.options)
+                .map_err(|e| format!("{e:#}"));
+            // rm worked on its own handles: catch the resolver up.
+            let _ = me.ctx.net.refresh_dns();
+            removed
         })
         .await
     }
@@ -409,6 +412,27 @@ fn done(out: &Out, failed: Vec<(String, String)>) {
         orphans: Vec::new(),
         nothing_to_do: false,
     });
+}
+
+/// Host the embedded DNS resolver of the root's networks in the daemon:
+/// containers then resolve their peers by name (and get the gateway as their
+/// nameserver). Without it (another process hosts it, or it cannot start)
+/// names come from /etc/hosts as before.
+fn with_resolver(mut ctx: Ctx, rt: &tokio::runtime::Handle) -> Ctx {
+    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let dns = crate::network::DnsServer::new(
+        rt.clone(),
+        crate::network::DnsServer::upstreams_from_resolv_conf(&resolv),
+    );
+    let plain = ctx.net.clone();
+    ctx.net = match std::mem::replace(&mut ctx.net, plain).with_dns(dns) {
+        Ok(net) => net,
+        Err(e) => {
+            tracing::warn!(error = %e, "no embedded DNS: names come from /etc/hosts");
+            ctx.net
+        }
+    };
+    ctx
 }
 
 /// Counts an operation in flight for as long as it lives.

@@ -16,6 +16,8 @@ pub mod autostart;
 pub mod client;
 pub mod engine;
 mod follow;
+#[cfg(test)]
+mod openapi;
 pub mod proto;
 mod server;
 mod watch;

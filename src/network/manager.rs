@@ -234,11 +234,15 @@ impl Manager {
             self.sync_dns(&locked.state)?;
             return Ok(info(&rec));
         }
+        // Other state roots pick subnets from the same pool by looking at the
+        // host's routes: choosing one and routing it is one step host-wide.
+        let host = host_subnet_lock()?;
         let rec = self.plan_network(&locked.state, spec)?;
         locked.state.networks.insert(key.clone(), rec.clone());
         self.commit(&locked)?; // intent first: a crash now leaves a record to clean up
-        let applied = self
-            .bring_up(&rec)
+        let applied = self.bring_up(&rec);
+        drop(host);
+        let applied = applied
             .and_then(|()| self.sync_firewall(&locked.state))
             .and_then(|()| self.sync_dns(&locked.state));
         if let Err(e) = applied {
@@ -591,4 +595,24 @@ fn collect(mut errs: Vec<Error>) -> Result<()> {
         1 => Err(errs.remove(0)),
         _ => Err(Error::Many(errs)),
     }
+}
+
+/// The lock every state root of this host takes while it chooses a subnet
+/// from the default pool and brings its bridge up (`/run/lock`, shared by all
+/// roots; `--root` moves everything else).
+fn host_subnet_lock() -> Result<nix::fcntl::Flock<std::fs::File>> {
+    let dir = Path::new("/run/lock");
+    let io = |source| Error::Io {
+        what: "locking the host's subnet pool (/run/lock/stack-subnets.lock)".into(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("stack-subnets.lock"))
+        .map_err(io)?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| io(e.into()))
 }

@@ -7,7 +7,11 @@
 //! same data. Nothing here reads the stack file: what exists is what the state
 //! root records.
 pub mod images;
+pub mod inspect;
+pub mod logs;
+pub mod ls;
 pub mod pause;
+pub mod ps;
 pub mod rm;
 pub mod stats;
 pub mod top;
@@ -48,6 +52,8 @@ pub enum Error {
     Reconcile(#[from] crate::reconcile::Error),
     #[error(transparent)]
     Image(#[from] crate::image::Error),
+    #[error("{0}")]
+    Query(String),
 }
 
 fn known_services(known: &[String]) -> String {

@@ -257,20 +257,7 @@ pub fn file_mounts(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{LoadOptions, load_text};
-
-    fn service(body: &str) -> Service {
-        let dir = tempfile::tempdir().unwrap();
-        let opts = LoadOptions {
-            files: vec![dir.path().join("stack.toml")],
-            working_dir: dir.path().to_path_buf(),
-            environment: Some(Default::default()),
-            ..Default::default()
-        };
-        let text = format!("name = \"t\"\n[services.s]\nimage = \"busybox\"\n{body}");
-        let loaded = load_text(&opts, &text).unwrap_or_else(|d| panic!("{d}"));
-        loaded.stack.services["s"].clone()
-    }
+    use crate::spec::testing::service;
 
     #[test]
     fn image_volumes_become_anonymous_unless_a_mount_covers_them() {

@@ -126,6 +126,8 @@ pub(crate) mod service_sec;
 pub(crate) mod shapes;
 pub(crate) mod shellwords;
 pub mod source;
+#[cfg(test)]
+pub(crate) mod testing;
 pub(crate) mod toml_src;
 pub mod units;
 pub(crate) mod validate;

@@ -128,6 +128,63 @@ fn rotate(path: &Path, f: &File) -> io::Result<()> {
     Ok(())
 }
 
+/// Which events to stream; also the query string of
+/// `GET /v1/stacks/{name}/events`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Query {
+    /// Comma-separated services; all when empty.
+    #[serde(default)]
+    pub services: String,
+    /// RFC 3339: replay recorded events since then first.
+    pub since: Option<String>,
+    /// RFC 3339: end the stream then.
+    pub until: Option<String>,
+}
+
+/// Hand the events of `stack` that `q` selects to `sink` as they happen
+/// (after the replay `since` asks for), until `until`, `stop()`, or `sink`
+/// returning false.
+pub fn stream(
+    lib: &Path,
+    stack: &str,
+    q: &Query,
+    stop: &dyn Fn() -> bool,
+    sink: &mut dyn FnMut(Event) -> bool,
+) -> io::Result<()> {
+    let time = |s: &Option<String>| {
+        s.as_deref()
+            .map(humantime::parse_rfc3339_weak)
+            .transpose()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("since/until: {e}")))
+    };
+    let (since, until) = (time(&q.since)?, time(&q.until)?);
+    let services: Vec<&str> = q.services.split(',').filter(|s| !s.is_empty()).collect();
+    let wanted = |e: &Event| {
+        e.stack == stack
+            && (services.is_empty() || services.contains(&e.service.as_str()))
+            && until.is_none_or(|u| e.time <= u)
+    };
+    let file = path(lib);
+    // The cursor is taken before the replay so nothing falls between the two.
+    let mut cursor = super::logs::Cursor::at_end(&file);
+    if let Some(since) = since {
+        for e in read_all(lib)?.into_iter().filter(|e| e.time >= since) {
+            if wanted(&e) && !sink(e) {
+                return Ok(());
+            }
+        }
+    }
+    while !stop() && until.is_none_or(|u| SystemTime::now() < u) {
+        for e in cursor.read_new::<Event>(&file)? {
+            if wanted(&e) && !sink(e) {
+                return Ok(());
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    Ok(())
+}
+
 /// Every recorded event, oldest first.
 pub fn read_all(lib: &Path) -> io::Result<Vec<Event>> {
     let path = path(lib);

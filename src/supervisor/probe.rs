@@ -12,7 +12,25 @@ use crate::runtime::{ExecOptions, Runtime};
 
 /// Run the probe and wait for its result; a probe that cannot start or times
 /// out is a failure (exit code -1) with the reason as its output.
+///
+/// The probe runs to its end in a task of its own: when the caller is
+/// cancelled (the container is stopped or replaced), the probe process is
+/// still killed at its timeout and reaped, never left a zombie.
 pub async fn run(runtime: &Runtime, name: &str, config: &Healthcheck) -> Probe {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let (runtime, name, config) = (runtime.clone(), name.to_string(), config.clone());
+    tokio::spawn(async move {
+        let _ = tx.send(run_to_end(&runtime, &name, &config).await);
+    });
+    rx.await.unwrap_or_else(|_| Probe {
+        start: now_secs(),
+        end: now_secs(),
+        exit_code: -1,
+        output: "the healthcheck was cancelled".into(),
+    })
+}
+
+async fn run_to_end(runtime: &Runtime, name: &str, config: &Healthcheck) -> Probe {
     let start = now_secs();
     let failed = |output: String| Probe {
         start,

@@ -126,6 +126,19 @@ impl Registry {
         );
     }
 
+    /// A registry in `dir` serving busybox (from [`crate::common::busybox_oci_layout`])
+    /// as `repo_tag`, pushed with credentials when `auth` asks for them; also
+    /// the image's reference and the layout it came from.
+    #[allow(dead_code)] // not every test file serves busybox
+    pub fn with_busybox(dir: &Path, auth: Auth, repo_tag: &str) -> (Registry, String, PathBuf) {
+        let creds = !matches!(auth, Auth::None);
+        let layout = crate::common::busybox_oci_layout(dir);
+        let reg = Registry::start(dir, auth);
+        reg.push(&format!("oci:{}:latest", layout.display()), repo_tag, creds);
+        let reference = format!("{}/{repo_tag}", reg.addr);
+        (reg, reference, layout)
+    }
+
     /// Push an OCI layout image with skopeo (`--all` keeps an index whole).
     pub fn push(&self, src: &str, repo_tag: &str, creds: bool) {
         self.push_with(src, repo_tag, creds, &[]);
