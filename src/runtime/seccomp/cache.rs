@@ -69,7 +69,7 @@ pub(crate) fn get_or_compile(
 fn key(s: &LinuxSeccomp) -> Option<String> {
     let json = serde_json::to_vec(s).ok()?;
     let exe = std::fs::metadata("/proc/self/exe").ok()?;
-    let lib = libseccomp::get_library_version().ok()?;
+    let lib = libseccomp::ScmpVersion::current().ok()?;
     let kernel = |f: &str| std::fs::read(format!("/proc/sys/kernel/{f}")).unwrap_or_default();
     let mut h = Sha256::new();
     h.update(MAGIC);
@@ -209,7 +209,10 @@ mod tests {
         }
         let mut flipped = bytes.clone();
         *flipped.last_mut().unwrap() ^= 1;
-        assert!(decode(&flipped).is_none(), "a changed byte fails the digest");
+        assert!(
+            decode(&flipped).is_none(),
+            "a changed byte fails the digest"
+        );
         assert!(decode(&encode(&compiled(0))).is_none(), "empty program");
     }
 
@@ -228,7 +231,10 @@ mod tests {
         std::fs::write(&entry, &encode(&compiled(3))[..20]).unwrap();
         let fresh = get_or_compile(&cache, &s, || Ok(compiled(5))).unwrap();
         assert_eq!(fresh.prog.len(), 5);
-        assert!(same(&decode(&std::fs::read(&entry).unwrap()).unwrap(), &fresh));
+        assert!(same(
+            &decode(&std::fs::read(&entry).unwrap()).unwrap(),
+            &fresh
+        ));
     }
 
     #[test]
