@@ -11,6 +11,7 @@ pub mod network;
 pub mod ops;
 pub mod reconcile;
 pub mod runtime;
+pub mod self_exe;
 pub mod spec;
 pub mod state;
 pub mod storage;

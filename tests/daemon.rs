@@ -229,3 +229,57 @@ command = ["sleep", "3600"]
     );
     t.down_and_check();
 }
+
+#[test]
+fn a_daemon_whose_binary_was_replaced_still_starts_containers() {
+    let t = TestStack::new(
+        r#"
+[services.app]
+image = "{IMAGE}"
+command = ["sleep", "3600"]
+"#,
+    );
+    // The daemon runs from a copy, which is then replaced as an upgrade does
+    // (a new file renamed over it): until the daemon restarts, it must go on
+    // starting monitors with the binary it runs.
+    let bin = t.dir.path().join("stack-copy");
+    std::fs::copy(stack_bin(), &bin).unwrap();
+    let sock_path = t.dir.path().join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let child = Command::new(&bin)
+        .arg("--root")
+        .arg(t.root())
+        .arg("daemon")
+        .env("NOTIFY_SOCKET", &sock_path)
+        .spawn()
+        .unwrap();
+    let mut daemon = KillOnDrop(child);
+    let mut buf = [0u8; 1024];
+    sock.recv(&mut buf).unwrap();
+    let next = t.dir.path().join("stack-next");
+    std::fs::copy(stack_bin(), &next).unwrap();
+    std::fs::rename(&next, &bin).unwrap();
+    t.ok(&["up", "-d"]);
+    assert_eq!(t.row(&t.container("app", 1))["state"], "running");
+    t.ok(&["down"]);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon.0.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    daemon.0.wait().unwrap();
+    t.down_and_check();
+}
+
+/// A daemon the test started, killed if the test fails (its output pipes
+/// would keep the test harness waiting).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -5,7 +5,7 @@
 //! would wait for it.
 use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use super::client::Client;
@@ -72,8 +72,7 @@ fn spawn_and_wait(
         .append(true)
         .open(roots.run.join("daemon.log"))
         .map_err(Error::Spawn)?;
-    let exe = std::env::current_exe().map_err(Error::Spawn)?;
-    let mut cmd = Command::new(exe);
+    let mut cmd = crate::self_exe::command();
     cmd.env_remove("STACK_ROOT").env("NOTIFY_SOCKET", notify);
     if let Some(root) = &roots.custom {
         cmd.arg("--root").arg(root);

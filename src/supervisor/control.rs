@@ -2,7 +2,7 @@
 use std::io::{self, BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
@@ -138,14 +138,13 @@ pub fn spawn_monitor(roots: &Roots, name: &str) -> Result<(), Error> {
         name: name.to_string(),
         source,
     };
-    let exe = std::env::current_exe().map_err(spawn_err)?;
     let paths = ContainerPaths::new(&roots.lib, name);
     let diag = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(paths.dir.join("monitor.log"))
         .map_err(spawn_err)?;
-    let mut cmd = Command::new(exe);
+    let mut cmd = crate::self_exe::command();
     cmd.env_remove("STACK_ROOT");
     if let Some(root) = &roots.custom {
         cmd.arg("--root").arg(root);
