@@ -2,7 +2,7 @@
 //!
 //! Flow: take the root's daemon lock -> open the engine -> adopt every
 //! container that needs supervision (running ones, ended runs, pending
-//! restarts) -> listen on `<run>/stack.sock` (or the socket systemd passes)
+//! restarts) -> guard the nftables table (`guard.rs`) -> listen on `<run>/stack.sock` (or the socket systemd passes)
 //! -> READY=1 -> serve until SIGTERM/SIGINT (containers keep running).
 //!
 //! Guarantees: containers never depend on this process: their monitors hold
@@ -16,6 +16,7 @@ pub mod autostart;
 pub mod client;
 pub mod engine;
 mod follow;
+mod guard;
 #[cfg(test)]
 mod openapi;
 pub mod proto;

@@ -51,6 +51,9 @@ pub async fn serve(opts: Options) -> Result<(), Error> {
     let started = std::time::Instant::now();
     let (engine, changes) = Engine::open(opts.roots.clone(), tokio::runtime::Handle::current())?;
     let adopted = engine.supervisor.adopt()?;
+    if let Err(e) = super::guard::spawn(engine.ctx.net.clone()) {
+        tracing::warn!(error = %e, "cannot watch nftables: a removed table stays removed");
+    }
     tokio::spawn(engine.clone().follow(changes));
     let (listener, bound) = listener(&opts.roots)?;
     tracing::info!(
