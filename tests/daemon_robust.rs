@@ -72,3 +72,67 @@ init = true
     assert_eq!(t.row(&name)["restarts"], 0);
     t.down_and_check();
 }
+
+fn daemon_pid(t: &TestStack) -> nix::unistd::Pid {
+    let text = std::fs::read_to_string(t.root().join("run/daemon.lock")).unwrap();
+    nix::unistd::Pid::from_raw(text.trim().parse().unwrap())
+}
+
+fn wait_gone(pid: nix::unistd::Pid) -> bool {
+    let until = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < until {
+        if nix::sys::signal::kill(pid, None).is_err() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+#[test]
+fn a_stuck_daemon_times_the_client_out_and_a_streaming_client_does_not_stop_shutdown() {
+    let t = TestStack::new(
+        r#"
+[services.app]
+image = "{IMAGE}"
+command = ["sh", "-c", "while :; do echo tick; sleep 0.1; done"]
+"#,
+    );
+    t.ok(&["up", "-d"]);
+    let daemon = daemon_pid(&t);
+    let cli = || {
+        let mut c = Command::new(common::stack_bin());
+        c.arg("--root").arg(t.root()).arg("-f").arg(t.file());
+        c
+    };
+    // A daemon that accepts but never answers (stopped): the CLI gives up.
+    nix::sys::signal::kill(daemon, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let out = cli()
+        .arg("ps")
+        .env("STACK_DAEMON_TIMEOUT", "1")
+        .output()
+        .unwrap();
+    nix::sys::signal::kill(daemon, nix::sys::signal::Signal::SIGCONT).unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("did not answer within 1 s"), "{err}");
+    // A client that follows logs forever does not keep a stopping daemon up.
+    let mut follower = cli()
+        .args(["logs", "-f", "app"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 5];
+    follower
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut first)
+        .unwrap();
+    nix::sys::signal::kill(daemon, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let gone = wait_gone(daemon);
+    let _ = follower.kill();
+    let _ = follower.wait();
+    assert!(gone, "the daemon exits with a client streaming");
+    t.down_and_check();
+}

@@ -21,8 +21,8 @@ use std::os::fd::{AsRawFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::sys::socket::{
-    AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType, bind, recv,
-    setsockopt, socket, sockopt,
+    AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType, bind, recv, setsockopt,
+    socket, sockopt,
 };
 
 use crate::network::Manager;
@@ -211,8 +211,14 @@ mod tests {
 
     #[test]
     fn a_deleted_table_or_chain_of_ours_is_seen() {
-        assert!(removes(&msg(NFT_MSG_DELTABLE, "stack_ab12cd"), "stack_ab12cd"));
-        assert!(removes(&msg(NFT_MSG_DELCHAIN, "stack_ab12cd"), "stack_ab12cd"));
+        assert!(removes(
+            &msg(NFT_MSG_DELTABLE, "stack_ab12cd"),
+            "stack_ab12cd"
+        ));
+        assert!(removes(
+            &msg(NFT_MSG_DELCHAIN, "stack_ab12cd"),
+            "stack_ab12cd"
+        ));
         // several messages in one datagram (a flush): ours is the second
         let mut burst = msg(NFT_MSG_DELTABLE, "filter");
         burst.extend(msg(NFT_MSG_DELTABLE, "stack_ab12cd"));
@@ -224,7 +230,10 @@ mod tests {
         // a flushed chain of ours is reported as deleted rules
         assert!(!removes(&msg(8, "stack_ab12cd"), "stack_ab12cd"));
         assert!(!removes(&msg(0, "stack_ab12cd"), "stack_ab12cd"));
-        assert!(!removes(&msg(NFT_MSG_DELTABLE, "stack_ab12"), "stack_ab12cd"));
+        assert!(!removes(
+            &msg(NFT_MSG_DELTABLE, "stack_ab12"),
+            "stack_ab12cd"
+        ));
         assert!(!removes(&msg(NFT_MSG_DELTABLE, "filter"), "stack_ab12cd"));
         // truncated input is not read past its end
         let m = msg(NFT_MSG_DELTABLE, "stack_ab12cd");

@@ -16,6 +16,9 @@ use super::engine::Engine;
 use super::{Error, IDLE_CHECK, IDLE_CHECKS, Options, socket_path};
 use crate::state::Roots;
 
+/// How long a stopping daemon lets open requests finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
 /// The root's daemon lock, held for the daemon's whole life; it records the
 /// daemon's pid for the error a second daemon prints.
 pub fn lock(roots: &Roots) -> Result<Flock<File>, Error> {
@@ -72,10 +75,23 @@ pub async fn serve(opts: Options) -> Result<(), Error> {
     let stacks_dir = opts.stacks_dir.clone();
     tokio::spawn(async move { resumed.resume_watching(stacks_dir).await });
     let app = super::api::router(engine.clone()).into_make_service_with_connect_info::<Peer>();
-    let shutdown = shutdown(engine.clone(), opts.exit_when_idle);
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let stopping = std::sync::Arc::new(tokio::sync::Notify::new());
+    let told = stopping.clone();
+    let shutdown = async move {
+        shutdown(engine.clone(), opts.exit_when_idle).await;
+        told.notify_one();
+    };
+    let serving = axum::serve(listener, app).with_graceful_shutdown(shutdown);
+    // Graceful shutdown waits for every open connection, and a `logs -f` or
+    // `events` client never closes its own: give answers in flight a moment,
+    // then stop (those clients see the stream end).
+    let served = tokio::select! {
+        r = serving => r,
+        _ = async { stopping.notified().await; tokio::time::sleep(SHUTDOWN_GRACE).await } => {
+            tracing::info!("clients still connected after {SHUTDOWN_GRACE:?}: closing them");
+            Ok(())
+        }
+    };
     let _ = sd_notify::notify(&[NotifyState::Stopping]);
     if bound {
         let _ = std::fs::remove_file(socket_path(&opts.roots));
