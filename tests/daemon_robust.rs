@@ -136,3 +136,68 @@ command = ["sh", "-c", "while :; do echo tick; sleep 0.1; done"]
     assert!(gone, "the daemon exits with a client streaming");
     t.down_and_check();
 }
+
+/// The status line of `request` sent to the Unix socket at `path`.
+fn http_status(path: &std::path::Path, request: &str) -> String {
+    let mut s = std::os::unix::net::UnixStream::connect(path).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    answer.lines().next().unwrap_or_default().to_string()
+}
+
+#[test]
+fn socket_activation_serves_both_sockets_and_the_ro_one_only_reads() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    common::require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let api = std::os::unix::net::UnixListener::bind(dir.path().join("api.sock")).unwrap();
+    let ro = std::os::unix::net::UnixListener::bind(dir.path().join("ro.sock")).unwrap();
+    let (api_fd, ro_fd) = (api.as_raw_fd(), ro.as_raw_fd());
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(r#"LISTEN_PID=$$ exec "$0" --root "$1" daemon"#)
+        .arg(common::stack_bin())
+        .arg(dir.path().join("root"))
+        // in an order the daemon must not assume
+        .env("LISTEN_FDS", "2")
+        .env("LISTEN_FDNAMES", "api-ro:api");
+    // SAFETY: fcntl and dup2 are async-signal-safe. Copies above 100 first,
+    // as the originals may be 3 or 4 themselves; dup2's copies lack CLOEXEC.
+    unsafe {
+        cmd.pre_exec(move || {
+            let high = [ro_fd, api_fd].map(|fd| libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 100));
+            for (from, to) in high.into_iter().zip([3, 4]) {
+                if from < 0 || libc::dup2(from, to) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    let mut daemon = cmd.spawn().unwrap();
+    let get = "GET /v1/version HTTP/1.0\r\nHost: stack\r\n\r\n";
+    let post = "POST /v1/stacks/none/down HTTP/1.0\r\nHost: stack\r\n\
+                Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
+    let api_get = http_status(&dir.path().join("api.sock"), get);
+    let ro_get = http_status(&dir.path().join("ro.sock"), get);
+    let ro_post = http_status(&dir.path().join("ro.sock"), post);
+    let own_socket = dir.path().join("root/run/stack.sock").exists();
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let status = daemon.wait().unwrap();
+    let log = std::fs::read_to_string(dir.path().join("root/run/daemon.log")).unwrap_or_default();
+    assert!(api_get.contains(" 200"), "{api_get}: {log}");
+    assert!(ro_get.contains(" 200"), "{ro_get}");
+    assert!(ro_post.contains(" 403"), "{ro_post}");
+    assert!(!own_socket, "with sockets passed, it binds none of its own");
+    assert!(status.success(), "{status}");
+    assert!(
+        dir.path().join("api.sock").exists(),
+        "a passed socket is not unlinked"
+    );
+}

@@ -75,6 +75,7 @@ const IDLE_CHECKS: u32 = 4;
 /// it has nothing left to do).
 pub fn run(opts: Options) -> Result<(), Error> {
     let lock = server::lock(&opts.roots)?;
+    let listeners = server::listeners(&opts.roots)?;
     // Not the directory the daemon was started from (it may be removed).
     let _ = std::env::set_current_dir("/");
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -87,7 +88,7 @@ pub fn run(opts: Options) -> Result<(), Error> {
             what: "starting the async runtime".into(),
             source,
         })?;
-    let result = rt.block_on(server::serve(opts));
+    let result = rt.block_on(server::serve(opts, listeners));
     drop(lock);
     result
 }
