@@ -17,7 +17,7 @@ mod text;
 
 pub use text::split_layout_tag;
 
-pub use hash::HASH_VERSION;
+pub use hash::{EXCLUDED as NOT_HASHED, HASH_VERSION};
 
 /// One stack: the services, networks, volumes, secrets and configs of one
 /// project, after interpolation, merging and profile selection.
@@ -78,6 +78,9 @@ pub struct Service {
     pub restart: RestartPolicy,
     /// Number of containers (`deploy.replicas` or `scale`; default 1).
     pub replicas: u32,
+    /// `deploy.update_config`: how a changed service replaces its containers.
+    #[serde(default, skip_serializing_if = "UpdateConfig::is_default")]
+    pub update_config: UpdateConfig,
     pub resources: Resources,
     pub ulimits: BTreeMap<String, Ulimit>,
     pub oom_score_adj: Option<i32>,
@@ -142,6 +145,51 @@ pub enum RestartPolicy {
     Always,
     OnFailure { max_retries: Option<u32> },
     UnlessStopped,
+}
+
+/// `deploy.update_config` as far as one host gives it a meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct UpdateConfig {
+    pub order: UpdateOrder,
+    /// What a start-first update does when the new container does not get
+    /// ready (healthy, or running without a healthcheck) in time.
+    pub failure_action: FailureAction,
+    /// How long to wait for the new container to get ready; `None`: as long
+    /// as its healthcheck may take to succeed (start period, then every try).
+    #[serde(
+        default,
+        with = "opt_duration_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub monitor: Option<Duration>,
+}
+
+impl UpdateConfig {
+    pub fn is_default(&self) -> bool {
+        *self == UpdateConfig::default()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpdateOrder {
+    /// Stop the old container, then start the new one (Compose's recreate).
+    #[default]
+    StopFirst,
+    /// Start the new one, wait until it is ready, move the published ports
+    /// to it, then stop the old one: no request is lost.
+    StartFirst,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailureAction {
+    /// Remove the new container and keep the old one serving (`ps` shows it
+    /// as rolled-back).
+    #[default]
+    Rollback,
+    /// Switch to the new container anyway.
+    Continue,
 }
 
 /// Resource limits of a container, or of the whole stack's slice.

@@ -502,7 +502,8 @@ fn failing_create_hook_aborts_create_and_leaves_nothing() {
     assert!(!out.status.success());
     assert!(
         text(&out.stderr).contains("createRuntime hook /bin/false"),
-        "{}",
+        "{:?}: {}",
+        out.status,
         text(&out.stderr)
     );
     assert!(!b.root.path().join(&b.id).exists());
@@ -515,6 +516,60 @@ fn failing_create_hook_aborts_create_and_leaves_nothing() {
         text(&out.stderr)
     );
     assert!(!b.root.path().join(&b.id).exists());
+}
+
+/// A createRuntime hook that exits without reading its stdin, with a state
+/// document bigger than a pipe holds, so the write to the hook meets EPIPE
+/// every time: `create` must fail with the hook's error and clean up, not die
+/// of SIGPIPE (which left the state dir, the cgroup and a waiting init).
+#[test]
+fn hook_that_does_not_read_its_stdin_fails_create_cleanly() {
+    let mut b = Bundle::new(&["true"]);
+    b.config["annotations"] = json!({"big": "x".repeat(256 * 1024)});
+    b.config["hooks"] = json!({"createRuntime": [
+        {"path": "/bin/sh", "args": ["sh", "-c", "exec 0<&-; exit 3"]}
+    ]});
+    let out = b.verb("create");
+    assert!(
+        text(&out.stderr).contains("createRuntime hook /bin/sh"),
+        "{:?}: {}",
+        out.status,
+        text(&out.stderr)
+    );
+    assert!(!b.root.path().join(&b.id).exists());
+    assert!(b.cgroup_dirs().iter().all(|d| !d.exists()));
+}
+
+/// A runtime killed while its init waits for GO (here by its createRuntime
+/// hook): the init must see the sync socket's EOF and exit, not wait for ever
+/// holding the container's cgroup.
+#[test]
+fn init_waiting_for_go_exits_when_the_runtime_dies() {
+    let mut b = Bundle::new(&["true"]);
+    b.config["hooks"] = json!({"createRuntime": [
+        {"path": "/bin/sh", "args": ["sh", "-c", "kill -9 $PPID"]}
+    ]});
+    let out = b.verb("create");
+    assert_eq!(out.status.code(), None, "killed: {:?}", out.status);
+    // No `create` is left to clean up: the cgroups are the test's to remove
+    // once the init is gone (rmdir fails while a process is inside).
+    let dirs = b.cgroup_dirs();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut left: Vec<_> = dirs.iter().filter(|d| d.exists()).collect();
+    while !left.is_empty() && std::time::Instant::now() < deadline {
+        left.retain(|d| std::fs::remove_dir(d).is_err());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    if !left.is_empty() {
+        let procs: Vec<String> = left
+            .iter()
+            .filter_map(|d| std::fs::read_to_string(d.join("cgroup.procs")).ok())
+            .collect();
+        for pid in procs.iter().flat_map(|p| p.split_whitespace()) {
+            let _ = Command::new("kill").args(["-9", pid]).status();
+        }
+        panic!("the init outlived its runtime: cgroup.procs {procs:?}");
+    }
 }
 
 #[test]

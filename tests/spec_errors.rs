@@ -314,3 +314,34 @@ driver_opts = { type = "nfs", o = "addr=1.2.3.4", device = ":/x" }
         assert_has(&errs, want);
     }
 }
+
+#[test]
+fn replicas_share_a_fixed_host_port_except_on_ipv6_loopback() {
+    let shared = "services:\n  web:\n    image: x\n    deploy: {replicas: 3}\n    ports: ['127.0.0.1:8080:80', '9090:80']\n";
+    assert_eq!(errors("compose.yaml", shared), Vec::<String>::new());
+    let v6lo = "services:\n  web:\n    image: x\n    deploy: {replicas: 2}\n    ports: ['[::1]:8080:80']\n";
+    assert_eq!(
+        errors("compose.yaml", v6lo),
+        vec!["compose.yaml:5:13: service `web` has 2 replicas but publishes fixed host port [::1]:8080, which only one container can hold: publish it on 127.0.0.1 or another address, or use one replica".to_string()]
+    );
+}
+
+#[test]
+fn update_config_values_are_checked() {
+    let text = "services:\n  web:\n    image: x\n    deploy:\n      update_config:\n        order: sideways\n        failure_action: pause\n        monitor: soon\n";
+    let errs = errors("compose.yaml", text);
+    assert_has(
+        &errs,
+        "compose.yaml:6:16: service `web`: unknown update order `sideways`: use start-first or stop-first",
+    );
+    assert_has(
+        &errs,
+        "compose.yaml:7:25: service `web`: failure_action `pause` has no meaning for a one-shot `up`: use rollback (keep the old container) or continue",
+    );
+    assert!(
+        errs.iter().any(|e| e.starts_with("compose.yaml:8:18:")),
+        "{errs:?}"
+    );
+    let ok = "services:\n  web:\n    image: x\n    deploy:\n      update_config: {order: start-first, failure_action: continue, monitor: 30s}\n";
+    assert_eq!(errors("compose.yaml", ok), Vec::<String>::new());
+}

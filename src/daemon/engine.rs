@@ -169,7 +169,8 @@ impl Engine {
     }
 
     /// Keep the supervisor in step with the reconciler: a container about to
-    /// be replaced or removed is no longer watched; a started one is.
+    /// be replaced or removed is no longer watched; a started one is, and one
+    /// a failed replacement left running.
     fn hook(&self, e: &Event, no_start: bool) {
         match e {
             Event::Begin(a @ (Action::Recreate { .. } | Action::Remove { .. })) => {
@@ -179,6 +180,9 @@ impl Engine {
                 self.supervisor.watch(a.name())
             }
             Event::Done(a @ Action::Start { .. }) => self.supervisor.watch(a.name()),
+            // A start-first update that rolled back kept the old container
+            // running (a container that is gone ends its task at once).
+            Event::Failed(a @ Action::Recreate { .. }, _) => self.supervisor.watch(a.name()),
             _ => {}
         }
     }

@@ -6,8 +6,8 @@
 //!   every field that reaches the container is included, plus the content
 //!   digests of the secrets/configs it mounts and the definitions of the
 //!   networks and volumes it uses. Excluded: `replicas` (scaling adds or
-//!   removes containers without recreating the others), `depends_on` (start
-//!   order only), `profiles` and `pull_policy`.
+//!   removes containers without recreating the others), `update_config` (how
+//!   to replace them), `depends_on` (start order only), `profiles` and `pull_policy`.
 //! - Independent of key order in the file (maps are sorted; the canonical
 //!   JSON below sorts object keys).
 //! - Stable across releases: fields whose value is null, false, an empty list
@@ -24,7 +24,15 @@ use super::{MountKind, Service, Stack};
 /// Prefix of every hash; bump only with a migration note.
 pub const HASH_VERSION: &str = "v1";
 
-const EXCLUDED: [&str; 5] = ["name", "replicas", "depends_on", "profiles", "pull_policy"];
+/// Service fields that never reach a container (and so never recreate one).
+pub const EXCLUDED: [&str; 6] = [
+    "name",
+    "replicas",
+    "update_config",
+    "depends_on",
+    "profiles",
+    "pull_policy",
+];
 
 impl Service {
     /// `"v1:<sha256 hex>"` over the canonical form of everything that affects
@@ -165,6 +173,7 @@ mod tests {
                 max_retries: Some(3),
             },
             replicas: 1,
+            update_config: Default::default(),
             resources: Resources {
                 memory: Some(64 << 20),
                 cpus: Some(0.5),

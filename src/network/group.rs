@@ -337,6 +337,8 @@ mod tests {
                     Published {
                         stack: "s".into(),
                         ports: vec![],
+                        group: None,
+                        serving: true,
                     },
                 );
                 Ok(Step {

@@ -549,13 +549,15 @@ pub(crate) fn ruleset_input(st: &NetState, table: String) -> ruleset::Input {
                 internal: n.internal,
             })
             .collect(),
-        // `[::1]` ports are the proxy's: no kernel rule could serve them.
-        ports: st
-            .published
-            .values()
-            .flat_map(|p| p.ports.iter().copied())
-            .filter(|p| !super::ports::on_loopback6(p.host_ip))
-            .collect(),
+        // `[::1]` ports are the proxy's: no kernel rule could serve them;
+        // reserved ones get no traffic yet.
+        ports: ruleset::forwards(
+            st.published
+                .values()
+                .filter(|p| p.serving)
+                .flat_map(|p| p.ports.iter().copied())
+                .filter(|p| !super::ports::on_loopback6(p.host_ip)),
+        ),
     }
 }
 

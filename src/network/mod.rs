@@ -24,6 +24,8 @@
 //! net.ensure_network(&spec)?;                           // per network (idempotent)
 //! let eps = net.attach(stack, id, &netns_path, &attachments)?; // after the netns exists
 //! net.publish(stack, id, &ports, eps[0].ipv4)?;         // host port 0 -> chosen port returned
+//! net.publish_shared(stack, id, &ports, addr, &sharing)?; // replicas share host ports
+//! net.move_ports(old, new)?;                            // start-first: traffic to `new` at once
 //! files::{hosts, resolv_conf, hostname}(..)             // write into the container
 //! net.detach(id)?;                                      // container removed (ports, proxy too)
 //! net.remove_stack(stack)?;                             // `down`
@@ -106,5 +108,5 @@ pub use ipam::Cidr4;
 pub use ipam6::Cidr6;
 pub use manager::Manager;
 pub use types::{
-    Attachment, Endpoint, NetworkInfo, NetworkSpec, PortMapping, Proto, PublishedPort,
+    Attachment, Endpoint, NetworkInfo, NetworkSpec, PortMapping, Proto, PublishedPort, Sharing,
 };

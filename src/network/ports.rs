@@ -4,20 +4,29 @@
 //! Order (rule 6): every requested port is checked — against the ports this
 //! root already publishes and by binding it on the host — before the state or
 //! the ruleset changes, so a conflict changes nothing.
+//!
+//! Sharing: containers of one group (the replicas of a service) may publish
+//! the same host address, port and protocol; the ruleset spreads its
+//! connections over the group's serving members. A member published as
+//! `standby` holds its ports without traffic until `move_ports` switches the
+//! traffic of another member to it in one transaction (start-first updates).
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
 
 use super::group::Step;
 use super::manager::Manager;
 use super::proxy::{self, Held};
 use super::store::{NetState, Published};
-use super::types::{PortMapping, Proto, PublishedPort};
+use super::types::{PortMapping, Proto, PublishedPort, Sharing};
 use super::{Error, Result, netns};
 
 /// Who in `state` (other than `except`) already publishes `ip:port/proto`.
 /// `None` as an address means "all addresses" and conflicts with every one.
+/// Members of `group` may publish exactly the same address and port (not on
+/// `[::1]`, whose socket one proxy holds).
 pub fn taken_by(
     state: &NetState,
     except: &str,
+    group: Option<&str>,
     ip: Option<IpAddr>,
     port: u16,
     proto: Proto,
@@ -27,12 +36,14 @@ pub fn taken_by(
         .iter()
         .filter(|(cid, _)| cid.as_str() != except)
         .find_map(|(cid, p)| {
+            let shared = group.is_some() && p.group.as_deref() == group;
             p.ports
                 .iter()
                 .any(|q| {
                     q.proto == proto
                         && q.host_port == port
                         && (q.host_ip.is_none() || ip.is_none() || q.host_ip == ip)
+                        && !(shared && q.host_ip == ip && !on_loopback6(ip))
                 })
                 .then(|| format!(" by container {cid} of stack {}", p.stack))
         })
@@ -75,6 +86,7 @@ fn choose_ports(
     m: &Manager,
     state: &NetState,
     container: &str,
+    group: Option<&str>,
     ports: &[PortMapping],
     container_addr: Ipv4Addr,
     container_addr6: Option<Ipv6Addr>,
@@ -82,7 +94,7 @@ fn choose_ports(
     for (i, p) in ports.iter().enumerate() {
         check_family(p, container_addr6)?;
         if p.host_port != 0 {
-            if let Some(by) = taken_by(state, container, p.host_ip, p.host_port, p.proto) {
+            if let Some(by) = taken_by(state, container, group, p.host_ip, p.host_port, p.proto) {
                 return Err(in_use(p.host_ip, p.host_port, p.proto, by));
             }
             let dup = ports[..i].iter().any(|q| {
@@ -171,7 +183,7 @@ fn random_port(
     for _ in 0..RANDOM_TRIES {
         let (port, h) =
             probe(p.host_ip, 0, p.proto).map_err(Error::io("pick a random host port"))?;
-        if taken_by(state, container, p.host_ip, port, p.proto).is_none() {
+        if taken_by(state, container, None, p.host_ip, port, p.proto).is_none() {
             return Ok((port, h));
         }
         held.push(h);
@@ -209,6 +221,20 @@ impl Manager {
         ports: &[PortMapping],
         container_addr: Ipv4Addr,
     ) -> Result<Vec<PublishedPort>> {
+        self.publish_shared(stack, container, ports, container_addr, &Sharing::default())
+    }
+
+    /// [`Manager::publish`], sharing host ports with the other members of
+    /// `sharing.group`, and with `sharing.standby` only reserving them (no
+    /// traffic until [`Manager::move_ports`]).
+    pub fn publish_shared(
+        &self,
+        stack: &str,
+        container: &str,
+        ports: &[PortMapping],
+        container_addr: Ipv4Addr,
+        sharing: &Sharing,
+    ) -> Result<Vec<PublishedPort>> {
         if ports.iter().any(|p| on_loopback6(p.host_ip)) && self.proxy_exe().is_none() {
             return Err(Error::Unsupported {
                 network: format!("container {container}"),
@@ -217,11 +243,12 @@ impl Manager {
         }
         // An earlier proxy of the container holds its [::1] ports.
         self.stop_proxy(container)?;
-        let (m, stack, id, ports) = (
+        let (m, stack, id, ports, sharing) = (
             self.clone(),
             stack.to_string(),
             container.to_string(),
             ports.to_vec(),
+            sharing.clone(),
         );
         let (chosen, loopback6) = self.submit(move |st| {
             check_network(st, container_addr)?;
@@ -230,10 +257,14 @@ impl Manager {
                 .get(&id)
                 .and_then(|eps| eps.iter().find(|e| e.ipv4 == container_addr))
                 .and_then(|e| e.ipv6);
-            let (chosen, loopback6) = choose_ports(&m, st, &id, &ports, container_addr, addr6)?;
+            let group = sharing.group.as_deref();
+            let (chosen, loopback6) =
+                choose_ports(&m, st, &id, group, &ports, container_addr, addr6)?;
             let entry = Published {
                 stack,
                 ports: chosen.clone(),
+                group: sharing.group.clone(),
+                serving: !sharing.standby,
             };
             let before = st.published.insert(id.clone(), entry);
             Ok(Step {
@@ -256,6 +287,55 @@ impl Manager {
             return Err(e);
         }
         Ok(chosen)
+    }
+
+    /// Send the traffic of `from`'s ports to `to` in one nftables
+    /// transaction: `to`'s reserved (standby) ports start serving and `from`
+    /// publishes nothing any more. Connections already open stay where they
+    /// are (conntrack). Either may publish nothing; both unknown is success.
+    pub fn move_ports(&self, from: &str, to: &str) -> Result<()> {
+        let (from, to) = (from.to_string(), to.to_string());
+        let proxy = self.submit(move |st| {
+            let before = (
+                st.published.get(&from).cloned(),
+                st.published.get(&to).cloned(),
+            );
+            let mut firewall = false;
+            if let Some(p) = st.published.get_mut(&to).filter(|p| !p.serving) {
+                p.serving = true;
+                firewall = true;
+            }
+            firewall |= st.published.remove(&from).is_some();
+            let proxy = st.proxies.remove(&from).map(|p| (from.clone(), p));
+            Ok(Step {
+                value: proxy,
+                firewall,
+                undo: Some(Box::new(move |st: &mut NetState| {
+                    for (id, p) in [(from, before.0), (to, before.1)] {
+                        match p {
+                            Some(p) => st.published.insert(id, p),
+                            None => st.published.remove(&id),
+                        };
+                    }
+                })),
+            })
+        })?;
+        self.stop_proxies(proxy.into_iter().collect())
+    }
+
+    /// Whether `container` publishes any port (serving or reserved).
+    pub fn publishes(&self, container: &str) -> Result<bool> {
+        Ok(self.snapshot()?.published.contains_key(container))
+    }
+
+    /// Whether `container`'s ports are reserved without traffic (a standby
+    /// that [`Manager::move_ports`] has not switched to yet).
+    pub fn is_standby(&self, container: &str) -> Result<bool> {
+        Ok(self
+            .snapshot()?
+            .published
+            .get(container)
+            .is_some_and(|p| !p.serving))
     }
 
     /// Remove every port `container` publishes; nothing published is success.
@@ -362,18 +442,98 @@ mod tests {
             Published {
                 stack: "s1".into(),
                 ports: vec![pp(Some([127, 0, 0, 1]), 8080), pp(None, 9090)],
+                group: None,
+                serving: true,
             },
         );
         let lo = Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
         let other = Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)));
-        assert!(taken_by(&st, "b", lo, 8080, Proto::Tcp).is_some());
-        assert!(taken_by(&st, "b", None, 8080, Proto::Tcp).is_some());
-        assert!(taken_by(&st, "b", other, 8080, Proto::Tcp).is_none());
-        assert!(taken_by(&st, "b", other, 9090, Proto::Tcp).is_some());
-        assert!(taken_by(&st, "b", lo, 8080, Proto::Udp).is_none());
+        let taken = |ip, port, proto| taken_by(&st, "b", None, ip, port, proto);
+        assert!(taken(lo, 8080, Proto::Tcp).is_some());
+        assert!(taken(None, 8080, Proto::Tcp).is_some());
+        assert!(taken(other, 8080, Proto::Tcp).is_none());
+        assert!(taken(other, 9090, Proto::Tcp).is_some());
+        assert!(taken(lo, 8080, Proto::Udp).is_none());
         // a container's own ports do not conflict with its new request
-        assert!(taken_by(&st, "a", lo, 8080, Proto::Tcp).is_none());
-        let by = taken_by(&st, "b", lo, 8080, Proto::Tcp).unwrap_or_default();
+        assert!(taken_by(&st, "a", None, lo, 8080, Proto::Tcp).is_none());
+        let by = taken(lo, 8080, Proto::Tcp).unwrap_or_default();
         assert!(by.contains("container a of stack s1"), "{by}");
+    }
+
+    #[test]
+    fn members_of_a_group_share_exactly_the_same_port_only() {
+        let mut st = NetState::default();
+        let v6lo = Some(IpAddr::V6(Ipv6Addr::LOCALHOST));
+        let mut lo6 = pp(None, 7070);
+        lo6.host_ip = v6lo;
+        st.published.insert(
+            "web-1".into(),
+            Published {
+                stack: "s".into(),
+                ports: vec![pp(Some([127, 0, 0, 1]), 8080), pp(None, 9090), lo6],
+                group: Some("s/web".into()),
+                serving: true,
+            },
+        );
+        let lo = Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        let web = Some("s/web");
+        assert!(taken_by(&st, "web-2", web, lo, 8080, Proto::Tcp).is_none());
+        assert!(taken_by(&st, "web-2", web, None, 9090, Proto::Tcp).is_none());
+        // an overlapping but different address is still a conflict
+        assert!(taken_by(&st, "web-2", web, None, 8080, Proto::Tcp).is_some());
+        assert!(taken_by(&st, "web-2", web, lo, 9090, Proto::Tcp).is_some());
+        // another group or none
+        assert!(taken_by(&st, "db-1", Some("s/db"), lo, 8080, Proto::Tcp).is_some());
+        assert!(taken_by(&st, "x", None, lo, 8080, Proto::Tcp).is_some());
+        // [::1] is one proxy's socket
+        assert!(taken_by(&st, "web-2", web, v6lo, 7070, Proto::Tcp).is_some());
+    }
+
+    #[test]
+    fn a_standby_gets_no_traffic_until_the_ports_move_to_it() {
+        use std::sync::Arc;
+
+        use crate::network::NoFirewall;
+        use crate::network::group::Step;
+        use crate::network::manager::ruleset_input;
+
+        let dir = tempfile::tempdir().unwrap();
+        let m = Manager::with(
+            &crate::state::Roots::new(Some(dir.path())),
+            None,
+            Arc::new(NoFirewall),
+        );
+        let member = |last: u8, serving: bool| {
+            let mut p = pp(Some([127, 0, 0, 1]), 8080);
+            p.container_addr = Ipv4Addr::new(10, 89, 0, last);
+            Published {
+                stack: "s".into(),
+                ports: vec![p],
+                group: Some("s/web".into()),
+                serving,
+            }
+        };
+        m.submit(move |st| {
+            st.published.insert("old".into(), member(2, true));
+            st.published.insert("new".into(), member(3, false));
+            Ok(Step::saved(()))
+        })
+        .unwrap();
+        let backends = |m: &Manager| -> Vec<Ipv4Addr> {
+            let input = ruleset_input(&m.snapshot().unwrap(), "t".into());
+            input
+                .ports
+                .iter()
+                .flat_map(|f| f.backends.iter().map(|b| b.addr))
+                .collect()
+        };
+        assert_eq!(backends(&m), [Ipv4Addr::new(10, 89, 0, 2)]);
+        assert!(m.is_standby("new").unwrap());
+        m.move_ports("old", "new").unwrap();
+        assert_eq!(backends(&m), [Ipv4Addr::new(10, 89, 0, 3)]);
+        assert!(!m.is_standby("new").unwrap());
+        assert!(!m.publishes("old").unwrap());
+        // neither known: nothing to do
+        m.move_ports("x", "y").unwrap();
     }
 }

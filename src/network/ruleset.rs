@@ -29,18 +29,27 @@
 //!   rules for published ports (e.g. `nft add rule inet stack_<id>
 //!   filter-published ip saddr != 192.168.1.0/24 drop`). It survives every
 //!   apply; only removing the last network (the whole table) deletes it.
+//!
+//! A host port published by several containers (the replicas of one service,
+//! or the old and new container of a start-first update) is ONE rule per
+//! chain and family whose DNAT target is a map over the containers:
+//! `dnat ip to numgen inc mod N map { 0 : A . 80, 1 : B . 80 }`, so each new
+//! connection goes to the next container in turn (conntrack keeps a
+//! connection on the container it started with). Changing the members is a
+//! rebuild like any other, so a scale or a switch is one atomic transaction.
 use std::borrow::Cow;
-use std::net::{IpAddr, Ipv4Addr};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use nftables::expr::{CT, Expression, Fib, FibFlag, FibResult, Meta, MetaKey, NamedExpression};
-use nftables::expr::{Payload, PayloadField, Prefix};
+use nftables::expr::{Map, NgMode, Numgen, Payload, PayloadField, Prefix, SetItem};
 use nftables::schema::{Chain, FlushObject, NfCmd, NfListObject, NfObject, Nftables, Rule, Table};
 use nftables::stmt::{JumpTarget, Match, NAT, NATFamily, Operator, Statement};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
 
 use super::ipam::Cidr4;
 use super::ipam6::Cidr6;
-use super::types::PublishedPort;
+use super::types::{Proto, PublishedPort};
 
 /// The administrator's chain: created, never flushed.
 pub const ADMIN_CHAIN: &str = "filter-published";
@@ -59,7 +68,52 @@ pub struct NetRules {
 pub struct Input {
     pub table: String,
     pub networks: Vec<NetRules>,
-    pub ports: Vec<PublishedPort>,
+    pub ports: Vec<Forward>,
+}
+
+/// One published host port and the containers its connections are spread over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forward {
+    /// `None`: every address of the host.
+    pub host_ip: Option<IpAddr>,
+    pub host_port: u16,
+    pub proto: Proto,
+    /// Never empty; connections go to each in turn.
+    pub backends: Vec<Backend>,
+}
+
+/// A container behind a published port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backend {
+    pub addr: Ipv4Addr,
+    /// Target of IPv6 connections; a backend without one gets none.
+    pub addr6: Option<Ipv6Addr>,
+    pub port: u16,
+}
+
+/// Group published ports by host address, port and protocol: the containers
+/// that publish the same one share it (in the order given).
+pub fn forwards(ports: impl IntoIterator<Item = PublishedPort>) -> Vec<Forward> {
+    let mut by_key: BTreeMap<(Option<IpAddr>, u16, Proto), Vec<Backend>> = BTreeMap::new();
+    for p in ports {
+        by_key
+            .entry((p.host_ip, p.host_port, p.proto))
+            .or_default()
+            .push(Backend {
+                addr: p.container_addr,
+                addr6: p.container_addr6,
+                port: p.container_port,
+            });
+    }
+    by_key
+        .into_iter()
+        .map(|((host_ip, host_port, proto), backends)| Forward {
+            host_ip,
+            host_port,
+            proto,
+            backends,
+        })
+        .collect()
 }
 
 /// (name, type, hook, priority) of our base chains.
@@ -260,16 +314,26 @@ fn network_rules(n: &NetRules) -> Vec<RuleSpec> {
     r
 }
 
-fn port_rules(p: &PublishedPort) -> Vec<RuleSpec> {
+fn port_rules(p: &Forward) -> Vec<RuleSpec> {
     let mut r = Vec::new();
-    let targets: [(Option<IpAddr>, &str, NATFamily); 2] = [
-        (Some(IpAddr::V4(p.container_addr)), "ip", NATFamily::IP),
-        (p.container_addr6.map(IpAddr::V6), "ip6", NATFamily::IP6),
-    ];
-    for (target, proto, family) in targets {
-        let Some(target) = target else { continue };
+    let v4: Vec<(IpAddr, u16)> = p
+        .backends
+        .iter()
+        .map(|b| (IpAddr::V4(b.addr), b.port))
+        .collect();
+    let v6: Vec<(IpAddr, u16)> = p
+        .backends
+        .iter()
+        .filter_map(|b| b.addr6.map(|a| (IpAddr::V6(a), b.port)))
+        .collect();
+    for (targets, proto, family) in [(v4, "ip", NATFamily::IP), (v6, "ip6", NATFamily::IP6)] {
+        if targets.is_empty() {
+            continue;
+        }
         // host address of the other family: no rule of this family
-        if p.host_ip.is_some_and(|h| h.is_ipv4() != target.is_ipv4()) {
+        if p.host_ip
+            .is_some_and(|h| h.is_ipv4() != (family == NATFamily::IP))
+        {
             continue;
         }
         let mut stmts = vec![m(Operator::EQ, meta(MetaKey::L4proto), s(p.proto.as_str()))];
@@ -288,12 +352,7 @@ fn port_rules(p: &PublishedPort) -> Vec<RuleSpec> {
             th_dport(),
             Expression::Number(u32::from(p.host_port)),
         ));
-        stmts.push(Statement::DNAT(Some(NAT {
-            addr: Some(s(&target.to_string())),
-            family: Some(family),
-            port: Some(Expression::Number(u32::from(p.container_port))),
-            flags: None,
-        })));
+        stmts.push(dnat(&targets, family));
         let loopback = p.host_ip.is_some_and(|ip| ip.is_loopback());
         r.push(("published-local", stmts.clone()));
         if !loopback {
@@ -301,6 +360,49 @@ fn port_rules(p: &PublishedPort) -> Vec<RuleSpec> {
         }
     }
     r
+}
+
+/// DNAT to one target, or round-robin over several: `numgen inc` counts the
+/// connections this rule translates (only a connection's first packet goes
+/// through NAT) and the map picks address and port by the count.
+fn dnat(targets: &[(IpAddr, u16)], family: NATFamily) -> Statement<'static> {
+    let (addr, port) = match targets {
+        [(addr, port)] => (
+            s(&addr.to_string()),
+            Some(Expression::Number(u32::from(*port))),
+        ),
+        _ => {
+            let items = targets
+                .iter()
+                .zip(0u32..)
+                .map(|((addr, port), i)| {
+                    SetItem::Mapping(
+                        Expression::Number(i),
+                        Expression::Named(NamedExpression::Concat(vec![
+                            s(&addr.to_string()),
+                            Expression::Number(u32::from(*port)),
+                        ])),
+                    )
+                })
+                .collect();
+            let n = u32::try_from(targets.len()).unwrap_or(u32::MAX);
+            let map = Map {
+                key: Expression::Named(NamedExpression::Numgen(Numgen {
+                    mode: NgMode::Inc,
+                    ng_mod: n,
+                    offset: None,
+                })),
+                data: Expression::Named(NamedExpression::Set(items)),
+            };
+            (Expression::Named(NamedExpression::Map(Box::new(map))), None)
+        }
+    };
+    Statement::DNAT(Some(NAT {
+        addr: Some(addr),
+        family: Some(family),
+        port,
+        flags: None,
+    }))
 }
 
 fn table(name: &str) -> Table<'static> {

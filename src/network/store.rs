@@ -91,6 +91,23 @@ impl NetRecord {
 pub struct Published {
     pub stack: String,
     pub ports: Vec<PublishedPort>,
+    /// Containers of one group (`<stack>/<service>`) may publish the same
+    /// host port: its connections are spread over them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// False while the ports are only reserved for the container (the new
+    /// container of a start-first update, until it is healthy): no traffic
+    /// goes to it yet.
+    #[serde(default = "serving", skip_serializing_if = "is_serving")]
+    pub serving: bool,
+}
+
+fn serving() -> bool {
+    true
+}
+
+fn is_serving(s: &bool) -> bool {
+    *s
 }
 
 impl NetState {
@@ -212,6 +229,8 @@ mod tests {
                 Published {
                     stack: "s".into(),
                     ports: vec![],
+                    group: None,
+                    serving: true,
                 },
             );
             l.save().unwrap();

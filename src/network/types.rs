@@ -141,6 +141,18 @@ pub struct PortMapping {
     pub proto: Proto,
 }
 
+/// How a container's published ports relate to other containers'.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sharing {
+    /// Containers of the same group (the replicas of one service) may
+    /// publish the same host address and port: the kernel spreads its
+    /// connections over them. `None`: the port is this container's alone.
+    pub group: Option<String>,
+    /// Reserve the ports (checked, recorded) without sending traffic to the
+    /// container until [`Manager::move_ports`](super::Manager::move_ports).
+    pub standby: bool,
+}
+
 /// A port as published: the chosen host port is what `stack port`/`ps` show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct PublishedPort {

@@ -1,6 +1,7 @@
 //! `ps`: the containers of a stack with their state as people read it.
 use serde::{Deserialize, Serialize};
 
+use crate::reconcile::rollout;
 use crate::state::Roots;
 use crate::supervisor::control::{self, Observed};
 use crate::supervisor::record::State;
@@ -24,6 +25,10 @@ pub struct Row {
     pub health: Option<crate::supervisor::record::Health>,
     /// `127.0.0.1:32768->80/tcp`
     pub ports: Vec<String>,
+    /// A start-first update of it was rolled back: it still runs the
+    /// previous config (the status says so too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolled_back: Option<crate::reconcile::rollout::RolledBack>,
 }
 
 /// "running", "exited (3)", "exited (137, OOMKilled)", "restarting (2)", "dead"
@@ -57,16 +62,20 @@ pub fn rows(roots: &Roots, stack: &str) -> Result<Vec<Row>, control::Error> {
                 o.is_up() && crate::ops::pause::is_paused(roots, &o.spec.name),
             )
         })
-        .map(|(o, paused)| Row {
+        .map(|(o, paused)| (o, paused, rollout::rolled_back(&roots.lib, &o.spec.name)))
+        .map(|(o, paused, rolled_back)| Row {
             name: o.spec.name.clone(),
             service: o.spec.service.clone(),
             state: o.status.state,
             up: o.is_up(),
-            status: if paused {
-                format!("{} (paused)", status_text(o))
-            } else {
-                status_text(o)
-            },
+            status: status_text(o)
+                + if paused { " (paused)" } else { "" }
+                + if rolled_back.is_some() {
+                    " (rolled-back)"
+                } else {
+                    ""
+                },
+            rolled_back,
             paused,
             pid: o.status.pid.filter(|_| o.is_up()),
             exit_code: o.status.exit_code,

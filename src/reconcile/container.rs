@@ -71,7 +71,8 @@ pub fn stack_slice(stack: &str) -> String {
 }
 
 /// Create container `want` of `svc` from `image` ([`service_image`]), not started.
-/// On error nothing of it is left.
+/// On error nothing of it is left. A `standby` container gets no traffic on
+/// its published ports until they move to it (`Manager::move_ports`).
 pub fn create(
     ctx: &Ctx,
     stack: &Stack,
@@ -79,6 +80,7 @@ pub fn create(
     want: &Want,
     peers: &[String],
     image: &image::Image,
+    standby: bool,
 ) -> Result<(), Error> {
     let paths = ContainerPaths::new(&ctx.roots.lib, &want.name);
     if paths.dir.exists() {
@@ -88,7 +90,7 @@ pub fn create(
             return Err(e);
         }
     }
-    let result = build(ctx, stack, svc, want, &paths, peers, image);
+    let result = build(ctx, stack, svc, want, peers, image, standby);
     if result.is_err() {
         let _ = remove(ctx, &want.name, Duration::from_secs(1), AnonVolumes::Keep);
     }
@@ -100,10 +102,11 @@ fn build(
     stack: &Stack,
     svc: &Service,
     want: &Want,
-    paths: &ContainerPaths,
     peers: &[String],
     image: &image::Image,
+    standby: bool,
 ) -> Result<(), Error> {
+    let paths = &ContainerPaths::new(&ctx.roots.lib, &want.name);
     let io = |what: &Path| {
         let what = what.display().to_string();
         move |source| Error::Io { what, source }
@@ -151,7 +154,7 @@ fn build(
             "options": ["bind", "ro", "nosuid", "nodev"],
         }));
     }
-    let wired = networking::wire(&ctx.net, &ctx.roots.run, stack, svc, &want.name)?;
+    let wired = networking::wire(&ctx.net, &ctx.roots.run, stack, svc, &want.name, standby)?;
     let hostname = svc.hostname.clone().unwrap_or_else(|| want.name.clone());
     // With a resolver hosted, peers come from DNS (never stale), not /etc/hosts.
     let peer_entries = match wired.resolver {
@@ -320,7 +323,15 @@ pub enum AnonVolumes {
 /// Stop and remove container `name`: processes, network, mounts, records.
 /// Everything is attempted; already-gone parts count as done.
 pub fn remove(ctx: &Ctx, name: &str, timeout: Duration, anon: AnonVolumes) -> Vec<Error> {
-    let mut errors = stop(ctx, name, timeout);
+    let mut errors = Vec::new();
+    // New connections go to the other replicas before this one stops (a
+    // scale-down loses none); the open ones finish within the grace period.
+    match ctx.net.publishes(name) {
+        Ok(true) => errors.extend(ctx.net.unpublish(name).err().map(Error::from)),
+        Ok(false) => {}
+        Err(e) => errors.push(e.into()),
+    }
+    errors.extend(stop(ctx, name, timeout));
     errors.extend(dismantle(ctx, name, Network::Detach, anon));
     errors
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::container::{self, AnonVolumes, stack_slice};
 use super::desired::{levels, selected, wants};
 use super::plan::{self, Action, Have, Plan};
-use super::{Ctx, Error, networking};
+use super::{Ctx, Error, networking, rollout};
 use crate::cgroup::Cgroup;
 use crate::model::{DependencyCondition, Stack};
 use crate::supervisor::control::{self, Observed};
@@ -193,16 +193,15 @@ pub fn up(
                         for action in actions {
                             s2.spawn(move || {
                                 progress(Event::Begin(action.clone()));
-                                match apply(
-                                    ctx,
-                                    stack,
-                                    action,
-                                    want.get(action.name()),
+                                let step = Step {
+                                    want: want.get(action.name()),
                                     peers,
-                                    opts,
                                     image,
-                                ) {
-                                    Ok(()) => progress(Event::Done(action.clone())),
+                                    progress,
+                                };
+                                match apply(ctx, stack, action, &step, opts) {
+                                    Ok(Reported::Yes) => {}
+                                    Ok(Reported::No) => progress(Event::Done(action.clone())),
                                     Err(e) => {
                                         progress(Event::Failed(action.clone(), e.to_string()));
                                         failed
@@ -243,46 +242,78 @@ fn image_for(
         .transpose()
 }
 
-/// One create/recreate/start step; `image` is the service's for creations.
+/// What one create/recreate/start step works with besides its action.
+struct Step<'a> {
+    want: Option<&'a plan::Want>,
+    peers: &'a [String],
+    /// The service's image, for creations.
+    image: Option<&'a crate::image::Image>,
+    progress: &'a (dyn Fn(Event) + Sync),
+}
+
+/// Whether a step reported its own completion (a start-first update reports
+/// the new container as soon as it runs, so that it is supervised while it
+/// gets ready).
+enum Reported {
+    Yes,
+    No,
+}
+
+/// One create/recreate/start step.
 fn apply(
     ctx: &Ctx,
     stack: &Stack,
     action: &Action,
-    want: Option<&plan::Want>,
-    peers: &[String],
+    step: &Step<'_>,
     opts: &UpOptions,
-    image: Option<&crate::image::Image>,
-) -> Result<(), Error> {
+) -> Result<Reported, Error> {
     match action {
         Action::Create { name, service } | Action::Recreate { name, service, .. } => {
-            let image =
-                image.ok_or_else(|| Error::Invalid(format!("{name}: no image resolved")))?;
-            if matches!(action, Action::Recreate { .. }) {
-                let grace = opts
-                    .timeout
-                    .unwrap_or(stack.services[service].stop_grace_period);
-                if let Some(e) = container::remove(ctx, name, grace, AnonVolumes::Keep)
+            let svc = &stack.services[service];
+            let image = step
+                .image
+                .ok_or_else(|| Error::Invalid(format!("{name}: no image resolved")))?;
+            let want = step
+                .want
+                .ok_or_else(|| Error::Invalid(format!("{name} is not in the plan")))?;
+            let grace = opts.timeout.unwrap_or(svc.stop_grace_period);
+            let recreate = matches!(action, Action::Recreate { .. });
+            if recreate && !opts.plan.no_start && rollout::applies(ctx, svc, name) {
+                let replace = rollout::Replace {
+                    stack,
+                    svc,
+                    peers: step.peers,
+                    image,
+                    grace,
+                    progress: step.progress,
+                };
+                rollout::start_first(ctx, &replace, action, want)?;
+                return Ok(Reported::Yes);
+            }
+            if recreate
+                && let Some(e) = container::remove(ctx, name, grace, AnonVolumes::Keep)
                     .into_iter()
                     .next()
-                {
-                    return Err(e);
-                }
+            {
+                return Err(e);
             }
-            let want = want.ok_or_else(|| Error::Invalid(format!("{name} is not in the plan")))?;
-            container::create(ctx, stack, &stack.services[service], want, peers, image)?;
+            container::create(ctx, stack, svc, want, step.peers, image, false)?;
             if !opts.plan.no_start {
                 control::spawn_monitor(&ctx.roots, name)?;
             }
-            Ok(())
+            Ok(Reported::No)
         }
-        Action::Start { name, .. } => Ok(control::spawn_monitor(&ctx.roots, name)?),
+        Action::Start { name, .. } => {
+            control::spawn_monitor(&ctx.roots, name)?;
+            Ok(Reported::No)
+        }
         Action::Remove { name, .. } => {
             let grace = opts.timeout.unwrap_or(Duration::from_secs(10));
             match container::remove(ctx, name, grace, AnonVolumes::Release)
                 .into_iter()
                 .next()
             {
-                None => Ok(()),
+                None => Ok(Reported::No),
                 Some(e) => Err(e),
             }
         }

@@ -8,6 +8,7 @@ mod mounts;
 pub mod networking;
 pub mod ocispec;
 pub mod plan;
+pub mod rollout;
 pub mod stacks;
 
 use std::path::Path;

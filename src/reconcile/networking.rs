@@ -11,7 +11,7 @@ use crate::model::{NetworkMode, Port, Protocol, Service, Stack};
 use crate::network::files::{self, HostEntry, ResolvConf};
 use crate::network::{
     Attachment, Cidr4, Cidr6, Endpoint, Manager, NetworkSpec, PortMapping, Proto, PublishedPort,
-    sandbox,
+    Sharing, sandbox,
 };
 
 /// The network module's view of a declared network.
@@ -108,6 +108,7 @@ pub fn wire(
     stack: &Stack,
     svc: &Service,
     name: &str,
+    standby: bool,
 ) -> Result<Wired, Error> {
     match &svc.network_mode {
         NetworkMode::Host => Ok(Wired::default()),
@@ -179,7 +180,10 @@ pub fn wire(
                 .iter()
                 .find(|e| matches!(net.network(&e.stack, &e.network), Ok(Some(n)) if !n.internal));
             let published = match outside.or(endpoints.first()) {
-                Some(ep) if !ports.is_empty() => net.publish(&stack.name, name, &ports, ep.ipv4)?,
+                Some(ep) if !ports.is_empty() => {
+                    let sharing = sharing(stack, svc, standby);
+                    net.publish_shared(&stack.name, name, &ports, ep.ipv4, &sharing)?
+                }
                 _ => Vec::new(),
             };
             let resolver = match net.dns_hosted() {
@@ -193,6 +197,16 @@ pub fn wire(
                 resolver,
             })
         }
+    }
+}
+
+/// The replicas of a service share its fixed host ports: the kernel spreads
+/// their connections over the replicas. A `standby` container (the new one of
+/// a start-first update) holds them without traffic until the ports move to it.
+fn sharing(stack: &Stack, svc: &Service, standby: bool) -> Sharing {
+    Sharing {
+        group: Some(format!("{}/{}", stack.name, svc.name)),
+        standby,
     }
 }
 

@@ -193,7 +193,12 @@ fn own_reasons(w: &Want, h: &Have, opts: Options) -> Option<Vec<String>> {
     if w.hash == h.hash {
         return None;
     }
-    let mut fields = changed_fields(&h.config, &w.config);
+    // A field outside the hash (replicas, depends_on) changed beside the
+    // ones that recreate is no reason.
+    let mut fields: Vec<String> = changed_fields(&h.config, &w.config)
+        .into_iter()
+        .filter(|f| !crate::model::NOT_HASHED.contains(&f.split('.').next().unwrap_or_default()))
+        .collect();
     if fields.is_empty() {
         fields.push("config hash".into());
     }

@@ -15,7 +15,7 @@ pub(crate) const TAG_PTY: u8 = 3;
 pub(crate) const TAG_SECCOMP: u8 = 4;
 
 /// The init steps, reported with a failure so the parent can name what failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::FromRepr)]
 #[repr(u8)]
 pub(crate) enum Step {
     Sync = 1,
@@ -48,40 +48,6 @@ pub(crate) enum Step {
 }
 
 impl Step {
-    pub(crate) fn from_u8(v: u8) -> Option<Step> {
-        use Step::*;
-        const ALL: [Step; 27] = [
-            Sync,
-            SetNs,
-            Identity,
-            Hostname,
-            RootPropagation,
-            RootBind,
-            Mount,
-            Device,
-            Symlink,
-            Console,
-            Sysctl,
-            Mask,
-            Readonly,
-            PivotRoot,
-            RootReadonly,
-            Rlimit,
-            Stdio,
-            Seccomp,
-            Groups,
-            User,
-            Capabilities,
-            NoNewPrivs,
-            Cwd,
-            Exec,
-            Personality,
-            Scheduler,
-            Hook,
-        ];
-        ALL.into_iter().find(|s| *s as u8 == v)
-    }
-
     pub(crate) fn describe(self) -> &'static str {
         match self {
             Step::Sync => "waiting for the runtime",
@@ -146,7 +112,7 @@ impl Fail {
             return None;
         }
         Some(Fail {
-            step: Step::from_u8(b[1])?,
+            step: Step::from_repr(b[1])?,
             index: u32::from_le_bytes(b[4..8].try_into().ok()?),
             errno: i32::from_le_bytes(b[8..12].try_into().ok()?),
         })
@@ -162,5 +128,14 @@ mod tests {
         let f = Fail::new(Step::Mask, 3, libc::EPERM);
         assert_eq!(Fail::decode(&f.encode()), Some(f));
         assert_eq!(Fail::decode(&[TAG_READY; 12]), None);
+    }
+
+    #[test]
+    fn every_step_decodes_and_nothing_else() {
+        for v in 1..=Step::Hook as u8 {
+            assert_eq!(Step::from_repr(v).map(|s| s as u8), Some(v));
+        }
+        assert_eq!(Step::from_repr(0), None);
+        assert_eq!(Step::from_repr(Step::Hook as u8 + 1), None);
     }
 }

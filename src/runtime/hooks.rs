@@ -6,7 +6,7 @@
 //! `start`, poststop by `delete`. createContainer and startContainer run in the
 //! container's namespaces: the init forks and execs them itself (init.rs
 //! `run_hooks`), with the state JSON the parent wrote into a pipe per hook.
-use std::io::Write;
+use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -64,9 +64,11 @@ fn run_one(phase: &'static str, h: &Hook, state: &[u8]) -> Result<()> {
     let mut child = cmd
         .spawn()
         .map_err(|e| hook_err(phase, h, format!("cannot start: {e}")))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A hook that does not read its stdin is fine (EPIPE is ignored).
-        let _ = stdin.write_all(state);
+    if let Some(stdin) = child.stdin.take() {
+        // A hook that does not read its stdin is fine (EPIPE is ignored, and
+        // must not raise SIGPIPE: that killed `create` mid-way, leaving its
+        // state dir, cgroup and a waiting init behind).
+        let _ = super::sys::write_all_no_sigpipe(stdin.as_raw_fd(), state);
     }
     let deadline = h
         .timeout()

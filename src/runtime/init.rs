@@ -52,9 +52,11 @@ pub(crate) struct InitFds {
     /// stdin (read end of a pipe holding the state JSON) of each in-container
     /// hook: createContainer hooks first, then startContainer hooks.
     pub hook_stdin: Vec<RawFd>,
-    /// The parent's write ends of those pipes: closed first thing, or a hook
-    /// reading its stdin to EOF would wait for us.
-    pub hook_close: Vec<RawFd>,
+    /// The parent's fds, closed first thing: the write ends of those pipes (or
+    /// a hook reading its stdin to EOF would wait for us) and the parent's end
+    /// of the sync socket (or, with our copy open, a parent that dies before
+    /// GO would leave us blocked on the socket for ever instead of at EOF).
+    pub close: Vec<RawFd>,
     /// Detached idmapped trees (`plan.idmaps` order), attached with move_mount.
     pub idmap_trees: Vec<RawFd>,
 }
@@ -90,7 +92,7 @@ fn setup(plan: &InitPlan, fds: &InitFds) -> Result<usize, Fail> {
     // not be reachable from the container (TIOCSTI into the host's shell).
     // SAFETY: setsid has no arguments; failure (already a leader) is harmless.
     unsafe { libc::setsid() };
-    for fd in &fds.hook_close {
+    for fd in &fds.close {
         sys::close(*fd);
     }
     let mut go = Go {

@@ -209,7 +209,11 @@ pub(crate) fn spawn(a: &SpawnArgs<'_>) -> Result<Spawned> {
         envp,
         wait_fifo: a.wait_fifo,
         hook_stdin: hook_pipes.iter().map(|(r, _)| r.as_raw_fd()).collect(),
-        hook_close: hook_pipes.iter().map(|(_, w)| w.as_raw_fd()).collect(),
+        close: hook_pipes
+            .iter()
+            .map(|(_, w)| w.as_raw_fd())
+            .chain([parent_sock.as_raw_fd()])
+            .collect(),
         idmap_trees: idmap_trees.iter().map(|t| t.as_raw_fd()).collect(),
     };
     let (pid, pidfd) = clone_init(plan, &fds, join_pid.as_ref())?;
@@ -311,8 +315,9 @@ fn release(
     if let Some(f) = a.before_go {
         let state = f(pid)?;
         for w in hook_writers {
-            // A pipe holds 64 KiB: far more than a state document.
-            sys::write_all(w.as_raw_fd(), &state).map_err(|e| Error::Sys {
+            // A pipe holds 64 KiB: far more than a state document. An init
+            // that died meanwhile closed the read end: an error, not SIGPIPE.
+            sys::write_all_no_sigpipe(w.as_raw_fd(), &state).map_err(|e| Error::Sys {
                 op: "writing hook state",
                 source: nix::Error::from_raw(e),
             })?;

@@ -159,6 +159,37 @@ pub(crate) fn write_all(fd: RawFd, mut buf: &[u8]) -> SysResult<()> {
     Ok(())
 }
 
+/// [`write_all`] to a pipe whose reader may be gone (a hook that exits without
+/// reading its stdin, an init that died): EPIPE comes back as an error instead
+/// of SIGPIPE killing us, as `stack` keeps SIGPIPE's default action (main.rs).
+/// SIGPIPE is blocked for this thread only, and the one our write raised is
+/// taken off the thread's pending set before the old mask comes back.
+pub(crate) fn write_all_no_sigpipe(fd: RawFd, buf: &[u8]) -> SysResult<()> {
+    // SAFETY: sigset_t is plain data, initialised by sigemptyset below.
+    let mut pipe: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: valid sigset pointers; pthread_sigmask only changes this thread.
+    unsafe {
+        libc::sigemptyset(&mut pipe);
+        libc::sigaddset(&mut pipe, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &pipe, &mut old);
+    }
+    let r = write_all(fd, buf);
+    // SAFETY: valid sigset pointers; a zero timeout only polls.
+    unsafe {
+        if r == Err(libc::EPIPE) && libc::sigismember(&old, libc::SIGPIPE) == 0 {
+            let now = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            libc::sigtimedwait(&pipe, std::ptr::null_mut(), &now);
+        }
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+    }
+    r
+}
+
 pub(crate) fn read_some(fd: RawFd, buf: &mut [u8]) -> SysResult<usize> {
     loop {
         // SAFETY: buf is a valid, exclusively borrowed slice.

@@ -87,8 +87,16 @@ pub const UNSUPPORTED: &[(&str, &str)] = &[
         "swarm placement has no meaning on one host",
     ),
     (
-        "services.*.deploy.update_config",
-        "rolling updates are not implemented; containers are recreated on change",
+        "services.*.deploy.update_config.parallelism",
+        "the replicas of a service are replaced all at once (each start-first when so ordered)",
+    ),
+    (
+        "services.*.deploy.update_config.delay",
+        "the replicas of a service are replaced all at once, without a pause",
+    ),
+    (
+        "services.*.deploy.update_config.max_failure_ratio",
+        "each replica that does not get ready is rolled back on its own",
     ),
     (
         "services.*.deploy.rollback_config",

@@ -220,6 +220,19 @@ pub struct RawDeploy {
     pub labels: Option<KeyValues>,
     /// Only `replicated` (the default) is meaningful on one host.
     pub mode: Option<String>,
+    pub update_config: Option<RawUpdateConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpdateConfig {
+    /// `stop-first` (default) or `start-first`.
+    pub order: Option<String>,
+    /// `rollback` (default) or `continue`, for start-first updates.
+    pub failure_action: Option<String>,
+    /// How long the new container may take to get ready (default: its
+    /// healthcheck's start period and tries).
+    pub monitor: Option<Scalar>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

@@ -2,9 +2,12 @@
 //! for most of them (`mem_limit` and `deploy.resources.limits.memory`, ...):
 //! both are accepted, and giving both with different values is an error.
 use super::ctx::Ctx;
-use super::raw::{RawBlkio, RawDeviceRate, RawResources, RawService};
+use super::raw::{RawBlkio, RawDeviceRate, RawResources, RawService, RawUpdateConfig};
 use super::shapes::Scalar;
-use crate::model::{Blkio, DeviceRate, DeviceWeight, Resources, RestartPolicy};
+use crate::model::{
+    Blkio, DeviceRate, DeviceWeight, FailureAction, Resources, RestartPolicy, UpdateConfig,
+    UpdateOrder,
+};
 
 pub fn service(ctx: &mut Ctx<'_>, raw: &RawService) -> (u32, RestartPolicy, Resources) {
     let deploy = raw.deploy.as_ref();
@@ -296,5 +299,47 @@ fn restart(ctx: &mut Ctx<'_>, raw: &RawService) -> RestartPolicy {
             a
         }
         (a, b) => a.or(b).unwrap_or(RestartPolicy::No),
+    }
+}
+
+/// `deploy.update_config`.
+pub fn update_config(ctx: &mut Ctx<'_>, raw: Option<&RawUpdateConfig>) -> UpdateConfig {
+    let Some(raw) = raw else {
+        return UpdateConfig::default();
+    };
+    let path = |k| ["deploy", "update_config", k];
+    let order = match raw.order.as_deref() {
+        None | Some("stop-first") => UpdateOrder::StopFirst,
+        Some("start-first") => UpdateOrder::StartFirst,
+        Some(o) => {
+            ctx.err(
+                &path("order"),
+                format!("unknown update order `{o}`: use start-first or stop-first"),
+            );
+            UpdateOrder::StopFirst
+        }
+    };
+    let failure_action = match raw.failure_action.as_deref() {
+        None | Some("rollback") => FailureAction::Rollback,
+        Some("continue") => FailureAction::Continue,
+        Some("pause") => {
+            ctx.err(
+                &path("failure_action"),
+                "failure_action `pause` has no meaning for a one-shot `up`: use rollback (keep the old container) or continue",
+            );
+            FailureAction::Rollback
+        }
+        Some(a) => {
+            ctx.err(
+                &path("failure_action"),
+                format!("unknown failure_action `{a}`: use rollback or continue"),
+            );
+            FailureAction::Rollback
+        }
+    };
+    UpdateConfig {
+        order,
+        failure_action,
+        monitor: ctx.duration(&path("monitor"), &raw.monitor),
     }
 }

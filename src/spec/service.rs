@@ -61,6 +61,10 @@ pub fn convert(ctx: &mut Ctx<'_>, name: &str, raw: RawService) -> Service {
         domainname: raw.domainname,
         restart,
         replicas,
+        update_config: resources::update_config(
+            ctx,
+            raw.deploy.as_ref().and_then(|d| d.update_config.as_ref()),
+        ),
         resources,
         ulimits: service_sec::ulimits(ctx, raw.ulimits.as_ref()),
         oom_score_adj: raw.oom_score_adj.and_then(|v| {

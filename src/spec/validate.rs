@@ -251,10 +251,12 @@ impl Validator<'_> {
                             proto(p.protocol)
                         ),
                     );
-                } else if svc.replicas > 1 {
+                } else if svc.replicas > 1 && is_loopback6(p.host_ip) {
+                    // Replicas share other host ports (the kernel spreads the
+                    // connections); a [::1] port is one proxy's socket.
                     self.at(
-                        &["services", name, "ports"],
-                        format!("service `{name}` has {} replicas but publishes fixed host port {published}: they would clash", svc.replicas),
+                        &["services", name, "ports", &idx],
+                        format!("service `{name}` has {} replicas but publishes fixed host port [::1]:{published}, which only one container can hold: publish it on 127.0.0.1 or another address, or use one replica", svc.replicas),
                     );
                 }
                 taken.push((name, i, p));
@@ -269,6 +271,10 @@ fn proto(p: Protocol) -> &'static str {
         Protocol::Udp => "udp",
         Protocol::Sctp => "sctp",
     }
+}
+
+fn is_loopback6(ip: Option<IpAddr>) -> bool {
+    matches!(ip, Some(IpAddr::V6(h)) if h.is_loopback())
 }
 
 fn ips_overlap(a: Option<IpAddr>, b: Option<IpAddr>) -> bool {

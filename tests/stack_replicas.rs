@@ -1,0 +1,123 @@
+//! Replicas of a service share its fixed host port: the kernel spreads the
+//! connections over them (an nftables numgen map), and scaling changes the
+//! map in one transaction. Needs root.
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::stack::TestStack;
+
+/// A loopback port nobody holds right now.
+fn free_port() -> u16 {
+    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// The hostname of the replica that answered, or why none did.
+fn fetch(port: u16) -> Result<String, String> {
+    let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    s.write_all(b"GET /hostname HTTP/1.0\r\n\r\n")
+        .map_err(|e| e.to_string())?;
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).map_err(|e| e.to_string())?;
+    let status = reply.lines().next().unwrap_or_default();
+    match reply.split("\r\n\r\n").nth(1) {
+        Some(body) if status.split(' ').nth(1) == Some("200") => Ok(body.trim().to_string()),
+        _ => Err(format!("bad reply {reply:?}")),
+    }
+}
+
+fn answering(port: u16, tries: usize) -> BTreeSet<String> {
+    (0..tries).filter_map(|_| fetch(port).ok()).collect()
+}
+
+/// This root's nftables table, as `nft` prints it.
+fn nft_table(t: &TestStack) -> String {
+    let state = std::fs::read_to_string(t.root().join("lib/network/state.json")).unwrap();
+    let state: serde_json::Value = serde_json::from_str(&state).unwrap();
+    let table = format!("stack_{}", state["root_id"].as_str().unwrap());
+    let out = std::process::Command::new("nft")
+        .args(["list", "table", "inet", &table])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "nft list table {table}: {:?}", out);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn web(port: u16, replicas: u32) -> String {
+    format!(
+        r#"
+[services.web]
+image = "{{IMAGE}}"
+command = ["sh", "-c", "hostname > /tmp/hostname && exec httpd -f -p 80 -h /tmp"]
+ports = ["127.0.0.1:{port}:80"]
+scale = {replicas}
+init = true
+"#
+    )
+}
+
+#[test]
+fn replicas_share_a_loopback_port_and_a_scale_down_loses_no_request() {
+    let port = free_port();
+    let t = TestStack::new(&web(port, 3));
+    t.ok(&["up", "-d"]);
+    let all: BTreeSet<String> = (1..=3).map(|n| t.container("web", n)).collect();
+    // numgen inc hands each new connection to the next replica in turn
+    t.wait_for(20, "every replica to answer", || answering(port, 9) == all);
+    let rules = nft_table(&t);
+    assert!(rules.contains("numgen inc mod 3"), "{rules}");
+    assert_eq!(
+        t.ok(&["port", "web", "80", "--index", "2"]).trim(),
+        format!("127.0.0.1:{port}")
+    );
+
+    // a client at 100 requests/s while two replicas go away
+    let stop = Arc::new(AtomicBool::new(false));
+    let failures = Arc::new(Mutex::new(Vec::new()));
+    let client = {
+        let (stop, failures) = (stop.clone(), failures.clone());
+        std::thread::spawn(move || {
+            let mut sent = 0;
+            while !stop.load(Ordering::Relaxed) {
+                if let Err(e) = fetch(port) {
+                    failures.lock().unwrap().push(e);
+                }
+                sent += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            sent
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    t.ok(&["up", "-d", "--scale", "web=1", "-t", "5"]);
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    let sent = client.join().unwrap();
+    let failures = failures.lock().unwrap();
+    assert!(sent > 20, "the client sent only {sent} requests");
+    assert!(
+        failures.is_empty(),
+        "{} of {sent} requests failed: {failures:?}",
+        failures.len()
+    );
+    assert_eq!(answering(port, 6), BTreeSet::from([t.container("web", 1)]));
+    let rules = nft_table(&t);
+    assert!(
+        !rules.contains("numgen"),
+        "one replica is a plain dnat: {rules}"
+    );
+
+    // scaling up again spreads over the new replicas too
+    t.ok(&["up", "-d", "--scale", "web=2"]);
+    let two: BTreeSet<String> = (1..=2).map(|n| t.container("web", n)).collect();
+    t.wait_for(20, "both replicas to answer", || answering(port, 6) == two);
+    t.down_and_check();
+}
