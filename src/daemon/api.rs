@@ -20,8 +20,9 @@ use super::auth::{Access, Peer};
 use super::engine::{Engine, Out};
 use super::proto::{ContainersRequest, DownRequest, Line, RmRequest, UpRequest, Version};
 
-pub fn router(engine: Arc<Engine>) -> axum::Router {
-    axum::Router::new()
+/// The API; on a `read_only` socket (systemd's `api-ro`) only GET requests.
+pub fn router(engine: Arc<Engine>, read_only: bool) -> axum::Router {
+    let router = axum::Router::new()
         .route("/v1/version", get(version))
         .route("/v1/stacks/up", post(up))
         .route("/v1/stacks", get(stacks))
@@ -33,8 +34,26 @@ pub fn router(engine: Arc<Engine>) -> axum::Router {
         .route("/v1/stacks/{name}/down", post(down))
         .route("/v1/stacks/{name}/rm", post(rm))
         .route("/v1/stacks/{name}/{verb}", post(containers))
-        .layer(middleware::from_fn(authorize))
-        .with_state(engine)
+        .layer(middleware::from_fn(authorize));
+    let router = if read_only {
+        router.layer(middleware::from_fn(reads_only))
+    } else {
+        router
+    };
+    router.with_state(engine)
+}
+
+/// The read-only socket refuses what is not a GET, whoever asks.
+async fn reads_only(req: Request<Body>, next: Next) -> Response {
+    if req.method() == Method::GET {
+        return next.run(req).await;
+    }
+    tracing::warn!(method = %req.method(), path = %req.uri().path(), "request refused: read-only socket");
+    (
+        StatusCode::FORBIDDEN,
+        "permission denied: this is the read-only socket (listing, logs, events); use stack.sock\n",
+    )
+        .into_response()
 }
 
 async fn authorize(

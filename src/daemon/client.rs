@@ -28,6 +28,27 @@ pub enum Error {
     Decode(#[from] serde_json::Error),
     #[error("{0}")]
     Runtime(std::io::Error),
+    #[error(
+        "the daemon at {socket} did not answer within {secs} s: it may be stuck; \
+         see its log (<run>/daemon.log or journalctl -u stack) and restart it \
+         (containers keep running); {TIMEOUT_ENV}=SECONDS waits longer"
+    )]
+    Timeout { socket: PathBuf, secs: u64 },
+}
+
+/// How long the CLI waits for the daemon's answer (the headers of a stream,
+/// the whole body of a JSON answer). Streams themselves (`up` progress,
+/// `logs -f`) may last as long as they need.
+const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// Overrides [`TIMEOUT`] (seconds).
+pub const TIMEOUT_ENV: &str = "STACK_DAEMON_TIMEOUT";
+
+fn timeout() -> std::time::Duration {
+    std::env::var(TIMEOUT_ENV)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map(std::time::Duration::from_secs)
+        .unwrap_or(TIMEOUT)
 }
 
 pub struct Client {
@@ -50,20 +71,20 @@ impl Client {
 
     /// GET `path` and decode the JSON answer.
     pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, Error> {
-        let body = self.rt.block_on(async {
+        let body = self.rt.block_on(self.bounded(async {
             let resp = self.send(Method::GET, path, Bytes::new()).await?;
             collect(resp).await
-        })?;
+        }))?;
         Ok(serde_json::from_slice(&body)?)
     }
 
     /// POST `body` to `path` and decode the JSON answer.
     pub fn post<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T, Error> {
         let body = Bytes::from(serde_json::to_vec(body)?);
-        let answer = self.rt.block_on(async {
+        let answer = self.rt.block_on(self.bounded(async {
             let resp = self.send(Method::POST, path, body).await?;
             collect(resp).await
-        })?;
+        }))?;
         Ok(serde_json::from_slice(&answer)?)
     }
 
@@ -103,7 +124,7 @@ impl Client {
         each: &mut dyn FnMut(T) -> bool,
     ) -> Result<(), Error> {
         self.rt.block_on(async {
-            let resp = self.send(method, path, body).await?;
+            let resp = self.bounded(self.send(method, path, body)).await?;
             let mut body = resp.into_body();
             let mut buf: Vec<u8> = Vec::new();
             while let Some(frame) = body.frame().await {
@@ -121,6 +142,20 @@ impl Client {
                 }
             }
             Ok(())
+        })
+    }
+
+    /// `fut`, or [`Error::Timeout`] when the daemon takes too long.
+    async fn bounded<T>(
+        &self,
+        fut: impl std::future::Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        let limit = timeout();
+        tokio::time::timeout(limit, fut).await.unwrap_or_else(|_| {
+            Err(Error::Timeout {
+                socket: self.socket.clone(),
+                secs: limit.as_secs(),
+            })
         })
     }
 

@@ -1,9 +1,10 @@
 //! `stack daemon`: the long-running supervisor of one state root.
 //!
-//! Flow: take the root's daemon lock -> open the engine -> adopt every
+//! Flow: take the root's daemon lock -> take the sockets (ours or systemd's;
+//! early clients wait in the backlog) -> open the engine -> adopt every
 //! container that needs supervision (running ones, ended runs, pending
-//! restarts) -> listen on `<run>/stack.sock` (or the socket systemd passes)
-//! -> READY=1 -> serve until SIGTERM/SIGINT (containers keep running).
+//! restarts) -> guard the nftables table (`guard.rs`) -> READY=1 -> serve
+//! until SIGTERM/SIGINT (containers keep running; streaming clients get 2 s).
 //!
 //! Guarantees: containers never depend on this process: their monitors hold
 //! their output and record their exits, so a killed daemon loses nothing and
@@ -16,6 +17,7 @@ pub mod autostart;
 pub mod client;
 pub mod engine;
 mod follow;
+mod guard;
 #[cfg(test)]
 mod openapi;
 pub mod proto;
@@ -74,6 +76,7 @@ const IDLE_CHECKS: u32 = 4;
 /// it has nothing left to do).
 pub fn run(opts: Options) -> Result<(), Error> {
     let lock = server::lock(&opts.roots)?;
+    let listeners = server::listeners(&opts.roots)?;
     // Not the directory the daemon was started from (it may be removed).
     let _ = std::env::set_current_dir("/");
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -86,7 +89,7 @@ pub fn run(opts: Options) -> Result<(), Error> {
             what: "starting the async runtime".into(),
             source,
         })?;
-    let result = rt.block_on(server::serve(opts));
+    let result = rt.block_on(server::serve(opts, listeners));
     drop(lock);
     result
 }

@@ -505,6 +505,19 @@ impl Manager {
         })
     }
 
+    /// Apply this root's table again from the saved state, when the state has
+    /// networks (with none, the table is meant to be absent): for the daemon's
+    /// guard after something else removed the table. Idempotent; touches no
+    /// link and no container. True when it applied.
+    pub fn restore_firewall(&self) -> Result<bool> {
+        let locked = self.lock()?;
+        if locked.state.networks.is_empty() {
+            return Ok(false);
+        }
+        self.sync_firewall(&locked.state)?;
+        Ok(true)
+    }
+
     /// Rewrite this root's nftables table from `st` in one batch (or delete the
     /// table when no network is left).
     pub(crate) fn sync_firewall(&self, st: &NetState) -> Result<()> {

@@ -1,0 +1,203 @@
+//! The daemon under things that happen to servers: something flushes the
+//! host's firewall; a reboot (root, real containers).
+mod common;
+
+use std::io::{Read, Write};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::stack::TestStack;
+
+/// Move the calling test thread into a network namespace of its own, with
+/// loopback up: every process it spawns (the CLI, the daemon it starts, `nft`)
+/// works there, so a `nft flush ruleset` hits only this namespace. The
+/// namespace goes away with the thread and those processes.
+fn own_network_namespace() {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+    let ok = Command::new("ip")
+        .args(["link", "set", "lo", "up"])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+fn nft(args: &[&str]) -> String {
+    let out = Command::new("nft").args(args).output().unwrap();
+    assert!(out.status.success(), "nft {args:?}: {:?}", out);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn fetch(addr: &str) -> Option<String> {
+    let mut s =
+        std::net::TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_secs(1)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(b"GET /hostname HTTP/1.0\r\n\r\n").ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    Some(body)
+}
+
+#[test]
+fn a_flushed_ruleset_is_restored_and_the_port_answers_again() {
+    own_network_namespace();
+    let t = TestStack::new(
+        r#"
+[services.web]
+image = "{IMAGE}"
+command = ["httpd", "-f", "-p", "80", "-h", "/etc"]
+ports = ["127.0.0.1::80"]
+init = true
+"#,
+    );
+    t.ok(&["up", "-d"]);
+    let name = t.container("web", 1);
+    let addr = t.ok(&["port", "web", "80"]).trim().to_string();
+    let answers = || fetch(&addr).is_some_and(|b| b.contains(&name));
+    t.wait_for(10, "the published port", answers);
+    let pid = t.row(&name)["pid"].clone();
+    for round in 0..3 {
+        nft(&["flush", "ruleset"]);
+        let flushed = Instant::now();
+        t.wait_for(10, "the port after nft flush ruleset", answers);
+        eprintln!(
+            "round {round}: answers again {} ms after the flush",
+            flushed.elapsed().as_millis()
+        );
+    }
+    assert!(
+        nft(&["list", "tables"]).contains("inet stack_"),
+        "the table is back"
+    );
+    assert_eq!(t.row(&name)["pid"], pid, "the container was not touched");
+    assert_eq!(t.row(&name)["restarts"], 0);
+    t.down_and_check();
+}
+
+fn daemon_pid(t: &TestStack) -> nix::unistd::Pid {
+    let text = std::fs::read_to_string(t.root().join("run/daemon.lock")).unwrap();
+    nix::unistd::Pid::from_raw(text.trim().parse().unwrap())
+}
+
+fn wait_gone(pid: nix::unistd::Pid) -> bool {
+    let until = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < until {
+        if nix::sys::signal::kill(pid, None).is_err() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+#[test]
+fn a_stuck_daemon_times_the_client_out_and_a_streaming_client_does_not_stop_shutdown() {
+    let t = TestStack::new(
+        r#"
+[services.app]
+image = "{IMAGE}"
+command = ["sh", "-c", "while :; do echo tick; sleep 0.1; done"]
+"#,
+    );
+    t.ok(&["up", "-d"]);
+    let daemon = daemon_pid(&t);
+    let cli = || {
+        let mut c = Command::new(common::stack_bin());
+        c.arg("--root").arg(t.root()).arg("-f").arg(t.file());
+        c
+    };
+    // A daemon that accepts but never answers (stopped): the CLI gives up.
+    nix::sys::signal::kill(daemon, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let out = cli()
+        .arg("ps")
+        .env("STACK_DAEMON_TIMEOUT", "1")
+        .output()
+        .unwrap();
+    nix::sys::signal::kill(daemon, nix::sys::signal::Signal::SIGCONT).unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("did not answer within 1 s"), "{err}");
+    // A client that follows logs forever does not keep a stopping daemon up.
+    let mut follower = cli()
+        .args(["logs", "-f", "app"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 5];
+    follower
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut first)
+        .unwrap();
+    nix::sys::signal::kill(daemon, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let gone = wait_gone(daemon);
+    let _ = follower.kill();
+    let _ = follower.wait();
+    assert!(gone, "the daemon exits with a client streaming");
+    t.down_and_check();
+}
+
+/// The status line of `request` sent to the Unix socket at `path`.
+fn http_status(path: &std::path::Path, request: &str) -> String {
+    let mut s = std::os::unix::net::UnixStream::connect(path).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    answer.lines().next().unwrap_or_default().to_string()
+}
+
+#[test]
+fn socket_activation_serves_both_sockets_and_the_ro_one_only_reads() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    common::require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let api = std::os::unix::net::UnixListener::bind(dir.path().join("api.sock")).unwrap();
+    let ro = std::os::unix::net::UnixListener::bind(dir.path().join("ro.sock")).unwrap();
+    let (api_fd, ro_fd) = (api.as_raw_fd(), ro.as_raw_fd());
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(r#"LISTEN_PID=$$ exec "$0" --root "$1" daemon"#)
+        .arg(common::stack_bin())
+        .arg(dir.path().join("root"))
+        // in an order the daemon must not assume
+        .env("LISTEN_FDS", "2")
+        .env("LISTEN_FDNAMES", "api-ro:api");
+    // SAFETY: fcntl and dup2 are async-signal-safe. Copies above 100 first,
+    // as the originals may be 3 or 4 themselves; dup2's copies lack CLOEXEC.
+    unsafe {
+        cmd.pre_exec(move || {
+            let high = [ro_fd, api_fd].map(|fd| libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 100));
+            for (from, to) in high.into_iter().zip([3, 4]) {
+                if from < 0 || libc::dup2(from, to) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    let mut daemon = cmd.spawn().unwrap();
+    let get = "GET /v1/version HTTP/1.0\r\nHost: stack\r\n\r\n";
+    let post = "POST /v1/stacks/none/down HTTP/1.0\r\nHost: stack\r\n\
+                Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
+    let api_get = http_status(&dir.path().join("api.sock"), get);
+    let ro_get = http_status(&dir.path().join("ro.sock"), get);
+    let ro_post = http_status(&dir.path().join("ro.sock"), post);
+    let own_socket = dir.path().join("root/run/stack.sock").exists();
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let status = daemon.wait().unwrap();
+    let log = std::fs::read_to_string(dir.path().join("root/run/daemon.log")).unwrap_or_default();
+    assert!(api_get.contains(" 200"), "{api_get}: {log}");
+    assert!(ro_get.contains(" 200"), "{ro_get}");
+    assert!(ro_post.contains(" 403"), "{ro_post}");
+    assert!(!own_socket, "with sockets passed, it binds none of its own");
+    assert!(status.success(), "{status}");
+    assert!(
+        dir.path().join("api.sock").exists(),
+        "a passed socket is not unlinked"
+    );
+}
