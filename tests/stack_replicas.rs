@@ -4,34 +4,15 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::stack::TestStack;
 
-/// A loopback port nobody holds right now.
-fn free_port() -> u16 {
-    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-    l.local_addr().unwrap().port()
-}
-
 /// The hostname of the replica that answered, or why none did.
 fn fetch(port: u16) -> Result<String, String> {
-    let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))
-        .map_err(|e| e.to_string())?;
-    s.write_all(b"GET /hostname HTTP/1.0\r\n\r\n")
-        .map_err(|e| e.to_string())?;
-    let mut reply = String::new();
-    s.read_to_string(&mut reply).map_err(|e| e.to_string())?;
-    let status = reply.lines().next().unwrap_or_default();
-    match reply.split("\r\n\r\n").nth(1) {
-        Some(body) if status.split(' ').nth(1) == Some("200") => Ok(body.trim().to_string()),
-        _ => Err(format!("bad reply {reply:?}")),
-    }
+    common::http::get(port, "/hostname")
 }
 
 fn answering(port: u16, tries: usize) -> BTreeSet<String> {
@@ -66,7 +47,7 @@ init = true
 
 #[test]
 fn replicas_share_a_loopback_port_and_a_scale_down_loses_no_request() {
-    let port = free_port();
+    let port = common::http::free_port();
     let t = TestStack::new(&web(port, 3));
     t.ok(&["up", "-d"]);
     let all: BTreeSet<String> = (1..=3).map(|n| t.container("web", n)).collect();

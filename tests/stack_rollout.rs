@@ -4,8 +4,6 @@
 //! Needs root.
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -13,25 +11,9 @@ use std::time::Duration;
 
 use common::stack::TestStack;
 
-fn free_port() -> u16 {
-    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-    l.local_addr().unwrap().port()
-}
-
 /// The version the container serves, or why none answered.
 fn fetch(port: u16) -> Result<String, String> {
-    let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))
-        .map_err(|e| e.to_string())?;
-    s.write_all(b"GET /v HTTP/1.0\r\n\r\n")
-        .map_err(|e| e.to_string())?;
-    let mut reply = String::new();
-    s.read_to_string(&mut reply).map_err(|e| e.to_string())?;
-    let status = reply.lines().next().unwrap_or_default();
-    match reply.split("\r\n\r\n").nth(1) {
-        Some(body) if status.split(' ').nth(1) == Some("200") => Ok(body.trim().to_string()),
-        _ => Err(format!("bad reply {reply:?}")),
-    }
+    common::http::get(port, "/v")
 }
 
 /// `version` served on `port`; `check` is the healthcheck command.
@@ -100,7 +82,7 @@ fn healthy(t: &TestStack, name: &str) -> bool {
 
 #[test]
 fn a_start_first_update_under_load_loses_no_request() {
-    let port = free_port();
+    let port = common::http::free_port();
     let t = TestStack::new(&web(port, "one", GOOD));
     t.ok(&["up", "-d"]);
     let name = t.container("web", 1);
@@ -135,7 +117,7 @@ fn a_start_first_update_under_load_loses_no_request() {
 
 #[test]
 fn a_replacement_that_never_gets_healthy_is_rolled_back() {
-    let port = free_port();
+    let port = common::http::free_port();
     let t = TestStack::new(&web(port, "one", GOOD));
     t.ok(&["up", "-d"]);
     let name = t.container("web", 1);

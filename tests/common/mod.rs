@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Fail loudly (never skip) when a root test runs without root.
+pub mod http;
 pub mod stack;
 
 pub fn require_root() {
