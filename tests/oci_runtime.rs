@@ -566,7 +566,12 @@ fn init_waiting_for_go_exits_when_the_runtime_dies() {
             .filter_map(|d| std::fs::read_to_string(d.join("cgroup.procs")).ok())
             .collect();
         for pid in procs.iter().flat_map(|p| p.split_whitespace()) {
-            let _ = Command::new("kill").args(["-9", pid]).status();
+            if let Ok(pid) = pid.parse() {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
         }
         panic!("the init outlived its runtime: cgroup.procs {procs:?}");
     }
