@@ -142,20 +142,7 @@ command = ["sleep", "3600"]
     )
     .unwrap();
     wait_gone(daemon);
-    let sock_path = t.dir.path().join("notify.sock");
-    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    let mut child = Command::new(stack_bin())
-        .arg("--root")
-        .arg(t.root())
-        .arg("daemon")
-        .env("NOTIFY_SOCKET", &sock_path)
-        .spawn()
-        .unwrap();
-    let mut buf = [0u8; 1024];
-    let n = sock.recv(&mut buf).unwrap();
-    let msg = String::from_utf8_lossy(&buf[..n]).to_string();
+    let (mut daemon, msg) = start_daemon(&t, &stack_bin());
     assert!(msg.lines().any(|l| l == "READY=1"), "{msg}");
     assert!(msg.contains("STATUS=supervising 1 containers"), "{msg}");
     let meta = std::fs::metadata(t.root().join("run/stack.sock")).unwrap();
@@ -174,11 +161,11 @@ command = ["sleep", "3600"]
         String::from_utf8_lossy(&second.stderr)
     );
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::unistd::Pid::from_raw(daemon.0.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
-    child.wait().unwrap();
+    daemon.0.wait().unwrap();
     t.down_and_check();
 }
 
@@ -244,20 +231,7 @@ command = ["sleep", "3600"]
     // starting monitors with the binary it runs.
     let bin = t.dir.path().join("stack-copy");
     std::fs::copy(stack_bin(), &bin).unwrap();
-    let sock_path = t.dir.path().join("notify.sock");
-    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    let child = Command::new(&bin)
-        .arg("--root")
-        .arg(t.root())
-        .arg("daemon")
-        .env("NOTIFY_SOCKET", &sock_path)
-        .spawn()
-        .unwrap();
-    let mut daemon = KillOnDrop(child);
-    let mut buf = [0u8; 1024];
-    sock.recv(&mut buf).unwrap();
+    let (mut daemon, _) = start_daemon(&t, &bin);
     let next = t.dir.path().join("stack-next");
     std::fs::copy(stack_bin(), &next).unwrap();
     std::fs::rename(&next, &bin).unwrap();
@@ -271,6 +245,27 @@ command = ["sleep", "3600"]
     .unwrap();
     daemon.0.wait().unwrap();
     t.down_and_check();
+}
+
+/// `bin daemon` for the test's root, once it has sent its first sd_notify
+/// message (READY=1 after adoption) to a socket of the test's; that message.
+fn start_daemon(t: &TestStack, bin: &std::path::Path) -> (KillOnDrop, String) {
+    let sock_path = t.dir.path().join("notify.sock");
+    let _ = std::fs::remove_file(&sock_path);
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let child = Command::new(bin)
+        .arg("--root")
+        .arg(t.root())
+        .arg("daemon")
+        .env("NOTIFY_SOCKET", &sock_path)
+        .spawn()
+        .unwrap();
+    let daemon = KillOnDrop(child);
+    let mut buf = [0u8; 1024];
+    let n = sock.recv(&mut buf).unwrap();
+    (daemon, String::from_utf8_lossy(&buf[..n]).into_owned())
 }
 
 /// A daemon the test started, killed if the test fails (its output pipes
