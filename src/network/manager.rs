@@ -43,7 +43,7 @@ impl Manager {
     /// `[::1]` publishes are proxied by this very program (`stack __proxy`).
     pub fn open(roots: &Roots) -> Result<Manager> {
         let m = Self::with(roots, None, Arc::new(NftFirewall));
-        Ok(m.with_proxy(crate::self_exe::path().to_path_buf()))
+        Ok(m.with_proxy(crate::self_exe::path()))
     }
 
     /// Run `exe __proxy` for ports published on `[::1]` (without it they are
