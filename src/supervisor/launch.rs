@@ -14,6 +14,7 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::unistd::pipe2;
@@ -96,6 +97,15 @@ fn start(roots: &Roots, paths: &ContainerPaths, name: &str) -> io::Result<Starte
     if let Err(e) = runtime.start(name) {
         let _ = runtime.delete(name, true);
         return Err(failed(e));
+    }
+    if spec.log_max_size > 0 {
+        // stack-monitor appends to it; created now so that `logs` right after
+        // `up -d` finds it and the container dir is settled once we report ok.
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o640)
+            .open(paths.log())?;
     }
     let me = std::process::id() as i32;
     ContainerStatus {
