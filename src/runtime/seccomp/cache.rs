@@ -69,7 +69,7 @@ pub(crate) fn get_or_compile(
 fn key(s: &LinuxSeccomp) -> Option<String> {
     let json = serde_json::to_vec(s).ok()?;
     let exe = std::fs::metadata("/proc/self/exe").ok()?;
-    let lib = libseccomp::get_library_version().ok()?;
+    let lib = libseccomp::ScmpVersion::current().ok()?;
     let kernel = |f: &str| std::fs::read(format!("/proc/sys/kernel/{f}")).unwrap_or_default();
     let mut h = Sha256::new();
     h.update(MAGIC);
