@@ -102,3 +102,61 @@ fn replicas_share_a_loopback_port_and_a_scale_down_loses_no_request() {
     t.wait_for(20, "both replicas to answer", || answering(port, 6) == two);
     t.down_and_check();
 }
+
+/// A client at 100 requests/s on the published port until `stop`; returns
+/// how many it sent and the failures.
+fn client_loop(port: u16, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<(usize, Vec<String>)> {
+    std::thread::spawn(move || {
+        let (mut sent, mut failures) = (0, Vec::new());
+        while !stop.load(Ordering::Relaxed) {
+            if let Err(e) = fetch(port) {
+                failures.push(e);
+            }
+            sent += 1;
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        (sent, failures)
+    })
+}
+
+#[test]
+fn a_new_replica_gets_traffic_only_once_it_listens() {
+    let port = common::http::free_port();
+    // httpd listens two seconds after the container starts
+    let slow = |replicas: u32| {
+        format!(
+            r#"
+[services.web]
+image = "{{IMAGE}}"
+command = ["sh", "-c", "hostname > /tmp/hostname && sleep 2 && exec httpd -f -p 80 -h /tmp"]
+ports = ["127.0.0.1:{port}:80"]
+scale = {replicas}
+init = true
+"#
+        )
+    };
+    let t = TestStack::new(&slow(1));
+    t.ok(&["up", "-d"]);
+    let first = BTreeSet::from([t.container("web", 1)]);
+    t.wait_for(20, "web-1 to answer", || answering(port, 1) == first);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let client = client_loop(port, stop.clone());
+    std::thread::sleep(Duration::from_millis(300));
+    t.write(&slow(2));
+    t.ok(&["up", "-d"]);
+    // up returns once web-2 serves: from here on both answer
+    let two: BTreeSet<String> = (1..=2).map(|n| t.container("web", n)).collect();
+    t.wait_for(20, "both replicas to answer", || answering(port, 6) == two);
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    let (sent, failures) = client.join().unwrap();
+    assert!(sent > 100, "the client sent only {sent} requests");
+    assert!(
+        failures.is_empty(),
+        "{} of {sent} requests failed: {failures:?}",
+        failures.len()
+    );
+    assert!(nft_table(&t).contains("numgen inc mod 2"));
+    t.down_and_check();
+}
