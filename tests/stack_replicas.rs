@@ -151,7 +151,7 @@ init = true
     std::thread::sleep(Duration::from_millis(300));
     stop.store(true, Ordering::Relaxed);
     let (sent, failures) = client.join().unwrap();
-    assert!(sent > 100, "the client sent only {sent} requests");
+    assert!(sent > 50, "the client sent only {sent} requests");
     assert!(
         failures.is_empty(),
         "{} of {sent} requests failed: {failures:?}",
