@@ -359,6 +359,17 @@ impl Manager {
             .any(|(id, p)| id != except && p.serving && p.group.as_deref() == Some(group)))
     }
 
+    /// The sharing groups of `stack` with a member that gets traffic.
+    pub fn serving_groups(&self, stack: &str) -> Result<std::collections::BTreeSet<String>> {
+        Ok(self
+            .snapshot()?
+            .published
+            .values()
+            .filter(|p| p.stack == stack && p.serving)
+            .filter_map(|p| p.group.clone())
+            .collect())
+    }
+
     /// The containers of `stack` whose ports are reserved without traffic.
     pub fn standby_of(&self, stack: &str) -> Result<Vec<String>> {
         Ok(self
@@ -625,6 +636,8 @@ mod tests {
         assert!(m.group_serves("s/web", "web-2").unwrap());
         assert!(!m.group_serves("s/web", "web-1").unwrap(), "web-2 waits");
         assert!(!m.group_serves("s/db", "x").unwrap());
+        assert_eq!(m.serving_groups("s").unwrap(), ["s/web".to_string()].into());
+        assert!(m.serving_groups("other").unwrap().is_empty());
         assert_eq!(m.standby_of("s").unwrap(), ["web-2"]);
         assert!(m.standby_of("other").unwrap().is_empty());
         assert_eq!(backends(&m), [Ipv4Addr::new(10, 89, 0, 2)]);

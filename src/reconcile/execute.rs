@@ -94,6 +94,7 @@ pub fn up(
             .map_err(|e| Error::Invalid(format!("stack resources: {e}")))?,
     )?;
     networking::ensure_networks(&ctx.net, stack)?;
+    let serving = &standby::serving_at_start(ctx, stack)?;
     let timeout = opts.timeout;
     let failed: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
     let removals: Vec<&Action> = plan
@@ -199,6 +200,7 @@ pub fn up(
                                     peers,
                                     image,
                                     progress,
+                                    serving,
                                 };
                                 match apply(ctx, stack, action, &step, opts) {
                                     Ok(Reported::Yes) => {}
@@ -250,6 +252,8 @@ struct Step<'a> {
     /// The service's image, for creations.
     image: Option<&'a crate::image::Image>,
     progress: &'a (dyn Fn(Event) + Sync),
+    /// The sharing groups that served as the `up` began (standby.rs).
+    serving: &'a BTreeSet<String>,
 }
 
 /// Whether a step reported its own completion (a start-first update reports
@@ -300,7 +304,7 @@ fn apply(
             }
             // Next to replicas that serve, a new one waits for traffic
             // until it is ready (standby.rs).
-            let standby = standby::wanted(ctx, stack, svc, name)?;
+            let standby = standby::wanted(ctx, stack, svc, name, step.serving)?;
             container::create(ctx, stack, svc, want, step.peers, image, standby)?;
             if opts.plan.no_start {
                 return Ok(Reported::No);

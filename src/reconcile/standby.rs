@@ -20,6 +20,7 @@
 //! Level-triggered: a container left on standby (it was not ready in time, or
 //! the `up` waiting for it died) is served by the next `up` of its stack once
 //! it is ready ([`serve_ready`]).
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -36,14 +37,30 @@ const POLL: Duration = Duration::from_millis(50);
 /// container may take to run and listen.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The sharing groups of `stack` that serve traffic, as an `up` begins.
+pub fn serving_at_start(ctx: &Ctx, stack: &Stack) -> Result<BTreeSet<String>, Error> {
+    Ok(ctx.net.serving_groups(&stack.name)?)
+}
+
 /// Whether a new container `name` of `svc` should start on standby: it
-/// publishes ports and another replica serves them now (when none does,
-/// holding the ports back would keep no connection from failing).
-pub fn wanted(ctx: &Ctx, stack: &Stack, svc: &Service, name: &str) -> Result<bool, Error> {
-    if svc.ports.is_empty() || svc.network_mode != NetworkMode::Bridge {
+/// publishes ports, and another replica serves them now and one did when
+/// the `up` began (`serving`, from [`serving_at_start`]). When none serves,
+/// holding the ports back keeps no connection from failing; the first `up`
+/// of a service never waits (its replicas, created at once, would otherwise
+/// wait on each other by chance).
+pub fn wanted(
+    ctx: &Ctx,
+    stack: &Stack,
+    svc: &Service,
+    name: &str,
+    serving: &BTreeSet<String>,
+) -> Result<bool, Error> {
+    let group = sharing_group(stack, svc);
+    if svc.ports.is_empty() || svc.network_mode != NetworkMode::Bridge || !serving.contains(&group)
+    {
         return Ok(false);
     }
-    Ok(ctx.net.group_serves(&sharing_group(stack, svc), name)?)
+    Ok(ctx.net.group_serves(&group, name)?)
 }
 
 /// Wait until the standby `name` of `svc` is ready, then send it traffic.
