@@ -65,7 +65,7 @@ const SEND_TIMEOUT: u64 = 1000 * MS;
 /// After a failed send, records go to the json-file log for this long.
 const RETRY_AFTER: u64 = 1000 * MS;
 
-/// Room for one entry: a record, escaped nowhere, plus the fields.
+/// Room for one entry: a record (sent as it is, unescaped) and the fields.
 const ENTRY: usize = crate::MAX_RECORD + 2048;
 const FIXED: usize = 1024;
 
