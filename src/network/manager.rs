@@ -307,27 +307,11 @@ impl Manager {
         let mut errs = Vec::new();
         errs.extend(self.stop_proxies(proxies).err());
         proxy::sweep(&locked.state.root_id, &locked.state.proxies);
-        let st = &locked.state;
-        // Deleting a bridge waits for the kernel (RCU grace periods) and the
-        // ruleset is one `nft` run: independent (rules name interfaces, they
-        // hold no reference to them), so both at once.
-        std::thread::scope(|s| {
-            let firewall = s.spawn(|| self.sync_firewall(st));
-            errs.extend(self.delete_links(links).err());
-            // and what an earlier crash left behind
-            errs.extend(self.sweep_links(st).err());
-            errs.extend(
-                firewall
-                    .join()
-                    .unwrap_or_else(|_| {
-                        Err(Error::io("firewall thread")(std::io::Error::other(
-                            "panicked",
-                        )))
-                    })
-                    .err(),
-            );
-        });
-        errs.extend(self.sync_dns(st).err());
+        errs.extend(self.delete_links(links).err());
+        // and what an earlier crash left behind
+        errs.extend(self.sweep_links(&locked.state).err());
+        errs.extend(self.sync_firewall(&locked.state).err());
+        errs.extend(self.sync_dns(&locked.state).err());
         collect(errs)
     }
 
