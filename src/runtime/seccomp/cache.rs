@@ -209,7 +209,10 @@ mod tests {
         }
         let mut flipped = bytes.clone();
         *flipped.last_mut().unwrap() ^= 1;
-        assert!(decode(&flipped).is_none(), "a changed byte fails the digest");
+        assert!(
+            decode(&flipped).is_none(),
+            "a changed byte fails the digest"
+        );
         assert!(decode(&encode(&compiled(0))).is_none(), "empty program");
     }
 
@@ -228,7 +231,10 @@ mod tests {
         std::fs::write(&entry, &encode(&compiled(3))[..20]).unwrap();
         let fresh = get_or_compile(&cache, &s, || Ok(compiled(5))).unwrap();
         assert_eq!(fresh.prog.len(), 5);
-        assert!(same(&decode(&std::fs::read(&entry).unwrap()).unwrap(), &fresh));
+        assert!(same(
+            &decode(&std::fs::read(&entry).unwrap()).unwrap(),
+            &fresh
+        ));
     }
 
     #[test]
