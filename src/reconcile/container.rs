@@ -65,6 +65,19 @@ pub fn cgroups_path(stack: &str, service: &str, index: u32) -> String {
     format!("{}/{service}-{index}", stack_slice(stack))
 }
 
+/// `stack.slice/<stack>.slice/<service>-run-<id>`: a one-off container of `stack run`.
+pub fn run_cgroups_path(stack: &str, service: &str, run_id: &str) -> String {
+    format!("{}/{service}-run-{run_id}", stack_slice(stack))
+}
+
+/// The cgroup of a recorded container.
+pub fn cgroup_of(spec: &ContainerSpec) -> String {
+    match &spec.run_id {
+        Some(id) => run_cgroups_path(&spec.stack, &spec.service, id),
+        None => cgroups_path(&spec.stack, &spec.service, spec.index),
+    }
+}
+
 pub fn stack_slice(stack: &str) -> String {
     format!("stack.slice/{stack}.slice")
 }
@@ -127,7 +140,10 @@ fn build(
         container: &want.name,
         rootfs: &rootfs,
         image: config.as_ref(),
-        cgroups_path: cgroups_path(&stack.name, &svc.name, want.index),
+        cgroups_path: match &want.run_id {
+            Some(id) => run_cgroups_path(&stack.name, &svc.name, id),
+            None => cgroups_path(&stack.name, &svc.name, want.index),
+        },
         netns: ocispec::NetNs::Host,
         mounts: Vec::new(),
     };
@@ -291,6 +307,8 @@ fn record(stack: &str, svc: &Service, want: &Want, image: &image::Image) -> Cont
         log_max_size: limits.max_size,
         log_max_files: limits.max_files,
         healthcheck: healthcheck(svc, image.healthcheck.as_ref()),
+        tty: svc.tty,
+        run_id: want.run_id.clone(),
     }
 }
 
