@@ -364,7 +364,7 @@ fn refresh_hosts(ctx: &Ctx, stack: &Stack) {
 }
 
 /// Block until every dependency of `service` meets its `depends_on` condition.
-fn wait_for_dependencies(ctx: &Ctx, stack: &Stack, service: &str) -> Result<(), Error> {
+pub(super) fn wait_for_dependencies(ctx: &Ctx, stack: &Stack, service: &str) -> Result<(), Error> {
     let svc = &stack.services[service];
     for (dep, d) in &svc.depends_on {
         let fail = |reason: String| Error::Dependency {

@@ -62,14 +62,16 @@ pub fn service(base: &Service, o: &Overrides) -> Service {
 }
 
 /// Create one-off container `name` of `svc` (from [`service`]) with short id
-/// `run_id`, not started: the stack's slice and networks first, then the
-/// image. On error nothing of the container is left.
+/// `run_id`, not started: the stack's slice and networks first, then (with
+/// `wait_deps`) until its `depends_on` conditions are met, then the image.
+/// On error nothing of the container is left.
 pub fn create(
     ctx: &Ctx,
     stack: &Stack,
     svc: &Service,
     name: &str,
     run_id: &str,
+    wait_deps: bool,
 ) -> Result<(), Error> {
     if ContainerPaths::new(&ctx.roots.lib, name).dir.exists() {
         return Err(Error::Invalid(format!(
@@ -77,6 +79,9 @@ pub fn create(
         )));
     }
     execute::prepare(ctx, stack)?;
+    if wait_deps {
+        execute::wait_for_dependencies(ctx, stack, &svc.name)?;
+    }
     let image = container::service_image(ctx, svc)?;
     let want = Want {
         name: name.to_string(),
