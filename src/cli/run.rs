@@ -39,6 +39,7 @@ use crate::reconcile::{Ctx, UpOptions};
 use crate::spec::LoadOptions;
 use crate::state::Roots;
 use crate::supervisor::control::{self, Attach};
+use crate::supervisor::events::{self, Action};
 use crate::supervisor::record::{ContainerPaths, ContainerStatus, ExitRecord};
 
 #[derive(Args, Debug)]
@@ -114,20 +115,32 @@ pub fn run(global: &GlobalOpts, args: RunArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| format!("{}-{}-run-{id}", stack.name, svc.name));
     let ctx = Ctx::open(roots.clone()).context("cannot open the state root")?;
     oneoff::create(&ctx, stack, &svc, &name, &id, !args.no_deps)?;
+    let event = |action, exit_code| {
+        let mut e = events::Event::new(action, &stack.name, &svc.name, &name);
+        e.exit_code = exit_code;
+        events::emit(&roots.lib, &e);
+    };
+    event(Action::Create, None);
     if args.detach {
         if let Err(e) = control::spawn_monitor(&roots, &name) {
             remove(&ctx, &name);
             return Err(e.into());
         }
+        event(Action::Start, None);
         println!("{name}");
         return Ok(ExitCode::SUCCESS);
     }
     let stdin = tty || args.interactive;
-    let result = foreground(&roots, &name, tty, stdin);
-    if args.rm {
-        remove(&ctx, &name);
+    let result = foreground(&roots, &name, tty, stdin, &|| event(Action::Start, None));
+    if let Ok(exit) = &result {
+        event(Action::Die, Some(exit.exit_code));
     }
-    result
+    if args.rm && remove(&ctx, &name) {
+        event(Action::Destroy, None);
+    }
+    Ok(ExitCode::from(
+        u8::try_from(result?.exit_code).unwrap_or(u8::MAX),
+    ))
 }
 
 /// What the command line changes in the service.
@@ -207,15 +220,24 @@ fn short_id() -> anyhow::Result<String> {
 }
 
 /// Remove the container, its network address and anonymous volumes; errors
-/// are printed (the run's own outcome is what the caller gets).
-fn remove(ctx: &Ctx, name: &str) {
-    for e in container::remove(ctx, name, Duration::from_secs(10), AnonVolumes::Remove) {
+/// are printed (the run's own outcome is what the caller gets). True when
+/// it is gone.
+fn remove(ctx: &Ctx, name: &str) -> bool {
+    let errors = container::remove(ctx, name, Duration::from_secs(10), AnonVolumes::Remove);
+    for e in &errors {
         eprintln!("error: removing {name}: {e}");
     }
+    errors.is_empty()
 }
 
 /// Start the container attached to our stdio (or a pty) and wait for its exit.
-fn foreground(roots: &Roots, name: &str, tty: bool, stdin: bool) -> anyhow::Result<ExitCode> {
+fn foreground(
+    roots: &Roots,
+    name: &str,
+    tty: bool,
+    stdin: bool,
+    started: &dyn Fn(),
+) -> anyhow::Result<ExitRecord> {
     // Registered before the start, so that no signal in between kills us.
     let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGWINCH])?;
     let handle = signals.handle();
@@ -232,6 +254,7 @@ fn foreground(roots: &Roots, name: &str, tty: bool, stdin: bool) -> anyhow::Resu
         )?;
         None
     };
+    started();
     let resize = master.as_ref().map(|m| m.try_clone()).transpose()?;
     if let Some(m) = &resize {
         copy_window_size(m);
@@ -257,8 +280,7 @@ fn foreground(roots: &Roots, name: &str, tty: bool, stdin: bool) -> anyhow::Resu
     handle.close();
     let _ = forwarder.join();
     proxied?;
-    let exit = exit?;
-    Ok(ExitCode::from(u8::try_from(exit.exit_code).unwrap_or(255)))
+    exit
 }
 
 /// Copies of our stdin (or /dev/null), stdout and stderr for the container.

@@ -169,7 +169,16 @@ fn build(
             "options": ["bind", "ro", "nosuid", "nodev"],
         }));
     }
-    let wired = networking::wire(&ctx.net, &ctx.roots.run, stack, svc, &want.name, standby)?;
+    let one_off = want.run_id.is_some();
+    let wired = networking::wire(
+        &ctx.net,
+        &ctx.roots.run,
+        stack,
+        svc,
+        &want.name,
+        standby,
+        one_off,
+    )?;
     let hostname = svc.hostname.clone().unwrap_or_else(|| want.name.clone());
     // With a resolver hosted, peers come from DNS (never stale), not /etc/hosts.
     let peer_entries = match wired.resolver {
