@@ -3,11 +3,14 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Read};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::stack::TestStack;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use common::stack_bin;
 
 const STACK: &str = r#"
@@ -200,6 +203,12 @@ fn sigterm_is_forwarded_to_the_container() {
 /// printed and its exit code.
 fn run_in_pty(t: &TestStack, args: &[&str]) -> (String, Option<i32>) {
     let pty = nix::pty::openpty(None, None).unwrap();
+    // openpty's descriptors are inheritable: only the copies below may reach
+    // the CLI (and nothing of them the daemon it starts).
+    for fd in [&pty.master, &pty.slave] {
+        nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC))
+            .unwrap();
+    }
     let slave = |p: &OwnedFd| Stdio::from(p.try_clone().unwrap());
     let mut child = command(t, args)
         .stdin(slave(&pty.slave))
@@ -209,18 +218,31 @@ fn run_in_pty(t: &TestStack, args: &[&str]) -> (String, Option<i32>) {
         .unwrap();
     drop(pty.slave);
     let master = pty.master;
-    let reader = std::thread::spawn(move || {
-        let mut out = Vec::new();
-        let mut buf = [0u8; 4096];
-        // EIO once the last slave (the CLI's) is closed.
-        while let Ok(n) = nix::unistd::read(&master, &mut buf) {
-            if n == 0 {
-                break;
+    let ended = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let ended = ended.clone();
+        std::thread::spawn(move || {
+            let mut out = Vec::new();
+            let mut buf = [0u8; 4096];
+            loop {
+                let mut fds = [PollFd::new(master.as_fd(), PollFlags::POLLIN)];
+                let ready = poll(&mut fds, PollTimeout::from(100u16)).unwrap_or(0);
+                if ready == 0 {
+                    // Everything the CLI wrote was read before it was reaped.
+                    if ended.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    continue;
+                }
+                match nix::unistd::read(&master, &mut buf) {
+                    Ok(n) if n > 0 => out.extend_from_slice(&buf[..n]),
+                    // EIO: the last slave is closed.
+                    _ => break,
+                }
             }
-            out.extend_from_slice(&buf[..n]);
-        }
-        out
-    });
+            out
+        })
+    };
     let deadline = Instant::now() + Duration::from_secs(120);
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
@@ -232,6 +254,7 @@ fn run_in_pty(t: &TestStack, args: &[&str]) -> (String, Option<i32>) {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
+    ended.store(true, Ordering::SeqCst);
     (text(&reader.join().unwrap()), status.code())
 }
 

@@ -3,24 +3,23 @@
 //! with the caller's stdio (a pty when stdin is a terminal), its exit code
 //! passed through; `-d` leaves it running and prints its name.
 //!
-//! Flow: load the files -> start the dependencies (through the daemon, as
-//! `up SERVICE...` of them; not with `--no-deps`) -> create the container
-//! (`reconcile::oneoff`) -> start it with `stack __monitor` as every
-//! container, its stdio being ours -> forward signals while it runs -> read
-//! its exit from exit.json -> with `--rm`, remove it and its anonymous volumes.
+//! Flow: the daemon brings the dependencies up (unless `--no-deps`) and
+//! creates the container (`POST /v1/stacks/run`, see `daemon::oneoff`) ->
+//! here: start it with `stack __monitor`, as every container, its stdio being
+//! ours -> forward signals while it runs -> its exit from exit.json -> with
+//! `--rm`, the daemon removes it and its anonymous volumes (`rm`).
 //!
-//! Why the container is started here and not by the daemon: the caller's
-//! terminal or pipes must become the container's stdio (or receive its pty
-//! master), and descriptors do not travel over the daemon's HTTP API. Its
-//! records are the same as any container's, so `ps`, `logs`, `stop`, `kill`
-//! and `down` treat it like the others. A run container has no restart
-//! policy, so nothing is lost by the daemon not supervising it; its
-//! healthcheck, if any, is not probed.
+//! Why the start of an attached run is here and not in the daemon: the
+//! caller's terminal or pipes must become the container's stdio (or receive
+//! its pty master), and descriptors do not travel over the daemon's HTTP API.
+//! Its records are those of any container, so `ps`, `logs`, `stop`, `kill`
+//! and `down` treat it like the others. The daemon does not supervise an
+//! attached run (this process waits for it and records its end; it has no
+//! restart policy); a detached one it starts and supervises itself.
 use std::io::IsTerminal;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use clap::Args;
@@ -31,11 +30,11 @@ use signal_hook::iterator::Signals;
 
 use super::project::load;
 use super::{GlobalOpts, remote};
-use crate::daemon::proto::UpRequest;
-use crate::model::{NetworkMode, Service, Stack};
-use crate::reconcile::container::{self, AnonVolumes};
-use crate::reconcile::oneoff::{self, Overrides};
-use crate::reconcile::{Ctx, UpOptions};
+use crate::daemon::autostart;
+use crate::daemon::proto::{RmRequest, RunRequest};
+use crate::ops::OutcomeKind;
+use crate::ops::rm::{Removed, RmOptions};
+use crate::reconcile::oneoff::Overrides;
 use crate::spec::LoadOptions;
 use crate::state::Roots;
 use crate::supervisor::control::{self, Attach};
@@ -103,40 +102,43 @@ pub fn run(global: &GlobalOpts, args: RunArgs) -> anyhow::Result<ExitCode> {
         true => base.tty,
         false => !args.no_tty && std::io::stdin().is_terminal(),
     };
-    let overrides = overrides(&args, tty)?;
-    if !args.no_deps {
-        start_dependencies(global, &roots, stack, base)?;
-    }
-    let svc = oneoff::service(base, &overrides);
-    let id = short_id()?;
+    let run_id = short_id()?;
     let name = args
         .name
         .clone()
-        .unwrap_or_else(|| format!("{}-{}-run-{id}", stack.name, svc.name));
-    let ctx = Ctx::open(roots.clone()).context("cannot open the state root")?;
-    oneoff::create(&ctx, stack, &svc, &name, &id, !args.no_deps)?;
-    let event = |action, exit_code| {
-        let mut e = events::Event::new(action, &stack.name, &svc.name, &name);
-        e.exit_code = exit_code;
-        events::emit(&roots.lib, &e);
+        .unwrap_or_else(|| format!("{}-{}-run-{run_id}", stack.name, base.name));
+    let mut load = LoadOptions::from_global(global, vec![args.service.clone()]);
+    // The daemon interpolates with our environment, as we just did.
+    load.environment = Some(std::env::vars().collect());
+    let req = RunRequest {
+        load,
+        service: args.service.clone(),
+        name: name.clone(),
+        run_id,
+        overrides: overrides(&args, tty)?,
+        no_deps: args.no_deps,
+        detach: args.detach,
     };
-    event(Action::Create, None);
+    let created = remote::call(&roots, "/v1/stacks/run", &req)?;
+    if created.code != ExitCode::SUCCESS {
+        return Ok(created.code);
+    }
     if args.detach {
-        if let Err(e) = control::spawn_monitor(&roots, &name) {
-            remove(&ctx, &name);
-            return Err(e.into());
-        }
-        event(Action::Start, None);
         println!("{name}");
         return Ok(ExitCode::SUCCESS);
     }
+    let event = |action, exit_code| {
+        let mut e = events::Event::new(action, &stack.name, &base.name, &name);
+        e.exit_code = exit_code;
+        events::emit(&roots.lib, &e);
+    };
     let stdin = tty || args.interactive;
     let result = foreground(&roots, &name, tty, stdin, &|| event(Action::Start, None));
     if let Ok(exit) = &result {
         event(Action::Die, Some(exit.exit_code));
     }
-    if args.rm && remove(&ctx, &name) {
-        event(Action::Destroy, None);
+    if args.rm {
+        remove(&roots, &stack.name, &name);
     }
     Ok(ExitCode::from(
         u8::try_from(result?.exit_code).unwrap_or(u8::MAX),
@@ -172,45 +174,6 @@ fn overrides(args: &RunArgs, tty: bool) -> anyhow::Result<Overrides> {
     })
 }
 
-/// `up` of the services `svc` depends on (and theirs), through the daemon.
-fn start_dependencies(
-    global: &GlobalOpts,
-    roots: &Roots,
-    stack: &Stack,
-    svc: &Service,
-) -> anyhow::Result<()> {
-    let mut deps: Vec<String> = svc
-        .depends_on
-        .keys()
-        .filter(|d| stack.services.contains_key(*d))
-        .cloned()
-        .collect();
-    if let NetworkMode::Service(other) = &svc.network_mode {
-        deps.push(other.clone());
-    }
-    if deps.is_empty() {
-        return Ok(());
-    }
-    let mut load = LoadOptions::from_global(global, deps.clone());
-    load.environment = Some(std::env::vars().collect());
-    let req = UpRequest {
-        load,
-        options: UpOptions {
-            services: deps,
-            ..Default::default()
-        },
-        watch: false,
-    };
-    let outcome = remote::call(roots, "/v1/stacks/up", &req)?;
-    if outcome.code != ExitCode::SUCCESS {
-        bail!(
-            "the services {} depends on did not start (see above); --no-deps runs it without them",
-            svc.name
-        );
-    }
-    Ok(())
-}
-
 /// 12 hex digits, as Compose's short ids.
 fn short_id() -> anyhow::Result<String> {
     let mut bytes = [0u8; 6];
@@ -219,15 +182,33 @@ fn short_id() -> anyhow::Result<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Remove the container, its network address and anonymous volumes; errors
-/// are printed (the run's own outcome is what the caller gets). True when
-/// it is gone.
-fn remove(ctx: &Ctx, name: &str) -> bool {
-    let errors = container::remove(ctx, name, Duration::from_secs(10), AnonVolumes::Remove);
-    for e in &errors {
-        eprintln!("error: removing {name}: {e}");
+/// Remove the container, its network address and anonymous volumes, through
+/// the daemon; errors are printed (the run's own outcome is what the caller
+/// gets).
+fn remove(roots: &Roots, stack: &str, name: &str) {
+    let req = RmRequest {
+        services: Vec::new(),
+        options: RmOptions {
+            force: true,
+            volumes: true,
+            timeout: None,
+            containers: vec![name.to_string()],
+        },
+    };
+    let post = || -> anyhow::Result<Vec<Removed>> {
+        let client = autostart::client(roots)?;
+        Ok(client.post(&format!("/v1/stacks/{stack}/rm"), &req)?)
+    };
+    match post() {
+        Ok(removed) => {
+            for r in removed {
+                if let OutcomeKind::Failed(why) = r.outcome.result {
+                    eprintln!("error: removing {name}: {why}");
+                }
+            }
+        }
+        Err(e) => eprintln!("error: removing {name}: {e:#}"),
     }
-    errors.is_empty()
 }
 
 /// Start the container attached to our stdio (or a pty) and wait for its exit.

@@ -13,7 +13,8 @@ use crate::model::{RestartPolicy, Service, Stack};
 use crate::supervisor::record::ContainerPaths;
 
 /// What the caller of `stack run` changes in the service.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Overrides {
     pub command: Option<Vec<String>>,
     pub entrypoint: Option<Vec<String>>,
