@@ -4,14 +4,14 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read};
 use std::os::fd::{AsFd, OwnedFd};
+use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::stack::TestStack;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use common::stack_bin;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 const STACK: &str = r#"
 [services.web]
@@ -81,7 +81,11 @@ fn the_exit_code_and_both_streams_pass_through_and_rm_leaves_nothing() {
     ]);
     expect_code(&out, 7);
     assert_eq!(text(&out.stdout), "to-stdout\n");
-    assert!(text(&out.stderr).contains("to-stderr"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("to-stderr"),
+        "{}",
+        text(&out.stderr)
+    );
     assert!(run_containers(&t).is_empty(), "--rm: {:?}", t.ps());
     assert!(
         anonymous_volumes(&t).is_empty(),
@@ -131,7 +135,11 @@ fn a_run_container_reaches_its_dependency_by_name() {
         "for i in $(seq 100); do wget -qO- http://web:8080/passwd && exit 0; sleep 0.1; done; exit 1",
     ]);
     expect_code(&out, 0);
-    assert!(text(&out.stdout).contains("root:x:0:0"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("root:x:0:0"),
+        "{}",
+        text(&out.stdout)
+    );
     assert_eq!(t.row(&t.container("web", 1))["up"], true);
     t.down_and_check();
 }
@@ -149,13 +157,20 @@ fn without_rm_ps_lists_it_up_leaves_it_alone_and_down_removes_it() {
     // -d: runs on, its name printed.
     let detached = t.ok(&["run", "-d", "--no-deps", "app", "sleep", "3600"]);
     let detached = detached.trim();
-    assert!(detached.starts_with(&format!("{}-app-run-", t.name)), "{detached}");
+    assert!(
+        detached.starts_with(&format!("{}-app-run-", t.name)),
+        "{detached}"
+    );
     assert_eq!(t.row(detached)["up"], true);
     // Not replicas, not orphans: `up` creates app-1 beside them and keeps them.
     let up = t.run(&["up", "-d"]);
     assert!(up.status.success(), "{}", text(&up.stderr));
     assert!(!text(&up.stderr).contains("orphan"), "{}", text(&up.stderr));
-    assert!(!text(&up.stderr).contains("Removed"), "{}", text(&up.stderr));
+    assert!(
+        !text(&up.stderr).contains("Removed"),
+        "{}",
+        text(&up.stderr)
+    );
     assert_eq!(t.row(detached)["up"], true);
     t.row(&name);
     t.row(&t.container("app", 1));
@@ -206,8 +221,11 @@ fn run_in_pty(t: &TestStack, args: &[&str]) -> (String, Option<i32>) {
     // openpty's descriptors are inheritable: only the copies below may reach
     // the CLI (and nothing of them the daemon it starts).
     for fd in [&pty.master, &pty.slave] {
-        nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC))
-            .unwrap();
+        nix::fcntl::fcntl(
+            fd,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        )
+        .unwrap();
     }
     let slave = |p: &OwnedFd| Stdio::from(p.try_clone().unwrap());
     let mut child = command(t, args)

@@ -42,9 +42,11 @@ use crate::supervisor::events::{self, Action};
 use crate::supervisor::record::{ContainerPaths, ContainerStatus, ExitRecord};
 
 #[derive(Args, Debug)]
-#[command(after_help = "Exit status: the container's (128+N when signal N ended it). \
+#[command(
+    after_help = "Exit status: the container's (128+N when signal N ended it). \
     Ctrl-C and SIGTERM are passed to the container; a second one kills it. \
-    Without a terminal on stdin, stdin is attached only with -i.")]
+    Without a terminal on stdin, stdin is attached only with -i."
+)]
 pub struct RunArgs {
     /// Detached: start the container, print its name and return.
     #[arg(short, long, conflicts_with_all = ["rm", "interactive"])]
@@ -94,7 +96,12 @@ pub fn run(global: &GlobalOpts, args: RunArgs) -> anyhow::Result<ExitCode> {
             "no such service: {} (stack {} has: {})",
             args.service,
             stack.name,
-            stack.services.keys().cloned().collect::<Vec<_>>().join(", ")
+            stack
+                .services
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     };
     let tty = match args.detach {

@@ -44,9 +44,16 @@ impl Engine {
             .get(&req.service)
             .ok_or_else(|| format!("no such service: {}", req.service))?;
         // `down` finds the stack by its record; `up`'s own stays as it is.
-        if StackRecord::read(&self.roots, &stack.name).ok().flatten().is_none() {
-            claim(&self.roots, &StackRecord::of(loaded, Some(&req.load), false))
-                .map_err(|e| e.to_string())?;
+        if StackRecord::read(&self.roots, &stack.name)
+            .ok()
+            .flatten()
+            .is_none()
+        {
+            claim(
+                &self.roots,
+                &StackRecord::of(loaded, Some(&req.load), false),
+            )
+            .map_err(|e| e.to_string())?;
         }
         let deps = dependencies(stack, base);
         if !req.no_deps && !deps.is_empty() {

@@ -117,12 +117,18 @@ mod tests {
             ..Default::default()
         };
         let svc = service(&base, &o);
-        assert_eq!(svc.command.as_deref(), Some(&o.command.clone().unwrap()[..]));
+        assert_eq!(
+            svc.command.as_deref(),
+            Some(&o.command.clone().unwrap()[..])
+        );
         assert_eq!(svc.environment["A"], "1");
         assert_eq!(svc.environment["B"], "3", "the caller's -e wins");
         assert_eq!(svc.user.as_deref(), Some("nobody"));
         assert_eq!(svc.working_dir.as_deref(), Some("/tmp"));
-        assert!(svc.ports.is_empty(), "no published ports without --service-ports");
+        assert!(
+            svc.ports.is_empty(),
+            "no published ports without --service-ports"
+        );
         assert_eq!(svc.container_name, None);
         assert_eq!(svc.restart, RestartPolicy::No);
         assert!(svc.tty && !svc.stdin_open);

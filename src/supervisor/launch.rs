@@ -217,7 +217,8 @@ fn exec_monitor(paths: &ContainerPaths, run: &Started) -> io::Result<std::conver
     // (/dev/null for a stream it does not get: it reads EOF at once).
     // Through copies above 10 first, so neither dup2 clobbers the other pipe.
     let null: OwnedFd = File::open("/dev/null")?.into();
-    let high = |fd: &Option<OwnedFd>| fcntl(fd.as_ref().unwrap_or(&null), FcntlArg::F_DUPFD_CLOEXEC(10));
+    let high =
+        |fd: &Option<OwnedFd>| fcntl(fd.as_ref().unwrap_or(&null), FcntlArg::F_DUPFD_CLOEXEC(10));
     let (out, err) = (high(&run.stdout)?, high(&run.stderr)?);
     for (from, to) in [(out, 3), (err, 4)] {
         // SAFETY: dup2 onto 3 and 4, which nothing in this process uses after
