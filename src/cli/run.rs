@@ -333,7 +333,12 @@ fn receive_fd(conn: &std::os::unix::net::UnixStream) -> anyhow::Result<OwnedFd> 
 
 /// Give the container's terminal the size of ours.
 fn copy_window_size(master: &OwnedFd) {
-    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
     // SAFETY: TIOCGWINSZ fills `ws`; TIOCSWINSZ reads it; both fds are open.
     unsafe {
         if libc::ioctl(std::io::stdin().as_raw_fd(), libc::TIOCGWINSZ, &mut ws) == 0 {
