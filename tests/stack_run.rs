@@ -176,6 +176,9 @@ fn without_rm_ps_lists_it_up_leaves_it_alone_and_down_removes_it() {
     t.row(&t.container("app", 1));
     let plan = t.ok(&["plan"]);
     assert!(!plan.contains("-run-"), "{plan}");
+    // `start` does not run an ended one-off command again.
+    t.ok(&["start"]);
+    assert_eq!(t.row(&name)["up"], false);
     t.down_and_check();
 }
 
@@ -211,6 +214,46 @@ fn sigterm_is_forwarded_to_the_container() {
     let status = child.wait().unwrap();
     assert_eq!(rest, "got-term\n");
     assert_eq!(status.code(), Some(9));
+    t.down_and_check();
+}
+
+#[test]
+fn a_second_sigterm_kills_a_container_that_ignores_the_first() {
+    let t = TestStack::new(STACK);
+    let mut child = command(
+        &t,
+        &[
+            "--rm",
+            "--no-deps",
+            "app",
+            "sh",
+            "-c",
+            "trap 'echo got-term' TERM; echo ready; while true; do sleep 0.1; done",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let term = || {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap()
+    };
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    term();
+    line.clear();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line, "got-term\n", "the first one reaches the container");
+    term();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(137), "killed: 128 + SIGKILL");
+    assert!(run_containers(&t).is_empty(), "--rm: {:?}", t.ps());
     t.down_and_check();
 }
 

@@ -290,7 +290,8 @@ impl Engine {
 
     async fn start_all(&self, picked: &[Observed], out: &Out) -> Vec<(String, String)> {
         let mut failed = Vec::new();
-        for o in picked {
+        // A one-off container of `stack run` that ended is done, as in Compose.
+        for o in picked.iter().filter(|o| o.spec.run_id.is_none()) {
             match self.supervisor.start(&o.spec.name).await {
                 Ok(false) => {}
                 Ok(true) => {

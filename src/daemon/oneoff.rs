@@ -78,7 +78,7 @@ impl Engine {
         event(EventAction::Create);
         let verb = if req.detach {
             if let Err(e) = control::spawn_monitor(&self.roots, &req.name) {
-                let _ = oneoff_remove(self, &req.name);
+                let _ = undo_create(self, &req.name);
                 return Err(e.to_string());
             }
             self.supervisor.watch(&req.name);
@@ -138,7 +138,7 @@ fn dependencies(stack: &Stack, svc: &Service) -> Vec<String> {
 }
 
 /// Undo a create whose start failed.
-fn oneoff_remove(engine: &Engine, name: &str) -> Vec<reconcile::Error> {
+fn undo_create(engine: &Engine, name: &str) -> Vec<reconcile::Error> {
     let grace = std::time::Duration::from_secs(1);
     reconcile::container::remove(
         &engine.ctx,
