@@ -105,17 +105,6 @@ command = ["sh", "-c", "while :; do echo tick; sleep 0.1; done"]
         c.arg("--root").arg(t.root()).arg("-f").arg(t.file());
         c
     };
-    // A daemon that accepts but never answers (stopped): the CLI gives up.
-    nix::sys::signal::kill(daemon, nix::sys::signal::Signal::SIGSTOP).unwrap();
-    let out = cli()
-        .arg("ps")
-        .env("STACK_DAEMON_TIMEOUT", "1")
-        .output()
-        .unwrap();
-    nix::sys::signal::kill(daemon, nix::sys::signal::Signal::SIGCONT).unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
-    assert!(err.contains("did not answer within 1 s"), "{err}");
     // A client that follows logs forever does not keep a stopping daemon up.
     let mut follower = cli()
         .args(["logs", "-f", "app"])
@@ -130,6 +119,17 @@ command = ["sh", "-c", "while :; do echo tick; sleep 0.1; done"]
         .unwrap()
         .read_exact(&mut first)
         .unwrap();
+    // A daemon that accepts but never answers (stopped): the CLI gives up.
+    nix::sys::signal::kill(daemon, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let out = cli()
+        .arg("ps")
+        .env("STACK_DAEMON_TIMEOUT", "1")
+        .output()
+        .unwrap();
+    nix::sys::signal::kill(daemon, nix::sys::signal::Signal::SIGCONT).unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("did not answer within 1 s"), "{err}");
     nix::sys::signal::kill(daemon, nix::sys::signal::Signal::SIGTERM).unwrap();
     let gone = wait_gone(daemon);
     assert!(gone, "the daemon exits with a client streaming");

@@ -2,6 +2,8 @@
 //! the test forks a process that forks the "container" with the pipes and
 //! then execs the monitor, so the monitor is its parent as in production.
 //! No root needed.
+mod common;
+
 use std::ffi::CString;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -14,8 +16,8 @@ use serde_json::Value;
 fn monitor() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("stack-monitor-test-{}", std::process::id()));
-        stack::supervisor::helpers::install_monitor(&dir).unwrap()
+        stack::supervisor::helpers::install_monitor(&common::process_temp_dir("stack-monitor-test"))
+            .unwrap()
     })
 }
 

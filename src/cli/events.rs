@@ -43,7 +43,7 @@ pub fn run(global: &GlobalOpts, args: EventsArgs) -> anyhow::Result<ExitCode> {
                 project.name,
                 serde_urlencoded::to_string(&query)?
             );
-            client.get_lines(&path, &mut sink)?
+            client.get_lines(&path, query.until.is_none(), &mut sink)?
         }
         None => events::stream(
             &project.roots.lib,

@@ -163,7 +163,8 @@ pub fn run_until(
                 project.name,
                 serde_urlencoded::to_string(&query)?
             );
-            client.get_lines(&path, &mut sink)?
+            let endless = query.follow && query.until.is_none();
+            client.get_lines(&path, endless, &mut sink)?
         }
         None => crate::ops::logs::stream(&project.roots, &project.name, &query, stop, &mut sink)?,
     }

@@ -112,13 +112,27 @@ impl Client {
     }
 
     /// GET `path`, a stream of JSON lines, handing each to `each` until it
-    /// returns false or the stream ends.
+    /// returns false or the stream ends. An `endless` stream (a follow
+    /// without an end time) never ends by itself: when it does, the daemon
+    /// stopped, and that is [`Error::Closed`].
     pub fn get_lines<T: DeserializeOwned>(
         &self,
         path: &str,
+        endless: bool,
         each: &mut dyn FnMut(T) -> bool,
     ) -> Result<(), Error> {
-        self.lines(Method::GET, path, Bytes::new(), each)
+        let mut stopped = false;
+        self.lines(Method::GET, path, Bytes::new(), &mut |item| {
+            stopped = !each(item);
+            !stopped
+        })?;
+        if endless && !stopped {
+            return Err(Error::Closed {
+                socket: self.socket.clone(),
+                why: "end of stream".into(),
+            });
+        }
+        Ok(())
     }
 
     fn lines<T: DeserializeOwned>(

@@ -61,6 +61,29 @@ pub fn busybox_rootfs(dir: &Path) {
     std::fs::write(dir.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
 }
 
+/// A directory under the temp dir for this test process (`<prefix>-<pid>`),
+/// removed when the process exits: statics are never dropped, so an
+/// `atexit` handler does it, once for every such directory.
+pub fn process_temp_dir(prefix: &str) -> PathBuf {
+    use std::sync::Mutex;
+    static DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+    extern "C" fn remove_all() {
+        let dirs = DIRS.lock().map(|d| d.clone()).unwrap_or_default();
+        for d in dirs {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+    let dir = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut dirs = DIRS.lock().unwrap();
+    if dirs.is_empty() {
+        // SAFETY: registers a plain function that only removes files.
+        assert_eq!(unsafe { libc::atexit(remove_all) }, 0);
+    }
+    dirs.push(dir.clone());
+    dir
+}
+
 /// A name unique to this test process, for host objects (cgroups, links, ...).
 pub fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};

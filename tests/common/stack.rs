@@ -4,16 +4,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use super::{busybox_oci_layout, require_root, stack_bin, unique};
+use super::{busybox_oci_layout, process_temp_dir, require_root, stack_bin, unique};
 
 /// One busybox OCI layout per test binary.
 pub fn image() -> &'static Path {
     static IMAGE: OnceLock<PathBuf> = OnceLock::new();
-    IMAGE.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("stack-test-image-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        busybox_oci_layout(&dir)
-    })
+    IMAGE.get_or_init(|| busybox_oci_layout(&process_temp_dir("stack-test-image")))
 }
 
 pub struct TestStack {
