@@ -201,3 +201,169 @@ fn socket_activation_serves_both_sockets_and_the_ro_one_only_reads() {
         "a passed socket is not unlinked"
     );
 }
+
+/// Pids of the stack's containers and their monitors (whose command line
+/// names the stack's cgroup).
+fn stack_processes(name: &str) -> Vec<i32> {
+    let needle = format!("stack.slice/{name}.slice");
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let read = |f: &str| std::fs::read(e.path().join(f)).unwrap_or_default();
+        let mention = |b: Vec<u8>| String::from_utf8_lossy(&b).contains(&needle);
+        if mention(read("cgroup")) || mention(read("cmdline")) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// What a reboot takes away: every process of the stack, the daemon, the
+/// mounts under the root, `<root>/run` (a tmpfs on a real host), the
+/// cgroups, the links and the nftables table (in this test's namespace).
+fn simulate_reboot(t: &TestStack) {
+    let daemon: i32 = std::fs::read_to_string(t.root().join("run/daemon.lock"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let kill = |pid: i32| {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    };
+    kill(daemon);
+    t.wait_for(10, "every process of the stack to die", || {
+        let left = stack_processes(&t.name);
+        left.iter().copied().for_each(kill);
+        left.is_empty()
+    });
+    let root = t.root().display().to_string();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mut points: Vec<&str> = mounts
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|p| p.starts_with(&root))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for p in points {
+        let _ = Command::new("umount").args(["-l", p]).status();
+    }
+    std::fs::remove_dir_all(t.root().join("run")).unwrap();
+    for hierarchy in ["memory", "pids", "cpu", "unified", ""] {
+        let dir = std::path::Path::new("/sys/fs/cgroup")
+            .join(hierarchy)
+            .join("stack.slice")
+            .join(format!("{}.slice", t.name));
+        remove_cgroup(&dir);
+    }
+    let links = Command::new("ip").args(["-o", "link"]).output().unwrap();
+    for l in String::from_utf8_lossy(&links.stdout).lines() {
+        let Some(link) = l.split(": ").nth(1) else {
+            continue;
+        };
+        let link = link.split('@').next().unwrap();
+        if link.starts_with('s') && link != "lo" {
+            let _ = Command::new("ip").args(["link", "del", link]).status();
+        }
+    }
+    nft(&["flush", "ruleset"]);
+}
+
+fn remove_cgroup(dir: &std::path::Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_cgroup(&e.path());
+            }
+        }
+        let _ = std::fs::remove_dir(dir);
+    }
+}
+
+fn ipv4(t: &TestStack, container: &str) -> serde_json::Value {
+    let doc: serde_json::Value = serde_json::from_str(&t.ok(&["inspect", container])).unwrap();
+    doc[0]["networks"].clone()
+}
+
+#[test]
+fn after_a_reboot_restart_policies_bring_back_what_ran() {
+    own_network_namespace();
+    let t = TestStack::new(
+        r#"
+[services.web]
+image = "{IMAGE}"
+command = ["httpd", "-f", "-p", "80", "-h", "/etc"]
+ports = ["127.0.0.1::80"]
+restart = "always"
+init = true
+
+[services.worker]
+image = "{IMAGE}"
+command = ["sleep", "3600"]
+restart = "unless-stopped"
+init = true
+
+[services.paused]
+image = "{IMAGE}"
+command = ["sleep", "3600"]
+restart = "unless-stopped"
+init = true
+
+[services.once]
+image = "{IMAGE}"
+command = ["sleep", "3600"]
+init = true
+"#,
+    );
+    t.ok(&["up", "-d"]);
+    t.ok(&["stop", "-t", "1", "paused"]);
+    let (web, worker) = (t.container("web", 1), t.container("worker", 1));
+    let addr = t.ok(&["port", "web", "80"]).trim().to_string();
+    let answers = || fetch(&addr).is_some_and(|b| b.contains(&web));
+    t.wait_for(10, "the published port", answers);
+    let networks = ipv4(&t, &web);
+    let pid = t.row(&web)["pid"].clone();
+
+    simulate_reboot(&t);
+    let mut daemon = Command::new(common::stack_bin())
+        .arg("--root")
+        .arg(t.root())
+        .arg("daemon")
+        .spawn()
+        .unwrap();
+    let back = || {
+        [&web, &worker]
+            .iter()
+            .all(|c| t.row(c)["state"] == "running")
+    };
+    let until = Instant::now() + Duration::from_secs(20);
+    while !back() {
+        if Instant::now() > until {
+            let _ = daemon.kill();
+            let read = |p: std::path::PathBuf| std::fs::read_to_string(p).unwrap_or_default();
+            panic!(
+                "web and worker did not come back; ps: {:?}\ndaemon log: {}\nweb's monitor log: {}",
+                t.ps(),
+                read(t.root().join("run/daemon.log")),
+                read(t.root().join(format!("lib/containers/{web}/monitor.log"))),
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_ne!(t.row(&web)["pid"], pid, "a new run");
+    assert_eq!(ipv4(&t, &web), networks, "the same address");
+    t.wait_for(10, "the published port after the reboot", answers);
+    assert_eq!(t.row(&t.container("paused", 1))["state"], "stopped");
+    let once = t.row(&t.container("once", 1));
+    assert_ne!(once["state"], "running", "restart = no stays down: {once}");
+    t.down_and_check();
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    daemon.wait().unwrap();
+}
