@@ -2,8 +2,9 @@
 //! the bundle the reconciler wrote, records the run, tells the starter, and
 //! execs `stack-monitor`, which stays the init's parent for the run.
 //!
-//! Flow: read spec -> fresh pipes -> runtime create+start (the init is our
-//! child) -> status.json `running` -> "ok" to the starter -> exec stack-monitor
+//! Flow: read spec -> `revive` what the host lost since the last run (after
+//! a reboot: mounts, network namespace) -> fresh pipes -> runtime
+//! create+start (the init is our child) -> status.json `running` -> "ok" to the starter -> exec stack-monitor
 //! with the pipes as fd 3 and 4. A failure before the exec is recorded in
 //! status.json (`exited`, with the error) and reported to the starter.
 //!
@@ -24,11 +25,15 @@ use super::record::{ContainerPaths, ContainerSpec, ContainerStatus, State, now_s
 use crate::runtime::{CreateOptions, Runtime};
 use crate::state::Roots;
 
+/// What rebuilds the host's side of a container before a start (the
+/// reconciler's `container::revive`, given by the caller: it sits above us).
+pub type Revive<'a> = &'a dyn Fn(&str) -> Result<(), String>;
+
 /// Start container `name` and become its monitor. Returns only on failure,
 /// after recording it (and telling the starter through `ready`).
-pub fn run(roots: &Roots, name: &str, mut ready: File) -> io::Error {
+pub fn run(roots: &Roots, name: &str, mut ready: File, revive: Revive) -> io::Error {
     let paths = ContainerPaths::new(&roots.lib, name);
-    match start(roots, &paths, name) {
+    match start(roots, &paths, name, revive) {
         Ok(run) => {
             let _ = writeln!(ready, "ok");
             drop(ready);
@@ -63,7 +68,7 @@ struct Started {
     monitor: std::path::PathBuf,
 }
 
-fn start(roots: &Roots, paths: &ContainerPaths, name: &str) -> io::Result<Started> {
+fn start(roots: &Roots, paths: &ContainerPaths, name: &str, revive: Revive) -> io::Result<Started> {
     let spec = ContainerSpec::read(paths)?
         .ok_or_else(|| io::Error::other(format!("no container {name}")))?;
     let monitor = helpers::install_monitor(&roots.lib)?;
@@ -75,6 +80,7 @@ fn start(roots: &Roots, paths: &ContainerPaths, name: &str) -> io::Result<Starte
     let runtime = Runtime::new(crate::reconcile::runtime_dir(&roots.run));
     // A runtime record left by a monitor that died mid-run is stale now.
     let _ = runtime.delete(name, true);
+    revive(name).map_err(io::Error::other)?;
     let (out_r, out_w) = pipe2(OFlag::O_CLOEXEC)?;
     let (err_r, err_w) = pipe2(OFlag::O_CLOEXEC)?;
     for fd in [&out_r, &err_r] {
