@@ -170,6 +170,87 @@ command = ["sleep", "3600"]
 }
 
 #[test]
+fn with_a_watchdog_set_the_daemon_pings_systemd_after_ready() {
+    let t = TestStack::new(
+        r#"
+[services.app]
+image = "{IMAGE}"
+command = ["sleep", "3600"]
+"#,
+    );
+    t.ok(&["up", "-d"]);
+    let daemon = daemon_pid(&t);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    wait_gone(daemon);
+    // As systemd with WatchdogSec=200ms starts it: WATCHDOG_PID is the
+    // service's main pid, which the exec keeps.
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg("WATCHDOG_PID=$$ exec \"$0\" --root \"$1\" daemon")
+        .arg(stack_bin())
+        .arg(t.root())
+        .env("WATCHDOG_USEC", "200000");
+    let (mut daemon, sock, first) = notified(&t, cmd);
+    assert!(first.lines().any(|l| l == "READY=1"), "{first}");
+    assert!(first.contains("STATUS=supervising 1 containers"), "{first}");
+    let started = std::time::Instant::now();
+    let mut pings = 0;
+    let mut other = Vec::new();
+    while pings < 5 && other.len() < 5 {
+        let msg = receive(&sock);
+        match msg.as_str() {
+            "WATCHDOG=1" => pings += 1,
+            _ => other.push(msg),
+        }
+    }
+    // Every 100 ms (half the period, as sd_watchdog_enabled(3) advises);
+    // printed, not asserted: this machine may be busy.
+    println!("5 pings in {:?}", started.elapsed());
+    assert!(other.is_empty(), "only pings after READY: {other:?}");
+    // A reload says what it does.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon.0.id() as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    let mut reload = Vec::new();
+    while !reload.iter().any(|m: &String| m.contains("READY=1")) {
+        let msg = receive(&sock);
+        if msg != "WATCHDOG=1" {
+            reload.push(msg);
+        }
+    }
+    assert_eq!(reload.len(), 2, "{reload:?}");
+    let lines = |m: &str| m.lines().map(str::to_string).collect::<Vec<_>>();
+    let (begin, end) = (lines(&reload[0]), lines(&reload[1]));
+    assert!(begin.contains(&"RELOADING=1".into()), "{begin:?}");
+    assert!(begin.contains(&"STATUS=reloading".into()), "{begin:?}");
+    assert!(
+        begin.iter().any(|l| l.starts_with("MONOTONIC_USEC=")),
+        "{begin:?}"
+    );
+    assert!(
+        end.contains(&"STATUS=supervising 1 containers".into()),
+        "{end:?}"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon.0.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let mut last = String::new();
+    while !last.contains("STOPPING=1") {
+        last = receive(&sock);
+    }
+    daemon.0.wait().unwrap();
+    t.down_and_check();
+}
+
+#[test]
 fn users_outside_the_stack_group_are_refused() {
     let t = TestStack::new(
         r#"
@@ -250,22 +331,34 @@ command = ["sleep", "3600"]
 /// `bin daemon` for the test's root, once it has sent its first sd_notify
 /// message (READY=1 after adoption) to a socket of the test's; that message.
 fn start_daemon(t: &TestStack, bin: &std::path::Path) -> (KillOnDrop, String) {
+    let mut cmd = Command::new(bin);
+    cmd.arg("--root").arg(t.root()).arg("daemon");
+    let (daemon, _, first) = notified(t, cmd);
+    (daemon, first)
+}
+
+/// Spawn `cmd` with NOTIFY_SOCKET set to a socket of the test's, and wait for
+/// its first message: the child, the socket (for the messages that follow)
+/// and that message.
+fn notified(
+    t: &TestStack,
+    mut cmd: Command,
+) -> (KillOnDrop, std::os::unix::net::UnixDatagram, String) {
     let sock_path = t.dir.path().join("notify.sock");
     let _ = std::fs::remove_file(&sock_path);
     let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
-    let child = Command::new(bin)
-        .arg("--root")
-        .arg(t.root())
-        .arg("daemon")
-        .env("NOTIFY_SOCKET", &sock_path)
-        .spawn()
-        .unwrap();
-    let daemon = KillOnDrop(child);
+    let daemon = KillOnDrop(cmd.env("NOTIFY_SOCKET", &sock_path).spawn().unwrap());
+    let first = receive(&sock);
+    (daemon, sock, first)
+}
+
+fn receive(sock: &std::os::unix::net::UnixDatagram) -> String {
     let mut buf = [0u8; 1024];
     let n = sock.recv(&mut buf).unwrap();
-    (daemon, String::from_utf8_lossy(&buf[..n]).into_owned())
+    // sd-notify ends every line with a newline.
+    String::from_utf8_lossy(&buf[..n]).trim_end().to_string()
 }
 
 /// A daemon the test started, killed if the test fails (its output pipes
