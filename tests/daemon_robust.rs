@@ -541,6 +541,11 @@ fn runs_per_cgroup(stack: &str) -> std::collections::BTreeMap<String, usize> {
     out
 }
 
+fn lock_is_free(t: &TestStack) -> bool {
+    let file = std::fs::File::open(t.root().join("run/daemon.lock")).unwrap();
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).is_ok()
+}
+
 #[test]
 fn twenty_daemons_killed_mid_reconcile_leave_nothing_half_done() {
     let t = TestStack::new(&torture_file(0));
@@ -558,7 +563,9 @@ fn twenty_daemons_killed_mid_reconcile_leave_nothing_half_done() {
             nix::unistd::Pid::from_raw(daemon),
             nix::sys::signal::Signal::SIGKILL,
         );
-        assert!(common::wait_gone(daemon), "daemon {daemon} did not die");
+        // Gone once its lock is free: a killed process's files close only
+        // when its last thread is gone, after its main thread shows as gone.
+        t.wait_for(20, "the killed daemon's lock", || lock_is_free(&t));
         // The next one starts on the same state and resumes the watch (it
         // reconciles the file at once).
         let (next, _) = t.start_daemon(&common::stack_bin());
@@ -584,8 +591,9 @@ fn twenty_daemons_killed_mid_reconcile_leave_nothing_half_done() {
             "--index",
             &n.to_string(),
             "flip",
-            "printenv",
-            "VALUE",
+            "sh",
+            "-c",
+            "echo $VALUE",
         ]);
         assert_eq!(out.trim(), "20", "flip-{n} runs the final file");
     }
