@@ -628,3 +628,44 @@ fn twenty_daemons_killed_mid_reconcile_leave_nothing_half_done() {
     t.down_and_check();
     assert!(daemons.last_mut().unwrap().terminate().success());
 }
+
+/// Make container `name` look like a create that a crash cut short: its
+/// directory, mounts, namespace and addresses are there, its spec.json (the
+/// last write of a create) and its processes are not.
+fn cut_short(t: &TestStack, name: &str) {
+    let dir = t.root().join("lib/containers").join(name);
+    std::fs::remove_file(dir.join("spec.json")).unwrap();
+    std::fs::write(dir.join("creating"), &t.name).unwrap();
+}
+
+#[test]
+fn a_create_cut_short_by_a_crash_is_removed_by_the_next_up_and_down() {
+    let file = |scale: u32| {
+        format!(
+            "[services.app]\nimage = \"{{IMAGE}}\"\ncommand = [\"sleep\", \"3600\"]\nscale = {scale}\ninit = true\n"
+        )
+    };
+    let t = TestStack::new(&file(2));
+    t.ok(&["up", "-d"]);
+    t.ok(&["stop", "-t", "1", "app"]);
+    let (first, second) = (t.container("app", 1), t.container("app", 2));
+    let netns = |c: &str| t.root().join("run/netns").join(c);
+    assert!(netns(&second).exists());
+    cut_short(&t, &second);
+    assert!(
+        !t.ps().iter().any(|r| r["name"] == second.as_str()),
+        "not a container"
+    );
+    // Scaled down, so no create of its name finishes it: `up` removes it.
+    t.write(&file(1));
+    t.ok(&["up", "-d"]);
+    assert!(!t.root().join("lib/containers").join(&second).exists());
+    assert!(!netns(&second).exists());
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&second), "{mounts}");
+    assert_eq!(t.row(&first)["state"], "running");
+    // And `down` removes one too.
+    t.ok(&["stop", "-t", "1", "app"]);
+    cut_short(&t, &first);
+    t.down_and_check();
+}

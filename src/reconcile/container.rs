@@ -91,11 +91,57 @@ pub fn create(
             return Err(e);
         }
     }
+    // Intent first: a crash from here on leaves a directory without spec.json
+    // that names its stack, for `half_done` to find.
+    let marker = creating(&paths);
+    std::fs::create_dir_all(&paths.dir)
+        .and_then(|()| crate::state::write_atomic(&marker, stack.name.as_bytes()))
+        .map_err(|source| Error::Io {
+            what: marker.display().to_string(),
+            source,
+        })?;
     let result = build(ctx, stack, svc, want, peers, image, standby);
     if result.is_err() {
         let _ = remove(ctx, &want.name, Duration::from_secs(1), AnonVolumes::Keep);
+        return result;
     }
+    // Complete (spec.json is written): a marker left by a crash now is moot.
+    let _ = std::fs::remove_file(&marker);
     result
+}
+
+/// The marker of a create in progress: the stack's name.
+fn creating(paths: &ContainerPaths) -> std::path::PathBuf {
+    paths.dir.join("creating")
+}
+
+/// Containers of `stack` whose create a crash interrupted (a directory with
+/// the marker and without spec.json): no one else sees them, so `up` and
+/// `down` remove them with [`remove`] (mounts, network, holds, directory).
+pub fn half_done(lib: &Path, stack: &str) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(lib.join("containers")) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let paths = ContainerPaths { dir: e.path() };
+            let owner = std::fs::read_to_string(creating(&paths)).ok()?;
+            (owner == stack && !paths.spec().exists())
+                .then(|| e.file_name().to_string_lossy().into_owned())
+        })
+        .collect()
+}
+
+/// Remove every container of `stack` that [`half_done`] finds; the errors.
+pub fn remove_half_done(ctx: &Ctx, stack: &str) -> Vec<Error> {
+    half_done(&ctx.roots.lib, stack)
+        .iter()
+        .flat_map(|name| {
+            tracing::info!(container = %name, "removing what a crashed create left");
+            remove(ctx, name, Duration::from_secs(1), AnonVolumes::Release)
+        })
+        .collect()
 }
 
 fn build(
