@@ -6,7 +6,6 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
-use std::time::Duration;
 
 use common::stack::TestStack;
 use common::{alive, stack_bin};

@@ -104,6 +104,7 @@ command = ["sh", "-c", "while :; do echo tick; sleep 0.1; done"]
     let mut follower = cli()
         .args(["logs", "-f", "app"])
         .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let mut first = [0u8; 5];
@@ -115,9 +116,17 @@ command = ["sh", "-c", "while :; do echo tick; sleep 0.1; done"]
         .unwrap();
     nix::sys::signal::kill(daemon, nix::sys::signal::Signal::SIGTERM).unwrap();
     let gone = common::wait_gone(daemon.as_raw());
-    let _ = follower.kill();
-    let _ = follower.wait();
     assert!(gone, "the daemon exits with a client streaming");
+    // The follower ends too, and says why.
+    let until = Instant::now() + Duration::from_secs(10);
+    while follower.try_wait().unwrap().is_none() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = follower.kill();
+    let out = follower.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("ended the stream"), "{err}");
     t.down_and_check();
 }
 

@@ -27,15 +27,23 @@ fn pids(t: &TestStack) -> BTreeMap<String, i64> {
         .collect()
 }
 
-/// Wait until the daemon has read the latest change of the stack's files.
-fn settle(root: &std::path::Path, name: &str) {
-    // The change reaches the daemon within milliseconds; it then debounces.
-    std::thread::sleep(Duration::from_millis(50));
+fn stack_info(root: &std::path::Path, name: &str) -> StackInfo {
     let client = Client::connect(&Roots::new(Some(root))).expect("a daemon runs");
+    client.get(&format!("/v1/stacks/{name}")).unwrap()
+}
+
+/// How many times the daemon has read the stack's files so far.
+fn loads(root: &std::path::Path, name: &str) -> u64 {
+    stack_info(root, name).loads
+}
+
+/// Wait until the daemon has read the stack's files again since `loads` was
+/// `before` (so it saw the latest write) and finished what that read started.
+fn settle(root: &std::path::Path, name: &str, before: u64) {
     let until = Instant::now() + Duration::from_secs(60);
     while Instant::now() < until {
-        let info: StackInfo = client.get(&format!("/v1/stacks/{name}")).unwrap();
-        if !info.pending {
+        let info = stack_info(root, name);
+        if info.loads > before && !info.pending {
             return;
         }
         std::thread::sleep(Duration::from_millis(10));
@@ -83,8 +91,9 @@ fn an_edit_recreates_only_what_changed_and_an_invalid_one_changes_nothing() {
     assert_eq!(pids(&t)[&a], before[&a], "a was not touched");
     // An invalid edit: everything runs on, and the error says where.
     let now = pids(&t);
+    let seen = loads(&t.root(), &t.name);
     std::fs::write(t.file(), format!("{text}\n[services.c\nimage = 1\n")).unwrap();
-    settle(&t.root(), &t.name);
+    settle(&t.root(), &t.name, seen);
     assert_eq!(pids(&t), now, "nothing changed");
     let ls = t.ok(&["ls", "--format", "json"]);
     let rows: serde_json::Value = serde_json::from_str(&ls).unwrap();
@@ -112,9 +121,10 @@ fn an_edit_recreates_only_what_changed_and_an_invalid_one_changes_nothing() {
         "{events}"
     );
     // .env changes an interpolated value: b again, and the error is gone.
+    let seen = loads(&t.root(), &t.name);
     std::fs::write(t.file(), &text).unwrap();
     std::fs::write(t.dir.path().join(".env"), "FROM_ENV=set\n").unwrap();
-    settle(&t.root(), &t.name);
+    settle(&t.root(), &t.name, seen);
     t.wait_for(20, "b recreated for .env", || {
         t.ok(&["exec", "-T", "b", "sh", "-c", "echo $FROM_ENV"])
             .trim()
@@ -199,12 +209,13 @@ fn truncated_writes_leave_the_old_state_or_exactly_the_new_one() {
             (seed >> 13) as usize % v.len()
         };
         let text = &v[..v.floor_char_boundary(cut)];
+        let seen = loads(&t.root(), &t.name);
         std::fs::write(t.file(), text).unwrap();
         std::fs::write(&check, text).unwrap();
         if let Some(h) = hashes_of(&check, &t.name) {
             expected = h;
         }
-        settle(&t.root(), &t.name);
+        settle(&t.root(), &t.name, seen);
         assert_eq!(
             hashes_on_disk(&t),
             expected,

@@ -246,10 +246,17 @@ fn pause_resume_and_ps() {
     let b = Bundle::new(&["sh", "-c", "sleep 30 & sleep 30"]);
     ok(&b.verb("create"));
     ok(&b.verb("start"));
-    std::thread::sleep(std::time::Duration::from_millis(100));
-    let ps = b.oci(&["ps", "--format", "json", &b.id]);
-    ok(&ps);
-    let pids: Vec<i32> = serde_json::from_slice(&ps.stdout).unwrap();
+    // Both sleeps, once the shell has forked the first.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let pids = loop {
+        let ps = b.oci(&["ps", "--format", "json", &b.id]);
+        ok(&ps);
+        let pids: Vec<i32> = serde_json::from_slice(&ps.stdout).unwrap();
+        if pids.len() >= 2 || std::time::Instant::now() > deadline {
+            break pids;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
     assert!(pids.len() >= 2, "{pids:?}");
     ok(&b.verb("pause"));
     assert_eq!(b.state()["status"], "paused");
@@ -329,9 +336,19 @@ fn user_namespace_maps_root_to_an_unprivileged_host_uid() {
         &b.id,
     ]));
     let pid = b.state()["pid"].as_i64().unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    let uid_line = || {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        status
+            .lines()
+            .find(|l| l.starts_with("Uid:"))
+            .unwrap()
+            .to_string()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !uid_line().contains("200000") && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let uid_line = uid_line();
     assert!(
         uid_line.contains("200000"),
         "host sees uid 200000: {uid_line}"

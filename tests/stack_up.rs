@@ -187,14 +187,15 @@ fn stop_signal_and_grace_period_are_honoured() {
         r#"
 [services.svc]
 image = "{IMAGE}"
-command = ["sh", "-c", "trap 'echo got USR1 > /out/sig; exit 0' USR1; while :; do sleep 0.1; done"]
+command = ["sh", "-c", "trap 'echo got USR1 > /out/sig; exit 0' USR1; touch /out/trapped; while :; do sleep 0.1; done"]
 stop_signal = "SIGUSR1"
 stop_grace_period = "5s"
 volumes = ["./out:/out"]
 "#,
     );
     t.ok(&["up", "-d"]);
-    std::thread::sleep(Duration::from_millis(300));
+    let trapped = t.dir.path().join("out/trapped");
+    t.wait_for(10, "the trap is set", || trapped.exists());
     let started = std::time::Instant::now();
     t.down_and_check();
     assert!(

@@ -62,16 +62,26 @@ fn start(roots: &Roots) -> Result<(), Error> {
     result
 }
 
+/// Past this size, the next daemon started on demand begins a new log and
+/// keeps the last one as `daemon.log.1` (<run> is usually a tmpfs: RAM).
+const LOG_CAP: u64 = 8 << 20;
+
+fn open_log(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    if std::fs::metadata(path).is_ok_and(|m| m.len() > LOG_CAP) {
+        std::fs::rename(path, path.with_extension("log.1"))?;
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+}
+
 fn spawn_and_wait(
     roots: &Roots,
     notify: &std::path::Path,
     sock: &UnixDatagram,
 ) -> Result<(), Error> {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(roots.run.join("daemon.log"))
-        .map_err(Error::Spawn)?;
+    let log = open_log(&roots.run.join("daemon.log")).map_err(Error::Spawn)?;
     let mut cmd = crate::self_exe::command();
     cmd.env_remove("STACK_ROOT").env("NOTIFY_SOCKET", notify);
     if let Some(root) = &roots.custom {
@@ -111,4 +121,30 @@ fn spawn_and_wait(
         }
     }
     Err(not_ready(roots))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_past_its_cap_is_kept_as_dot_1_and_a_new_one_begins() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("daemon.log");
+        std::fs::write(&path, b"small").unwrap();
+        drop(open_log(&path).unwrap());
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            b"small",
+            "kept below the cap"
+        );
+        std::fs::File::create(&path)
+            .unwrap()
+            .set_len(LOG_CAP + 1)
+            .unwrap();
+        drop(open_log(&path).unwrap());
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+        let old = dir.path().join("daemon.log.1");
+        assert_eq!(std::fs::metadata(old).unwrap().len(), LOG_CAP + 1);
+    }
 }

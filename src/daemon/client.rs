@@ -34,6 +34,11 @@ pub enum Error {
          (containers keep running); {TIMEOUT_ENV}=SECONDS waits longer"
     )]
     Timeout { socket: PathBuf, secs: u64 },
+    #[error(
+        "the daemon at {socket} ended the stream ({why}): it stopped or restarted; \
+         containers keep running, run the command again"
+    )]
+    Closed { socket: PathBuf, why: String },
 }
 
 /// How long the CLI waits for the daemon's answer (the headers of a stream,
@@ -128,7 +133,10 @@ impl Client {
             let mut body = resp.into_body();
             let mut buf: Vec<u8> = Vec::new();
             while let Some(frame) = body.frame().await {
-                let frame = frame.map_err(|e| Error::Http(e.to_string()))?;
+                let frame = frame.map_err(|e| Error::Closed {
+                    socket: self.socket.clone(),
+                    why: e.to_string(),
+                })?;
                 let Some(data) = frame.data_ref() else {
                     continue;
                 };

@@ -36,6 +36,8 @@ pub struct Engine {
     /// Watched stacks with a reconcile scheduled: true when a change came in
     /// after it started (it runs again).
     pub(super) pending: Mutex<HashMap<String, bool>>,
+    /// How many times each watched stack's files were read (see StackInfo).
+    pub(super) loads: Mutex<HashMap<String, u64>>,
 }
 
 impl Engine {
@@ -63,6 +65,7 @@ impl Engine {
             busy: AtomicUsize::new(0),
             watcher,
             pending: Mutex::new(HashMap::new()),
+            loads: Mutex::new(HashMap::new()),
         });
         Ok((engine, rx))
     }

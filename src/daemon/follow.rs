@@ -89,10 +89,12 @@ impl Engine {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .contains_key(name);
+        let loads = self.loads.lock().unwrap_or_else(|p| p.into_inner());
         Some(StackInfo {
             name: record.name,
             watch: record.watch,
             pending,
+            loads: loads.get(name).copied().unwrap_or(0),
             file_error: StackStatus::read(&self.roots, name).file_error,
         })
     }
@@ -145,7 +147,13 @@ impl Engine {
             let Some(load) = record.load.clone().filter(|_| record.watch) else {
                 return;
             };
-            match spec::load(&load) {
+            let loaded = spec::load(&load);
+            *me.loads
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(owned.clone())
+                .or_default() += 1;
+            match loaded {
                 Err(d) => me.file_invalid(&owned, d.to_string()),
                 Ok(loaded) if loaded.stack.name != owned => me.file_invalid(
                     &owned,

@@ -116,7 +116,7 @@ fn what_the_api_writes_is_documented() {
     );
     documented::<super::proto::StackInfo>(
         "StackInfo",
-        json!({"name":"web","watch":false,"pending":false,"file_error":null}),
+        json!({"name":"web","watch":false,"pending":false,"loads":0,"file_error":null}),
     );
     documented::<super::proto::Version>(
         "Version",

@@ -96,6 +96,10 @@ pub struct StackInfo {
     pub watch: bool,
     /// A file-driven reconcile is scheduled or running.
     pub pending: bool,
+    /// How many times this daemon has read the stack's files after a change:
+    /// a client that edits a file waits until it grows and `pending` is false.
+    #[serde(default)]
+    pub loads: u64,
     pub file_error: Option<crate::reconcile::stacks::FileError>,
 }
 
