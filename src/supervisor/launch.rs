@@ -4,8 +4,8 @@
 //!
 //! Flow: read spec -> `revive` what the host lost since the last run (after
 //! a reboot: mounts, network namespace) -> fresh pipes -> runtime
-//! create+start (the init is our child) -> status.json `running` -> "ok" to the starter -> exec stack-monitor
-//! with the pipes as fd 3 and 4. A failure before the exec is recorded in
+//! create+start (the init is our child) -> status.json `running` -> "ok" to
+//! the starter -> exec stack-monitor with the pipes as fd 3 and 4. A failure before the exec is recorded in
 //! status.json (`exited`, with the error) and reported to the starter.
 //!
 //! Why exec: this process is the big `stack` binary, needed to set the
