@@ -8,6 +8,7 @@ use std::process::Command;
 
 fn main() {
     println!("cargo:rerun-if-changed=src/init/rt.rs");
+    println!("cargo:rerun-if-changed=src/init/journal.rs");
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
     for name in ["stack-init", "stack-monitor"] {
         freestanding(&format!("src/init/{name}.rs"), &out_dir.join(name));

@@ -458,9 +458,10 @@ pub struct Logging {
     pub max_file: Option<u32>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum LogDriver {
+    #[default]
     JsonFile,
     Local,
     None,

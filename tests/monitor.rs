@@ -30,6 +30,8 @@ struct Opts {
     max_size: u64,
     max_files: u64,
     oom: Option<(&'static str, u64)>,
+    /// The journal socket (with name `c-1`, a fixed id and image `img`).
+    journal: Option<PathBuf>,
 }
 
 impl Default for Opts {
@@ -39,6 +41,7 @@ impl Default for Opts {
             max_size: 1 << 30,
             max_files: 3,
             oom: None,
+            journal: None,
         }
     }
 }
@@ -70,7 +73,7 @@ fn start(script: &str, opts: Opts) -> Run {
         .chain([std::ptr::null()])
         .collect();
     let program = c(&monitor().display().to_string());
-    let args = [
+    let mut args = vec![
         c("stack-monitor"),
         c("0000000000"),
         c("15"),
@@ -80,6 +83,10 @@ fn start(script: &str, opts: Opts) -> Run {
         c(&oom_file),
         c(&opts.oom.map_or(0, |(_, before)| before).to_string()),
     ];
+    if let Some(socket) = &opts.journal {
+        let id = "ab".repeat(32);
+        args.extend([c(&socket.display().to_string()), c("c-1"), c(&id), c("img")]);
+    }
     let argv: Vec<*const libc::c_char> = args
         .iter()
         .map(|a| a.as_ptr())
@@ -350,4 +357,46 @@ fn logging_off_writes_no_log() {
     let f = start("echo x", opts).wait();
     assert!(!f.dir.path().join("container.log").exists());
     assert_eq!(f.exit()["exit_code"], 0);
+}
+
+#[test]
+fn journal_records_go_to_the_file_once_the_journal_is_gone() {
+    use std::os::unix::net::UnixDatagram;
+    let side = tempfile::tempdir().unwrap();
+    let socket = side.path().join("journal.sock");
+    let go = side.path().join("go");
+    let journal = UnixDatagram::bind(&socket).unwrap();
+    journal
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let script = format!(
+        "echo one; while [ ! -e {} ]; do sleep 0.05; done; echo two; printf tail",
+        go.display()
+    );
+    let run = start(
+        &script,
+        Opts {
+            journal: Some(socket.clone()),
+            ..Opts::default()
+        },
+    );
+    let mut buf = vec![0u8; 64 * 1024];
+    let n = journal.recv(&mut buf).expect("an entry for `one`");
+    let entry = String::from_utf8_lossy(&buf[..n]).into_owned();
+    let fields: Vec<&str> = entry.lines().collect();
+    for want in [
+        "MESSAGE=one",
+        "PRIORITY=6",
+        "CONTAINER_NAME=c-1",
+        "CONTAINER_ID=abababababab",
+        "IMAGE_NAME=img",
+    ] {
+        assert!(fields.contains(&want), "{want} in {entry:?}");
+    }
+    // the journal goes away: what follows is kept in container.log
+    drop(journal);
+    std::fs::remove_file(&socket).unwrap();
+    std::fs::write(&go, "").unwrap();
+    let done = run.wait();
+    assert_eq!(done.texts("stdout"), ["two\n", "tail"]);
 }

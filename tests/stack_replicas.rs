@@ -102,3 +102,105 @@ fn replicas_share_a_loopback_port_and_a_scale_down_loses_no_request() {
     t.wait_for(20, "both replicas to answer", || answering(port, 6) == two);
     t.down_and_check();
 }
+
+/// A client at 100 requests/s on the published port until `stop`; returns
+/// how many it sent and the failures.
+fn client_loop(port: u16, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<(usize, Vec<String>)> {
+    std::thread::spawn(move || {
+        let (mut sent, mut failures) = (0, Vec::new());
+        while !stop.load(Ordering::Relaxed) {
+            if let Err(e) = fetch(port) {
+                failures.push(e);
+            }
+            sent += 1;
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        (sent, failures)
+    })
+}
+
+#[test]
+fn a_new_replica_gets_traffic_only_once_it_listens() {
+    let port = common::http::free_port();
+    // httpd listens two seconds after the container starts
+    let slow = |replicas: u32| {
+        format!(
+            r#"
+[services.web]
+image = "{{IMAGE}}"
+command = ["sh", "-c", "hostname > /tmp/hostname && sleep 2 && exec httpd -f -p 80 -h /tmp"]
+ports = ["127.0.0.1:{port}:80"]
+scale = {replicas}
+init = true
+"#
+        )
+    };
+    let t = TestStack::new(&slow(1));
+    t.ok(&["up", "-d"]);
+    let first = BTreeSet::from([t.container("web", 1)]);
+    t.wait_for(20, "web-1 to answer", || answering(port, 1) == first);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let client = client_loop(port, stop.clone());
+    std::thread::sleep(Duration::from_millis(300));
+    t.write(&slow(2));
+    t.ok(&["up", "-d"]);
+    // up returns once web-2 serves: from here on both answer
+    let two: BTreeSet<String> = (1..=2).map(|n| t.container("web", n)).collect();
+    t.wait_for(20, "both replicas to answer", || answering(port, 6) == two);
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    let (sent, failures) = client.join().unwrap();
+    assert!(sent > 50, "the client sent only {sent} requests");
+    assert!(
+        failures.is_empty(),
+        "{} of {sent} requests failed: {failures:?}",
+        failures.len()
+    );
+    assert!(nft_table(&t).contains("numgen inc mod 2"));
+    t.down_and_check();
+}
+
+#[test]
+fn a_replica_that_does_not_listen_in_time_gets_no_traffic_until_a_later_up() {
+    let port = common::http::free_port();
+    // web-2 listens only once /tmp/go exists in it
+    let body = |replicas: u32| {
+        format!(
+            r#"
+[services.web]
+image = "{{IMAGE}}"
+command = ["sh", "-c", "hostname > /tmp/hostname; if grep -q web-2 /tmp/hostname; then while [ ! -e /tmp/go ]; do sleep 0.1; done; fi; exec httpd -f -p 80 -h /tmp"]
+ports = ["127.0.0.1:{port}:80"]
+scale = {replicas}
+init = true
+
+[services.web.deploy.update_config]
+monitor = "1s"
+"#
+        )
+    };
+    let t = TestStack::new(&body(1));
+    t.ok(&["up", "-d"]);
+    let first = BTreeSet::from([t.container("web", 1)]);
+    t.wait_for(20, "web-1 to answer", || answering(port, 1) == first);
+    t.write(&body(2));
+    let out = t.run(&["up", "-d"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "up reports the replica that is not ready"
+    );
+    assert!(err.contains("did not get ready"), "{err}");
+    assert_eq!(t.row(&t.container("web", 2))["state"], "running");
+    assert_eq!(answering(port, 6), first, "web-2 gets no traffic");
+
+    t.ok(&["exec", "-T", "--index", "2", "web", "touch", "/tmp/go"]);
+    let two: BTreeSet<String> = (1..=2).map(|n| t.container("web", n)).collect();
+    // level-triggered: the next up serves it once it listens
+    t.wait_for(20, "web-2 to be served", || {
+        t.ok(&["up", "-d"]);
+        answering(port, 6) == two
+    });
+    t.down_and_check();
+}

@@ -136,6 +136,10 @@ pub fn run_until(
         Ok(crate::ops::ps::rows(&project.roots, &project.name)?)
     })?;
     printer.width = rows.iter().map(|r| r.name.len()).max().unwrap_or(0);
+    // What is in the journal is not read back: say where it is.
+    for note in crate::ops::logs::journal_notes(&project.roots, &project.name, &args.services) {
+        eprintln!("note: {note}");
+    }
     let mut failed: Option<std::io::Error> = None;
     let mut sink = |line: Line| {
         let stdout = std::io::stdout();

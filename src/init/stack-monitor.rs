@@ -19,7 +19,12 @@
 //!
 //! ```text
 //! stack-monitor INIT_PID STOP_SIGNAL GRACE_MS LOG_MAX_SIZE LOG_MAX_FILES OOM_FILE OOM_BEFORE
+//!               [JOURNAL_SOCKET CONTAINER_NAME CONTAINER_ID IMAGE_NAME]
 //! ```
+//!
+//! With the journal arguments (`logging.driver: journald`) the output goes to
+//! the journal (journal.rs) instead, and only a record the journal did not
+//! take is written to the json-file log.
 //!
 //! Flow: poll the pipes and a signalfd (TERM/INT = stop, CHLD = reap) ->
 //! on stop: STOP_SIGNAL to the init (repeated during its first second: a
@@ -32,6 +37,9 @@
 
 #[path = "rt.rs"]
 mod rt;
+
+#[path = "journal.rs"]
+mod journal;
 
 use rt::{
     AT_FDCWD, CLOCK_MONOTONIC, CLOCK_REALTIME, ECHILD, EINTR, SIGCHLD, SIGINT, SIGKILL, SIGTERM,
@@ -58,10 +66,12 @@ struct Args {
     max_files: u64,
     oom_file: &'static [u8],
     oom_before: u64,
+    /// (socket, container name, container id, image name)
+    journal: Option<[&'static [u8]; 4]>,
 }
 
 fn args(argc: usize, argv: *const *const u8) -> Option<Args> {
-    if argc != 8 {
+    if argc != 8 && argc != 12 {
         return None;
     }
     // SAFETY: argv holds argc NUL-terminated strings that live as long as the process.
@@ -74,13 +84,14 @@ fn args(argc: usize, argv: *const *const u8) -> Option<Args> {
         max_files: parse_u64(arg(5))?.max(1),
         oom_file: arg(6),
         oom_before: parse_u64(arg(7))?,
+        journal: (argc == 12).then(|| [arg(8), arg(9), arg(10), arg(11)]),
     })
 }
 
 /// Called by `rt` with the kernel's argc, argv and envp.
 unsafe fn main(argc: usize, argv: *const *const u8, _envp: *const *const u8) -> i32 {
     let Some(args) = args(argc, argv) else {
-        say(b"stack-monitor: usage: stack-monitor INIT_PID STOP_SIGNAL GRACE_MS LOG_MAX_SIZE LOG_MAX_FILES OOM_FILE OOM_BEFORE\n");
+        say(b"stack-monitor: usage: stack-monitor INIT_PID STOP_SIGNAL GRACE_MS LOG_MAX_SIZE LOG_MAX_FILES OOM_FILE OOM_BEFORE [JOURNAL_SOCKET CONTAINER_NAME CONTAINER_ID IMAGE_NAME]\n");
         return 2;
     };
     let all: u64 = !0;
@@ -94,7 +105,14 @@ unsafe fn main(argc: usize, argv: *const *const u8, _envp: *const *const u8) -> 
         say(b"stack-monitor: signalfd failed\n");
         return 1;
     }
-    let mut log = Log::open(args.max_size, args.max_files);
+    let journal = args.journal.and_then(|[socket, name, id, image]| {
+        let j = journal::Journal::new(socket, name, id, image);
+        if j.is_none() {
+            say(b"stack-monitor: no journal socket; output goes to container.log\n");
+        }
+        j
+    });
+    let mut log = Log::open(args.max_size, args.max_files, journal);
     let mut pipes = [Pipe::new(3), Pipe::new(4)];
     let (exit_code, stopped) = supervise(&args, sigfd, &mut pipes, &mut log);
     for (i, p) in pipes.iter_mut().enumerate() {
@@ -339,20 +357,23 @@ fn read_nonblocking(fd: i32, buf: &mut [u8]) -> Read {
     }
 }
 
-/// The container's log file, rotated by size.
+/// The container's log file, rotated by size, or the journal.
 struct Log {
     fd: i32,
     size: u64,
     max_size: u64,
     max_files: u64,
     out: [u8; MAX_RECORD * 6 + 128],
+    journal: Option<journal::Journal>,
 }
 
 impl Log {
-    /// Append to `container.log`; `max_size == 0` means logging is off.
-    fn open(max_size: u64, max_files: u64) -> Self {
-        let mut log = Log { fd: -1, size: 0, max_size, max_files, out: [0; MAX_RECORD * 6 + 128] };
-        if max_size > 0 {
+    /// Append to `container.log`; `max_size == 0` means logging is off. With
+    /// a journal, the file is opened when the journal first refuses a record.
+    fn open(max_size: u64, max_files: u64, journal: Option<journal::Journal>) -> Self {
+        let out = [0; MAX_RECORD * 6 + 128];
+        let mut log = Log { fd: -1, size: 0, max_size, max_files, out, journal };
+        if max_size > 0 && log.journal.is_none() {
             log.reopen();
         }
         log
@@ -368,14 +389,23 @@ impl Log {
     /// `{"log":"...","stream":"stdout","time":"...Z"}\n` with one write, so a
     /// reader never sees half a record from two writers.
     fn record(&mut self, stream: usize, text: &[u8]) {
+        let now = clock_ns(CLOCK_REALTIME);
+        if let Some(j) = &mut self.journal
+            && j.send(stream, text, now)
+        {
+            return;
+        }
         if self.max_size == 0 {
             return;
+        }
+        if self.fd < 0 {
+            self.reopen();
         }
         let mut n = put(&mut self.out, 0, b"{\"log\":\"");
         n = escape_json(&mut self.out, n, text);
         let tail: &[u8] = if stream == 0 { b"\",\"stream\":\"stdout\",\"time\":\"" } else { b"\",\"stream\":\"stderr\",\"time\":\"" };
         n = put(&mut self.out, n, tail);
-        n = rfc3339(&mut self.out, n, clock_ns(CLOCK_REALTIME));
+        n = rfc3339(&mut self.out, n, now);
         n = put(&mut self.out, n, b"\"}\n");
         if self.size > 0 && self.size + n as u64 > self.max_size {
             self.rotate();

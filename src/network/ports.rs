@@ -323,6 +323,64 @@ impl Manager {
         self.stop_proxies(proxy.into_iter().collect())
     }
 
+    /// Start sending traffic to `container`'s reserved (standby) ports, in
+    /// one nftables transaction, next to the group's serving members. One
+    /// that serves already or publishes nothing is success.
+    pub fn serve(&self, container: &str) -> Result<()> {
+        let id = container.to_string();
+        self.submit(move |st| {
+            let Some(p) = st.published.get_mut(&id).filter(|p| !p.serving) else {
+                return Ok(Step {
+                    value: (),
+                    firewall: false,
+                    undo: None,
+                });
+            };
+            p.serving = true;
+            Ok(Step {
+                value: (),
+                firewall: true,
+                undo: Some(Box::new(move |st: &mut NetState| {
+                    if let Some(p) = st.published.get_mut(&id) {
+                        p.serving = false;
+                    }
+                })),
+            })
+        })
+    }
+
+    /// Whether a member of sharing group `group` other than `except` gets
+    /// traffic on its published ports.
+    pub fn group_serves(&self, group: &str, except: &str) -> Result<bool> {
+        Ok(self
+            .snapshot()?
+            .published
+            .iter()
+            .any(|(id, p)| id != except && p.serving && p.group.as_deref() == Some(group)))
+    }
+
+    /// The sharing groups of `stack` with a member that gets traffic.
+    pub fn serving_groups(&self, stack: &str) -> Result<std::collections::BTreeSet<String>> {
+        Ok(self
+            .snapshot()?
+            .published
+            .values()
+            .filter(|p| p.stack == stack && p.serving)
+            .filter_map(|p| p.group.clone())
+            .collect())
+    }
+
+    /// The containers of `stack` whose ports are reserved without traffic.
+    pub fn standby_of(&self, stack: &str) -> Result<Vec<String>> {
+        Ok(self
+            .snapshot()?
+            .published
+            .iter()
+            .filter(|(_, p)| p.stack == stack && !p.serving)
+            .map(|(id, _)| id.clone())
+            .collect())
+    }
+
     /// Whether `container` publishes any port (serving or reserved).
     pub fn publishes(&self, container: &str) -> Result<bool> {
         Ok(self.snapshot()?.published.contains_key(container))
@@ -535,5 +593,64 @@ mod tests {
         assert!(!m.publishes("old").unwrap());
         // neither known: nothing to do
         m.move_ports("x", "y").unwrap();
+    }
+
+    #[test]
+    fn a_ready_standby_joins_the_serving_members() {
+        use std::sync::Arc;
+
+        use crate::network::NoFirewall;
+        use crate::network::group::Step;
+        use crate::network::manager::ruleset_input;
+
+        let dir = tempfile::tempdir().unwrap();
+        let m = Manager::with(
+            &crate::state::Roots::new(Some(dir.path())),
+            None,
+            Arc::new(NoFirewall),
+        );
+        let member = |last: u8, serving: bool| {
+            let mut p = pp(Some([127, 0, 0, 1]), 8080);
+            p.container_addr = Ipv4Addr::new(10, 89, 0, last);
+            Published {
+                stack: "s".into(),
+                ports: vec![p],
+                group: Some("s/web".into()),
+                serving,
+            }
+        };
+        m.submit(move |st| {
+            st.published.insert("web-1".into(), member(2, true));
+            st.published.insert("web-2".into(), member(3, false));
+            Ok(Step::saved(()))
+        })
+        .unwrap();
+        let backends = |m: &Manager| -> Vec<Ipv4Addr> {
+            let input = ruleset_input(&m.snapshot().unwrap(), "t".into());
+            input
+                .ports
+                .iter()
+                .flat_map(|f| f.backends.iter().map(|b| b.addr))
+                .collect()
+        };
+        assert!(m.group_serves("s/web", "web-2").unwrap());
+        assert!(!m.group_serves("s/web", "web-1").unwrap(), "web-2 waits");
+        assert!(!m.group_serves("s/db", "x").unwrap());
+        assert_eq!(m.serving_groups("s").unwrap(), ["s/web".to_string()].into());
+        assert!(m.serving_groups("other").unwrap().is_empty());
+        assert_eq!(m.standby_of("s").unwrap(), ["web-2"]);
+        assert!(m.standby_of("other").unwrap().is_empty());
+        assert_eq!(backends(&m), [Ipv4Addr::new(10, 89, 0, 2)]);
+        m.serve("web-2").unwrap();
+        let mut both = backends(&m);
+        both.sort();
+        assert_eq!(
+            both,
+            [Ipv4Addr::new(10, 89, 0, 2), Ipv4Addr::new(10, 89, 0, 3)]
+        );
+        assert!(m.standby_of("s").unwrap().is_empty());
+        // serving already, or unknown: nothing to do
+        m.serve("web-2").unwrap();
+        m.serve("nobody").unwrap();
     }
 }

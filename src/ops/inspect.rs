@@ -37,6 +37,7 @@ fn document(roots: &Roots, net: Option<&Manager>, o: &Observed) -> serde_json::V
         .map(|s| s.split(',').collect())
         .unwrap_or_default();
     json!({
+        "id": o.spec.id(),
         "name": o.spec.name,
         "stack": o.spec.stack,
         "service": o.spec.service,
@@ -63,6 +64,7 @@ fn document(roots: &Roots, net: Option<&Manager>, o: &Observed) -> serde_json::V
         "exposed_ports": exposed,
         "mounts": oci.as_ref().map(|s| s["mounts"].clone()),
         "oci_spec": oci,
+        "log_driver": o.spec.log_driver,
         "log_path": paths.log(),
     })
 }

@@ -115,6 +115,24 @@ pub fn stream(
     Ok(())
 }
 
+/// Where the output of `stack`'s journald containers (of `services`, all
+/// when empty) goes instead of their logs: one line for each whose current
+/// run logs to the journal.
+pub fn journal_notes(roots: &Roots, stack: &str, services: &[String]) -> Vec<String> {
+    control::observe(&roots.lib, Some(stack))
+        .unwrap_or_default()
+        .iter()
+        .filter(|o| services.is_empty() || services.contains(&o.spec.service))
+        .filter(|o| o.status.journal)
+        .map(|o| {
+            format!(
+                "{name} logs to the journal (logging.driver journald): journalctl CONTAINER_NAME={name}",
+                name = o.spec.name
+            )
+        })
+        .collect()
+}
+
 fn io<T>(r: std::io::Result<T>, path: &std::path::Path) -> Result<T, Error> {
     r.map_err(|source| Error::Io {
         path: path.to_path_buf(),

@@ -436,6 +436,8 @@ fn record(stack: &str, svc: &Service, want: &Want, image: &image::Image) -> Cont
         stop_grace: svc.stop_grace_period,
         log_max_size: limits.max_size,
         log_max_files: limits.max_files,
+        log_driver: svc.logging.driver,
+        id: crate::supervisor::record::new_id(&want.name),
         healthcheck: healthcheck(svc, image.healthcheck.as_ref()),
     }
 }

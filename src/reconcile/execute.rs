@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::container::{self, AnonVolumes, stack_slice};
 use super::desired::{levels, selected, wants};
 use super::plan::{self, Action, Have, Plan};
-use super::{Ctx, Error, networking, rollout};
+use super::{Ctx, Error, networking, rollout, standby};
 use crate::cgroup::Cgroup;
 use crate::model::{DependencyCondition, Stack};
 use crate::supervisor::control::{self, Observed};
@@ -83,6 +83,7 @@ pub fn up(
         tracing::warn!(stack = %stack.name, error = %e, "cannot remove a half-created container");
     }
     let plan = observe_plan(ctx, stack, opts)?;
+    standby::serve_ready(ctx, stack);
     let mut report = UpReport {
         plan: plan.clone(),
         failed: Vec::new(),
@@ -97,6 +98,7 @@ pub fn up(
             .map_err(|e| Error::Invalid(format!("stack resources: {e}")))?,
     )?;
     networking::ensure_networks(&ctx.net, stack)?;
+    let serving = &standby::serving_at_start(ctx, stack)?;
     let timeout = opts.timeout;
     let failed: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
     let removals: Vec<&Action> = plan
@@ -202,6 +204,7 @@ pub fn up(
                                     peers,
                                     image,
                                     progress,
+                                    serving,
                                 };
                                 match apply(ctx, stack, action, &step, opts) {
                                     Ok(Reported::Yes) => {}
@@ -253,6 +256,8 @@ struct Step<'a> {
     /// The service's image, for creations.
     image: Option<&'a crate::image::Image>,
     progress: &'a (dyn Fn(Event) + Sync),
+    /// The sharing groups that served as the `up` began (standby.rs).
+    serving: &'a BTreeSet<String>,
 }
 
 /// Whether a step reported its own completion (a start-first update reports
@@ -301,14 +306,26 @@ fn apply(
             {
                 return Err(e);
             }
-            container::create(ctx, stack, svc, want, step.peers, image, false)?;
-            if !opts.plan.no_start {
-                control::spawn_monitor(&ctx.roots, name)?;
+            // Next to replicas that serve, a new one waits for traffic
+            // until it is ready (standby.rs).
+            let standby = standby::wanted(ctx, stack, svc, name, step.serving)?;
+            container::create(ctx, stack, svc, want, step.peers, image, standby)?;
+            if opts.plan.no_start {
+                return Ok(Reported::No);
+            }
+            control::spawn_monitor(&ctx.roots, name)?;
+            if standby {
+                return serve_when_ready(ctx, svc, action, step);
             }
             Ok(Reported::No)
         }
-        Action::Start { name, .. } => {
+        Action::Start { name, service } => {
             control::spawn_monitor(&ctx.roots, name)?;
+            if let Some(svc) = stack.services.get(service)
+                && ctx.net.is_standby(name)?
+            {
+                return serve_when_ready(ctx, svc, action, step);
+            }
             Ok(Reported::No)
         }
         Action::Remove { name, .. } => {
@@ -322,6 +339,20 @@ fn apply(
             }
         }
     }
+}
+
+/// Report the started standby container of `action` (so that it is
+/// supervised, its healthcheck run, while it gets ready), then serve it once
+/// it is ready.
+fn serve_when_ready(
+    ctx: &Ctx,
+    svc: &crate::model::Service,
+    action: &Action,
+    step: &Step<'_>,
+) -> Result<Reported, Error> {
+    (step.progress)(Event::Done(action.clone()));
+    standby::serve_when_ready(ctx, svc, action.name())?;
+    Ok(Reported::Yes)
 }
 
 fn stack_containers(ctx: &Ctx, stack: &Stack) -> Vec<String> {

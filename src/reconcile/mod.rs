@@ -10,6 +10,7 @@ pub mod ocispec;
 pub mod plan;
 pub mod rollout;
 pub mod stacks;
+mod standby;
 
 use std::path::Path;
 

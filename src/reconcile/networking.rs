@@ -205,9 +205,14 @@ pub fn wire(
 /// a start-first update) holds them without traffic until the ports move to it.
 fn sharing(stack: &Stack, svc: &Service, standby: bool) -> Sharing {
     Sharing {
-        group: Some(format!("{}/{}", stack.name, svc.name)),
+        group: Some(sharing_group(stack, svc)),
         standby,
     }
+}
+
+/// The sharing group of `svc`'s replicas (see `Manager::publish_shared`).
+pub fn sharing_group(stack: &Stack, svc: &Service) -> String {
+    format!("{}/{}", stack.name, svc.name)
 }
 
 fn port_mappings(ports: &[Port]) -> Result<Vec<PortMapping>, Error> {

@@ -4,7 +4,8 @@
 //! Flow, for container `web-1` running the old config:
 //! 1. create the new config as `web-<TEMP_INDEX + 1>`, its published ports
 //!    reserved but without traffic (standby), and start it;
-//! 2. wait until it is ready: healthy, or running when it has no healthcheck;
+//! 2. wait until it is ready: healthy, or running and listening on its
+//!    published ports when it has no healthcheck (standby.rs);
 //! 3. move the ports to it (one nftables transaction: new connections go to
 //!    it, open ones stay where they are), then stop and remove `web-1`;
 //! 4. the same again from the temporary container to a new `web-1`, so that
@@ -22,27 +23,21 @@
 //! (nothing to keep); a fixed `[::1]` port is one proxy's socket and cannot
 //! be held twice, so the update fails and rolls back.
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::container::{self, AnonVolumes};
 use super::desired::container_name;
 use super::execute::Event;
 use super::plan::{Action, Want};
+use super::standby::wait_ready;
 use super::{Ctx, Error};
 use crate::image::Image;
-use crate::model::{FailureAction, Healthcheck, Service, Stack, UpdateOrder};
+use crate::model::{FailureAction, Service, Stack, UpdateOrder};
 use crate::supervisor::control;
-use crate::supervisor::record::{ContainerPaths, ContainerSpec, ContainerStatus, Health, State};
+use crate::supervisor::record::ContainerPaths;
 
 /// The temporary container of replica n is `<stack>-<service>-<TEMP_INDEX + n>`.
 pub const TEMP_INDEX: u32 = 10_000;
-
-/// How often readiness is polled.
-const POLL: Duration = Duration::from_millis(50);
-
-/// Without a healthcheck or `monitor`: how long the new container may take
-/// to be running.
-const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Whether replacing container `name` of `svc` is a start-first update: the
 /// service asks for one and the old container runs (a stopped one has no
@@ -145,48 +140,6 @@ fn remove(ctx: &Ctx, r: &Replace<'_>, name: &str, anon: AnonVolumes) -> Option<E
     e
 }
 
-/// Until `name` is healthy (or running, without a healthcheck); why not.
-fn wait_ready(ctx: &Ctx, svc: &Service, name: &str) -> Result<(), String> {
-    let paths = ContainerPaths::new(&ctx.roots.lib, name);
-    // The service's healthcheck or its image's: what the container got.
-    let check = ContainerSpec::read(&paths)
-        .ok()
-        .flatten()
-        .and_then(|s| s.healthcheck);
-    let limit = svc
-        .update_config
-        .monitor
-        .unwrap_or_else(|| check.as_ref().map_or(START_TIMEOUT, health_time));
-    let until = Instant::now() + limit;
-    loop {
-        let st = ContainerStatus::read(&paths).unwrap_or_default();
-        match (st.state, st.health) {
-            (State::Running, _) if check.is_none() => return Ok(()),
-            (State::Running, Some(Health::Healthy)) => return Ok(()),
-            (_, Some(Health::Unhealthy)) => return Err("unhealthy".into()),
-            (State::Exited | State::Stopped, _) => {
-                let code = st.exit_code.map_or("?".into(), |c| c.to_string());
-                return Err(format!("exited with code {code}"));
-            }
-            _ => {}
-        }
-        if Instant::now() >= until {
-            return Err(format!(
-                "not ready after {}",
-                humantime::format_duration(limit)
-            ));
-        }
-        std::thread::sleep(POLL);
-    }
-}
-
-/// The longest a healthcheck takes to report healthy: the start period, then
-/// every try with its timeout (Docker's rules), and one interval of slack.
-fn health_time(h: &Healthcheck) -> Duration {
-    let tries = h.retries.max(1) + 1;
-    h.start_period + (h.interval + h.timeout) * tries
-}
-
 /// What `ps` shows of a container kept by a rollback.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct RolledBack {
@@ -225,19 +178,6 @@ pub fn rolled_back(lib: &Path, name: &str) -> Option<RolledBack> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn health_time_covers_the_start_period_and_every_try() {
-        let h = Healthcheck {
-            test: vec!["true".into()],
-            interval: Duration::from_secs(2),
-            timeout: Duration::from_secs(1),
-            retries: 3,
-            start_period: Duration::from_secs(5),
-            start_interval: Duration::from_secs(1),
-        };
-        assert_eq!(health_time(&h), Duration::from_secs(5 + 3 * 4));
-    }
 
     #[test]
     fn the_marker_round_trips_and_is_absent_by_default() {

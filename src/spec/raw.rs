@@ -247,8 +247,9 @@ pub struct RawUpdateConfig {
     pub order: Option<String>,
     /// `rollback` (default) or `continue`, for start-first updates.
     pub failure_action: Option<String>,
-    /// How long the new container may take to get ready (default: its
-    /// healthcheck's start period and tries).
+    /// How long the new container of a start-first update, or a new replica
+    /// next to serving ones, may take to get ready (default: its
+    /// healthcheck's start period and tries; 30 s without a healthcheck).
     pub monitor: Option<Scalar>,
 }
 
@@ -321,7 +322,8 @@ pub struct RawUlimit {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawLogging {
-    /// json-file (default), local, none or journald.
+    /// json-file (default), local, none or journald (Docker's journal fields;
+    /// falls back to json-file without a journal).
     pub driver: Option<String>,
     /// `max-size` and `max-file`.
     pub options: Option<BTreeMap<String, Scalar>>,

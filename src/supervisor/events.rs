@@ -31,6 +31,9 @@ pub enum Action {
     Destroy,
     /// The stack's files do not load (a watched stack runs on as it was).
     FileInvalid,
+    /// Something did not go as the file asks, and what happens instead (a
+    /// journald service without a journal logs to its json-file log).
+    Warning,
 }
 
 impl Action {
@@ -46,6 +49,7 @@ impl Action {
             Action::Kill => "kill",
             Action::Destroy => "destroy",
             Action::FileInvalid => "file_invalid",
+            Action::Warning => "warning",
         }
     }
 }

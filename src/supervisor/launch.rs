@@ -10,6 +10,11 @@
 //!
 //! Why exec: this process is the big `stack` binary, needed to set the
 //! container up; what stays for the container's lifetime is a few pages.
+//!
+//! `logging.driver: journald`: the monitor sends the output to the journal
+//! socket ([`journal_socket`]) when there is one at the start of the run;
+//! without one the run logs to its json-file log and a `warning` event says
+//! so.
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Write};
@@ -20,14 +25,31 @@ use std::os::unix::fs::OpenOptionsExt;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::unistd::pipe2;
 
+use super::events::{self, Action, Event};
 use super::helpers;
 use super::record::{ContainerPaths, ContainerSpec, ContainerStatus, State, now_secs};
+use crate::model::LogDriver;
 use crate::runtime::{CreateOptions, Runtime};
 use crate::state::Roots;
 
 /// What rebuilds the host's side of a container before a start (the
 /// reconciler's `container::revive`, given by the caller: it sits above us).
 pub type Revive<'a> = &'a dyn Fn(&str) -> Result<(), String>;
+
+/// Where journald listens for native-protocol entries.
+pub const JOURNAL_SOCKET: &str = "/run/systemd/journal/socket";
+
+/// Test hook: the journal socket to use instead of [`JOURNAL_SOCKET`], taken
+/// from the environment `stack __monitor` inherits (from the daemon, from the
+/// CLI that started it). Tests bind a datagram socket of their own there.
+pub const JOURNAL_SOCKET_ENV: &str = "STACK_TEST_JOURNAL_SOCKET";
+
+/// The journal socket a run logs to.
+pub fn journal_socket() -> std::path::PathBuf {
+    std::env::var_os(JOURNAL_SOCKET_ENV)
+        .filter(|p| !p.is_empty())
+        .map_or_else(|| JOURNAL_SOCKET.into(), Into::into)
+}
 
 /// Start container `name` and become its monitor. Returns only on failure,
 /// after recording it (and telling the starter through `ready`).
@@ -66,6 +88,8 @@ struct Started {
     oom_file: Option<std::path::PathBuf>,
     oom_before: u64,
     monitor: std::path::PathBuf,
+    /// The journal socket the output goes to, if it does.
+    journal: Option<std::path::PathBuf>,
 }
 
 fn start(roots: &Roots, paths: &ContainerPaths, name: &str, revive: Revive) -> io::Result<Started> {
@@ -113,6 +137,7 @@ fn start(roots: &Roots, paths: &ContainerPaths, name: &str, revive: Revive) -> i
             .mode(0o640)
             .open(paths.log())?;
     }
+    let journal = journal_for(roots, &spec);
     let me = std::process::id() as i32;
     ContainerStatus {
         state: State::Running,
@@ -125,6 +150,7 @@ fn start(roots: &Roots, paths: &ContainerPaths, name: &str, revive: Revive) -> i
             .healthcheck
             .as_ref()
             .map(|_| super::record::Health::Starting),
+        journal: journal.is_some(),
         ..Default::default()
     }
     .write(paths)?;
@@ -136,7 +162,29 @@ fn start(roots: &Roots, paths: &ContainerPaths, name: &str, revive: Revive) -> i
         oom_file,
         oom_before,
         monitor,
+        journal,
     })
+}
+
+/// The journal socket for a run of `spec`, when it logs to the journal and
+/// there is one; a `warning` event when it should but there is none.
+fn journal_for(roots: &Roots, spec: &ContainerSpec) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::FileTypeExt;
+    if spec.log_driver != LogDriver::Journald {
+        return None;
+    }
+    let socket = journal_socket();
+    if std::fs::metadata(&socket).is_ok_and(|m| m.file_type().is_socket()) {
+        return Some(socket);
+    }
+    let mut e = Event::new(Action::Warning, &spec.stack, &spec.service, &spec.name);
+    e.detail = Some(format!(
+        "logging.driver journald: no journal socket at {}; this run logs to {} (`stack logs` shows it)",
+        socket.display(),
+        ContainerPaths::new(&roots.lib, &spec.name).log().display()
+    ));
+    events::emit(&roots.lib, &e);
+    None
 }
 
 /// Exec stack-monitor in this process (the init stays our child). Returns
@@ -160,7 +208,7 @@ fn exec_monitor(paths: &ContainerPaths, run: &Started) -> io::Result<std::conver
         Some(p) => CString::new(p.as_os_str().as_bytes()).map_err(io::Error::other)?,
         None => c("-".into())?,
     };
-    let args = [
+    let mut args = vec![
         c("stack-monitor".into())?,
         c(run.init.to_string())?,
         c(run.spec.stop_signal.to_string())?,
@@ -170,6 +218,15 @@ fn exec_monitor(paths: &ContainerPaths, run: &Started) -> io::Result<std::conver
         oom_file,
         c(run.oom_before.to_string())?,
     ];
+    if let Some(socket) = &run.journal {
+        let image = run.spec.config["image"].as_str().unwrap_or_default();
+        args.extend([
+            CString::new(socket.as_os_str().as_bytes()).map_err(io::Error::other)?,
+            c(run.spec.name.clone())?,
+            c(run.spec.id())?,
+            c(image.to_string())?,
+        ]);
+    }
     let program = CString::new(run.monitor.as_os_str().as_bytes()).map_err(io::Error::other)?;
     std::env::set_current_dir(&paths.dir)?;
     // The pipes become fd 3 and 4, the only descriptors without CLOEXEC.

@@ -102,6 +102,14 @@ pub struct ContainerSpec {
     pub stop_grace: Duration,
     pub log_max_size: u64,
     pub log_max_files: u32,
+    /// Where output goes: the json-file log (`container.log`, also for
+    /// `local`), nowhere (`none`, with `log_max_size` 0) or the journal.
+    #[serde(default)]
+    pub log_driver: crate::model::LogDriver,
+    /// 64 hex digits, chosen at create (Docker's container id shape); empty
+    /// in records from before ids, see [`ContainerSpec::id`].
+    #[serde(default)]
+    pub id: String,
     #[serde(default)]
     pub healthcheck: Option<crate::model::Healthcheck>,
     #[serde(default)]
@@ -138,6 +146,10 @@ pub struct ContainerStatus {
     pub error: Option<String>,
     /// Healthcheck result; `None` without a healthcheck.
     pub health: Option<Health>,
+    /// This run's output goes to the journal (`logging.driver: journald`
+    /// with a journal socket there at the start).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub journal: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -191,12 +203,46 @@ impl ContainerStatus {
 }
 
 impl ContainerSpec {
+    /// The container's id: the one chosen at create, or for older records
+    /// one derived from the name and creation time (stable all the same).
+    pub fn id(&self) -> String {
+        if !self.id.is_empty() {
+            return self.id.clone();
+        }
+        let created = self
+            .created
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        hex_digest(&[self.name.as_bytes(), &created.to_le_bytes()])
+    }
+
     pub fn read(paths: &ContainerPaths) -> io::Result<Option<Self>> {
         state::read_json(&paths.spec())
     }
     pub fn write(&self, paths: &ContainerPaths) -> io::Result<()> {
         state::write_json(&paths.spec(), self)
     }
+}
+
+/// A fresh container id for `name`: 64 hex digits, unique per creation.
+pub fn new_id(name: &str) -> String {
+    let mut noise = [0u8; 16];
+    // Without randomness the time still makes it unique per creation.
+    let _ = rustix::rand::getrandom(&mut noise, rustix::rand::GetRandomFlags::empty());
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    hex_digest(&[name.as_bytes(), &now.to_le_bytes(), &noise])
+}
+
+fn hex_digest(parts: &[&[u8]]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_le_bytes());
+        h.update(p);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Seconds since the epoch, for status timestamps.
@@ -210,6 +256,14 @@ pub fn now_secs() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_are_64_hex_digits_and_differ_per_creation() {
+        let (a, b) = (new_id("web-1"), new_id("web-1"));
+        assert_eq!(a.len(), 64);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()), "{a}");
+        assert_ne!(a, b);
+    }
 
     #[test]
     fn restart_policies() {
