@@ -567,6 +567,16 @@ mod tests {
     }
 
     #[test]
+    fn a_mount_root_is_told_from_a_plain_directory() {
+        assert!(is_mount_root(Path::new("/")));
+        assert!(is_mount_root(Path::new("/proc")));
+        assert!(!is_mount_root(Path::new("/proc/self/fd")));
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!is_mount_root(dir.path()));
+        assert!(!is_mount_root(&dir.path().join("missing")));
+    }
+
+    #[test]
     fn the_images_healthcheck_is_used_merged_or_disabled_as_in_docker() {
         let img = image_check();
         let inherited = healthcheck(&service(""), Some(&img)).unwrap();
