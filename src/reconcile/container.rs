@@ -263,6 +263,15 @@ pub fn revive(roots: &Roots, name: &str) -> Result<(), Error> {
             })?;
         storage::mount_rootfs(&plan, &rootfs)?;
     }
+    // Secrets and configs are copied into a tmpfs at create, and their
+    // sources may be gone since (inline content, the environment of `up`).
+    let files = paths.dir.join("files");
+    if files.is_dir() && !is_mount_root(&files) {
+        return Err(Error::Invalid(format!(
+            "the secrets and configs of {name} were kept in memory and are gone (after a \
+             reboot?); recreate the container: `stack up --force-recreate`"
+        )));
+    }
     let own = sandbox::path(&roots.run, name);
     if sandbox::is_namespace(&own) {
         return Ok(());
