@@ -100,6 +100,38 @@ command = ["sleep", "3600"]
 }
 
 #[test]
+fn the_daemon_started_on_demand_keeps_no_descriptor_of_its_caller() {
+    let t = TestStack::new(
+        r#"
+[services.app]
+image = "{IMAGE}"
+command = ["sleep", "3600"]
+"#,
+    );
+    // The CLI's fd 3 is its stdout pipe, inheritable: a daemon that kept it
+    // would hold our end open long after the CLI exited.
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg(r#""$0" --root "$1" -f "$2" up -d 3>&1"#)
+        .arg(stack_bin())
+        .arg(t.root())
+        .arg(t.file())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output()));
+    let out = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the caller's pipe stays open: the daemon inherited it")
+        .unwrap();
+    assert!(out.status.success());
+    assert!(alive(daemon_pid(&t)), "the daemon runs");
+    t.down_and_check();
+}
+
+#[test]
 fn the_daemon_says_ready_to_systemd_after_adoption() {
     let t = TestStack::new(
         r#"

@@ -26,6 +26,7 @@ pub mod ps;
 pub mod pull;
 mod remote;
 pub mod rm;
+pub mod run;
 pub mod schema;
 pub mod stack_images;
 pub mod stats;
@@ -101,6 +102,9 @@ pub enum Command {
     Events(events::EventsArgs),
     /// Run a command in a running container of a service.
     Exec(exec::ExecArgs),
+    /// Run a one-off container of a service (its dependencies started
+    /// first), attached to this terminal; its exit code is passed through.
+    Run(run::RunArgs),
     /// Everything about containers, as JSON.
     Inspect(inspect::InspectArgs),
     /// The host address of a published port.
@@ -234,6 +238,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Kill(args) => lifecycle::kill(&global, args),
         Command::Events(args) => events::run(&global, args),
         Command::Exec(args) => exec::run(&global, args),
+        Command::Run(args) => run::run(&global, args),
         Command::Inspect(args) => inspect::inspect(&global, args),
         Command::Port(args) => inspect::port(&global, args),
         Command::Ls(args) => inspect::ls(&global, args),

@@ -1,6 +1,8 @@
 //! `stack __monitor NAME` (hidden): start one run of a container and become its
 //! monitor (see `supervisor::launch`).
 use std::fs::File;
+use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
@@ -11,12 +13,31 @@ use crate::supervisor::launch;
 
 #[derive(Args, Debug)]
 pub struct MonitorArgs {
+    /// The container's stdin, stdout and stderr are fds 3, 4 and 5 (the
+    /// starter's own, for `stack run` in the foreground).
+    #[arg(long)]
+    pub attach: bool,
+    /// With a tty: send the pty master to this Unix socket.
+    #[arg(long, value_name = "PATH")]
+    pub console_socket: Option<PathBuf>,
     /// The container to run.
     pub name: String,
 }
 
 pub fn run(global: &GlobalOpts, args: MonitorArgs) -> anyhow::Result<ExitCode> {
     let roots = Roots::new(global.root.as_deref());
+    // Taken before anything opens a file, which could land on 3, 4 or 5.
+    let attached = args.attach.then(|| [3, 4, 5].map(adopt_fd)).map(|fds| {
+        fds.into_iter()
+            .collect::<std::io::Result<Vec<OwnedFd>>>()
+            .and_then(|v| {
+                <[OwnedFd; 3]>::try_from(v).map_err(|_| std::io::Error::other("three fds"))
+            })
+    });
+    let io = launch::Io {
+        attached: attached.transpose()?,
+        console_socket: args.console_socket,
+    };
     // Detach: the starter waits for this first half to exit, the second half
     // lives on, reparented to init (or the nearest subreaper).
     // SAFETY: this process is single-threaded here (no thread was spawned yet),
@@ -42,6 +63,19 @@ pub fn run(global: &GlobalOpts, args: MonitorArgs) -> anyhow::Result<ExitCode> {
         crate::reconcile::container::revive(&roots, name)
             .map_err(|e| crate::supervisor::error_chain(&e))
     };
-    let err = launch::run(&roots, &args.name, ready, &revive);
+    let err = launch::run(&roots, &args.name, ready, io, &revive);
     Err(anyhow::anyhow!("{}: {err}", args.name))
+}
+
+/// Own inherited descriptor `fd`, close-on-exec from now on (only the
+/// container's init gets it, through the runtime's dup2).
+fn adopt_fd(fd: RawFd) -> std::io::Result<OwnedFd> {
+    nix::fcntl::fcntl(
+        // SAFETY: fd is valid for the call (F_SETFD fails with EBADF otherwise).
+        unsafe { BorrowedFd::borrow_raw(fd) },
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    )?;
+    // SAFETY: the starter passed fd to us for this purpose and nothing else
+    // in this process refers to it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }

@@ -37,6 +37,7 @@ pub fn run(global: &GlobalOpts, args: RmArgs) -> anyhow::Result<ExitCode> {
         force: args.force,
         volumes: args.volumes,
         timeout: args.timeout.map(Duration::from_secs),
+        containers: Vec::new(),
     };
     let req = RmRequest {
         services: args.services,

@@ -18,13 +18,16 @@ use tokio::sync::mpsc;
 
 use super::auth::{Access, Peer};
 use super::engine::{Engine, Out};
-use super::proto::{ContainersRequest, DownRequest, Line, RmRequest, UpRequest, Version};
+use super::proto::{
+    ContainersRequest, DownRequest, Line, RmRequest, RunRequest, UpRequest, Version,
+};
 
 /// The API; on a `read_only` socket (systemd's `api-ro`) only GET requests.
 pub fn router(engine: Arc<Engine>, read_only: bool) -> axum::Router {
     let router = axum::Router::new()
         .route("/v1/version", get(version))
         .route("/v1/stacks/up", post(up))
+        .route("/v1/stacks/run", post(run))
         .route("/v1/stacks", get(stacks))
         .route("/v1/stacks/{name}", get(stack))
         .route("/v1/stacks/{name}/ps", get(ps))
@@ -175,6 +178,10 @@ where
 
 async fn up(State(engine): State<Arc<Engine>>, Json(req): Json<UpRequest>) -> Response {
     stream(move |out| async move { engine.up(req, out).await })
+}
+
+async fn run(State(engine): State<Arc<Engine>>, Json(req): Json<RunRequest>) -> Response {
+    stream(move |out| async move { engine.run(req, out).await })
 }
 
 async fn down(

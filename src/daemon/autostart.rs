@@ -92,13 +92,18 @@ fn spawn_and_wait(
         .stdout(log.try_clone().map_err(Error::Spawn)?)
         .stderr(log)
         .current_dir("/");
-    // SAFETY: setsid is async-signal-safe; the daemon leaves our session so a
-    // Ctrl-C in this terminal never reaches it.
+    // SAFETY: setsid and close_range are async-signal-safe. The daemon leaves
+    // our session so a Ctrl-C in this terminal never reaches it, and it keeps
+    // none of the descriptors our caller let us inherit (a pty, a pipe whose
+    // reader would otherwise wait for the daemon's end).
     unsafe {
         cmd.pre_exec(|| {
-            nix::unistd::setsid()
-                .map(|_| ())
-                .map_err(std::io::Error::from)
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            let flags = libc::CLOSE_RANGE_CLOEXEC as libc::c_long;
+            if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, flags) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
         });
     }
     let mut child = cmd.spawn().map_err(Error::Spawn)?;

@@ -30,7 +30,7 @@ pub struct Engine {
     pub supervisor: Supervisor,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Operations in flight (for the idle check).
-    busy: AtomicUsize,
+    pub(super) busy: AtomicUsize,
     /// The files of watched stacks (see `follow.rs`).
     pub(super) watcher: Option<Watcher>,
     /// Watched stacks with a reconcile scheduled: true when a change came in
@@ -180,7 +180,7 @@ impl Engine {
     /// Keep the supervisor in step with the reconciler: a container about to
     /// be replaced or removed is no longer watched; a started one is, and one
     /// a failed replacement left running.
-    fn hook(&self, e: &Event, no_start: bool) {
+    pub(super) fn hook(&self, e: &Event, no_start: bool) {
         match e {
             Event::Begin(a @ (Action::Recreate { .. } | Action::Remove { .. })) => {
                 self.supervisor.forget(a.name())
@@ -197,7 +197,7 @@ impl Engine {
     }
 
     /// The events of a finished step: create (and start), start, destroy.
-    fn record(&self, stack: &str, e: &Event, no_start: bool) {
+    pub(super) fn record(&self, stack: &str, e: &Event, no_start: bool) {
         let Event::Done(a) = e else { return };
         let actions: &[EventAction] = match a {
             Action::Create { .. } | Action::Recreate { .. } if no_start => &[EventAction::Create],
@@ -296,7 +296,8 @@ impl Engine {
 
     async fn start_all(&self, picked: &[Observed], out: &Out) -> Vec<(String, String)> {
         let mut failed = Vec::new();
-        for o in picked {
+        // A one-off container of `stack run` that ended is done, as in Compose.
+        for o in picked.iter().filter(|o| o.spec.run_id.is_none()) {
             match self.supervisor.start(&o.spec.name).await {
                 Ok(false) => {}
                 Ok(true) => {
@@ -361,7 +362,7 @@ impl Engine {
         req: RmRequest,
     ) -> Result<Vec<crate::ops::rm::Removed>, String> {
         self.with_stack(&stack.clone(), move |me| {
-            let picked = crate::ops::containers(&me.roots, &stack, &req.services)
+            let picked = crate::ops::rm::picked(&me.roots, &stack, &req.services, &req.options)
                 .map_err(|e| e.to_string())?;
             for o in picked.iter().filter(|o| req.options.force || !o.is_up()) {
                 me.supervisor.forget(&o.spec.name);
@@ -449,10 +450,10 @@ fn with_resolver(mut ctx: Ctx, rt: &tokio::runtime::Handle) -> Ctx {
 }
 
 /// Counts an operation in flight for as long as it lives.
-struct Busy<'a>(&'a AtomicUsize);
+pub(super) struct Busy<'a>(&'a AtomicUsize);
 
 impl<'a> Busy<'a> {
-    fn new(n: &'a AtomicUsize) -> Self {
+    pub(super) fn new(n: &'a AtomicUsize) -> Self {
         n.fetch_add(1, Ordering::SeqCst);
         Busy(n)
     }

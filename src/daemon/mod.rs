@@ -18,6 +18,7 @@ pub mod client;
 pub mod engine;
 mod follow;
 mod guard;
+mod oneoff;
 #[cfg(test)]
 mod openapi;
 pub mod proto;

@@ -170,6 +170,14 @@ fn what_the_api_reads_is_documented() {
     );
     documented::<super::proto::RmRequest>(
         "RmRequest",
-        json!({"services":[],"options":{"force":true,"volumes":true,"timeout":null}}),
+        json!({"services":[],"options":{"force":true,"volumes":true,"timeout":null,
+            "containers":["a-b-run-0123456789ab"]}}),
+    );
+    documented::<super::proto::RunRequest>(
+        "RunRequest",
+        json!({"load":load,"service":"b","name":"a-b-run-0123456789ab","run_id":"0123456789ab",
+            "no_deps":false,"detach":true,"overrides":{"command":["sh"],"entrypoint":null,
+            "environment":[["A","1"]],"user":"1:1","working_dir":"/","service_ports":false,
+            "tty":true,"stdin_open":true}}),
     );
 }

@@ -22,6 +22,24 @@ pub struct UpRequest {
     pub watch: bool,
 }
 
+/// `POST /v1/stacks/run`: a one-off container of a service (`stack run`),
+/// created once the service's dependencies are up (`up` of them, unless
+/// `no_deps`); started and supervised with `detach`, else left for the
+/// caller to start attached to its own stdio.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRequest {
+    pub load: LoadOptions,
+    pub service: String,
+    /// The container's name and short id, chosen by the caller.
+    pub name: String,
+    pub run_id: String,
+    pub overrides: crate::reconcile::oneoff::Overrides,
+    #[serde(default)]
+    pub no_deps: bool,
+    #[serde(default)]
+    pub detach: bool,
+}
+
 /// `POST /v1/stacks/{name}/down`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct DownRequest {

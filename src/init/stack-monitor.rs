@@ -15,7 +15,8 @@
 //! process; this costs a few pages.
 //!
 //! Usage (cwd is the container's state directory; fd 3 and fd 4 are the
-//! stdout and stderr pipes; either may be closed):
+//! stdout and stderr pipes, or fd 3 the master of a `tty: true` container's
+//! pty; either may be closed or /dev/null):
 //!
 //! ```text
 //! stack-monitor INIT_PID STOP_SIGNAL GRACE_MS LOG_MAX_SIZE LOG_MAX_FILES OOM_FILE OOM_BEFORE

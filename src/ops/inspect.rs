@@ -2,7 +2,7 @@
 use serde_json::json;
 
 use crate::network::Manager;
-use crate::reconcile::container::cgroups_path;
+use crate::reconcile::container::cgroup_of;
 use crate::reconcile::ocispec;
 use crate::state::{self, Roots};
 use crate::supervisor::control::{self, Observed};
@@ -57,7 +57,7 @@ fn document(roots: &Roots, net: Option<&Manager>, o: &Observed) -> serde_json::V
             "health_log": health,
             "monitor_pid": o.status.monitor_pid.filter(|_| o.monitor_alive),
         },
-        "cgroup": cgroups_path(&o.spec.stack, &o.spec.service, o.spec.index),
+        "cgroup": cgroup_of(&o.spec),
         "networks": net.and_then(|n| n.endpoints(&o.spec.name).ok()),
         "ports": net.and_then(|n| n.published(&o.spec.name).ok()),
         "labels": labels,

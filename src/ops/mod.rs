@@ -134,8 +134,7 @@ fn runtime(roots: &Roots) -> crate::runtime::Runtime {
 
 /// The cgroup of a container as the reconciler placed it, on this host's hierarchy.
 fn cgroup(o: &Observed) -> Result<crate::cgroup::Cgroup, Error> {
-    let path =
-        crate::reconcile::container::cgroups_path(&o.spec.stack, &o.spec.service, o.spec.index);
+    let path = crate::reconcile::container::cgroup_of(&o.spec);
     crate::cgroup::Cgroup::open(path).map_err(|source| Error::Cgroup {
         name: o.spec.name.clone(),
         source,

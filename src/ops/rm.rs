@@ -17,6 +17,10 @@ pub struct RmOptions {
     pub volumes: bool,
     /// Grace period of the stop (default: each service's `stop_grace_period`).
     pub timeout: Option<Duration>,
+    /// Only these containers, by name (a `stack run --rm` container); empty:
+    /// every container of the services.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub containers: Vec<String>,
 }
 
 /// One removed (or kept) container and the anonymous volumes that went with it.
@@ -35,7 +39,7 @@ pub fn rm(
     services: &[String],
     opts: &RmOptions,
 ) -> Result<Vec<Removed>, Error> {
-    let picked = containers(roots, stack, services)?;
+    let picked = picked(roots, stack, services, opts)?;
     let ctx = Ctx::open(roots.clone())?;
     // Concurrently, as `down` does: each stop may wait out a grace period.
     Ok(std::thread::scope(|s| {
@@ -48,6 +52,20 @@ pub fn rm(
             .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
             .collect()
     }))
+}
+
+/// The containers [`rm`] acts on.
+pub fn picked(
+    roots: &Roots,
+    stack: &str,
+    services: &[String],
+    opts: &RmOptions,
+) -> Result<Vec<Observed>, Error> {
+    let mut picked = containers(roots, stack, services)?;
+    if !opts.containers.is_empty() {
+        picked.retain(|o| opts.containers.contains(&o.spec.name));
+    }
+    Ok(picked)
 }
 
 impl AsRef<Outcome> for Removed {

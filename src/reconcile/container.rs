@@ -67,6 +67,19 @@ pub fn cgroups_path(stack: &str, service: &str, index: u32) -> String {
     format!("{}/{service}-{index}", stack_slice(stack))
 }
 
+/// `stack.slice/<stack>.slice/<service>-run-<id>`: a one-off container of `stack run`.
+pub fn run_cgroups_path(stack: &str, service: &str, run_id: &str) -> String {
+    format!("{}/{service}-run-{run_id}", stack_slice(stack))
+}
+
+/// The cgroup of a recorded container.
+pub fn cgroup_of(spec: &ContainerSpec) -> String {
+    match &spec.run_id {
+        Some(id) => run_cgroups_path(&spec.stack, &spec.service, id),
+        None => cgroups_path(&spec.stack, &spec.service, spec.index),
+    }
+}
+
 pub fn stack_slice(stack: &str) -> String {
     format!("stack.slice/{stack}.slice")
 }
@@ -176,7 +189,10 @@ fn build(
         container: &want.name,
         rootfs: &rootfs,
         image: config.as_ref(),
-        cgroups_path: cgroups_path(&stack.name, &svc.name, want.index),
+        cgroups_path: match &want.run_id {
+            Some(id) => run_cgroups_path(&stack.name, &svc.name, id),
+            None => cgroups_path(&stack.name, &svc.name, want.index),
+        },
         netns: ocispec::NetNs::Host,
         mounts: Vec::new(),
     };
@@ -202,7 +218,16 @@ fn build(
             "options": ["bind", "ro", "nosuid", "nodev"],
         }));
     }
-    let wired = networking::wire(&ctx.net, &ctx.roots.run, stack, svc, &want.name, standby)?;
+    let one_off = want.run_id.is_some();
+    let wired = networking::wire(
+        &ctx.net,
+        &ctx.roots.run,
+        stack,
+        svc,
+        &want.name,
+        standby,
+        one_off,
+    )?;
     let hostname = svc.hostname.clone().unwrap_or_else(|| want.name.clone());
     // With a resolver hosted, peers come from DNS (never stale), not /etc/hosts.
     let peer_entries = match wired.resolver {
@@ -448,6 +473,8 @@ fn record(stack: &str, svc: &Service, want: &Want, image: &image::Image) -> Cont
         log_driver: svc.logging.driver,
         id: crate::supervisor::record::new_id(&want.name),
         healthcheck: healthcheck(svc, image.healthcheck.as_ref()),
+        tty: svc.tty,
+        run_id: want.run_id.clone(),
     }
 }
 

@@ -64,6 +64,7 @@ pub fn wants(
                 hash: hash.clone(),
                 config: config.clone(),
                 recreate_with: recreate_with.clone(),
+                run_id: None,
             });
         }
     }

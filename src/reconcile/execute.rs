@@ -49,6 +49,8 @@ pub fn observe_plan(ctx: &Ctx, stack: &Stack, opts: &UpOptions) -> Result<Plan, 
     let observed = control::observe(&ctx.roots.lib, Some(&stack.name))?;
     let have: Vec<Have> = observed
         .iter()
+        // One-off containers of `stack run` are none of the service's replicas.
+        .filter(|o| o.spec.run_id.is_none())
         // With services named, the others of the file are left alone entirely.
         .filter(|o| {
             opts.services.is_empty()
@@ -91,13 +93,7 @@ pub fn up(
     if plan.is_empty() {
         return Ok(report);
     }
-    let slice = Cgroup::open(stack_slice(&stack.name))?;
-    slice.create()?;
-    slice.apply(
-        &serde_json::from_value(super::ocispec::resources(&stack.resources, &stack.name)?)
-            .map_err(|e| Error::Invalid(format!("stack resources: {e}")))?,
-    )?;
-    networking::ensure_networks(&ctx.net, stack)?;
+    prepare(ctx, stack)?;
     let serving = &standby::serving_at_start(ctx, stack)?;
     let timeout = opts.timeout;
     let failed: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
@@ -234,6 +230,19 @@ pub fn up(
     Ok(report)
 }
 
+/// What every container of the stack lives in: its cgroup slice (with the
+/// stack-wide resources) and its networks.
+pub(super) fn prepare(ctx: &Ctx, stack: &Stack) -> Result<(), Error> {
+    let slice = Cgroup::open(stack_slice(&stack.name))?;
+    slice.create()?;
+    slice.apply(
+        &serde_json::from_value(super::ocispec::resources(&stack.resources, &stack.name)?)
+            .map_err(|e| Error::Invalid(format!("stack resources: {e}")))?,
+    )?;
+    networking::ensure_networks(&ctx.net, stack)?;
+    Ok(())
+}
+
 /// The image of `svc` when one of `actions` creates a container (pulled as its
 /// `pull_policy` says, once for all its replicas).
 fn image_for(
@@ -355,7 +364,7 @@ fn serve_when_ready(
     Ok(Reported::Yes)
 }
 
-fn stack_containers(ctx: &Ctx, stack: &Stack) -> Vec<String> {
+pub(super) fn stack_containers(ctx: &Ctx, stack: &Stack) -> Vec<String> {
     control::observe(&ctx.roots.lib, Some(&stack.name))
         .unwrap_or_default()
         .into_iter()
@@ -390,7 +399,7 @@ fn refresh_hosts(ctx: &Ctx, stack: &Stack) {
 }
 
 /// Block until every dependency of `service` meets its `depends_on` condition.
-fn wait_for_dependencies(ctx: &Ctx, stack: &Stack, service: &str) -> Result<(), Error> {
+pub(super) fn wait_for_dependencies(ctx: &Ctx, stack: &Stack, service: &str) -> Result<(), Error> {
     let svc = &stack.services[service];
     for (dep, d) in &svc.depends_on {
         let fail = |reason: String| Error::Dependency {

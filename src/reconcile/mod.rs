@@ -7,6 +7,7 @@ mod execute;
 mod mounts;
 pub mod networking;
 pub mod ocispec;
+pub mod oneoff;
 pub mod plan;
 pub mod rollout;
 pub mod stacks;

@@ -102,6 +102,8 @@ pub struct Wired {
 }
 
 /// Give container `name` of `svc` its network namespace, interfaces and ports.
+/// A `one_off` container (`stack run`) answers to its own name only, not to
+/// the service's (as in Compose, which gives run containers no aliases).
 pub fn wire(
     net: &Manager,
     run: &Path,
@@ -109,6 +111,7 @@ pub fn wire(
     svc: &Service,
     name: &str,
     standby: bool,
+    one_off: bool,
 ) -> Result<Wired, Error> {
     match &svc.network_mode {
         NetworkMode::Host => Ok(Wired::default()),
@@ -163,7 +166,10 @@ pub fn wire(
                     true => external(net, stack, key)?,
                     false => (stack.name.clone(), key.clone()),
                 };
-                let mut aliases = vec![svc.name.clone(), name.to_string()];
+                let mut aliases = match one_off {
+                    true => vec![name.to_string()],
+                    false => vec![svc.name.clone(), name.to_string()],
+                };
                 aliases.extend(sn.aliases.iter().cloned());
                 attachments.push(Attachment {
                     stack: owner,

@@ -15,6 +15,8 @@ pub struct Want {
     /// Services whose recreation forces this one's (depends_on `restart: true`,
     /// `network_mode: service:X`).
     pub recreate_with: Vec<String>,
+    /// A one-off container of `stack run` (its short id); never planned.
+    pub run_id: Option<String>,
 }
 
 /// One container that exists.
@@ -276,6 +278,7 @@ mod tests {
             hash: hash.into(),
             config: json!({ "hash": hash }),
             recreate_with: vec![],
+            run_id: None,
         }
     }
 

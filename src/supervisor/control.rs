@@ -1,7 +1,8 @@
 //! Starting, finding and stopping monitors from the outside (CLI, reconciler).
 use std::io::{self, BufRead, BufReader};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -134,6 +135,20 @@ fn read(paths: &ContainerPaths, name: &str) -> Result<Option<Observed>, Error> {
 /// Start the monitor of container `name` (its spec and bundle must exist) and
 /// wait until the container's process runs or failed to start.
 pub fn spawn_monitor(roots: &Roots, name: &str) -> Result<(), Error> {
+    spawn_attached(roots, name, &Attach::default())
+}
+
+/// How `stack run` in the foreground connects a container to its caller.
+#[derive(Debug, Default)]
+pub struct Attach {
+    /// These become the container's stdin, stdout and stderr (no tty).
+    pub stdio: Option<[OwnedFd; 3]>,
+    /// With a tty: the Unix socket (listening) that receives the pty master.
+    pub console_socket: Option<PathBuf>,
+}
+
+/// [`spawn_monitor`] with the container's stdio connected as `attach` says.
+pub fn spawn_attached(roots: &Roots, name: &str, attach: &Attach) -> Result<(), Error> {
     let spawn_err = |source| Error::Spawn {
         name: name.to_string(),
         source,
@@ -149,7 +164,37 @@ pub fn spawn_monitor(roots: &Roots, name: &str) -> Result<(), Error> {
     if let Some(root) = &roots.custom {
         cmd.arg("--root").arg(root);
     }
-    cmd.args(["__monitor", name])
+    cmd.arg("__monitor");
+    if let Some(sock) = &attach.console_socket {
+        cmd.arg("--console-socket").arg(sock);
+    }
+    // Copies above 10, so that no dup2 below clobbers a source not yet
+    // copied; open until the spawn returned.
+    let high: Vec<OwnedFd> = match &attach.stdio {
+        Some(fds) => fds
+            .iter()
+            .map(dup_above_10)
+            .collect::<io::Result<_>>()
+            .map_err(spawn_err)?,
+        None => Vec::new(),
+    };
+    if !high.is_empty() {
+        cmd.arg("--attach");
+        let raw: Vec<i32> = high.iter().map(|fd| fd.as_raw_fd()).collect();
+        // SAFETY: dup2 is async-signal-safe; the sources are open until the
+        // spawn returns (`high` lives past it); a dup2 target has no CLOEXEC.
+        unsafe {
+            cmd.pre_exec(move || {
+                for (i, fd) in raw.iter().enumerate() {
+                    if libc::dup2(*fd, 3 + i as i32) < 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+    }
+    cmd.arg(name)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(diag);
@@ -182,6 +227,12 @@ pub fn spawn_monitor(roots: &Roots, name: &str) -> Result<(), Error> {
             reason: other.trim_start_matches("error: ").to_string(),
         }),
     }
+}
+
+fn dup_above_10(fd: &OwnedFd) -> io::Result<OwnedFd> {
+    let n = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(10))?;
+    // SAFETY: fcntl just returned this new descriptor; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(n) })
 }
 
 /// Ask the monitor of `name` to stop its container and wait until it has

@@ -5,8 +5,14 @@
 //! Flow: read spec -> `revive` what the host lost since the last run (after
 //! a reboot: mounts, network namespace) -> fresh pipes -> runtime
 //! create+start (the init is our child) -> status.json `running` -> "ok" to
-//! the starter -> exec stack-monitor with the pipes as fd 3 and 4. A failure before the exec is recorded in
-//! status.json (`exited`, with the error) and reported to the starter.
+//! the starter -> exec stack-monitor with the pipes as fd 3 and 4. A failure
+//! before the exec is recorded in status.json (`exited`, with the error) and
+//! reported to the starter.
+//!
+//! Where the output goes ([`Io`]): the pipes by default; with `tty: true` a
+//! pty, whose master becomes fd 3 (logged as stdout); for `stack run` in the
+//! foreground, the caller's own stdio (or, with a tty, the pty master goes to
+//! the caller's console socket), and the monitor logs nothing.
 //!
 //! Why exec: this process is the big `stack` binary, needed to set the
 //! container up; what stays for the container's lifetime is a few pages.
@@ -21,6 +27,7 @@ use std::io::{self, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
 
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::unistd::pipe2;
@@ -35,6 +42,16 @@ use crate::state::Roots;
 /// What rebuilds the host's side of a container before a start (the
 /// reconciler's `container::revive`, given by the caller: it sits above us).
 pub type Revive<'a> = &'a dyn Fn(&str) -> Result<(), String>;
+
+/// Where a run's stdio goes besides the default (pipes, or a pty with `tty`).
+#[derive(Debug, Default)]
+pub struct Io {
+    /// The starter's stdin, stdout and stderr (`stack run` without a tty).
+    pub attached: Option<[OwnedFd; 3]>,
+    /// With `tty`: send the pty master here (runc's console socket protocol)
+    /// instead of keeping it.
+    pub console_socket: Option<PathBuf>,
+}
 
 /// Where journald listens for native-protocol entries.
 pub const JOURNAL_SOCKET: &str = "/run/systemd/journal/socket";
@@ -53,9 +70,9 @@ pub fn journal_socket() -> std::path::PathBuf {
 
 /// Start container `name` and become its monitor. Returns only on failure,
 /// after recording it (and telling the starter through `ready`).
-pub fn run(roots: &Roots, name: &str, mut ready: File, revive: Revive) -> io::Error {
+pub fn run(roots: &Roots, name: &str, mut ready: File, io: Io, revive: Revive) -> io::Error {
     let paths = ContainerPaths::new(&roots.lib, name);
-    match start(roots, &paths, name, revive) {
+    match start(roots, &paths, name, io, revive) {
         Ok(run) => {
             let _ = writeln!(ready, "ok");
             drop(ready);
@@ -82,8 +99,10 @@ fn record_failure(paths: &ContainerPaths, err: &io::Error) {
 /// What the exec of stack-monitor needs from a started run.
 struct Started {
     init: i32,
-    stdout: OwnedFd,
-    stderr: OwnedFd,
+    /// What stack-monitor reads as the stdout and stderr streams (none when
+    /// the output goes to the starter).
+    stdout: Option<OwnedFd>,
+    stderr: Option<OwnedFd>,
     spec: ContainerSpec,
     oom_file: Option<std::path::PathBuf>,
     oom_before: u64,
@@ -92,7 +111,13 @@ struct Started {
     journal: Option<std::path::PathBuf>,
 }
 
-fn start(roots: &Roots, paths: &ContainerPaths, name: &str, revive: Revive) -> io::Result<Started> {
+fn start(
+    roots: &Roots,
+    paths: &ContainerPaths,
+    name: &str,
+    io: Io,
+    revive: Revive,
+) -> io::Result<Started> {
     let spec = ContainerSpec::read(paths)?
         .ok_or_else(|| io::Error::other(format!("no container {name}")))?;
     let monitor = helpers::install_monitor(&roots.lib)?;
@@ -105,19 +130,14 @@ fn start(roots: &Roots, paths: &ContainerPaths, name: &str, revive: Revive) -> i
     // A runtime record left by a monitor that died mid-run is stale now.
     let _ = runtime.delete(name, true);
     revive(name).map_err(io::Error::other)?;
-    let (out_r, out_w) = pipe2(OFlag::O_CLOEXEC)?;
-    let (err_r, err_w) = pipe2(OFlag::O_CLOEXEC)?;
-    for fd in [&out_r, &err_r] {
-        fcntl(fd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
-    }
-    let stdin: OwnedFd = File::open("/dev/null")?.into();
-    let opts = CreateOptions {
-        stdio: Some([stdin, out_w, err_w]),
-        ..Default::default()
-    };
+    let (opts, (mut stdout, stderr)) = stdio(&spec, io)?;
     let bundle = paths.bundle();
     let failed = |e: crate::runtime::Error| io::Error::other(super::error_chain(&e));
-    let container = runtime.create(name, &bundle, opts).map_err(failed)?;
+    let mut container = runtime.create(name, &bundle, opts).map_err(failed)?;
+    if let Some(master) = container.pty_master.take() {
+        fcntl(&master, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
+        stdout = Some(master);
+    }
     let oom_file = container.cgroup.oom_counter_file();
     let oom_before = container
         .cgroup
@@ -156,8 +176,8 @@ fn start(roots: &Roots, paths: &ContainerPaths, name: &str, revive: Revive) -> i
     .write(paths)?;
     Ok(Started {
         init: container.pid,
-        stdout: out_r,
-        stderr: err_r,
+        stdout,
+        stderr,
         spec,
         oom_file,
         oom_before,
@@ -165,6 +185,40 @@ fn start(roots: &Roots, paths: &ContainerPaths, name: &str, revive: Revive) -> i
         journal,
     })
 }
+
+/// The runtime's stdio options for this run, and the read ends stack-monitor
+/// gets (a pty master, when there is one, comes from the create).
+fn stdio(spec: &ContainerSpec, io: Io) -> io::Result<(CreateOptions, Streams)> {
+    if spec.tty {
+        // The pty replaces stdio; the runtime hands its master back (or to
+        // the console socket).
+        let opts = CreateOptions {
+            console_socket: io.console_socket,
+            ..Default::default()
+        };
+        return Ok((opts, (None, None)));
+    }
+    if let Some(fds) = io.attached {
+        let opts = CreateOptions {
+            stdio: Some(fds),
+            ..Default::default()
+        };
+        return Ok((opts, (None, None)));
+    }
+    let (out_r, out_w) = pipe2(OFlag::O_CLOEXEC)?;
+    let (err_r, err_w) = pipe2(OFlag::O_CLOEXEC)?;
+    for fd in [&out_r, &err_r] {
+        fcntl(fd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
+    }
+    let stdin: OwnedFd = File::open("/dev/null")?.into();
+    let opts = CreateOptions {
+        stdio: Some([stdin, out_w, err_w]),
+        ..Default::default()
+    };
+    Ok((opts, (Some(out_r), Some(err_r))))
+}
+
+type Streams = (Option<OwnedFd>, Option<OwnedFd>);
 
 /// The journal socket for a run of `spec`, when it logs to the journal and
 /// there is one; a `warning` event when it should but there is none.
@@ -229,9 +283,12 @@ fn exec_monitor(paths: &ContainerPaths, run: &Started) -> io::Result<std::conver
     }
     let program = CString::new(run.monitor.as_os_str().as_bytes()).map_err(io::Error::other)?;
     std::env::set_current_dir(&paths.dir)?;
-    // The pipes become fd 3 and 4, the only descriptors without CLOEXEC.
+    // The pipes become fd 3 and 4, the only descriptors without CLOEXEC
+    // (/dev/null for a stream it does not get: it reads EOF at once).
     // Through copies above 10 first, so neither dup2 clobbers the other pipe.
-    let high = |fd: &OwnedFd| fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(10));
+    let null: OwnedFd = File::open("/dev/null")?.into();
+    let high =
+        |fd: &Option<OwnedFd>| fcntl(fd.as_ref().unwrap_or(&null), FcntlArg::F_DUPFD_CLOEXEC(10));
     let (out, err) = (high(&run.stdout)?, high(&run.stderr)?);
     for (from, to) in [(out, 3), (err, 4)] {
         // SAFETY: dup2 onto 3 and 4, which nothing in this process uses after

@@ -114,6 +114,14 @@ pub struct ContainerSpec {
     pub healthcheck: Option<crate::model::Healthcheck>,
     #[serde(default)]
     pub on_unhealthy: crate::model::OnUnhealthy,
+    /// `tty: true`: the init's stdin, stdout and stderr are a pty; the
+    /// monitor holds its master (and logs it as stdout).
+    #[serde(default)]
+    pub tty: bool,
+    /// The short id of a one-off container of `stack run`. It is none of the
+    /// service's replicas: `up` neither scales it down nor calls it an orphan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
