@@ -6,6 +6,7 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
+use std::time::Duration;
 
 use common::stack::TestStack;
 use common::{alive, stack_bin};
@@ -127,7 +128,7 @@ command = ["sleep", "3600"]
         .expect("the caller's pipe stays open: the daemon inherited it")
         .unwrap();
     assert!(out.status.success());
-    assert!(alive(daemon_pid(&t)), "the daemon runs");
+    assert!(alive(t.daemon_pid()), "the daemon runs");
     t.down_and_check();
 }
 
