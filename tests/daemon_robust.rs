@@ -1,5 +1,6 @@
 //! The daemon under things that happen to servers: something flushes the
-//! host's firewall; a reboot (root, real containers).
+//! host's firewall; a reboot; an upgrade; daemons killed mid-reconcile, over
+//! and over (root, real containers).
 mod common;
 
 use std::io::{Read, Write};
