@@ -5,10 +5,14 @@
 # containerd + containerd-shim (docker-compose) with the same N containers, in
 # the same run. podman + conmon is measured when podman is installed (not in
 # .ci/setup; `apt-get install podman` before running to include it).
-# Needs: root, docker.io, docker-compose, skopeo. Usage: bench/rss.sh [N] (20)
+# Needs: root, docker.io, docker-compose, skopeo. Usage: bench/rss.sh [N] [N2]
+# (N defaults to 20). With N2, stack is also measured with N2 containers and
+# the slope (growth per extra container, N -> N2) is printed: what grows per
+# container as opposed to a one-off cost of the first ones.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-20}
+n2=${2:-}
 stack=${STACK:-target/release/stack}
 [ -x "$stack" ] || cargo build --release
 [ -d examples/images/busybox ] || examples/images/build.sh
@@ -29,13 +33,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-{
+stack_file() { # count
   echo 'name = "rsss"'
-  for i in $(seq 1 "$n"); do
+  for i in $(seq 1 "$1"); do
     printf '[services.s%d]\nimage = "oci:%s/examples/images/busybox:latest"\n' "$i" "$PWD"
     printf 'command = ["sleep", "3600"]\nrestart = "always"\ninit = true\n'
   done
-} > "$work/stack.toml"
+}
+stack_file "$n" > "$work/stack.toml"
 {
   echo 'services:'
   for i in $(seq 1 "$n"); do
@@ -59,19 +64,34 @@ line() { # what rss pss count
 }
 settle() { sleep 2; }
 
-# stack: the daemon with one empty stack's worth of work (idle), then N.
-"$stack" --root "$root" -f "$work/stack.toml" up -d >/dev/null
-settle
-daemon=$(pids_of "$stack --root $root daemon")
-# A monitor's argv names its container's cgroup, under the stack's slice.
-monitors=$(pgrep -f "^stack-monitor .*/rsss\.slice/" || true)
-read -r drss dpss <<<"$(mem $daemon)"
-read -r mrss mpss <<<"$(mem $monitors)"
-nm=$(echo $monitors | wc -w)
-line "stack daemon ($n running)" "$drss" "$dpss" "$(echo $daemon | wc -w)"
-line "stack-monitor x$nm" "$mrss" "$mpss" "$nm"
-st_total=$((drss + mrss)); st_ptotal=$((dpss + mpss))
-line "stack total" "$st_total" "$st_ptotal" "$(( $(echo $daemon | wc -w) + nm ))"
+# stack with $1 containers running (the stack file $2): prints the daemon's,
+# the monitors' and the total memory; leaves the total in st_total/st_ptotal.
+measure_stack() {
+  "$stack" --root "$root" -f "$2" up -d >/dev/null
+  settle
+  daemon=$(pids_of "$stack --root $root daemon")
+  # A monitor's argv names its container's cgroup, under the stack's slice.
+  monitors=$(pgrep -f "^stack-monitor .*/rsss\.slice/" || true)
+  read -r drss dpss <<<"$(mem $daemon)"
+  read -r mrss mpss <<<"$(mem $monitors)"
+  nm=$(echo $monitors | wc -w)
+  line "stack daemon ($1 running)" "$drss" "$dpss" "$(echo $daemon | wc -w)"
+  line "stack-monitor x$nm" "$mrss" "$mpss" "$nm"
+  st_total=$((drss + mrss)); st_ptotal=$((dpss + mpss))
+  line "stack total ($1 running)" "$st_total" "$st_ptotal" "$(( $(echo $daemon | wc -w) + nm ))"
+}
+measure_stack "$n" "$work/stack.toml"
+if [ -n "$n2" ]; then
+  first=$st_total; pfirst=$st_ptotal
+  # The same file grown (one stack, its first $n containers left as they are).
+  stack_file "$n2" > "$work/stack.toml"
+  measure_stack "$n2" "$work/stack.toml"
+  printf 'stack per extra container (%d -> %d): RSS %.2f MiB  PSS %.2f MiB\n' "$n" "$n2" \
+    "$(echo "($st_total - $first) / ($n2 - $n) / 1024" | bc -l)" \
+    "$(echo "($st_ptotal - $pfirst) / ($n2 - $n) / 1024" | bc -l)"
+  # The docker comparison below is with N containers: the first figures.
+  st_total=$first; st_ptotal=$pfirst
+fi
 "$stack" --root "$root" -f "$work/stack.toml" down >/dev/null 2>&1
 # The on-demand daemon exits once idle; a second one would not get the socket.
 for _ in $(seq 100); do kill -0 $daemon 2>/dev/null || break; sleep 0.1; done

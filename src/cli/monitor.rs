@@ -46,6 +46,9 @@ pub fn run(global: &GlobalOpts, args: MonitorArgs) -> anyhow::Result<ExitCode> {
         nix::unistd::ForkResult::Parent { .. } => return Ok(ExitCode::SUCCESS),
         nix::unistd::ForkResult::Child => {}
     }
+    // Our own session (the starter only put the first half in a process group
+    // of its own): no terminal's hangup or Ctrl-C reaches the monitor.
+    nix::unistd::setsid()?;
     // The readiness line goes to the starter's pipe (our stdout); afterwards
     // stdout points to /dev/null so the starter sees EOF once we report.
     let ready = File::from(nix::unistd::dup(std::io::stdout())?);

@@ -484,8 +484,8 @@ pub struct DownOptions {
 ///
 /// Order: every container is stopped (concurrently, each with its grace
 /// period) while the network still works; then, when the whole stack goes, its
-/// networks are removed in one step (not one interface at a time); then each
-/// container's mounts and records.
+/// networks are removed in one step (not one interface at a time) while each
+/// container's mounts and records are removed.
 pub fn down(
     ctx: &Ctx,
     name: &str,
@@ -535,14 +535,23 @@ pub fn down(
                     .collect(),
             );
         }
-        if let Err(e) = ctx.net.remove_stack(name) {
-            record(name, vec![e.into()]);
-        }
         container::Network::GoneWithTheStack
     } else {
         container::Network::Detach
     };
     std::thread::scope(|s| {
+        // The bridge's deletion waits for the kernel (RCU grace periods) and
+        // the ruleset is one `nft` run: both overlap with the containers'
+        // unmounts and removals, which no longer need the network (their
+        // namespaces are gone). A crash in between is repaired by the next
+        // `down`: with no container left, the stack's networks still go.
+        if whole {
+            s.spawn(|| {
+                if let Err(e) = ctx.net.remove_stack(name) {
+                    record(name, vec![e.into()]);
+                }
+            });
+        }
         for o in &going {
             s.spawn(|| {
                 let anon = if opts.volumes {

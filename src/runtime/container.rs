@@ -162,6 +162,7 @@ impl Runtime {
             bundle: &bundle,
             no_pivot: opts.no_pivot,
             cgroup_path: cgroup.path(),
+            state_dir: Some(&self.state_dir),
         })?;
         if plan.terminal && opts.stdio.is_some() {
             return Err(Error::Invalid {

@@ -73,7 +73,7 @@ impl Runtime {
         }
         let mut spec = self.spec(id)?;
         spec.set_process(Some(process.clone()));
-        let plan = exec_plan(&spec, saved.pid)?;
+        let plan = exec_plan(&spec, saved.pid, &self.state_dir)?;
         let console = connect_console(opts.console_socket.as_deref(), plan.terminal)?;
         let cgroup = self.cgroup(&saved)?;
         let dir = self.state_dir.join(id);
@@ -112,7 +112,7 @@ impl Runtime {
     }
 }
 
-fn exec_plan(spec: &Spec, init_pid: i32) -> Result<InitPlan> {
+fn exec_plan(spec: &Spec, init_pid: i32, state_dir: &std::path::Path) -> Result<InitPlan> {
     let mut p = InitPlan {
         exec_mode: true,
         ..Default::default()
@@ -124,6 +124,6 @@ fn exec_plan(spec: &Spec, init_pid: i32) -> Result<InitPlan> {
     }
     super::process::plan(&mut p, spec)?;
     p.cwd_path = None;
-    plan::process_linux(&mut p, &linux)?;
+    plan::process_linux(&mut p, &linux, Some(state_dir))?;
     Ok(p)
 }

@@ -262,6 +262,8 @@ pub(crate) struct PlanInput<'a> {
     pub no_pivot: bool,
     /// The container's cgroup (relative), for the v1 `cgroup` mount binds.
     pub cgroup_path: &'a Path,
+    /// The runtime's state dir, which caches compiled seccomp filters.
+    pub state_dir: Option<&'a Path>,
 }
 
 pub(crate) fn build(input: &PlanInput<'_>) -> Result<InitPlan, Error> {
@@ -395,15 +397,17 @@ pub(crate) fn build(input: &PlanInput<'_>) -> Result<InitPlan, Error> {
         plan.domainname = Some(cstr(d, "domainname")?);
     }
     super::process::plan(&mut plan, spec)?;
-    process_linux(&mut plan, &linux)?;
+    process_linux(&mut plan, &linux, input.state_dir)?;
     Ok(plan)
 }
 
 /// The parts of `linux` that apply to every process of the container, the init
-/// and `exec`'d ones alike (as runc's setns init): personality and seccomp.
+/// and `exec`'d ones alike (as runc's setns init): personality and seccomp
+/// (compiled filters cached under `state_dir`, the runtime's).
 pub(crate) fn process_linux(
     plan: &mut InitPlan,
     linux: &oci_spec::runtime::Linux,
+    state_dir: Option<&Path>,
 ) -> Result<(), Error> {
     plan.personality = linux
         .personality()
@@ -411,7 +415,7 @@ pub(crate) fn process_linux(
         .map(super::personality::value)
         .transpose()?;
     if let Some(s) = linux.seccomp() {
-        let c = super::seccomp::compile(s)?;
+        let c = super::seccomp::compile_cached(s, state_dir)?;
         plan.seccomp = Some(c.prog);
         plan.seccomp_flags = c.flags;
         plan.seccomp_listener = c.listener;

@@ -197,12 +197,14 @@ pub fn spawn_attached(roots: &Roots, name: &str, attach: &Attach) -> Result<(), 
     cmd.arg(name)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(diag);
-    // SAFETY: setsid is async-signal-safe; it detaches the monitor from our
-    // session so a Ctrl-C in the terminal does not reach it.
-    unsafe {
-        cmd.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(io::Error::from));
-    }
+        .stderr(diag)
+        // Out of our process group at once, so a Ctrl-C in the terminal does
+        // not reach it; the monitor then leaves our session itself (setsid in
+        // `stack __monitor`). Without a pre_exec closure (every start but an
+        // attached `stack run`) std starts the child with posix_spawn
+        // (vfork-like) instead of forking this process, whose page tables (a
+        // daemon's threads and heap) would be copied per start.
+        .process_group(0);
     let mut child = cmd.spawn().map_err(spawn_err)?;
     let stdout = child
         .stdout

@@ -5,7 +5,8 @@
 //! resolution per arch, which Docker's profile needs (see DESIGN.md). The program
 //! is exported (seccomp_export_bpf) into a pipe and read back as `sock_filter`s,
 //! so the child only calls seccomp(2) on a prepared buffer — no libseccomp after
-//! clone.
+//! clone. Compiled programs are cached per runtime state dir (`cache.rs`).
+mod cache;
 pub(crate) mod listener;
 mod profile;
 
@@ -98,6 +99,18 @@ pub(crate) struct Compiled {
     /// Some rule notifies: the filter is loaded with SECCOMP_FILTER_FLAG_NEW_LISTENER
     /// and the fd goes to `linux.seccomp.listenerPath` (see `listener.rs`).
     pub listener: bool,
+}
+
+/// The filter of `s`: from the cache under `state_dir` (the runtime's) when
+/// there is one, else compiled.
+pub(crate) fn compile_cached(
+    s: &LinuxSeccomp,
+    state_dir: Option<&std::path::Path>,
+) -> Result<Compiled, Error> {
+    match state_dir {
+        Some(dir) => cache::get_or_compile(&cache::dir(dir), s, || compile(s)),
+        None => compile(s),
+    }
 }
 
 /// Build the filter.
