@@ -9,32 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::stack::TestStack;
-use common::stack_bin;
-
-fn daemon_pid(t: &TestStack) -> i32 {
-    let text = std::fs::read_to_string(t.root().join("run/daemon.lock")).unwrap();
-    text.trim().parse().unwrap()
-}
-
-fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-        !s.rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .starts_with('Z')
-    })
-}
-
-fn wait_gone(pid: i32) {
-    for _ in 0..500 {
-        if !alive(pid) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    panic!("process {pid} did not exit");
-}
+use common::{alive, stack_bin};
 
 fn counter_lines(t: &TestStack) -> usize {
     t.ok(&["logs", "--no-log-prefix", "ticker"])
@@ -61,13 +36,13 @@ restart = "on-failure:1"
     let ticker = t.container("ticker", 1);
     let flaky = t.container("flaky", 1);
     let pid = t.row(&ticker)["pid"].as_i64().unwrap();
-    let daemon = daemon_pid(&t);
+    let daemon = t.daemon_pid();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(daemon),
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
-    wait_gone(daemon);
+    assert!(common::wait_gone(daemon), "the daemon exits");
     // Without a daemon: output is still captured, the exit is still recorded.
     let before = counter_lines(&t);
     // Its policy will restart it: it shows as restarting, with its exit.
@@ -88,7 +63,7 @@ restart = "on-failure:1"
     );
     // The next daemon adopts the running container and applies flaky's policy.
     t.ok(&["start", "flaky"]);
-    assert_ne!(daemon_pid(&t), daemon);
+    assert_ne!(t.daemon_pid(), daemon);
     assert_eq!(t.row(&ticker)["pid"].as_i64(), Some(pid), "not restarted");
     t.wait_for(10, "flaky's last exit", || {
         let r = t.row(&flaky);
@@ -109,13 +84,13 @@ command = ["sleep", "3600"]
     t.ok(&["up", "-d"]);
     let name = t.container("app", 1);
     let pid = t.row(&name)["pid"].as_i64().unwrap() as i32;
-    let daemon = daemon_pid(&t);
+    let daemon = t.daemon_pid();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(daemon),
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
-    wait_gone(daemon);
+    assert!(common::wait_gone(daemon), "the daemon exits");
     assert!(alive(pid), "the container runs on");
     assert!(
         !t.root().join("run/stack.sock").exists(),
@@ -153,7 +128,7 @@ command = ["sleep", "3600"]
         .expect("the caller's pipe stays open: the daemon inherited it")
         .unwrap();
     assert!(out.status.success());
-    assert!(alive(daemon_pid(&t)), "the daemon runs");
+    assert!(alive(t.daemon_pid()), "the daemon runs");
     t.down_and_check();
 }
 
@@ -167,14 +142,14 @@ command = ["sleep", "3600"]
 "#,
     );
     t.ok(&["up", "-d"]);
-    let daemon = daemon_pid(&t);
+    let daemon = t.daemon_pid();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(daemon),
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
-    wait_gone(daemon);
-    let (mut daemon, msg) = start_daemon(&t, &stack_bin());
+    assert!(common::wait_gone(daemon), "the daemon exits");
+    let (mut daemon, msg) = t.start_daemon(&stack_bin());
     assert!(msg.lines().any(|l| l == "READY=1"), "{msg}");
     assert!(msg.contains("STATUS=supervising 1 containers"), "{msg}");
     let meta = std::fs::metadata(t.root().join("run/stack.sock")).unwrap();
@@ -192,12 +167,79 @@ command = ["sleep", "3600"]
         "{}",
         String::from_utf8_lossy(&second.stderr)
     );
+    daemon.terminate();
+    t.down_and_check();
+}
+
+#[test]
+fn with_a_watchdog_set_the_daemon_pings_systemd_after_ready() {
+    let t = TestStack::new(
+        r#"
+[services.app]
+image = "{IMAGE}"
+command = ["sleep", "3600"]
+"#,
+    );
+    t.ok(&["up", "-d"]);
+    let daemon = t.daemon_pid();
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(daemon.0.id() as i32),
+        nix::unistd::Pid::from_raw(daemon),
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
-    daemon.0.wait().unwrap();
+    assert!(common::wait_gone(daemon), "the daemon exits");
+    // As systemd with WatchdogSec=200ms starts it: WATCHDOG_PID is the
+    // service's main pid, which the exec keeps.
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg("WATCHDOG_PID=$$ exec \"$0\" --root \"$1\" daemon")
+        .arg(stack_bin())
+        .arg(t.root())
+        .env("WATCHDOG_USEC", "200000");
+    let (mut daemon, first) = t.spawn_notified(cmd);
+    assert!(first.lines().any(|l| l == "READY=1"), "{first}");
+    assert!(first.contains("STATUS=supervising 1 containers"), "{first}");
+    let started = std::time::Instant::now();
+    let mut pings = 0;
+    let mut other = Vec::new();
+    while pings < 5 && other.len() < 5 {
+        let msg = daemon.message();
+        match msg.as_str() {
+            "WATCHDOG=1" => pings += 1,
+            _ => other.push(msg),
+        }
+    }
+    // Every 100 ms (half the period, as sd_watchdog_enabled(3) advises);
+    // printed, not asserted: this machine may be busy.
+    println!("5 pings in {:?}", started.elapsed());
+    assert!(other.is_empty(), "only pings after READY: {other:?}");
+    // A reload says what it does.
+    daemon.signal(nix::sys::signal::Signal::SIGHUP);
+    let mut reload = Vec::new();
+    while !reload.iter().any(|m: &String| m.contains("READY=1")) {
+        let msg = daemon.message();
+        if msg != "WATCHDOG=1" {
+            reload.push(msg);
+        }
+    }
+    assert_eq!(reload.len(), 2, "{reload:?}");
+    let lines = |m: &str| m.lines().map(str::to_string).collect::<Vec<_>>();
+    let (begin, end) = (lines(&reload[0]), lines(&reload[1]));
+    assert!(begin.contains(&"RELOADING=1".into()), "{begin:?}");
+    assert!(begin.contains(&"STATUS=reloading".into()), "{begin:?}");
+    assert!(
+        begin.iter().any(|l| l.starts_with("MONOTONIC_USEC=")),
+        "{begin:?}"
+    );
+    assert!(
+        end.contains(&"STATUS=supervising 1 containers".into()),
+        "{end:?}"
+    );
+    assert!(daemon.terminate().success());
+    let mut last = String::new();
+    while !last.contains("STOPPING=1") {
+        last = daemon.message();
+    }
     t.down_and_check();
 }
 
@@ -263,50 +305,13 @@ command = ["sleep", "3600"]
     // starting monitors with the binary it runs.
     let bin = t.dir.path().join("stack-copy");
     std::fs::copy(stack_bin(), &bin).unwrap();
-    let (mut daemon, _) = start_daemon(&t, &bin);
+    let (mut daemon, _) = t.start_daemon(&bin);
     let next = t.dir.path().join("stack-next");
     std::fs::copy(stack_bin(), &next).unwrap();
     std::fs::rename(&next, &bin).unwrap();
     t.ok(&["up", "-d"]);
     assert_eq!(t.row(&t.container("app", 1))["state"], "running");
     t.ok(&["down"]);
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(daemon.0.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    daemon.0.wait().unwrap();
+    daemon.terminate();
     t.down_and_check();
-}
-
-/// `bin daemon` for the test's root, once it has sent its first sd_notify
-/// message (READY=1 after adoption) to a socket of the test's; that message.
-fn start_daemon(t: &TestStack, bin: &std::path::Path) -> (KillOnDrop, String) {
-    let sock_path = t.dir.path().join("notify.sock");
-    let _ = std::fs::remove_file(&sock_path);
-    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    let child = Command::new(bin)
-        .arg("--root")
-        .arg(t.root())
-        .arg("daemon")
-        .env("NOTIFY_SOCKET", &sock_path)
-        .spawn()
-        .unwrap();
-    let daemon = KillOnDrop(child);
-    let mut buf = [0u8; 1024];
-    let n = sock.recv(&mut buf).unwrap();
-    (daemon, String::from_utf8_lossy(&buf[..n]).into_owned())
-}
-
-/// A daemon the test started, killed if the test fails (its output pipes
-/// would keep the test harness waiting).
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }

@@ -1,5 +1,6 @@
 //! The daemon under things that happen to servers: something flushes the
-//! host's firewall; a reboot (root, real containers).
+//! host's firewall; a reboot; an upgrade; daemons killed mid-reconcile, over
+//! and over (root, real containers).
 mod common;
 
 use std::io::{Read, Write};
@@ -73,22 +74,6 @@ init = true
     t.down_and_check();
 }
 
-fn daemon_pid(t: &TestStack) -> nix::unistd::Pid {
-    let text = std::fs::read_to_string(t.root().join("run/daemon.lock")).unwrap();
-    nix::unistd::Pid::from_raw(text.trim().parse().unwrap())
-}
-
-fn wait_gone(pid: nix::unistd::Pid) -> bool {
-    let until = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < until {
-        if nix::sys::signal::kill(pid, None).is_err() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
-}
-
 #[test]
 fn a_stuck_daemon_times_the_client_out_and_a_streaming_client_does_not_stop_shutdown() {
     let t = TestStack::new(
@@ -99,7 +84,7 @@ command = ["sh", "-c", "while :; do echo tick; sleep 0.1; done"]
 "#,
     );
     t.ok(&["up", "-d"]);
-    let daemon = daemon_pid(&t);
+    let daemon = nix::unistd::Pid::from_raw(t.daemon_pid());
     let cli = || {
         let mut c = Command::new(common::stack_bin());
         c.arg("--root").arg(t.root()).arg("-f").arg(t.file());
@@ -131,7 +116,7 @@ command = ["sh", "-c", "while :; do echo tick; sleep 0.1; done"]
     assert!(!out.status.success());
     assert!(err.contains("did not answer within 1 s"), "{err}");
     nix::sys::signal::kill(daemon, nix::sys::signal::Signal::SIGTERM).unwrap();
-    let gone = wait_gone(daemon);
+    let gone = common::wait_gone(daemon.as_raw());
     assert!(gone, "the daemon exits with a client streaming");
     // The follower ends too, and says why.
     let until = Instant::now() + Duration::from_secs(10);
@@ -209,4 +194,488 @@ fn socket_activation_serves_both_sockets_and_the_ro_one_only_reads() {
         dir.path().join("api.sock").exists(),
         "a passed socket is not unlinked"
     );
+}
+
+/// Pids of the stack's containers and their monitors (whose command line
+/// names the stack's cgroup).
+fn stack_processes(name: &str) -> Vec<i32> {
+    let needle = format!("stack.slice/{name}.slice");
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let read = |f: &str| std::fs::read(e.path().join(f)).unwrap_or_default();
+        let mention = |b: Vec<u8>| String::from_utf8_lossy(&b).contains(&needle);
+        if mention(read("cgroup")) || mention(read("cmdline")) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// What a reboot takes away: every process of the stack, the daemon, the
+/// mounts under the root, `<root>/run` (a tmpfs on a real host), the
+/// cgroups, the links and the nftables table (in this test's namespace).
+fn simulate_reboot(t: &TestStack) {
+    let daemon = t.daemon_pid();
+    let kill = |pid: i32| {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    };
+    kill(daemon);
+    t.wait_for(10, "every process of the stack to die", || {
+        let left = stack_processes(&t.name);
+        left.iter().copied().for_each(kill);
+        left.is_empty()
+    });
+    let root = t.root().display().to_string();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mut points: Vec<&str> = mounts
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|p| p.starts_with(&root))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for p in points {
+        let _ = Command::new("umount").args(["-l", p]).status();
+    }
+    std::fs::remove_dir_all(t.root().join("run")).unwrap();
+    for hierarchy in ["memory", "pids", "cpu", "unified", ""] {
+        let dir = std::path::Path::new("/sys/fs/cgroup")
+            .join(hierarchy)
+            .join("stack.slice")
+            .join(format!("{}.slice", t.name));
+        remove_cgroup(&dir);
+    }
+    let links = Command::new("ip").args(["-o", "link"]).output().unwrap();
+    for l in String::from_utf8_lossy(&links.stdout).lines() {
+        let Some(link) = l.split(": ").nth(1) else {
+            continue;
+        };
+        let link = link.split('@').next().unwrap();
+        if link.starts_with('s') && link != "lo" {
+            let _ = Command::new("ip").args(["link", "del", link]).status();
+        }
+    }
+    nft(&["flush", "ruleset"]);
+}
+
+fn remove_cgroup(dir: &std::path::Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_cgroup(&e.path());
+            }
+        }
+        let _ = std::fs::remove_dir(dir);
+    }
+}
+
+fn ipv4(t: &TestStack, container: &str) -> serde_json::Value {
+    let doc: serde_json::Value = serde_json::from_str(&t.ok(&["inspect", container])).unwrap();
+    doc[0]["networks"].clone()
+}
+
+#[test]
+fn after_a_reboot_restart_policies_bring_back_what_ran() {
+    own_network_namespace();
+    let t = TestStack::new(
+        r#"
+[services.web]
+image = "{IMAGE}"
+command = ["httpd", "-f", "-p", "80", "-h", "/etc"]
+ports = ["127.0.0.1::80"]
+restart = "always"
+init = true
+
+[services.worker]
+image = "{IMAGE}"
+command = ["sleep", "3600"]
+restart = "unless-stopped"
+init = true
+
+[services.paused]
+image = "{IMAGE}"
+command = ["sleep", "3600"]
+restart = "unless-stopped"
+init = true
+
+[services.once]
+image = "{IMAGE}"
+command = ["sleep", "3600"]
+init = true
+"#,
+    );
+    t.ok(&["up", "-d"]);
+    t.ok(&["stop", "-t", "1", "paused"]);
+    let (web, worker) = (t.container("web", 1), t.container("worker", 1));
+    let addr = t.ok(&["port", "web", "80"]).trim().to_string();
+    let answers = || fetch(&addr).is_some_and(|b| b.contains(&web));
+    t.wait_for(10, "the published port", answers);
+    let networks = ipv4(&t, &web);
+    let pid = t.row(&web)["pid"].clone();
+
+    simulate_reboot(&t);
+    let (mut daemon, ready) = t.start_daemon(&common::stack_bin());
+    assert!(ready.contains("READY=1"), "{ready}");
+    let back = || {
+        [&web, &worker]
+            .iter()
+            .all(|c| t.row(c)["state"] == "running")
+    };
+    let until = Instant::now() + Duration::from_secs(20);
+    while !back() {
+        if Instant::now() > until {
+            let read = |p: std::path::PathBuf| std::fs::read_to_string(p).unwrap_or_default();
+            panic!(
+                "web and worker did not come back; ps: {:?}\ndaemon log: {}\nweb's monitor log: {}",
+                t.ps(),
+                read(t.root().join("run/daemon.log")),
+                read(t.root().join(format!("lib/containers/{web}/monitor.log"))),
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_ne!(t.row(&web)["pid"], pid, "a new run");
+    assert_eq!(ipv4(&t, &web), networks, "the same address");
+    t.wait_for(10, "the published port after the reboot", answers);
+    assert_eq!(t.row(&t.container("paused", 1))["state"], "stopped");
+    let once = t.row(&t.container("once", 1));
+    assert_ne!(once["state"], "running", "restart = no stays down: {once}");
+    t.down_and_check();
+    assert!(daemon.terminate().success());
+}
+
+/// `/proc/<pid>/stat` start time: the same process, not a reused pid.
+fn start_time(pid: i64) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = stat.rsplit(')').next().unwrap();
+    after.split_whitespace().nth(19).unwrap().parse().unwrap()
+}
+
+/// Each running container's (pid, start time).
+fn runs(t: &TestStack) -> Vec<(String, i64, u64)> {
+    let mut out: Vec<_> = t
+        .ps()
+        .into_iter()
+        .filter(|r| r["state"] == "running")
+        .map(|r| {
+            let pid = r["pid"].as_i64().unwrap();
+            (
+                r["name"].as_str().unwrap().to_string(),
+                pid,
+                start_time(pid),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn an_upgrade_restarts_no_container_and_fails_no_request() {
+    use std::os::unix::fs::MetadataExt;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let t = TestStack::new(
+        r#"
+[services.web]
+image = "{IMAGE}"
+command = ["httpd", "-f", "-p", "80", "-h", "/etc"]
+ports = ["127.0.0.1::80"]
+restart = "always"
+init = true
+
+[services.worker]
+image = "{IMAGE}"
+command = ["sleep", "3600"]
+restart = "unless-stopped"
+init = true
+"#,
+    );
+    let bin = t.dir.path().join("stack-installed");
+    std::fs::copy(common::stack_bin(), &bin).unwrap();
+    let (mut old, _) = t.start_daemon(&bin);
+    t.ok(&["up", "-d"]);
+    let web = t.container("web", 1);
+    let addr = t.ok(&["port", "web", "80"]).trim().to_string();
+    t.wait_for(10, "the published port", || {
+        fetch(&addr).is_some_and(|b| b.contains(&web))
+    });
+    let before = runs(&t);
+    assert_eq!(before.len(), 2, "{before:?}");
+    // A client every 10 ms for the whole upgrade.
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let ok = std::sync::Arc::new(AtomicUsize::new(0));
+    let client = {
+        let (stop, ok, addr, web) = (stop.clone(), ok.clone(), addr.clone(), web.clone());
+        std::thread::spawn(move || {
+            let mut failed = Vec::new();
+            while !stop.load(Ordering::SeqCst) {
+                match fetch(&addr) {
+                    Some(body) if body.contains(&web) => {
+                        ok.fetch_add(1, Ordering::SeqCst);
+                    }
+                    other => failed.push(format!("{:?}: {other:?}", Instant::now())),
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            failed
+        })
+    };
+    let served = |n: usize| {
+        let from = ok.load(Ordering::SeqCst);
+        t.wait_for(20, "requests answered", || {
+            ok.load(Ordering::SeqCst) >= from + n
+        });
+    };
+    served(20);
+    // The package manager's way: a new file renamed over the old one.
+    let next = t.dir.path().join("stack-next");
+    std::fs::copy(common::stack_bin(), &next).unwrap();
+    let old_inode = std::fs::metadata(&bin).unwrap().ino();
+    std::fs::rename(&next, &bin).unwrap();
+    assert_ne!(std::fs::metadata(&bin).unwrap().ino(), old_inode);
+    assert!(old.terminate().success());
+    let (mut new, ready) = t.start_daemon(&bin);
+    assert!(ready.contains("STATUS=supervising 2 containers"), "{ready}");
+    let exe = std::fs::metadata(format!("/proc/{}/exe", new.pid())).unwrap();
+    assert_eq!(
+        exe.ino(),
+        std::fs::metadata(&bin).unwrap().ino(),
+        "the new binary runs"
+    );
+    served(50);
+    stop.store(true, Ordering::SeqCst);
+    let failed = client.join().unwrap();
+    println!(
+        "{} requests answered, {} failed, across the upgrade",
+        ok.load(Ordering::SeqCst),
+        failed.len()
+    );
+    assert!(failed.is_empty(), "failed requests: {failed:#?}");
+    assert_eq!(runs(&t), before, "no container restarted");
+    assert!(t.ps().iter().all(|r| r["restarts"] == 0));
+    t.down_and_check();
+    assert!(new.terminate().success());
+}
+
+/// A tiny deterministic generator (xorshift), seeded from the clock and
+/// printed so that a failing sequence can be replayed (STACK_TORTURE_SEED).
+struct Random(u64);
+
+impl Random {
+    fn new() -> Random {
+        let seed = std::env::var("STACK_TORTURE_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+                    | 1
+            });
+        println!("STACK_TORTURE_SEED={seed}");
+        Random(seed)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// Version `v` of the tortured file: `flip` changes its environment and its
+/// scale with every version; the others never change.
+fn torture_file(v: u64) -> String {
+    format!(
+        r#"
+[services.ticker]
+image = "{{IMAGE}}"
+command = ["sh", "-c", "i=0; while :; do i=$$((i+1)); echo tick $$i; sleep 0.01; done"]
+init = true
+
+[services.short]
+image = "{{IMAGE}}"
+command = ["sh", "-c", "sleep 1; exit 3"]
+init = true
+
+[services.flip]
+image = "{{IMAGE}}"
+command = ["sleep", "3600"]
+environment = {{ VALUE = "{v}" }}
+scale = {}
+stop_grace_period = "1s"
+init = true
+"#,
+        flip_scale(v)
+    )
+}
+
+fn flip_scale(v: u64) -> u64 {
+    1 + v % 3
+}
+
+/// For each container cgroup of the stack: how many process trees run in
+/// it (processes whose parent is outside it). One run of a container is one.
+fn runs_per_cgroup(stack: &str) -> std::collections::BTreeMap<String, usize> {
+    let slice =
+        std::path::Path::new("/sys/fs/cgroup/pids/stack.slice").join(format!("{stack}.slice"));
+    let ppid = |pid: &str| -> String {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let after = stat.rsplit(')').next().unwrap_or_default().to_string();
+        after
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let mut out = std::collections::BTreeMap::new();
+    for e in std::fs::read_dir(&slice).unwrap().flatten() {
+        if !e.file_type().is_ok_and(|f| f.is_dir()) {
+            continue;
+        }
+        let procs = std::fs::read_to_string(e.path().join("cgroup.procs")).unwrap_or_default();
+        let pids: Vec<&str> = procs.lines().collect();
+        let roots = pids
+            .iter()
+            .filter(|p| !pids.contains(&ppid(p).as_str()))
+            .count();
+        out.insert(e.file_name().to_string_lossy().into_owned(), roots);
+    }
+    out
+}
+
+fn lock_is_free(t: &TestStack) -> bool {
+    let file = std::fs::File::open(t.root().join("run/daemon.lock")).unwrap();
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).is_ok()
+}
+
+#[test]
+fn twenty_daemons_killed_mid_reconcile_leave_nothing_half_done() {
+    let t = TestStack::new(&torture_file(0));
+    t.ok(&["up", "-d", "--watch"]);
+    let ticker = t.container("ticker", 1);
+    let ticker_pid = t.row(&ticker)["pid"].clone();
+    let mut random = Random::new();
+    let mut daemon = t.daemon_pid();
+    let mut daemons = Vec::new();
+    for v in 1..=20 {
+        t.write(&torture_file(v));
+        // Somewhere in the debounce, the reconcile, or after it.
+        std::thread::sleep(Duration::from_millis(random.below(400)));
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(daemon),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        // Gone once its lock is free: a killed process's files close only
+        // when its last thread is gone, after its main thread shows as gone.
+        t.wait_for(20, "the killed daemon's lock", || lock_is_free(&t));
+        // The next one starts on the same state and resumes the watch (it
+        // reconciles the file at once).
+        let (next, _) = t.start_daemon(&common::stack_bin());
+        daemon = next.pid();
+        daemons.push(next);
+    }
+    // The last one is let finish; `up` waits for the reconcile in flight.
+    t.ok(&["up", "-d", "--watch"]);
+    let last = flip_scale(20);
+    let mut want: Vec<String> = (1..=last).map(|n| t.container("flip", n as u32)).collect();
+    want.extend([t.container("short", 1), ticker.clone()]);
+    want.sort();
+    let rows = t.ps();
+    let mut have: Vec<String> = rows
+        .iter()
+        .map(|r| r["name"].as_str().unwrap().to_string())
+        .collect();
+    have.sort();
+    assert_eq!(have, want, "exactly the final file's containers");
+    for n in 1..=last {
+        let out = t.ok(&[
+            "exec",
+            "--index",
+            &n.to_string(),
+            "flip",
+            "sh",
+            "-c",
+            "echo $VALUE",
+        ]);
+        assert_eq!(out.trim(), "20", "flip-{n} runs the final file");
+    }
+    let short = t.container("short", 1);
+    t.wait_for(10, "short's exit", || {
+        let r = t.row(&short);
+        r["state"] == "exited" && r["exit_code"] == 3
+    });
+    // One run per running container, and no cgroup of another.
+    let mut expected: std::collections::BTreeMap<String, usize> =
+        (1..=last).map(|n| (format!("flip-{n}"), 1)).collect();
+    expected.insert("ticker-1".into(), 1);
+    assert_eq!(runs_per_cgroup(&t.name), expected, "one run per container");
+    // The ticker ran through it all, and its monitor kept every line.
+    let r = t.row(&ticker);
+    assert_eq!(
+        (r["pid"].clone(), r["restarts"].clone()),
+        (ticker_pid, 0.into())
+    );
+    let ticks: Vec<u64> = t
+        .ok(&["logs", "--no-log-prefix", "ticker"])
+        .lines()
+        .filter_map(|l| l.strip_prefix("tick ")?.parse().ok())
+        .collect();
+    assert_eq!(ticks.first(), Some(&1));
+    let gap = ticks.windows(2).find(|w| w[1] != w[0] + 1);
+    assert!(
+        gap.is_none(),
+        "a gap in the ticker's log: {gap:?} of {}",
+        ticks.len()
+    );
+    t.down_and_check();
+    assert!(daemons.last_mut().unwrap().terminate().success());
+}
+
+/// Make container `name` look like a create that a crash cut short: its
+/// directory, mounts, namespace and addresses are there, its spec.json (the
+/// last write of a create) and its processes are not.
+fn cut_short(t: &TestStack, name: &str) {
+    let dir = t.root().join("lib/containers").join(name);
+    std::fs::remove_file(dir.join("spec.json")).unwrap();
+    std::fs::write(dir.join("creating"), &t.name).unwrap();
+}
+
+#[test]
+fn a_create_cut_short_by_a_crash_is_removed_by_the_next_up_and_down() {
+    let file = |scale: u32| {
+        format!(
+            "[services.app]\nimage = \"{{IMAGE}}\"\ncommand = [\"sleep\", \"3600\"]\nscale = {scale}\ninit = true\n"
+        )
+    };
+    let t = TestStack::new(&file(2));
+    t.ok(&["up", "-d"]);
+    t.ok(&["stop", "-t", "1", "app"]);
+    let (first, second) = (t.container("app", 1), t.container("app", 2));
+    let netns = |c: &str| t.root().join("run/netns").join(c);
+    assert!(netns(&second).exists());
+    cut_short(&t, &second);
+    assert!(
+        !t.ps().iter().any(|r| r["name"] == second.as_str()),
+        "not a container"
+    );
+    // Scaled down, so no create of its name finishes it: `up` removes it.
+    t.write(&file(1));
+    t.ok(&["up", "-d"]);
+    assert!(!t.root().join("lib/containers").join(&second).exists());
+    assert!(!netns(&second).exists());
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&second), "{mounts}");
+    assert_eq!(t.row(&first)["state"], "running");
+    // And `down` removes one too.
+    t.ok(&["stop", "-t", "1", "app"]);
+    cut_short(&t, &first);
+    t.down_and_check();
 }

@@ -62,7 +62,11 @@ pub fn run(global: &GlobalOpts, args: MonitorArgs) -> anyhow::Result<ExitCode> {
     // Processes of the container's pid namespace outlive its init by a moment;
     // as their subreaper the monitor reaps them before recording the exit.
     nix::sys::prctl::set_child_subreaper(true)?;
-    let err = launch::run(&roots, &args.name, ready, io);
+    let revive = |name: &str| {
+        crate::reconcile::container::revive(&roots, name)
+            .map_err(|e| crate::supervisor::error_chain(&e))
+    };
+    let err = launch::run(&roots, &args.name, ready, io, &revive);
     Err(anyhow::anyhow!("{}: {err}", args.name))
 }
 

@@ -51,8 +51,14 @@ impl Engine {
         let watcher = Watcher::new(tx)
             .map_err(|e| tracing::warn!(error = %e, "file watching is not available"))
             .ok();
+        let ctx = Ctx::open(roots.clone())?;
+        // Bridges, addresses and the table as the state has them, before the
+        // resolver listens on the gateways: a reboot (or a crash) took them.
+        if let Err(e) = ctx.net.recover() {
+            tracing::warn!(error = %e, "cannot restore the networks from their state");
+        }
         let engine = Arc::new(Engine {
-            ctx: with_resolver(Ctx::open(roots.clone())?, &rt),
+            ctx: with_resolver(ctx, &rt),
             supervisor: Supervisor::new(roots.clone(), rt),
             roots,
             locks: Mutex::new(HashMap::new()),

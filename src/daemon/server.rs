@@ -211,15 +211,21 @@ async fn shutdown(
             _ = int.recv() => break,
             _ = hup.recv() => {
                 tracing::info!("SIGHUP: adopting what is on disk again, re-reading the stacks directory");
-                let _ = sd_notify::notify(&[NotifyState::Status("reloading")]);
-                if let Err(e) = engine.supervisor.adopt() {
+                // RELOADING=1 with the time, then READY=1 when done: what
+                // systemd expects of a reload (sd_notify(3), Type=notify-reload).
+                let mut reloading = vec![NotifyState::Reloading, NotifyState::Status("reloading")];
+                reloading.extend(NotifyState::monotonic_usec_now().ok());
+                let _ = sd_notify::notify(&reloading);
+                let adopted = engine.supervisor.adopt().unwrap_or_else(|e| {
                     tracing::warn!(error = %e, "adoption failed");
-                }
+                    0
+                });
                 let again = engine.clone();
                 let dir = stacks_dir.clone();
                 tokio::spawn(async move {
                     again.resume_watching(dir).await;
-                    let _ = sd_notify::notify(&[NotifyState::Status("running")]);
+                    let status = format!("supervising {adopted} containers");
+                    let _ = sd_notify::notify(&[NotifyState::Ready, NotifyState::Status(&status)]);
                 });
             }
             _ = tokio::time::sleep(IDLE_CHECK), if exit_when_idle => {

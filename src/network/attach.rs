@@ -119,6 +119,43 @@ impl Manager {
         deleted
     }
 
+    /// Rebuild the interfaces of `container` in the new, empty namespace at
+    /// `netns` from the state, after a reboot took the old namespace with
+    /// them: the same addresses and interface names, on bridges brought back
+    /// up if they are gone, and the table applied again (its published ports
+    /// are in the state). A container without endpoints gets loopback only
+    /// (`network_mode: none`). Level-triggered: what still exists is kept.
+    pub fn revive(&self, container: &str, netns: &Path) -> Result<Vec<Endpoint>> {
+        let locked = self.lock()?;
+        let st = &locked.state;
+        let endpoints = st.endpoints.get(container).cloned().unwrap_or_default();
+        let mut bridges = Vec::new();
+        for e in &endpoints {
+            let key = net_key(&e.stack, &e.network);
+            let n = st.networks.get(&key).ok_or(Error::NoSuchNetwork(key))?;
+            // Under the lock: two containers reviving at once create a
+            // missing bridge once.
+            self.bring_up(n)?;
+            bridges.push((n.bridge.clone(), n.mtu, n.internal));
+        }
+        if !endpoints.is_empty() {
+            self.sync_firewall(st)?;
+        }
+        drop(locked);
+        if endpoints.is_empty() {
+            self.loopback_only(netns)?;
+            return Ok(endpoints);
+        }
+        let stale = endpoints.iter().map(|e| e.host_veth.clone()).collect();
+        let job = Job {
+            netns: netns.to_path_buf(),
+            endpoints: endpoints.clone(),
+            bridges,
+        };
+        netns::run(self.host_ns(), move || wire(job, stale))?;
+        Ok(endpoints)
+    }
+
     /// The endpoints `container` has (empty when none).
     pub fn endpoints(&self, container: &str) -> Result<Vec<Endpoint>> {
         Ok(self

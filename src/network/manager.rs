@@ -437,7 +437,7 @@ impl Manager {
     }
 
     /// Bridge up with its gateway address and the sysctls it needs.
-    fn bring_up(&self, rec: &NetRecord) -> Result<()> {
+    pub(super) fn bring_up(&self, rec: &NetRecord) -> Result<()> {
         let (bridge, mtu, gw, prefix, internal) = (
             rec.bridge.clone(),
             rec.mtu,

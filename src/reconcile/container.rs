@@ -13,6 +13,8 @@ use crate::model::{
     Healthcheck, HealthcheckTimings, ImageHealthcheck, ImageSource, LogDriver, PullPolicy, Service,
     Stack,
 };
+use crate::network::{Manager, sandbox};
+use crate::state::Roots;
 use crate::storage;
 use crate::supervisor::logs::LogLimits;
 use crate::supervisor::record::{ContainerPaths, ContainerSpec};
@@ -102,11 +104,57 @@ pub fn create(
             return Err(e);
         }
     }
+    // Intent first: a crash from here on leaves a directory without spec.json
+    // that names its stack, for `half_done` to find.
+    let marker = creating(&paths);
+    std::fs::create_dir_all(&paths.dir)
+        .and_then(|()| crate::state::write_atomic(&marker, stack.name.as_bytes()))
+        .map_err(|source| Error::Io {
+            what: marker.display().to_string(),
+            source,
+        })?;
     let result = build(ctx, stack, svc, want, peers, image, standby);
     if result.is_err() {
         let _ = remove(ctx, &want.name, Duration::from_secs(1), AnonVolumes::Keep);
+        return result;
     }
+    // Complete (spec.json is written): a marker left by a crash now is moot.
+    let _ = std::fs::remove_file(&marker);
     result
+}
+
+/// The marker of a create in progress: the stack's name.
+fn creating(paths: &ContainerPaths) -> std::path::PathBuf {
+    paths.dir.join("creating")
+}
+
+/// Containers of `stack` whose create a crash interrupted (a directory with
+/// the marker and without spec.json): no one else sees them, so `up` and
+/// `down` remove them with [`remove`] (mounts, network, holds, directory).
+pub fn half_done(lib: &Path, stack: &str) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(lib.join("containers")) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let paths = ContainerPaths { dir: e.path() };
+            let owner = std::fs::read_to_string(creating(&paths)).ok()?;
+            (owner == stack && !paths.spec().exists())
+                .then(|| e.file_name().to_string_lossy().into_owned())
+        })
+        .collect()
+}
+
+/// Remove every container of `stack` that [`half_done`] finds; the errors.
+pub fn remove_half_done(ctx: &Ctx, stack: &str) -> Vec<Error> {
+    half_done(&ctx.roots.lib, stack)
+        .iter()
+        .flat_map(|name| {
+            tracing::info!(container = %name, "removing what a crashed create left");
+            remove(ctx, name, Duration::from_secs(1), AnonVolumes::Release)
+        })
+        .collect()
 }
 
 fn build(
@@ -130,10 +178,11 @@ fn build(
         // Held now: a prune that ran since `service_image` would show here.
         ctx.images.image(id)?;
     }
-    storage::mount_rootfs(
-        &storage::rootfs_plan(&paths.dir, &image.layers, svc.read_only),
-        &rootfs,
-    )?;
+    let plan = storage::rootfs_plan(&paths.dir, &image.layers, svc.read_only);
+    // For a start after a reboot (see `revive`), which has no image at hand.
+    let plan_path = paths.rootfs_plan();
+    crate::state::write_json(&plan_path, &plan).map_err(io(&plan_path))?;
+    storage::mount_rootfs(&plan, &rootfs)?;
     let config = image.config.config().clone();
     let inputs_base = ocispec::Inputs {
         stack: &stack.name,
@@ -212,6 +261,112 @@ fn build(
     record(&stack.name, svc, want, image)
         .write(paths)
         .map_err(io(&paths.spec()))
+}
+
+/// Make sure what a run of container `name` needs from the host exists, and
+/// rebuild what does not: a reboot takes the root filesystem's mount and the
+/// network namespace with its interfaces (and the bridges and the nftables
+/// table with them). The rebuilt ones are the same: the recorded rootfs plan,
+/// the addresses and published ports from the network state. Level-triggered
+/// and cheap when nothing is missing (a statx and a statfs): the monitor calls
+/// it before every start. Cgroups are the runtime's (it creates them).
+pub fn revive(roots: &Roots, name: &str) -> Result<(), Error> {
+    let paths = ContainerPaths::new(&roots.lib, name);
+    let rootfs = paths.bundle().join("rootfs");
+    if !is_mount_root(&rootfs) {
+        let plan: storage::RootfsPlan = crate::state::read_json(&paths.rootfs_plan())
+            .map_err(|source| Error::Io {
+                what: paths.rootfs_plan().display().to_string(),
+                source,
+            })?
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "the root filesystem of {name} is not mounted (after a reboot?) and its \
+                     container predates the record of how to mount it; recreate it with \
+                     `stack up --force-recreate`"
+                ))
+            })?;
+        storage::mount_rootfs(&plan, &rootfs)?;
+    }
+    // Secrets and configs are copied into a tmpfs at create, and their
+    // sources may be gone since (inline content, the environment of `up`).
+    let files = paths.dir.join("files");
+    if files.is_dir() && !is_mount_root(&files) {
+        return Err(Error::Invalid(format!(
+            "the secrets and configs of {name} were kept in memory and are gone (after a \
+             reboot?); recreate the container: `stack up --force-recreate`"
+        )));
+    }
+    let own = sandbox::path(&roots.run, name);
+    if sandbox::is_namespace(&own) {
+        return Ok(());
+    }
+    match joined_netns(&paths)? {
+        Some(path) if path == own => revive_netns(roots, name, &own),
+        Some(path) if !sandbox::is_namespace(&path) => Err(Error::Invalid(format!(
+            "{name} joins the network namespace {}, which does not exist: start the container \
+             it belongs to first",
+            path.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// A new namespace for `name` with its recorded interfaces; none on failure
+/// (a namespace left without them would pass for a complete one).
+fn revive_netns(roots: &Roots, name: &str, path: &Path) -> Result<(), Error> {
+    sandbox::create(path).map_err(|source| Error::Io {
+        what: format!("network namespace {}", path.display()),
+        source,
+    })?;
+    if let Err(e) = Manager::open(roots).and_then(|net| net.revive(name, path)) {
+        let _ = sandbox::remove(path);
+        return Err(e.into());
+    }
+    Ok(())
+}
+
+/// The network namespace the container's OCI config joins (None: the host's).
+fn joined_netns(paths: &ContainerPaths) -> Result<Option<std::path::PathBuf>, Error> {
+    let path = paths.bundle().join("config.json");
+    let config: serde_json::Value = crate::state::read_json(&path)
+        .map_err(|source| Error::Io {
+            what: path.display().to_string(),
+            source,
+        })?
+        .unwrap_or_default();
+    let namespaces = config["linux"]["namespaces"].as_array().cloned();
+    Ok(namespaces
+        .unwrap_or_default()
+        .iter()
+        .find(|n| n["type"] == "network")
+        .and_then(|n| n["path"].as_str())
+        .map(std::path::PathBuf::from))
+}
+
+/// Whether `path` is the root of a mount (a bind mount of a directory of the
+/// same file system has the same device, so st_dev tells only on kernels
+/// older than 5.8, which do not report STATX_ATTR_MOUNT_ROOT).
+fn is_mount_root(path: &Path) -> bool {
+    use rustix::fs::{AtFlags, StatxAttributes, StatxFlags, statx};
+    let stat = |p: &Path| {
+        statx(
+            rustix::fs::CWD,
+            p,
+            AtFlags::SYMLINK_NOFOLLOW,
+            StatxFlags::BASIC_STATS,
+        )
+    };
+    let Ok(st) = stat(path) else {
+        return false;
+    };
+    if st.stx_attributes_mask.contains(StatxAttributes::MOUNT_ROOT) {
+        return st.stx_attributes.contains(StatxAttributes::MOUNT_ROOT);
+    }
+    let parent = path.parent().map(stat);
+    parent.is_some_and(|p| {
+        p.is_ok_and(|p| (p.stx_dev_major, p.stx_dev_minor) != (st.stx_dev_major, st.stx_dev_minor))
+    })
 }
 
 /// The container's volume mounts; the volumes are held for it, and anonymous
@@ -445,6 +600,16 @@ mod tests {
             retries: Some(7),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_mount_root_is_told_from_a_plain_directory() {
+        assert!(is_mount_root(Path::new("/")));
+        assert!(is_mount_root(Path::new("/proc")));
+        assert!(!is_mount_root(Path::new("/proc/self/fd")));
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!is_mount_root(dir.path()));
+        assert!(!is_mount_root(&dir.path().join("missing")));
     }
 
     #[test]

@@ -80,6 +80,10 @@ pub fn up(
     opts: &UpOptions,
     progress: &(dyn Fn(Event) + Sync),
 ) -> Result<UpReport, Error> {
+    for e in container::remove_half_done(ctx, &stack.name) {
+        // Retried by the next up (and by the create of a wanted name).
+        tracing::warn!(stack = %stack.name, error = %e, "cannot remove a half-created container");
+    }
     let plan = observe_plan(ctx, stack, opts)?;
     standby::serve_ready(ctx, stack);
     let mut report = UpReport {
@@ -511,6 +515,7 @@ pub fn down(
             .unwrap_or_else(|p| p.into_inner())
             .extend(errs.into_iter().map(|e| (name.to_string(), e)));
     };
+    record(name, container::remove_half_done(ctx, name));
     std::thread::scope(|s| {
         for o in &going {
             s.spawn(|| {

@@ -22,8 +22,10 @@ use super::{Error, Result};
 /// Mount data must fit in one page including the terminating NUL.
 const MOUNT_DATA_MAX: usize = 4095;
 
-/// How a container's root filesystem is assembled.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How a container's root filesystem is assembled (recorded with the
+/// container, so a start after a reboot can mount it again).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RootfsPlan {
     /// overlayfs. `lower` is in overlayfs order: the topmost layer first. Without
     /// `upper` (read-only container) there are at least two lowers.

@@ -2,10 +2,12 @@
 //! the bundle the reconciler wrote, records the run, tells the starter, and
 //! execs `stack-monitor`, which stays the init's parent for the run.
 //!
-//! Flow: read spec -> fresh pipes -> runtime create+start (the init is our
-//! child) -> status.json `running` -> "ok" to the starter -> exec stack-monitor
-//! with the pipes as fd 3 and 4. A failure before the exec is recorded in
-//! status.json (`exited`, with the error) and reported to the starter.
+//! Flow: read spec -> `revive` what the host lost since the last run (after
+//! a reboot: mounts, network namespace) -> fresh pipes -> runtime
+//! create+start (the init is our child) -> status.json `running` -> "ok" to
+//! the starter -> exec stack-monitor with the pipes as fd 3 and 4. A failure
+//! before the exec is recorded in status.json (`exited`, with the error) and
+//! reported to the starter.
 //!
 //! Where the output goes ([`Io`]): the pipes by default; with `tty: true` a
 //! pty, whose master becomes fd 3 (logged as stdout); for `stack run` in the
@@ -37,6 +39,10 @@ use crate::model::LogDriver;
 use crate::runtime::{CreateOptions, Runtime};
 use crate::state::Roots;
 
+/// What rebuilds the host's side of a container before a start (the
+/// reconciler's `container::revive`, given by the caller: it sits above us).
+pub type Revive<'a> = &'a dyn Fn(&str) -> Result<(), String>;
+
 /// Where a run's stdio goes besides the default (pipes, or a pty with `tty`).
 #[derive(Debug, Default)]
 pub struct Io {
@@ -64,9 +70,9 @@ pub fn journal_socket() -> std::path::PathBuf {
 
 /// Start container `name` and become its monitor. Returns only on failure,
 /// after recording it (and telling the starter through `ready`).
-pub fn run(roots: &Roots, name: &str, mut ready: File, io: Io) -> io::Error {
+pub fn run(roots: &Roots, name: &str, mut ready: File, io: Io, revive: Revive) -> io::Error {
     let paths = ContainerPaths::new(&roots.lib, name);
-    match start(roots, &paths, name, io) {
+    match start(roots, &paths, name, io, revive) {
         Ok(run) => {
             let _ = writeln!(ready, "ok");
             drop(ready);
@@ -105,7 +111,13 @@ struct Started {
     journal: Option<std::path::PathBuf>,
 }
 
-fn start(roots: &Roots, paths: &ContainerPaths, name: &str, io: Io) -> io::Result<Started> {
+fn start(
+    roots: &Roots,
+    paths: &ContainerPaths,
+    name: &str,
+    io: Io,
+    revive: Revive,
+) -> io::Result<Started> {
     let spec = ContainerSpec::read(paths)?
         .ok_or_else(|| io::Error::other(format!("no container {name}")))?;
     let monitor = helpers::install_monitor(&roots.lib)?;
@@ -117,6 +129,7 @@ fn start(roots: &Roots, paths: &ContainerPaths, name: &str, io: Io) -> io::Resul
     let runtime = Runtime::new(crate::reconcile::runtime_dir(&roots.run));
     // A runtime record left by a monitor that died mid-run is stale now.
     let _ = runtime.delete(name, true);
+    revive(name).map_err(io::Error::other)?;
     let (opts, (mut stdout, stderr)) = stdio(&spec, io)?;
     let bundle = paths.bundle();
     let failed = |e: crate::runtime::Error| io::Error::other(super::error_chain(&e));

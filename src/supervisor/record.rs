@@ -10,6 +10,8 @@
 //! container.log    output, JSON lines (see logs.rs), rotated as .1, .2, ...
 //! monitor.log      diagnostics of the monitor processes
 //! bundle/          the OCI bundle: config.json and the rootfs mount point
+//! rootfs.json      how the rootfs is mounted (storage::RootfsPlan), for a
+//!                  start after a reboot: by the reconciler at create
 //! ```
 //!
 //! One writer at a time per file, every write atomic, so a crash of any side
@@ -60,6 +62,10 @@ impl ContainerPaths {
     }
     pub fn bundle(&self) -> PathBuf {
         self.dir.join("bundle")
+    }
+    /// How the root filesystem is mounted (a `storage::RootfsPlan`).
+    pub fn rootfs_plan(&self) -> PathBuf {
+        self.dir.join("rootfs.json")
     }
 }
 

@@ -1,7 +1,8 @@
 //! A stack under test: its own state root and file, `stack` run as a process,
 //! `down` and a leak check when it goes out of scope (also on failure).
+use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, ExitStatus, Output};
 use std::sync::OnceLock;
 
 use super::{busybox_oci_layout, process_temp_dir, require_root, stack_bin, unique};
@@ -99,6 +100,35 @@ impl TestStack {
         panic!("timed out waiting for {what}; ps: {:?}", self.ps());
     }
 
+    /// The pid of the daemon serving this root (from its lock file).
+    pub fn daemon_pid(&self) -> i32 {
+        let text = std::fs::read_to_string(self.root().join("run/daemon.lock")).unwrap();
+        text.trim().parse().unwrap()
+    }
+
+    /// `bin daemon` for this root, once it said READY=1 (after adoption);
+    /// with that first message.
+    pub fn start_daemon(&self, bin: &Path) -> (Daemon, String) {
+        let mut cmd = Command::new(bin);
+        cmd.arg("--root").arg(self.root()).arg("daemon");
+        self.spawn_notified(cmd)
+    }
+
+    /// Spawn `cmd` (a daemon) with NOTIFY_SOCKET set to a socket of the
+    /// test's, and wait for its first message.
+    pub fn spawn_notified(&self, mut cmd: Command) -> (Daemon, String) {
+        let path = self.dir.path().join("notify.sock");
+        let _ = std::fs::remove_file(&path);
+        let notify = UnixDatagram::bind(&path).unwrap();
+        notify
+            .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .unwrap();
+        let child = cmd.env("NOTIFY_SOCKET", &path).spawn().unwrap();
+        let daemon = Daemon { child, notify };
+        let first = daemon.message();
+        (daemon, first)
+    }
+
     /// Bring the stack down and check that nothing of it is left on the host.
     pub fn down_and_check(&self) {
         self.ok(&["down", "-v", "-t", "1"]);
@@ -112,6 +142,44 @@ impl Drop for TestStack {
         if !std::thread::panicking() {
             assert_no_leaks(&self.root(), &self.name);
         }
+    }
+}
+
+/// A daemon the test started, with the sd_notify socket it reports to;
+/// killed when dropped (its output pipes would keep the harness waiting).
+pub struct Daemon {
+    pub child: Child,
+    pub notify: UnixDatagram,
+}
+
+impl Daemon {
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Its next sd_notify message, without the final newline; panics after
+    /// 20 s without one.
+    pub fn message(&self) -> String {
+        let mut buf = [0u8; 1024];
+        let n = self.notify.recv(&mut buf).unwrap();
+        String::from_utf8_lossy(&buf[..n]).trim_end().to_string()
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig).unwrap();
+    }
+
+    /// SIGTERM, and its exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
