@@ -547,19 +547,16 @@ mod tests {
         assert!(taken_by(&st, "web-2", web, v6lo, 7070, Proto::Tcp).is_some());
     }
 
-    #[test]
-    fn a_standby_gets_no_traffic_until_the_ports_move_to_it() {
-        use std::sync::Arc;
-
+    /// A manager without a firewall whose group `s/web` publishes 8080 on
+    /// 127.0.0.1 through `serving` (10.89.0.2) and `standby` (10.89.0.3).
+    fn two_members(dir: &std::path::Path, serving: &str, standby: &str) -> Manager {
         use crate::network::NoFirewall;
         use crate::network::group::Step;
-        use crate::network::manager::ruleset_input;
 
-        let dir = tempfile::tempdir().unwrap();
         let m = Manager::with(
-            &crate::state::Roots::new(Some(dir.path())),
+            &crate::state::Roots::new(Some(dir)),
             None,
-            Arc::new(NoFirewall),
+            std::sync::Arc::new(NoFirewall),
         );
         let member = |last: u8, serving: bool| {
             let mut p = pp(Some([127, 0, 0, 1]), 8080);
@@ -571,20 +568,30 @@ mod tests {
                 serving,
             }
         };
+        let (a, b) = (serving.to_string(), standby.to_string());
         m.submit(move |st| {
-            st.published.insert("old".into(), member(2, true));
-            st.published.insert("new".into(), member(3, false));
+            st.published.insert(a, member(2, true));
+            st.published.insert(b, member(3, false));
             Ok(Step::saved(()))
         })
         .unwrap();
-        let backends = |m: &Manager| -> Vec<Ipv4Addr> {
-            let input = ruleset_input(&m.snapshot().unwrap(), "t".into());
-            input
-                .ports
-                .iter()
-                .flat_map(|f| f.backends.iter().map(|b| b.addr))
-                .collect()
-        };
+        m
+    }
+
+    /// The addresses the ruleset would send published traffic to.
+    fn backends(m: &Manager) -> Vec<Ipv4Addr> {
+        let input = crate::network::manager::ruleset_input(&m.snapshot().unwrap(), "t".into());
+        input
+            .ports
+            .iter()
+            .flat_map(|f| f.backends.iter().map(|b| b.addr))
+            .collect()
+    }
+
+    #[test]
+    fn a_standby_gets_no_traffic_until_the_ports_move_to_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = two_members(dir.path(), "old", "new");
         assert_eq!(backends(&m), [Ipv4Addr::new(10, 89, 0, 2)]);
         assert!(m.is_standby("new").unwrap());
         m.move_ports("old", "new").unwrap();
@@ -597,42 +604,8 @@ mod tests {
 
     #[test]
     fn a_ready_standby_joins_the_serving_members() {
-        use std::sync::Arc;
-
-        use crate::network::NoFirewall;
-        use crate::network::group::Step;
-        use crate::network::manager::ruleset_input;
-
         let dir = tempfile::tempdir().unwrap();
-        let m = Manager::with(
-            &crate::state::Roots::new(Some(dir.path())),
-            None,
-            Arc::new(NoFirewall),
-        );
-        let member = |last: u8, serving: bool| {
-            let mut p = pp(Some([127, 0, 0, 1]), 8080);
-            p.container_addr = Ipv4Addr::new(10, 89, 0, last);
-            Published {
-                stack: "s".into(),
-                ports: vec![p],
-                group: Some("s/web".into()),
-                serving,
-            }
-        };
-        m.submit(move |st| {
-            st.published.insert("web-1".into(), member(2, true));
-            st.published.insert("web-2".into(), member(3, false));
-            Ok(Step::saved(()))
-        })
-        .unwrap();
-        let backends = |m: &Manager| -> Vec<Ipv4Addr> {
-            let input = ruleset_input(&m.snapshot().unwrap(), "t".into());
-            input
-                .ports
-                .iter()
-                .flat_map(|f| f.backends.iter().map(|b| b.addr))
-                .collect()
-        };
+        let m = two_members(dir.path(), "web-1", "web-2");
         assert!(m.group_serves("s/web", "web-2").unwrap());
         assert!(!m.group_serves("s/web", "web-1").unwrap(), "web-2 waits");
         assert!(!m.group_serves("s/db", "x").unwrap());
