@@ -131,6 +131,51 @@ command = ["sh", "-c", "while :; do echo tick; sleep 0.1; done"]
     t.down_and_check();
 }
 
+#[test]
+fn clients_that_hang_up_mid_answer_do_not_kill_the_daemon() {
+    let t = TestStack::new(
+        r#"
+[services.app]
+image = "{IMAGE}"
+command = ["sh", "-c", "while :; do echo tick; sleep 0.05; done"]
+"#,
+    );
+    t.ok(&["up", "-d"]);
+    let daemon = t.daemon_pid();
+    let socket = t.root().join("run/stack.sock");
+    let send = |path: &str| {
+        let mut s = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: stack\r\n\r\n");
+        s.write_all(request.as_bytes()).unwrap();
+        s
+    };
+    // Clients that send a request and go at once: the daemon's answer goes
+    // to a closed socket (EPIPE, and SIGPIPE unless it is ignored).
+    for _ in 0..50 {
+        drop(send(&format!("/v1/stacks/{}/ps", t.name)));
+    }
+    // And clients that read the start of a followed stream, then go while
+    // lines keep coming.
+    for _ in 0..5 {
+        let mut s = send(&format!("/v1/stacks/{}/logs?follow=true", t.name));
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut start = [0u8; 64];
+        s.read_exact(&mut start).unwrap();
+        assert!(
+            start.starts_with(b"HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&start)
+        );
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        common::alive(daemon),
+        "the daemon died of a client that hung up"
+    );
+    assert!(t.ok(&["ps"]).contains(&t.container("app", 1)));
+    t.down_and_check();
+}
+
 /// The status line of `request` sent to the Unix socket at `path`.
 fn http_status(path: &std::path::Path, request: &str) -> String {
     let mut s = std::os::unix::net::UnixStream::connect(path).unwrap();

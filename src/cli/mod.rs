@@ -176,6 +176,18 @@ impl std::fmt::Display for Rendered {
 
 impl std::error::Error for Rendered {}
 
+/// For the long-running servers (daemon, proxy): a client that goes away in
+/// the middle of an answer must not kill them. `main` leaves SIGPIPE at its
+/// default for the CLI verbs, and a write to a Unix socket whose peer closed
+/// raises it (only TCP sends carry MSG_NOSIGNAL). Children get the default
+/// back (std resets it when spawning; the runtime's init resets every signal).
+fn ignore_sigpipe() {
+    // SAFETY: sets a disposition, no handler; before the servers start threads.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+}
+
 /// After `logs`, `-f` means `--follow`, and after `rm`, `--force` (as in
 /// Compose), not the global `--file`: the global option must come before the
 /// verb there.
@@ -249,7 +261,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ..args
             },
         ),
-        Command::Daemon(args) => daemon::run(&global, args),
+        Command::Daemon(args) => {
+            ignore_sigpipe();
+            daemon::run(&global, args)
+        }
         Command::Top(args) => top::run(&global, args),
         Command::Stats(args) => stats::run(&global, args),
         Command::Pause(args) => pause::pause(&global, args),
@@ -257,7 +272,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rm(args) => rm::run(&global, args),
         Command::Wait(args) => wait::run(&global, args),
         Command::Monitor(args) => monitor::run(&global, args),
-        Command::Proxy(args) => proxy::run(args),
+        Command::Proxy(args) => {
+            ignore_sigpipe();
+            proxy::run(args)
+        }
         Command::Config(args) => config::run(&global, &args),
         Command::Validate(args) => validate::run(&global, &args),
         Command::Schema(args) => schema::run(&args),
