@@ -110,13 +110,15 @@ impl Manager {
             })
         })?;
         let stopped = self.stop_proxies(proxy.into_iter().collect());
-        let orphans_gone = !bridges.is_empty();
+        // The DNS listeners of the networks that go are closed before their
+        // bridges: see `Manager::remove_stack`.
+        let dns = match bridges.is_empty() {
+            true => Ok(()),
+            false => self.snapshot().and_then(|st| self.sync_dns(&st)),
+        };
         links.extend(bridges);
         let deleted = self.delete_links(links).and(stopped);
-        if orphans_gone {
-            self.sync_dns(&self.snapshot()?)?;
-        }
-        deleted
+        dns.and(deleted)
     }
 
     /// Rebuild the interfaces of `container` in the new, empty namespace at

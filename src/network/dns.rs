@@ -366,7 +366,25 @@ impl Binder {
         Ok(Binder::Ns(tx))
     }
 
+    /// Bind `addr`, waiting up to a second while it is in use: a listener
+    /// being closed (an aborted task, here or in another state root's daemon
+    /// whose network had this subnet a moment ago) lets go of it shortly.
     fn bind(&self, addr: SocketAddr, tcp: bool) -> io::Result<Sock> {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        loop {
+            match self.bind_once(addr, tcp) {
+                Err(e)
+                    if e.kind() == io::ErrorKind::AddrInUse
+                        && std::time::Instant::now() < until =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn bind_once(&self, addr: SocketAddr, tcp: bool) -> io::Result<Sock> {
         match self {
             Binder::Direct => bind(addr, tcp),
             Binder::Ns(tx) => {

@@ -269,10 +269,11 @@ impl Manager {
         }
         locked.state.networks.remove(&key);
         self.commit(&locked)?;
+        // DNS first: see `remove_stack`.
         let mut errs = Vec::new();
+        errs.extend(self.sync_dns(&locked.state).err());
         errs.extend(self.delete_links(vec![rec.bridge]).err());
         errs.extend(self.sync_firewall(&locked.state).err());
-        errs.extend(self.sync_dns(&locked.state).err());
         collect(errs)
     }
 
@@ -304,14 +305,17 @@ impl Manager {
         }
         links.extend(drop_orphans(st));
         self.commit(&locked)?;
+        // The DNS listeners on the gateways go before the bridges: once a
+        // bridge is gone its subnet is free for another state root, whose
+        // daemon binds the same gateway:53 and fails while ours still holds it.
         let mut errs = Vec::new();
+        errs.extend(self.sync_dns(&locked.state).err());
         errs.extend(self.stop_proxies(proxies).err());
         proxy::sweep(&locked.state.root_id, &locked.state.proxies);
         errs.extend(self.delete_links(links).err());
         // and what an earlier crash left behind
         errs.extend(self.sweep_links(&locked.state).err());
         errs.extend(self.sync_firewall(&locked.state).err());
-        errs.extend(self.sync_dns(&locked.state).err());
         collect(errs)
     }
 
