@@ -182,33 +182,38 @@ fn without_rm_ps_lists_it_up_leaves_it_alone_and_down_removes_it() {
     t.down_and_check();
 }
 
-#[test]
-fn sigterm_is_forwarded_to_the_container() {
-    let t = TestStack::new(STACK);
-    let mut child = command(
-        &t,
-        &[
-            "--rm",
-            "--no-deps",
-            "app",
-            "sh",
-            "-c",
-            "trap 'echo got-term; exit 9' TERM; echo ready; while true; do sleep 0.1; done",
-        ],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+/// `stack run --rm` of a shell that runs `trap` on SIGTERM, once it said it
+/// is ready; and the reader of the rest of its output.
+fn spawn_trapping(
+    t: &TestStack,
+    trap: &str,
+) -> (std::process::Child, BufReader<std::process::ChildStdout>) {
+    let script = format!("trap '{trap}' TERM; echo ready; while true; do sleep 0.1; done");
+    let mut child = command(t, &["--rm", "--no-deps", "app", "sh", "-c", &script])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
     assert_eq!(line, "ready\n");
+    (child, stdout)
+}
+
+fn sigterm(child: &std::process::Child) {
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
+}
+
+#[test]
+fn sigterm_is_forwarded_to_the_container() {
+    let t = TestStack::new(STACK);
+    let (mut child, mut stdout) = spawn_trapping(&t, "echo got-term; exit 9");
+    sigterm(&child);
     let mut rest = String::new();
     stdout.read_to_string(&mut rest).unwrap();
     let status = child.wait().unwrap();
@@ -220,37 +225,12 @@ fn sigterm_is_forwarded_to_the_container() {
 #[test]
 fn a_second_sigterm_kills_a_container_that_ignores_the_first() {
     let t = TestStack::new(STACK);
-    let mut child = command(
-        &t,
-        &[
-            "--rm",
-            "--no-deps",
-            "app",
-            "sh",
-            "-c",
-            "trap 'echo got-term' TERM; echo ready; while true; do sleep 0.1; done",
-        ],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let term = || {
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        )
-        .unwrap()
-    };
+    let (mut child, mut stdout) = spawn_trapping(&t, "echo got-term");
+    sigterm(&child);
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
-    assert_eq!(line, "ready\n");
-    term();
-    line.clear();
-    stdout.read_line(&mut line).unwrap();
     assert_eq!(line, "got-term\n", "the first one reaches the container");
-    term();
+    sigterm(&child);
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(137), "killed: 128 + SIGKILL");
     assert!(run_containers(&t).is_empty(), "--rm: {:?}", t.ps());
