@@ -176,13 +176,13 @@ impl std::fmt::Display for Rendered {
 
 impl std::error::Error for Rendered {}
 
-/// For the long-running servers (daemon, proxy): a client that goes away in
-/// the middle of an answer must not kill them. `main` leaves SIGPIPE at its
+/// For the long-running processes (daemon, proxy, monitor): a peer that goes
+/// away in the middle of an answer must not kill them. `main` leaves SIGPIPE at its
 /// default for the CLI verbs, and a write to a Unix socket whose peer closed
 /// raises it (only TCP sends carry MSG_NOSIGNAL). Children get the default
 /// back (std resets it when spawning; the runtime's init resets every signal).
-fn ignore_sigpipe() {
-    // SAFETY: sets a disposition, no handler; before the servers start threads.
+pub(super) fn ignore_sigpipe() {
+    // SAFETY: sets a disposition, no handler; before any thread is started.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }

@@ -55,10 +55,7 @@ pub fn run(global: &GlobalOpts, args: MonitorArgs) -> anyhow::Result<ExitCode> {
     let null = File::options().read(true).write(true).open("/dev/null")?;
     nix::unistd::dup2_stdout(&null)?;
     // A starter that went away must not kill us when we report to it.
-    // SAFETY: setting a signal disposition; this process is single-threaded.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-    }
+    super::ignore_sigpipe();
     // Processes of the container's pid namespace outlive its init by a moment;
     // as their subreaper the monitor reaps them before recording the exit.
     nix::sys::prctl::set_child_subreaper(true)?;

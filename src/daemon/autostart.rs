@@ -99,11 +99,7 @@ fn spawn_and_wait(
     unsafe {
         cmd.pre_exec(|| {
             nix::unistd::setsid().map_err(std::io::Error::from)?;
-            let flags = libc::CLOSE_RANGE_CLOEXEC as libc::c_long;
-            if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, flags) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
+            crate::runtime::close_range_cloexec(3).map_err(std::io::Error::from_raw_os_error)
         });
     }
     let mut child = cmd.spawn().map_err(Error::Spawn)?;

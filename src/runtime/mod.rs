@@ -95,6 +95,7 @@ pub use container::Container;
 pub use exec::{ExecOptions, ExecProcess};
 pub use seccomp::default_profile as default_seccomp_profile;
 pub use state::{State, Status};
+pub(crate) use sys::close_range_cloexec;
 
 /// Errors of the runtime. `kind`-like branching: match the variant, never the text.
 #[derive(Debug, thiserror::Error)]
