@@ -4,6 +4,7 @@
 # of each runtime to crun and the peak RSS of each runtime process during `run`.
 #
 # Usage: bench/oci-run.sh [path/to/stack]   (default: target/release/stack)
+# ROUNDS (10) rounds of RUNS (20) runs per runtime.
 # Needs root, hyperfine, crun, runc, busybox-static, python3.
 #
 # Notes for this host:
@@ -32,7 +33,8 @@ fi
 
 STACK=${1:-target/release/stack}
 STACK=$(realpath "$STACK")
-RUNS=${RUNS:-200}
+ROUNDS=${ROUNDS:-10}
+RUNS=${RUNS:-20}
 WORK=$(mktemp -d /tmp/oci-bench.XXXXXX)
 trap 'umount "$WORK/state" 2>/dev/null; rm -rf "$WORK"' EXIT
 # State roots on tmpfs, as each runtime's default root (/run/...) is; the
@@ -72,19 +74,31 @@ for rt in stack crun runc; do
     $cmd run --bundle "$WORK/$rt" "bench-$rt" >/dev/null || { echo "$rt cannot run the bundle" >&2; exit 1; }
 done
 
-hyperfine -N --warmup 10 --runs "$RUNS" --export-json "$WORK/result.json" \
-    -n stack "$STACK --root $WORK/state/stack oci run --bundle $WORK/stack bench-stack" \
-    -n crun "crun --root $WORK/state/crun run --bundle $WORK/crun bench-crun" \
-    -n runc "runc --root $WORK/state/runc run --bundle $WORK/runc bench-runc"
+# Rounds of a few runs each, the three runtimes in turn: this VM's speed
+# drifts over seconds, and one long block per runtime lets the drift decide the
+# ratio. Every run of every round is pooled.
+i=0
+while [ "$i" -lt "$ROUNDS" ]; do
+    i=$((i + 1))
+    hyperfine -N --warmup 3 --runs "$RUNS" --export-json "$WORK/round-$i.json" \
+        -n stack "$STACK --root $WORK/state/stack oci run --bundle $WORK/stack bench-stack" \
+        -n crun "crun --root $WORK/state/crun run --bundle $WORK/crun bench-crun" \
+        -n runc "runc --root $WORK/state/runc run --bundle $WORK/runc bench-runc" >/dev/null
+done
 
-python3 - "$WORK/result.json" <<'PY'
-import json, sys
-r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
-crun = r["crun"]["mean"]
-print()
+python3 - "$WORK" "$ROUNDS" <<'PY'
+import json, statistics, sys
+times = {}
+for i in range(1, int(sys.argv[2]) + 1):
+    for x in json.load(open(f"{sys.argv[1]}/round-{i}.json"))["results"]:
+        times.setdefault(x["command"], []).extend(x["times"])
+mean = {k: statistics.mean(v) for k, v in times.items()}
+median = {k: statistics.median(v) for k, v in times.items()}
 for name in ("stack", "crun", "runc"):
-    m = r[name]
-    print(f"{name:6} mean {m['mean']*1000:7.2f} ms  median {m['median']*1000:7.2f} ms  ratio to crun {m['mean']/crun:5.2f}x")
+    t = times[name]
+    print(f"{name:6} runs {len(t):4}  mean {mean[name]*1000:6.2f} ms  median {median[name]*1000:6.2f} ms"
+          f"  min {min(t)*1000:6.2f} ms  ratio to crun: mean {mean[name]/mean['crun']:4.2f}x"
+          f"  median {median[name]/median['crun']:4.2f}x")
 PY
 
 # Peak RSS of the runtime process itself (the container's /bin/true is tiny).

@@ -1,8 +1,6 @@
 //! `stack`: parse the command line, dispatch, print an error once.
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
     // Like other command-line tools, end quietly when the reader of our output
     // goes away (`stack images | head`) instead of panicking on EPIPE.
@@ -10,7 +8,7 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let cli = stack::cli::Cli::parse_from(stack::cli::normalize_args(std::env::args_os()));
+    let cli = stack::cli::parse(std::env::args_os());
     stack::cli::init_logging(&cli.global);
     match stack::cli::run(cli) {
         Ok(code) => code,

@@ -142,16 +142,54 @@ impl Cgroup {
     pub fn create(&self) -> Result<()> {
         match &self.hierarchy {
             Hierarchy::V2 { root } => v2::create(root, &self.rel),
-            Hierarchy::V1 {
-                controllers,
-                unified,
-            } => {
+            Hierarchy::V1 { controllers, .. } => {
                 v1::create(controllers, &self.rel)?;
-                if let Some(u) = unified {
-                    fs::mkdir_p(&u.join(&self.rel))?;
-                }
-                Ok(())
+                self.create_unified()
             }
+        }
+    }
+
+    /// Create the cgroup2 part only: the whole cgroup on v2, the unified
+    /// tree's directory on a hybrid host, nothing on pure v1. Existing is fine.
+    pub fn create_unified(&self) -> Result<()> {
+        match &self.hierarchy {
+            Hierarchy::V2 { root } => v2::create(root, &self.rel),
+            Hierarchy::V1 {
+                unified: Some(u), ..
+            } => fs::mkdir_p(&u.join(&self.rel)),
+            Hierarchy::V1 { unified: None, .. } => Ok(()),
+        }
+    }
+
+    /// The cgroup2 directory (v2, or a hybrid host's unified tree): the one a
+    /// child can be born into with clone3(CLONE_INTO_CGROUP).
+    pub fn unified_dir(&self) -> Option<PathBuf> {
+        match &self.hierarchy {
+            Hierarchy::V2 { root } => Some(root.join(&self.rel)),
+            Hierarchy::V1 { unified, .. } => unified.as_ref().map(|u| u.join(&self.rel)),
+        }
+    }
+
+    /// The `tasks` file of this cgroup in every v1 hierarchy. A process that
+    /// writes "0" there moves itself (its one thread) without the kernel's
+    /// global threadgroup lock, unlike a write of its pid to `cgroup.procs`.
+    pub fn v1_tasks(&self) -> Vec<PathBuf> {
+        let Hierarchy::V1 { unified, .. } = &self.hierarchy else {
+            return Vec::new();
+        };
+        self.hierarchy
+            .roots()
+            .into_iter()
+            .filter(|r| Some(r) != unified.as_ref())
+            .map(|r| r.join(&self.rel).join("tasks"))
+            .collect()
+    }
+
+    /// Move a process into the cgroup2 directory only (see [`Cgroup::unified_dir`]).
+    pub fn add_pid_unified(&self, pid: i32) -> Result<()> {
+        match self.unified_dir() {
+            Some(dir) => fs::write(&dir.join("cgroup.procs"), &pid.to_string()),
+            None => Ok(()),
         }
     }
 

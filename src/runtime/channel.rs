@@ -45,6 +45,7 @@ pub(crate) enum Step {
     Personality,
     Scheduler,
     Hook,
+    Cgroup,
 }
 
 impl Step {
@@ -77,9 +78,17 @@ impl Step {
             Step::Personality => "setting the personality",
             Step::Scheduler => "setting the I/O priority or scheduler",
             Step::Hook => "running the hook",
+            Step::Cgroup => "joining its cgroup",
         }
     }
 }
+
+/// `Step::SetNs` indexes above those of `linux.namespaces` paths: the
+/// namespaces the init makes itself with unshare.
+pub(crate) const UNSHARE_NET: usize = 96;
+pub(crate) const TIME_OFFSETS: usize = 97;
+pub(crate) const UNSHARE_TIME: usize = 98;
+pub(crate) const UNSHARE_CGROUP: usize = 99;
 
 /// A failure inside the init: which step, which item (mount index, ...), errno.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,10 +141,10 @@ mod tests {
 
     #[test]
     fn every_step_decodes_and_nothing_else() {
-        for v in 1..=Step::Hook as u8 {
+        for v in 1..=Step::Cgroup as u8 {
             assert_eq!(Step::from_repr(v).map(|s| s as u8), Some(v));
         }
         assert_eq!(Step::from_repr(0), None);
-        assert_eq!(Step::from_repr(Step::Hook as u8 + 1), None);
+        assert_eq!(Step::from_repr(Step::Cgroup as u8 + 1), None);
     }
 }

@@ -220,18 +220,20 @@ impl Runtime {
             }
             Ok(())
         };
-        // With a systemd unit the cgroup is made once systemd placed the init
-        // (it needs the pid); otherwise before clone, off the critical path.
+        // The cgroup is made after clone: meanwhile the init makes its network
+        // namespace and mounts, on the other CPU; it waits for GO before it
+        // needs the cgroup. Only the cgroup2 directory comes first, for the
+        // init to be born in (spawn::Placement). With a systemd unit, systemd
+        // places the init first.
         if unit.is_none() {
-            make_cgroup()?;
+            cgroup.create_unified()?;
         }
         let register = |pid: i32| -> Result<()> {
             if let (Some(u), Some(d)) = (&unit, &self.systemd) {
                 let what = format!("stack container {id}");
                 crate::cgroup::systemd::start_unit(d.bus.as_deref(), u, pid, &what)?;
-                make_cgroup()?;
             }
-            Ok(())
+            make_cgroup()
         };
         // prestart + createRuntime: namespaces exist, the init is in its cgroup
         // and still waits for GO, so it has not pivoted yet (config.md, Hooks).
@@ -267,6 +269,10 @@ impl Runtime {
         let spawned = spawn::spawn(&SpawnArgs {
             plan: &plan,
             cgroup: Some(&cgroup),
+            placement: match unit {
+                Some(_) => spawn::Placement::Parent,
+                None => spawn::Placement::Init,
+            },
             before_place: Some(&register),
             state_dir: &dir,
             stdio: opts.stdio.as_ref(),

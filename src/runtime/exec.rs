@@ -80,6 +80,7 @@ impl Runtime {
         let spawned = spawn::spawn(&SpawnArgs {
             plan: &plan,
             cgroup: Some(&cgroup),
+            placement: spawn::Placement::Init,
             before_place: None,
             state_dir: &dir,
             stdio: opts.stdio.as_ref(),

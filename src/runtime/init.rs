@@ -112,6 +112,10 @@ fn setup(plan: &InitPlan, fds: &InitFds) -> Result<usize, Fail> {
     if plan.new_userns && (sys::setresgid(0) != 0 || sys::setresuid(0) != 0) {
         return Err(Fail::new(Step::Identity, 0, err()));
     }
+    // SAFETY: unshare with a namespace flag.
+    if plan.unshare_net && unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+        return Err(Fail::new(Step::SetNs, channel::UNSHARE_NET, err()));
+    }
     if plan.unshare_time {
         time_namespace(plan, fds)?;
     }
@@ -230,8 +234,9 @@ impl Go<'_> {
             return Ok(());
         }
         let mut b = [0u8; 1];
-        match sys::read_some(self.fds.sync, &mut b) {
-            Ok(1) if b[0] == channel::GO => {}
+        let mut tasks = [-1; sys::MAX_FDS];
+        match sys::recv_fds(self.fds.sync, &mut b, &mut tasks) {
+            Ok((1, n)) if b[0] == channel::GO => join_cgroup(&tasks[..n])?,
             Ok(_) => return Err(Fail::new(Step::Sync, 0, libc::EPIPE)),
             Err(e) => return Err(Fail::new(Step::Sync, 0, e)),
         }
@@ -239,10 +244,23 @@ impl Go<'_> {
         // After the placement, so the namespace root is the container's cgroup.
         // SAFETY: unshare with a namespace flag.
         if self.plan.unshare_cgroupns && unsafe { libc::unshare(libc::CLONE_NEWCGROUP) } != 0 {
-            return Err(Fail::new(Step::SetNs, 99, err()));
+            return Err(Fail::new(Step::SetNs, channel::UNSHARE_CGROUP, err()));
         }
         Ok(())
     }
+}
+
+/// Move this process into the cgroup v1 hierarchies whose `tasks` files came
+/// with GO (see spawn.rs, `Placement`): "0" is this thread, the only thread.
+fn join_cgroup(tasks: &[RawFd]) -> Result<(), Fail> {
+    let mut result = Ok(());
+    for (i, fd) in tasks.iter().enumerate() {
+        if result.is_ok() {
+            result = sys::write_all(*fd, b"0").map_err(|e| Fail::new(Step::Cgroup, i, e));
+        }
+        sys::close(*fd);
+    }
+    result
 }
 
 /// unshare(CLONE_NEWTIME) takes effect for this process at execve; the offsets
@@ -250,10 +268,10 @@ impl Go<'_> {
 fn time_namespace(plan: &InitPlan, fds: &InitFds) -> Result<(), Fail> {
     // SAFETY: unshare with a namespace flag.
     if unsafe { libc::unshare(libc::CLONE_NEWTIME) } != 0 {
-        return Err(Fail::new(Step::SetNs, 98, err()));
+        return Err(Fail::new(Step::SetNs, channel::UNSHARE_TIME, err()));
     }
     if let Some(offsets) = &plan.time_offsets {
-        let f = |e| Fail::new(Step::SetNs, 97, e);
+        let f = |e| Fail::new(Step::SetNs, channel::TIME_OFFSETS, e);
         let fd = Fd(sys::openat2(
             fds.proc_fd,
             c"self/timens_offsets",

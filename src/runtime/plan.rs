@@ -148,6 +148,11 @@ pub(crate) struct InitPlan {
     pub hostname: Option<CString>,
     pub domainname: Option<CString>,
     pub clone_flags: c_int,
+    /// Create the network namespace with unshare in the child rather than in
+    /// clone: the slowest namespace to make then overlaps with the parent's
+    /// cgroup setup. Only when nothing in the parent needs the namespace before
+    /// GO (no hooks, no user namespace: see `early_go`).
+    pub unshare_net: bool,
     /// unshare(CLONE_NEWCGROUP) in the child *after* the parent placed it in its
     /// cgroup, so the namespace root is the container's cgroup (as runc does).
     pub unshare_cgroupns: bool,
@@ -345,6 +350,7 @@ pub(crate) fn build(input: &PlanInput<'_>) -> Result<InitPlan, Error> {
         super::mountplan::defer_cgroup_mounts(&mut plan.mounts, &cgroup_dests, &protected);
     plan.go_before_mount = plan.mounts.iter().position(|m| matches!(&m.kind, MountKind::Fs { fstype, .. } if fstype.as_bytes().starts_with(b"cgroup")));
     plan.early_go = plan.new_userns || spec.hooks().is_some();
+    plan.unshare_net = !plan.early_go && plan.clone_flags & libc::CLONE_NEWNET != 0;
     if let Some(h) = spec.hooks() {
         plan.create_container_hooks = h
             .create_container()

@@ -23,12 +23,33 @@ pub(crate) struct Spawned {
     pub pty_master: Option<OwnedFd>,
 }
 
+/// Who moves the init into its cgroup.
+///
+/// Moving a process with a write of its pid to `cgroup.procs` takes the
+/// kernel's global threadgroup lock for writing, and the first writer after a
+/// quiet spell waits for an RCU grace period: 5-10 ms on this 2-CPU VM, more
+/// than a whole container start otherwise takes (measured: bench/RESULTS.md).
+/// A child born into its cgroup2 directory (clone3 CLONE_INTO_CGROUP) and a
+/// single-threaded process writing "0" to a v1 `tasks` file (itself) skip
+/// that lock, so the init places itself that way when it can.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Placement {
+    /// CLONE_INTO_CGROUP for the cgroup2 tree; the v1 `tasks` files go to the
+    /// init with GO. Used unless the plan waits for GO early (user namespace
+    /// maps, hooks that must see the init in its cgroup before GO).
+    Init,
+    /// This process writes the pid to every `cgroup.procs`, after
+    /// `before_place` (systemd places the init in its unit first).
+    Parent,
+}
+
 /// Inputs besides the plan.
 pub(crate) struct SpawnArgs<'a> {
     pub plan: &'a InitPlan,
     pub cgroup: Option<&'a Cgroup>,
-    /// Runs with the child's pid before it is added to `cgroup` (the systemd
-    /// driver registers its unit and creates the cgroup here).
+    pub placement: Placement,
+    /// Runs with the child's pid before it is added to `cgroup` (creates the
+    /// cgroup; the systemd driver registers its unit first).
     pub before_place: Option<&'a dyn Fn(i32) -> Result<()>>,
     pub state_dir: &'a Path,
     pub stdio: Option<&'a [OwnedFd; 3]>,
@@ -216,11 +237,28 @@ pub(crate) fn spawn(a: &SpawnArgs<'_>) -> Result<Spawned> {
             .collect(),
         idmap_trees: idmap_trees.iter().map(|t| t.as_raw_fd()).collect(),
     };
-    let (pid, pidfd) = clone_init(plan, &fds, join_pid.as_ref())?;
+    let self_place = match a.cgroup {
+        Some(cg) if a.placement == Placement::Init && !plan.early_go => Some(cg),
+        _ => None,
+    };
+    // The caller made the cgroup2 directory (a fresh container's) or it exists
+    // (exec joins a running one).
+    let into = self_place
+        .and_then(Cgroup::unified_dir)
+        .map(|d| open_dir(&d))
+        .transpose()?;
+    let (pid, pidfd, born_in) = clone_init(plan, &fds, join_pid.as_ref(), into.as_ref())?;
     drop(child_sock);
     let mut guard = ChildGuard { pid, armed: true };
     let writers: Vec<OwnedFd> = hook_pipes.into_iter().map(|(_, w)| w).collect();
-    match release(a, pid, proc_fd.as_raw_fd(), &parent_sock, writers) {
+    let place = match self_place {
+        Some(cg) => Place::Init {
+            cgroup: cg,
+            born_in,
+        },
+        None => Place::Parent,
+    };
+    match release(a, place, pid, proc_fd.as_raw_fd(), &parent_sock, writers) {
         Ok(pty_master) => {
             guard.armed = false;
             Ok(Spawned {
@@ -235,11 +273,57 @@ pub(crate) fn spawn(a: &SpawnArgs<'_>) -> Result<Spawned> {
     }
 }
 
+/// How the init gets into its cgroup (see [`Placement`]).
+enum Place<'a> {
+    /// It was born in the cgroup2 directory when `born_in` (else clone3 is
+    /// missing and this process moves it there); it joins v1 itself.
+    Init {
+        cgroup: &'a Cgroup,
+        born_in: bool,
+    },
+    Parent,
+}
+
+/// A cgroup directory, opened for CLONE_INTO_CGROUP (O_PATH fds do not do).
+fn open_dir(dir: &Path) -> Result<OwnedFd> {
+    nix::fcntl::open(
+        dir,
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|source| Error::Sys {
+        op: "opening the cgroup directory",
+        source,
+    })
+}
+
+/// Open the v1 `tasks` files the init writes itself into.
+fn open_tasks(cgroup: &Cgroup) -> Result<Vec<OwnedFd>> {
+    cgroup
+        .v1_tasks()
+        .iter()
+        .map(|p| {
+            nix::fcntl::open(
+                p,
+                nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .map_err(|source| Error::Sys {
+                op: "opening a cgroup tasks file",
+                source,
+            })
+        })
+        .collect()
+}
+
+/// Clone the init: with `into`, by clone3 straight into that cgroup2
+/// directory (the bool says so); without clone3 (before 5.7), by clone.
 fn clone_init(
     plan: &InitPlan,
     fds: &InitFds,
     join_pid: Option<&OwnedFd>,
-) -> Result<(i32, OwnedFd)> {
+    into: Option<&OwnedFd>,
+) -> Result<(i32, OwnedFd, bool)> {
     let saved_pid_ns = match join_pid {
         Some(target) => {
             let own = open_verified(c"/proc/self/ns/pid", libc::O_RDONLY)?;
@@ -254,28 +338,71 @@ fn clone_init(
         None => None,
     };
     let mut pidfd: c_int = -1;
+    let mut flags = plan.clone_flags | libc::CLONE_PIDFD;
+    if plan.unshare_net {
+        flags &= !libc::CLONE_NEWNET;
+    }
     #[allow(clippy::cast_sign_loss)]
-    let flags = (plan.clone_flags | libc::CLONE_PIDFD | libc::SIGCHLD) as libc::c_ulong;
-    // SAFETY: clone without CLONE_VM and without a new stack behaves like fork(2):
-    // the child gets a copy of this address space and returns 0 on the same stack.
-    // It only runs init::run, which never returns (execve or _exit).
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            flags,
-            0usize,
-            &mut pidfd as *mut c_int,
-            0usize,
-            0usize,
-        )
-    };
-    if r == 0 {
-        init::run(plan, fds);
+    let flags = flags as u64;
+    let mut born_in = false;
+    let mut r = -1;
+    if let Some(dir) = into {
+        let args = sys::CloneArgs {
+            flags: flags | sys::CLONE_INTO_CGROUP,
+            pidfd: &mut pidfd as *mut c_int as u64,
+            exit_signal: libc::SIGCHLD as u64,
+            #[allow(clippy::cast_sign_loss)]
+            cgroup: dir.as_raw_fd() as u64,
+            ..Default::default()
+        };
+        // SAFETY: as clone below; clone3 without a stack also runs the child
+        // on a copy of this stack.
+        r = unsafe {
+            libc::syscall(
+                libc::SYS_clone3,
+                &args as *const sys::CloneArgs,
+                std::mem::size_of::<sys::CloneArgs>(),
+            )
+        };
+        if r == 0 {
+            init::run(plan, fds);
+        }
+        born_in = r > 0;
+        let err = nix::Error::last();
+        // ENOSYS (before 5.3), E2BIG or EINVAL (the cgroup field, before 5.7).
+        let old_kernel = matches!(
+            err,
+            nix::Error::ENOSYS | nix::Error::E2BIG | nix::Error::EINVAL
+        );
+        if r < 0 && !old_kernel {
+            restore_pid_ns(saved_pid_ns);
+            return Err(Error::Sys {
+                op: "clone3 into the cgroup",
+                source: err,
+            });
+        }
+    }
+    if r < 0 {
+        // SAFETY: clone without CLONE_VM and without a new stack behaves like
+        // fork(2): the child gets a copy of this address space and returns 0 on
+        // the same stack. It only runs init::run, which never returns (execve
+        // or _exit).
+        r = unsafe {
+            libc::syscall(
+                libc::SYS_clone,
+                flags | libc::SIGCHLD as u64,
+                0usize,
+                &mut pidfd as *mut c_int,
+                0usize,
+                0usize,
+            )
+        };
+        if r == 0 {
+            init::run(plan, fds);
+        }
     }
     let clone_err = nix::Error::last();
-    if let Some(own) = saved_pid_ns {
-        let _ = nix::sched::setns(own, nix::sched::CloneFlags::CLONE_NEWPID);
-    }
+    restore_pid_ns(saved_pid_ns);
     if r < 0 {
         return Err(Error::Sys {
             op: "clone",
@@ -285,12 +412,19 @@ fn clone_init(
     #[allow(clippy::cast_possible_truncation)]
     let pid = r as i32;
     // SAFETY: CLONE_PIDFD stored a new fd owned by us.
-    Ok((pid, unsafe { OwnedFd::from_raw_fd(pidfd) }))
+    Ok((pid, unsafe { OwnedFd::from_raw_fd(pidfd) }, born_in))
+}
+
+fn restore_pid_ns(saved: Option<OwnedFd>) {
+    if let Some(own) = saved {
+        let _ = nix::sched::setns(own, nix::sched::CloneFlags::CLONE_NEWPID);
+    }
 }
 
 /// Parent steps between clone and READY.
 fn release(
     a: &SpawnArgs<'_>,
+    place: Place<'_>,
     pid: i32,
     proc_fd: RawFd,
     sock: &OwnedFd,
@@ -306,9 +440,19 @@ fn release(
     if let Some(f) = a.before_place {
         f(pid)?;
     }
-    if let Some(cg) = a.cgroup {
-        cg.add_pid(pid)?;
-    }
+    let tasks = match (place, a.cgroup) {
+        (Place::Init { cgroup, born_in }, _) => {
+            if !born_in {
+                cgroup.add_pid_unified(pid)?;
+            }
+            open_tasks(cgroup)?
+        }
+        (Place::Parent, Some(cg)) => {
+            cg.add_pid(pid)?;
+            Vec::new()
+        }
+        (Place::Parent, None) => Vec::new(),
+    };
     if let Some(adj) = plan.oom_score_adj {
         write_proc(proc_fd, &format!("{pid}/oom_score_adj"), &adj.to_string())?;
     }
@@ -325,7 +469,17 @@ fn release(
     }
     // A child that already failed has closed its end: the FAIL it queued is read
     // below, so a failed send is not an error by itself.
-    let _ = socket::send(sock.as_raw_fd(), &[channel::GO], MsgFlags::MSG_NOSIGNAL);
+    let raw: Vec<RawFd> = tasks.iter().map(AsRawFd::as_raw_fd).collect();
+    let rights = [socket::ControlMessage::ScmRights(&raw)];
+    let cmsgs: &[socket::ControlMessage<'_>] = if raw.is_empty() { &[] } else { &rights };
+    let _ = socket::sendmsg::<()>(
+        sock.as_raw_fd(),
+        &[std::io::IoSlice::new(&[channel::GO])],
+        cmsgs,
+        MsgFlags::MSG_NOSIGNAL,
+        None,
+    );
+    drop(tasks);
     let mut pty = None;
     loop {
         let mut buf = [0u8; 16];
@@ -416,9 +570,15 @@ fn describe(plan: &InitPlan, f: Fail) -> Error {
             .map(|h| format!("{} (createContainer)", h.path.to_string_lossy())),
         _ => None,
     };
-    let step = match item {
-        Some(item) => format!("{} {item}", f.step.describe()),
-        None => f.step.describe().to_string(),
+    let step = match (f.step, item) {
+        // The namespaces the child unshares itself (see init::setup).
+        (Step::SetNs, _) if i == channel::UNSHARE_NET => "creating the network namespace".into(),
+        (Step::SetNs, _) if i == channel::TIME_OFFSETS => {
+            "writing the time namespace offsets".into()
+        }
+        (Step::SetNs, _) if i == channel::UNSHARE_TIME => "creating the time namespace".into(),
+        (_, Some(item)) => format!("{} {item}", f.step.describe()),
+        (_, None) => f.step.describe().to_string(),
     };
     Error::Init {
         step,

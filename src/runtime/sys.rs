@@ -299,6 +299,84 @@ pub(crate) fn send_fd(sock: RawFd, tag: u8, fd: RawFd) -> SysResult<()> {
     check(unsafe { libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) } as c_long).map(drop)
 }
 
+/// Most fds [`recv_fds`] takes from one message: one per cgroup v1 hierarchy
+/// fits (the kernel has 14 v1 controllers).
+pub(crate) const MAX_FDS: usize = 16;
+
+/// Receive one message and the fds it carries (SCM_RIGHTS, close-on-exec),
+/// using only stack memory. Returns the byte count and the number of fds.
+pub(crate) fn recv_fds(
+    sock: RawFd,
+    buf: &mut [u8],
+    fds: &mut [RawFd; MAX_FDS],
+) -> SysResult<(usize, usize)> {
+    #[repr(C, align(8))]
+    struct Cmsg([u8; 128]);
+    let mut cbuf = Cmsg([0; 128]);
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: an all-zero msghdr is valid; fields are set below.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.0.as_mut_ptr().cast();
+    msg.msg_controllen = cbuf.0.len();
+    let n = loop {
+        // SAFETY: msg references live stack buffers.
+        match check(unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) } as c_long) {
+            Ok(n) => break n as usize,
+            Err(libc::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    };
+    let mut count = 0;
+    // SAFETY: the kernel filled msg_control with msg_controllen bytes of
+    // well-formed headers; CMSG_* walk them within that length.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(c).cast::<c_int>();
+                let len = (*c).cmsg_len - libc::CMSG_LEN(0) as usize;
+                for i in 0..len / std::mem::size_of::<c_int>() {
+                    let fd = ptr::read_unaligned(data.add(i));
+                    match fds.get_mut(count) {
+                        Some(slot) => {
+                            *slot = fd;
+                            count += 1;
+                        }
+                        None => close(fd),
+                    }
+                }
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    Ok((n, count))
+}
+
+/// struct clone_args of clone3(2), as far as CLONE_ARGS_SIZE_VER2 (`cgroup`).
+#[repr(C)]
+#[derive(Default)]
+pub(crate) struct CloneArgs {
+    pub flags: u64,
+    pub pidfd: u64,
+    pub child_tid: u64,
+    pub parent_tid: u64,
+    pub exit_signal: u64,
+    pub stack: u64,
+    pub stack_size: u64,
+    pub tls: u64,
+    pub set_tid: u64,
+    pub set_tid_size: u64,
+    pub cgroup: u64,
+}
+
+/// clone3's flag to create the child in the cgroup2 directory `cgroup` (5.7).
+pub(crate) const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
 pub(crate) fn fstat_path(path: &CStr) -> SysResult<libc::stat> {
     // SAFETY: an all-zero stat is a valid value; stat fills it.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
