@@ -84,7 +84,11 @@ fn addresses_are_stable_across_restart_and_never_duplicated() {
     // the container restarts in a new namespace; a new process opens the root
     drop(c1);
     let again = Ns::new("stc");
-    let mgr2 = Manager::with(&f.roots, Some(f.host.path()), Arc::new(NftFirewall));
+    let mgr2 = Manager::with(
+        &f.roots,
+        Some(f.host.path()),
+        Arc::new(NftFirewall::default()),
+    );
     let second = mgr2
         .attach(&f.stack, "c1", &again.path(), &[f.att("default", &[])])
         .unwrap();
@@ -185,4 +189,40 @@ fn network_mode_none_has_only_loopback_up() {
     assert_eq!(links.lines().count(), 1, "{links}");
     assert!(links.contains("lo:") && links.contains("UP"), "{links}");
     assert!(f.mgr.network(&f.stack, "default").unwrap().is_none());
+}
+
+#[test]
+fn an_unchanged_ruleset_is_applied_again_only_after_something_else_changed_the_ruleset() {
+    let f = Fixture::new();
+    f.mgr.ensure_network(&f.spec("default")).unwrap();
+    let table = f.mgr.table_name().unwrap();
+    // Rule handles are new with every apply (the batch flushes and refills).
+    let handles = || {
+        f.host
+            .exec_ok(&["nft", "-a", "list", "table", "inet", &table])
+    };
+    let applied = handles();
+    f.mgr.ensure_network(&f.spec("default")).unwrap();
+    assert_eq!(
+        handles(),
+        applied,
+        "the same batch with no other change: no nft run"
+    );
+
+    f.host
+        .exec_ok(&["nft", "add", "table", "inet", "someone_else"]);
+    f.mgr.ensure_network(&f.spec("default")).unwrap();
+    assert_ne!(
+        handles(),
+        applied,
+        "another program changed the ruleset: applied again"
+    );
+
+    f.host.exec_ok(&["nft", "flush", "table", "inet", &table]);
+    f.mgr.ensure_network(&f.spec("default")).unwrap();
+    assert!(
+        handles().contains("masquerade"),
+        "a flushed table is filled again"
+    );
+    f.mgr.remove_network(&f.stack, "default").unwrap();
 }

@@ -23,7 +23,7 @@ fn crash_child_setup_loop() {
     let mgr = Manager::with(
         &roots,
         Some(PathBuf::from(env("NET_CHILD_HOST"))),
-        Arc::new(NftFirewall),
+        Arc::new(NftFirewall::default()),
     );
     let stack = env("NET_CHILD_STACK");
     let containers: Vec<String> = env("NET_CHILD_NS").split(',').map(String::from).collect();
@@ -101,7 +101,7 @@ fn killed_mid_setup_then_down_leaves_nothing() {
         child.wait().unwrap();
 
         let roots = Roots::new(Some(dir.path()));
-        let mgr = Manager::with(&roots, Some(host.path()), Arc::new(NftFirewall));
+        let mgr = Manager::with(&roots, Some(host.path()), Arc::new(NftFirewall::default()));
         mgr.remove_stack(&stack).unwrap();
         let prefix = mgr.link_prefix().unwrap();
         let links = host.ip(&["-o", "link"]);

@@ -42,7 +42,7 @@ impl Manager {
     /// Networking for `roots` in the caller's network namespace, with nftables.
     /// `[::1]` publishes are proxied by this very program (`stack __proxy`).
     pub fn open(roots: &Roots) -> Result<Manager> {
-        let m = Self::with(roots, None, Arc::new(NftFirewall));
+        let m = Self::with(roots, None, Arc::new(NftFirewall::default()));
         Ok(m.with_proxy(crate::self_exe::path()))
     }
 
@@ -518,6 +518,7 @@ impl Manager {
         if locked.state.networks.is_empty() {
             return Ok(false);
         }
+        self.firewall.forget();
         self.sync_firewall(&locked.state)?;
         Ok(true)
     }

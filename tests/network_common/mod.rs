@@ -169,7 +169,7 @@ impl Fixture {
         let host = Ns::new("sth");
         let dir = tempfile::tempdir().unwrap();
         let roots = Roots::new(Some(dir.path()));
-        let mgr = Manager::with(&roots, Some(host.path()), Arc::new(NftFirewall));
+        let mgr = Manager::with(&roots, Some(host.path()), Arc::new(NftFirewall::default()));
         Fixture {
             host,
             _dir: dir,
