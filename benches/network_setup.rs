@@ -91,7 +91,7 @@ fn ours(n: usize, rt: &tokio::runtime::Runtime, concurrent: bool) -> Duration {
     let dir = tempfile::tempdir().expect("tempdir");
     let roots = Roots::new(Some(dir.path()));
     let dns = DnsServer::new(rt.handle().clone(), vec![]);
-    let mgr = Manager::with(&roots, Some(host.path()), Arc::new(NftFirewall))
+    let mgr = Manager::with(&roots, Some(host.path()), Arc::new(NftFirewall::default()))
         .with_dns(dns)
         .expect("dns");
     let spec = NetworkSpec {
@@ -228,7 +228,7 @@ fn ours_throughput(rt: &tokio::runtime::Runtime) -> Option<f64> {
     let cs: Vec<Ns> = names("ot", 2).into_iter().map(Ns::new).collect();
     let dir = tempfile::tempdir().ok()?;
     let roots = Roots::new(Some(dir.path()));
-    let mgr = Manager::with(&roots, Some(host.path()), Arc::new(NftFirewall))
+    let mgr = Manager::with(&roots, Some(host.path()), Arc::new(NftFirewall::default()))
         .with_dns(DnsServer::new(rt.handle().clone(), vec![]))
         .ok()?;
     let spec = NetworkSpec {
