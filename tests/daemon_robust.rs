@@ -241,18 +241,21 @@ fn socket_activation_serves_both_sockets_and_the_ro_one_only_reads() {
     );
 }
 
-/// Pids of the stack's containers and their monitors (whose command line
-/// names the stack's cgroup).
+/// Pids of the stack's containers, their monitors (whose command line
+/// names the stack's cgroup) and their `[::1]` proxies (whose command line
+/// names the container).
 fn stack_processes(name: &str) -> Vec<i32> {
     let needle = format!("stack.slice/{name}.slice");
+    let proxy = |cmdline: &str| cmdline.contains("__proxy") && cmdline.contains(name);
     let mut pids = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
             continue;
         };
         let read = |f: &str| std::fs::read(e.path().join(f)).unwrap_or_default();
-        let mention = |b: Vec<u8>| String::from_utf8_lossy(&b).contains(&needle);
-        if mention(read("cgroup")) || mention(read("cmdline")) {
+        let mention = |b: &[u8]| String::from_utf8_lossy(b).contains(&needle);
+        let cmdline = read("cmdline");
+        if mention(&read("cgroup")) || mention(&cmdline) || proxy(&String::from_utf8_lossy(&cmdline)) {
             pids.push(pid);
         }
     }
@@ -332,7 +335,7 @@ fn after_a_reboot_restart_policies_bring_back_what_ran() {
 [services.web]
 image = "{IMAGE}"
 command = ["httpd", "-f", "-p", "80", "-h", "/etc"]
-ports = ["127.0.0.1::80"]
+ports = ["127.0.0.1::80", "[::1]::80"]
 restart = "always"
 init = true
 
@@ -341,6 +344,14 @@ image = "{IMAGE}"
 command = ["sleep", "3600"]
 restart = "unless-stopped"
 init = true
+secrets = ["token"]
+configs = ["greeting"]
+
+[secrets.token]
+file = "./token.txt"
+
+[configs.greeting]
+content = "hello from a config"
 
 [services.paused]
 image = "{IMAGE}"
@@ -354,16 +365,27 @@ command = ["sleep", "3600"]
 init = true
 "#,
     );
+    std::fs::write(t.dir.path().join("token.txt"), "s3cret").unwrap();
     t.ok(&["up", "-d"]);
     t.ok(&["stop", "-t", "1", "paused"]);
     let (web, worker) = (t.container("web", 1), t.container("worker", 1));
-    let addr = t.ok(&["port", "web", "80"]).trim().to_string();
+    let files = || t.ok(&["exec", "-T", "worker", "cat", "/run/secrets/token", "/greeting"]);
+    assert_eq!(files(), "s3crethello from a config");
+    let ports = t.ok(&["port", "web", "80"]);
+    let on = |prefix: &str| {
+        let found = ports.lines().find(|l| l.starts_with(prefix));
+        found.unwrap_or_else(|| panic!("no port on {prefix}: {ports}")).to_string()
+    };
+    let (addr, addr6) = (on("127.0.0.1:"), on("[::1]:"));
     let answers = || fetch(&addr).is_some_and(|b| b.contains(&web));
+    let answers6 = || fetch(&addr6).is_some_and(|b| b.contains(&web));
     t.wait_for(10, "the published port", answers);
+    t.wait_for(10, "the port published on [::1]", answers6);
     let networks = ipv4(&t, &web);
     let pid = t.row(&web)["pid"].clone();
 
     simulate_reboot(&t);
+    assert!(!answers6(), "the [::1] proxy survived the simulated reboot");
     let (mut daemon, ready) = t.start_daemon(&common::stack_bin());
     assert!(ready.contains("READY=1"), "{ready}");
     let back = || {
@@ -386,7 +408,9 @@ init = true
     }
     assert_ne!(t.row(&web)["pid"], pid, "a new run");
     assert_eq!(ipv4(&t, &web), networks, "the same address");
+    assert_eq!(files(), "s3crethello from a config", "the secret and config are back");
     t.wait_for(10, "the published port after the reboot", answers);
+    t.wait_for(10, "the port on [::1] after the reboot", answers6);
     assert_eq!(t.row(&t.container("paused", 1))["state"], "stopped");
     let once = t.row(&t.container("once", 1));
     assert_ne!(once["state"], "running", "restart = no stays down: {once}");

@@ -129,3 +129,46 @@ healthcheck = { test = ["CMD", "true"], on_unhealthy = "reboot" }
     );
     assert!(err.contains("on_unhealthy `reboot` is not known"), "{err}");
 }
+
+#[test]
+fn a_restart_whose_start_fails_is_retried_with_backoff() {
+    let t = TestStack::new(
+        r#"
+[services.flaky]
+image = "{IMAGE}"
+command = ["sh", "-c", "while [ ! -e /data/go ]; do sleep 0.1; done; rm /data/go; exit 3"]
+volumes = ["./data:/data"]
+restart = "always"
+restart_backoff = { initial = "200ms", max = "400ms" }
+init = true
+"#,
+    );
+    let (data, away) = (t.dir.path().join("data"), t.dir.path().join("away"));
+    std::fs::create_dir_all(&data).unwrap();
+    t.ok(&["up", "-d"]);
+    let name = t.container("flaky", 1);
+    t.wait_for(20, "the first run", || t.row(&name)["state"] == "running");
+    // The run keeps the directory (its mount follows it); every start from
+    // now on finds no bind source and fails.
+    std::fs::rename(&data, &away).unwrap();
+    std::fs::write(away.join("go"), "").unwrap();
+    let failed_starts = || {
+        events(&t, &name, "restart")
+            .iter()
+            .filter(|e| e["detail"].is_string())
+            .count()
+    };
+    t.wait_for(30, "two failed starts", || failed_starts() >= 2);
+    let row = t.row(&name);
+    assert_ne!(row["state"], "running", "{row}");
+    let inspect: serde_json::Value = serde_json::from_str(&t.ok(&["inspect", &name])).unwrap();
+    let error = inspect[0]["state"]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("data"), "the error names the missing source: {inspect}");
+    std::fs::rename(&away, &data).unwrap();
+    t.wait_for(30, "the run after the source is back", || {
+        t.row(&name)["state"] == "running"
+    });
+    let restarts = t.row(&name)["restarts"].as_i64().unwrap();
+    assert!(restarts >= 3, "the exit and each failed start count: {restarts}");
+    t.down_and_check();
+}

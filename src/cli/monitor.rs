@@ -52,13 +52,16 @@ pub fn run(global: &GlobalOpts, args: MonitorArgs) -> anyhow::Result<ExitCode> {
     // The readiness line goes to the starter's pipe (our stdout); afterwards
     // stdout points to /dev/null so the starter sees EOF once we report.
     let ready = File::from(nix::unistd::dup(std::io::stdout())?);
+    // Not inherited by what we spawn (a `[::1]` proxy that `revive` starts
+    // lives on): the starter waits for its end of the pipe to close.
+    nix::fcntl::fcntl(
+        &ready,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    )?;
     let null = File::options().read(true).write(true).open("/dev/null")?;
     nix::unistd::dup2_stdout(&null)?;
     // A starter that went away must not kill us when we report to it.
     super::ignore_sigpipe();
-    // Processes of the container's pid namespace outlive its init by a moment;
-    // as their subreaper the monitor reaps them before recording the exit.
-    nix::sys::prctl::set_child_subreaper(true)?;
     let revive = |name: &str| {
         crate::reconcile::container::revive(&roots, name)
             .map_err(|e| crate::supervisor::error_chain(&e))

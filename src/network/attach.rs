@@ -126,7 +126,8 @@ impl Manager {
     /// them: the same addresses and interface names, on bridges brought back
     /// up if they are gone, and the table applied again (its published ports
     /// are in the state). A container without endpoints gets loopback only
-    /// (`network_mode: none`). Level-triggered: what still exists is kept.
+    /// (`network_mode: none`). The proxy of its `[::1]` ports starts again.
+    /// Level-triggered: what still exists is kept.
     pub fn revive(&self, container: &str, netns: &Path) -> Result<Vec<Endpoint>> {
         let locked = self.lock()?;
         let st = &locked.state;
@@ -155,6 +156,8 @@ impl Manager {
             bridges,
         };
         netns::run(self.host_ns(), move || wire(job, stale))?;
+        // Its `[::1]` ports: the proxy went with the host.
+        self.revive_proxy(container)?;
         Ok(endpoints)
     }
 

@@ -428,6 +428,48 @@ impl Manager {
         recorded
     }
 
+    /// Start the proxy of `container`'s recorded `[::1]` ports again when
+    /// none runs (after a reboot: the process went with the host, the ports
+    /// are in the state). The same ports, bound anew; one taken meanwhile by
+    /// a process of the host is an error. Nothing to serve is success.
+    pub(crate) fn revive_proxy(&self, container: &str) -> Result<()> {
+        let st = self.snapshot()?;
+        let Some(published) = st.published.get(container) else {
+            return Ok(());
+        };
+        let ports: Vec<PublishedPort> = published
+            .ports
+            .iter()
+            .filter(|p| on_loopback6(p.host_ip))
+            .cloned()
+            .collect();
+        let running = st
+            .proxies
+            .get(container)
+            .is_some_and(|rec| proxy::is_ours(rec.pid, &st.root_id, container));
+        if ports.is_empty() || running {
+            return Ok(());
+        }
+        let sockets = netns::run(self.host_ns(), move || {
+            ports
+                .iter()
+                .map(|p| {
+                    let (_, held) = probe(p.host_ip, p.host_port, p.proto).map_err(|_| {
+                        in_use(
+                            p.host_ip,
+                            p.host_port,
+                            p.proto,
+                            " by a process on the host".into(),
+                        )
+                    })?;
+                    let target = SocketAddr::new(IpAddr::V4(p.container_addr), p.container_port);
+                    Ok((held, target))
+                })
+                .collect::<Result<Vec<_>>>()
+        })?;
+        self.start_proxy(container, sockets)
+    }
+
     /// Stop (and forget) the proxy of `container`, if it has one.
     fn stop_proxy(&self, container: &str) -> Result<()> {
         if !self.snapshot()?.proxies.contains_key(container) {

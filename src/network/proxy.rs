@@ -168,7 +168,7 @@ pub(crate) fn start(
 }
 
 /// Whether `pid` is the proxy of `container` in root `root_id`.
-fn is_ours(pid: i32, root_id: &str, container: &str) -> bool {
+pub(crate) fn is_ours(pid: i32, root_id: &str, container: &str) -> bool {
     let want = marks(root_id, container);
     proxy_args(pid).is_some_and(|args| args.windows(want.len()).any(|w| w == want))
 }

@@ -266,10 +266,11 @@ fn build(
 /// Make sure what a run of container `name` needs from the host exists, and
 /// rebuild what does not: a reboot takes the root filesystem's mount and the
 /// network namespace with its interfaces (and the bridges and the nftables
-/// table with them). The rebuilt ones are the same: the recorded rootfs plan,
-/// the addresses and published ports from the network state. Level-triggered
-/// and cheap when nothing is missing (a statx and a statfs): the monitor calls
-/// it before every start. Cgroups are the runtime's (it creates them).
+/// table with them, and the `[::1]` proxy), and the tmpfs of its secrets and
+/// configs. The rebuilt ones are the same: the recorded rootfs plan and
+/// secret files, the addresses and published ports from the network state.
+/// Level-triggered and cheap when nothing is missing (a few statx and a
+/// statfs): the monitor calls it before every start. Cgroups are the runtime's (it creates them).
 pub fn revive(roots: &Roots, name: &str) -> Result<(), Error> {
     let paths = ContainerPaths::new(&roots.lib, name);
     let rootfs = paths.bundle().join("rootfs");
@@ -288,14 +289,23 @@ pub fn revive(roots: &Roots, name: &str) -> Result<(), Error> {
             })?;
         storage::mount_rootfs(&plan, &rootfs)?;
     }
-    // Secrets and configs are copied into a tmpfs at create, and their
-    // sources may be gone since (inline content, the environment of `up`).
+    // Secrets and configs live in a tmpfs: copied again from what create
+    // recorded (`mounts::file_mounts`), to the paths config.json binds.
     let files = paths.dir.join("files");
     if files.is_dir() && !is_mount_root(&files) {
-        return Err(Error::Invalid(format!(
-            "the secrets and configs of {name} were kept in memory and are gone (after a \
-             reboot?); recreate the container: `stack up --force-recreate`"
-        )));
+        let plan: Vec<storage::SecretFile> = crate::state::read_json(&paths.files_plan())
+            .map_err(|source| Error::Io {
+                what: paths.files_plan().display().to_string(),
+                source,
+            })?
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "the secrets and configs of {name} were kept in memory and are gone (after \
+                     a reboot?) and its container predates the record of them; recreate it: \
+                     `stack up --force-recreate`"
+                ))
+            })?;
+        storage::materialise_secrets(&files, &plan)?;
     }
     let own = sandbox::path(&roots.run, name);
     if sandbox::is_namespace(&own) {

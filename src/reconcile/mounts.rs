@@ -1,6 +1,8 @@
 //! A service's volumes, binds, tmpfs, secrets and configs as OCI mounts, with the
 //! host side (named volumes, secret tmpfs) made ready.
 use std::collections::BTreeMap;
+use std::fs::Permissions;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
@@ -10,6 +12,7 @@ use crate::model::{
     FileMount, FileObject, FileSource, Mount, MountKind, Service, Stack, Volume, VolumeDriver,
 };
 use crate::storage::{self, BindSpec, SecretFile, TmpfsSpec, VolumeSpec, Volumes};
+use crate::supervisor::record::ContainerPaths;
 
 /// The storage crate's view of a declared volume.
 pub fn volume_spec(v: &Volume) -> VolumeSpec {
@@ -198,7 +201,12 @@ fn safe_subpath(dir: &Path, sub: &str) -> Result<PathBuf, Error> {
 }
 
 /// Secrets and configs on a private tmpfs of this container (`dir`), so the
-/// host file may stay 0400 root and no other container can read them.
+/// host file may stay 0400 root and no other container can read them. What
+/// was copied is recorded ([`ContainerPaths::files_plan`]) for a start after
+/// a reboot, which wipes the tmpfs: file sources are read again from the
+/// host; inline `content:` and values from the environment of `up` (gone by
+/// then) are kept in `files-src/`, root-only (0700), as the stack file holds
+/// the former on disk anyway.
 pub fn file_mounts(
     stack: &Stack,
     svc: &Service,
@@ -224,10 +232,12 @@ pub fn file_mounts(
         return Ok(Vec::new());
     }
     let staging = dir.join("files-src");
-    std::fs::create_dir_all(&staging).map_err(|e| Error::Io {
-        what: staging.display().to_string(),
-        source: e,
-    })?;
+    std::fs::create_dir_all(&staging)
+        .and_then(|()| std::fs::set_permissions(&staging, Permissions::from_mode(0o700)))
+        .map_err(|e| Error::Io {
+            what: staging.display().to_string(),
+            source: e,
+        })?;
     let mut files = Vec::new();
     for (i, (m, obj, mode)) in wanted.into_iter().enumerate() {
         let source = match &obj.source {
@@ -249,8 +259,12 @@ pub fn file_mounts(
             mode: m.mode.unwrap_or(mode),
         });
     }
+    let plan = ContainerPaths { dir: dir.to_path_buf() }.files_plan();
+    crate::state::write_json(&plan, &files).map_err(|e| Error::Io {
+        what: plan.display().to_string(),
+        source: e,
+    })?;
     let mounts = storage::materialise_secrets(&dir.join("files"), &files)?;
-    let _ = std::fs::remove_dir_all(&staging);
     Ok(mounts.into_iter().map(oci).collect())
 }
 

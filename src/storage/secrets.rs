@@ -11,8 +11,9 @@ use rustix::mount::MountFlags;
 use super::mounts::Mount;
 use super::{Error, Result};
 
-/// One secret or config file for one container.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One secret or config file for one container; recorded with the
+/// container so that a start after a reboot can copy them again.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SecretFile {
     /// The host file (read as root).
     pub source: PathBuf,

@@ -130,6 +130,11 @@ fn start(
     // A runtime record left by a monitor that died mid-run is stale now.
     let _ = runtime.delete(name, true);
     revive(name).map_err(io::Error::other)?;
+    // Processes of the container's pid namespace outlive its init by a moment;
+    // as their subreaper the monitor reaps them before recording the exit.
+    // Only from now on: a `[::1]` proxy that `revive` started detaches from
+    // us and must not become our child (the monitor would wait for it).
+    nix::sys::prctl::set_child_subreaper(true)?;
     let (opts, (mut stdout, stderr)) = stdio(&spec, io)?;
     let bundle = paths.bundle();
     let failed = |e: crate::runtime::Error| io::Error::other(super::error_chain(&e));

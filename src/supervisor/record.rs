@@ -67,6 +67,11 @@ impl ContainerPaths {
     pub fn rootfs_plan(&self) -> PathBuf {
         self.dir.join("rootfs.json")
     }
+    /// The secrets and configs copied into its `files` tmpfs (a list of
+    /// `storage::SecretFile`), for a start after a reboot.
+    pub fn files_plan(&self) -> PathBuf {
+        self.dir.join("files.json")
+    }
 }
 
 pub use crate::model::RestartPolicy as Restart;

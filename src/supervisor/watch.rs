@@ -190,9 +190,17 @@ impl Supervisor {
     /// for good.
     async fn run(&self, name: &str) {
         let mut backoff: Option<Backoff> = None;
+        // Set by a start that failed: decided without a fresh reading.
+        let mut next: Option<Step> = None;
         loop {
-            let me = self.clone();
-            match self.locked(name, move |name| me.step(name)).await {
+            let step = match next.take() {
+                Some(step) => step,
+                None => {
+                    let me = self.clone();
+                    self.locked(name, move |name| me.step(name)).await
+                }
+            };
+            match step {
                 Step::Wait(o) => {
                     backoff.get_or_insert_with(|| Backoff::new(o.spec.backoff));
                     self.while_running(&o).await;
@@ -205,12 +213,14 @@ impl Supervisor {
                         .after_run(uptime);
                     tokio::time::sleep(delay).await;
                     let me = self.clone();
-                    self.locked(name, move |name| me.launch_if_restarting(name))
+                    next = self
+                        .locked(name, move |name| me.launch_if_restarting(name))
                         .await;
                 }
                 Step::Launch => {
                     let me = self.clone();
-                    self.locked(name, move |name| me.launch_if_restarting(name))
+                    next = self
+                        .locked(name, move |name| me.launch_if_restarting(name))
                         .await;
                 }
                 Step::Done => break,
@@ -296,20 +306,42 @@ impl Supervisor {
     }
 
     /// Start a container that still waits for its restart (under the lock:
-    /// a stop in the meantime wins).
-    fn launch_if_restarting(&self, name: &str) {
+    /// a stop in the meantime wins). A start that fails (a bind mount's
+    /// source gone, an entrypoint missing, a transient error) counts as a
+    /// failed run: another restart after the backoff when the policy wants
+    /// one (returned), as after an exit; else it stays exited with the error.
+    fn launch_if_restarting(&self, name: &str) -> Option<Step> {
         let roots = &self.inner.roots;
         let Ok(Some(o)) = control::observe_one(&roots.lib, name) else {
-            return;
+            return None;
         };
         if o.status.state != State::Restarting {
-            return;
+            return None;
         }
         let mut e = Event::new(Action::Restart, &o.spec.stack, &o.spec.service, name);
-        if let Err(err) = control::spawn_monitor(roots, name) {
-            e.detail = Some(err.to_string());
-        }
+        let failed = control::spawn_monitor(roots, name).err();
+        e.detail = failed.as_ref().map(ToString::to_string);
         events::emit(&roots.lib, &e);
+        let err = failed?;
+        tracing::warn!(container = %name, error = %err, "a restart failed to start");
+        // The monitor recorded the failure (exited, with the error) unless
+        // it could not even be spawned.
+        let paths = ContainerPaths::new(&roots.lib, name);
+        let mut status = ContainerStatus::read(&paths).unwrap_or(o.status);
+        status.pid = None;
+        status.error = Some(err.to_string());
+        let again = should_restart(o.spec.restart, START_FAILED, status.restarts);
+        if again {
+            status.state = State::Restarting;
+            status.restarts += 1;
+        } else {
+            status.state = State::Exited;
+        }
+        write_if_exists(&paths, &status);
+        again.then_some(Step::Backoff {
+            uptime: Duration::ZERO,
+            config: o.spec.backoff,
+        })
     }
 
     /// Wait for the monitor of a running container to exit, running its
@@ -420,6 +452,10 @@ impl Supervisor {
         .await;
     }
 }
+
+/// The exit code a start that failed counts as for the restart policy
+/// (`on-failure` retries it): the shell's "command cannot be executed".
+const START_FAILED: i32 = 126;
 
 fn needs_watching(o: &Observed) -> bool {
     matches!(o.status.state, State::Restarting | State::Running) || o.exit_unnoticed
