@@ -255,7 +255,10 @@ fn stack_processes(name: &str) -> Vec<i32> {
         let read = |f: &str| std::fs::read(e.path().join(f)).unwrap_or_default();
         let mention = |b: &[u8]| String::from_utf8_lossy(b).contains(&needle);
         let cmdline = read("cmdline");
-        if mention(&read("cgroup")) || mention(&cmdline) || proxy(&String::from_utf8_lossy(&cmdline)) {
+        if mention(&read("cgroup"))
+            || mention(&cmdline)
+            || proxy(&String::from_utf8_lossy(&cmdline))
+        {
             pids.push(pid);
         }
     }
@@ -369,12 +372,24 @@ init = true
     t.ok(&["up", "-d"]);
     t.ok(&["stop", "-t", "1", "paused"]);
     let (web, worker) = (t.container("web", 1), t.container("worker", 1));
-    let files = || t.ok(&["exec", "-T", "worker", "cat", "/run/secrets/token", "/greeting"]);
-    assert_eq!(files(), "s3crethello from a config");
+    let files = || {
+        let out = t.run(&[
+            "exec",
+            "-T",
+            "worker",
+            "cat",
+            "/run/secrets/token",
+            "/greeting",
+        ]);
+        String::from_utf8_lossy(&out.stdout) == "s3crethello from a config"
+    };
+    assert!(files(), "the secret and config before the reboot");
     let ports = t.ok(&["port", "web", "80"]);
     let on = |prefix: &str| {
         let found = ports.lines().find(|l| l.starts_with(prefix));
-        found.unwrap_or_else(|| panic!("no port on {prefix}: {ports}")).to_string()
+        found
+            .unwrap_or_else(|| panic!("no port on {prefix}: {ports}"))
+            .to_string()
     };
     let (addr, addr6) = (on("127.0.0.1:"), on("[::1]:"));
     let answers = || fetch(&addr).is_some_and(|b| b.contains(&web));
@@ -408,7 +423,13 @@ init = true
     }
     assert_ne!(t.row(&web)["pid"], pid, "a new run");
     assert_eq!(ipv4(&t, &web), networks, "the same address");
-    assert_eq!(files(), "s3crethello from a config", "the secret and config are back");
+    // ps may show the run before the reboot until the daemon notices its end.
+    t.wait_for(10, "the secret and config after the reboot", files);
+    let row = t.row(&worker);
+    assert_eq!(
+        row["restarts"], 1,
+        "one restart (the reboot's), no failed start: {row}"
+    );
     t.wait_for(10, "the published port after the reboot", answers);
     t.wait_for(10, "the port on [::1] after the reboot", answers6);
     assert_eq!(t.row(&t.container("paused", 1))["state"], "stopped");

@@ -163,12 +163,18 @@ init = true
     assert_ne!(row["state"], "running", "{row}");
     let inspect: serde_json::Value = serde_json::from_str(&t.ok(&["inspect", &name])).unwrap();
     let error = inspect[0]["state"]["error"].as_str().unwrap_or_default();
-    assert!(error.contains("data"), "the error names the missing source: {inspect}");
+    assert!(
+        error.contains("data"),
+        "the error names the missing source: {inspect}"
+    );
     std::fs::rename(&away, &data).unwrap();
     t.wait_for(30, "the run after the source is back", || {
         t.row(&name)["state"] == "running"
     });
     let restarts = t.row(&name)["restarts"].as_i64().unwrap();
-    assert!(restarts >= 3, "the exit and each failed start count: {restarts}");
+    assert!(
+        restarts >= 3,
+        "the exit and each failed start count: {restarts}"
+    );
     t.down_and_check();
 }

@@ -259,7 +259,10 @@ pub fn file_mounts(
             mode: m.mode.unwrap_or(mode),
         });
     }
-    let plan = ContainerPaths { dir: dir.to_path_buf() }.files_plan();
+    let plan = ContainerPaths {
+        dir: dir.to_path_buf(),
+    }
+    .files_plan();
     crate::state::write_json(&plan, &files).map_err(|e| Error::Io {
         what: plan.display().to_string(),
         source: e,
