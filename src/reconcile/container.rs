@@ -270,7 +270,8 @@ fn build(
 /// configs. The rebuilt ones are the same: the recorded rootfs plan and
 /// secret files, the addresses and published ports from the network state.
 /// Level-triggered and cheap when nothing is missing (a few statx and a
-/// statfs): the monitor calls it before every start. Cgroups are the runtime's (it creates them).
+/// statfs): the monitor calls it before every start. Cgroups are the
+/// runtime's (it creates them).
 pub fn revive(roots: &Roots, name: &str) -> Result<(), Error> {
     let paths = ContainerPaths::new(&roots.lib, name);
     let rootfs = paths.bundle().join("rootfs");
