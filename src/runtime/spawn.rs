@@ -1,5 +1,6 @@
-//! The parent side of clone: open and verify the fds the init needs, clone,
-//! write id maps, place the child in its cgroup, release it, wait for READY.
+//! The parent side of clone: open and verify the fds the init needs, clone
+//! (into the cgroup2 directory), write id maps, make the cgroup, release the
+//! init with GO (and its v1 `tasks` fds), wait for READY.
 use std::ffi::CString;
 use std::io::IoSliceMut;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
