@@ -336,3 +336,76 @@ command = ["sh", "-c", "test -t 1 && echo has-tty || echo no-tty; exec sleep 360
     assert_eq!(logs.matches("has-tty").count(), 1, "{logs}");
     t.down_and_check();
 }
+
+/// What of one-off container `name` is left on the host (empty: nothing):
+/// its state dir, netns, cgroup, veth, IPAM address or endpoint.
+fn left_of(t: &TestStack, name: &str) -> Vec<String> {
+    let mut left = Vec::new();
+    let root = t.root();
+    for p in [
+        root.join("lib/containers").join(name),
+        root.join("run/netns").join(name),
+    ] {
+        if p.exists() {
+            left.push(p.display().to_string());
+        }
+    }
+    let cgroups = Command::new("sh")
+        .arg("-c")
+        // `stack.slice/<stack>.slice/app-run-<id>` on every hierarchy
+        .arg(format!(
+            "find /sys/fs/cgroup -maxdepth 5 -type d -name 'app-run-{}' 2>/dev/null",
+            name.rsplit_once("-run-").unwrap().1
+        ))
+        .output()
+        .unwrap();
+    left.extend(text(&cgroups.stdout).lines().map(str::to_string));
+    let net = std::fs::read_to_string(root.join("lib/network/state.json")).unwrap_or_default();
+    if net.contains(name) {
+        left.push(format!("network state names it: {net}"));
+    }
+    let id = serde_json::from_str::<serde_json::Value>(&net)
+        .ok()
+        .and_then(|v| v["root_id"].as_str().map(str::to_string));
+    let links = Command::new("ip").args(["-o", "link"]).output().unwrap();
+    let links = text(&links.stdout);
+    // The stack's bridge stays until `down`; a container's veth goes with it.
+    let veths = links
+        .lines()
+        .filter(|l| l.contains("veth") && id.as_ref().is_some_and(|id| l.contains(&format!("s{id}"))))
+        .count();
+    if veths > 0 {
+        left.push(format!("{veths} veth(s) of this root: {links}"));
+    }
+    left
+}
+
+#[test]
+fn detached_rm_is_removed_once_it_exits_and_once_it_is_stopped() {
+    let t = TestStack::new(STACK);
+    let name = t.ok(&["run", "-d", "--rm", "--no-deps", "app", "sh", "-c", "exit 3"]);
+    let name = name.trim().to_string();
+    assert!(name.starts_with(&format!("{}-app-run-", t.name)), "{name}");
+    t.wait_for(30, "the ended --rm container removed", || left_of(&t, &name).is_empty());
+    assert!(run_containers(&t).is_empty(), "{:?}", t.ps());
+    assert!(
+        anonymous_volumes(&t).is_empty(),
+        "its anonymous volume goes too: {:?}",
+        anonymous_volumes(&t)
+    );
+    let events = std::fs::read_to_string(t.root().join("lib/events.jsonl")).unwrap();
+    let destroyed = events
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .any(|e| e["action"] == "destroy" && e["container"] == name.as_str());
+    assert!(destroyed, "a destroy event: {events}");
+
+    // One that runs on until it is stopped goes as well.
+    let name = t.ok(&["run", "-d", "--rm", "--no-deps", "app", "sleep", "3600"]);
+    let name = name.trim().to_string();
+    assert_eq!(t.row(&name)["up"], true);
+    t.ok(&["stop", "-t", "1", "app"]);
+    t.wait_for(30, "the stopped --rm container removed", || left_of(&t, &name).is_empty());
+    assert!(anonymous_volumes(&t).is_empty(), "{:?}", anonymous_volumes(&t));
+    t.down_and_check();
+}

@@ -13,6 +13,7 @@ use crate::model::{
     Healthcheck, HealthcheckTimings, ImageHealthcheck, ImageSource, LogDriver, PullPolicy, Service,
     Stack,
 };
+use crate::model::log_tag::{self, TagFields};
 use crate::network::{Manager, sandbox};
 use crate::state::Roots;
 use crate::storage;
@@ -455,6 +456,15 @@ fn record(stack: &str, svc: &Service, want: &Want, image: &image::Image) -> Cont
             }
         }
     };
+    let id = crate::supervisor::record::new_id(&want.name);
+    let log_tag = svc.logging.tag.as_deref().map(|t| {
+        let fields = TagFields {
+            name: &want.name,
+            full_id: &id,
+            image: want.config["image"].as_str().unwrap_or_default(),
+        };
+        log_tag::render(t, &fields)
+    });
     ContainerSpec {
         name: want.name.clone(),
         stack: stack.to_string(),
@@ -471,10 +481,12 @@ fn record(stack: &str, svc: &Service, want: &Want, image: &image::Image) -> Cont
         log_max_size: limits.max_size,
         log_max_files: limits.max_files,
         log_driver: svc.logging.driver,
-        id: crate::supervisor::record::new_id(&want.name),
+        log_tag,
+        id,
         healthcheck: healthcheck(svc, image.healthcheck.as_ref()),
         tty: svc.tty,
         run_id: want.run_id.clone(),
+        auto_remove: false,
     }
 }
 
