@@ -271,11 +271,7 @@ fn a_tag_template_sets_container_tag_and_syslog_identifier() {
     });
     let id = container_id(&t);
     let image = format!("oci:{}:latest", common::stack::image().display());
-    let want = format!(
-        "{image}|{}|{}|{id}|stack",
-        t.container("app", 1),
-        &id[..12]
-    );
+    let want = format!("{image}|{}|{}|{id}|stack", t.container("app", 1), &id[..12]);
     let e = entries
         .iter()
         .find(|e| e["MESSAGE"] == b"tagged-line")
@@ -291,7 +287,11 @@ fn json_file_records_carry_the_tag_in_attrs_and_logs_shows_the_lines() {
     let t = TestStack::new(&tagged("json-file", "web/{{.Name}}"));
     t.ok(&["up", "-d"]);
     let name = t.container("app", 1);
-    let log = t.root().join("lib/containers").join(&name).join("container.log");
+    let log = t
+        .root()
+        .join("lib/containers")
+        .join(&name)
+        .join("container.log");
     t.wait_for(20, "the line in container.log", || {
         std::fs::read_to_string(&log).is_ok_and(|s| s.contains("tagged-line"))
     });

@@ -369,10 +369,15 @@ fn left_of(t: &TestStack, name: &str) -> Vec<String> {
         .and_then(|v| v["root_id"].as_str().map(str::to_string));
     let links = Command::new("ip").args(["-o", "link"]).output().unwrap();
     let links = text(&links.stdout);
-    // The stack's bridge stays until `down`; a container's veth goes with it.
+    // The stack's bridge (`s<root>b...`) stays until `down`; a container's
+    // veth (`s<root>v...`) goes with it, and this stack has no other.
     let veths = links
         .lines()
-        .filter(|l| l.contains("veth") && id.as_ref().is_some_and(|id| l.contains(&format!("s{id}"))))
+        .filter(|l| {
+            let link = l.split(": ").nth(1).unwrap_or_default();
+            id.as_ref()
+                .is_some_and(|id| link.starts_with(&format!("s{id}v")))
+        })
         .count();
     if veths > 0 {
         left.push(format!("{veths} veth(s) of this root: {links}"));
@@ -383,10 +388,21 @@ fn left_of(t: &TestStack, name: &str) -> Vec<String> {
 #[test]
 fn detached_rm_is_removed_once_it_exits_and_once_it_is_stopped() {
     let t = TestStack::new(STACK);
-    let name = t.ok(&["run", "-d", "--rm", "--no-deps", "app", "sh", "-c", "exit 3"]);
+    let name = t.ok(&[
+        "run",
+        "-d",
+        "--rm",
+        "--no-deps",
+        "app",
+        "sh",
+        "-c",
+        "exit 3",
+    ]);
     let name = name.trim().to_string();
     assert!(name.starts_with(&format!("{}-app-run-", t.name)), "{name}");
-    t.wait_for(30, "the ended --rm container removed", || left_of(&t, &name).is_empty());
+    t.wait_for(30, "the ended --rm container removed", || {
+        left_of(&t, &name).is_empty()
+    });
     assert!(run_containers(&t).is_empty(), "{:?}", t.ps());
     assert!(
         anonymous_volumes(&t).is_empty(),
@@ -404,8 +420,27 @@ fn detached_rm_is_removed_once_it_exits_and_once_it_is_stopped() {
     let name = t.ok(&["run", "-d", "--rm", "--no-deps", "app", "sleep", "3600"]);
     let name = name.trim().to_string();
     assert_eq!(t.row(&name)["up"], true);
+    let running = left_of(&t, &name);
+    for what in [
+        "lib/containers/",
+        "run/netns/",
+        "/sys/fs/cgroup/",
+        "network state",
+        "veth",
+    ] {
+        assert!(
+            running.iter().any(|l| l.contains(what)),
+            "the probe sees the running one's {what}: {running:#?}"
+        );
+    }
     t.ok(&["stop", "-t", "1", "app"]);
-    t.wait_for(30, "the stopped --rm container removed", || left_of(&t, &name).is_empty());
-    assert!(anonymous_volumes(&t).is_empty(), "{:?}", anonymous_volumes(&t));
+    t.wait_for(30, "the stopped --rm container removed", || {
+        left_of(&t, &name).is_empty()
+    });
+    assert!(
+        anonymous_volumes(&t).is_empty(),
+        "{:?}",
+        anonymous_volumes(&t)
+    );
     t.down_and_check();
 }

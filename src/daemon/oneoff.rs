@@ -16,15 +16,15 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::engine::{Busy, Engine, Out, blocking};
 use super::proto::{Line, RmRequest, RunRequest};
+use crate::model::{NetworkMode, Service, Stack};
 use crate::ops::OutcomeKind;
 use crate::ops::rm::RmOptions;
-use crate::supervisor::record::{ContainerPaths, ContainerSpec};
-use crate::model::{NetworkMode, Service, Stack};
 use crate::reconcile::stacks::{StackRecord, claim};
 use crate::reconcile::{self, Event, UpOptions, oneoff};
 use crate::spec;
 use crate::supervisor::control;
 use crate::supervisor::events::{self, Action as EventAction};
+use crate::supervisor::record::{ContainerPaths, ContainerSpec};
 
 impl Engine {
     pub async fn run(self: &Arc<Self>, req: RunRequest, out: Out) {
@@ -77,8 +77,16 @@ impl Engine {
         let svc = oneoff::service(base, &req.overrides);
         let wait_deps = !req.no_deps;
         let auto_remove = req.detach && req.rm;
-        oneoff::create(&self.ctx, stack, &svc, &req.name, &req.run_id, wait_deps, auto_remove)
-            .map_err(|e| crate::supervisor::error_chain(&e))?;
+        oneoff::create(
+            &self.ctx,
+            stack,
+            &svc,
+            &req.name,
+            &req.run_id,
+            wait_deps,
+            auto_remove,
+        )
+        .map_err(|e| crate::supervisor::error_chain(&e))?;
         let event = |action| {
             let e = events::Event::new(action, &stack.name, &svc.name, &req.name);
             events::emit(&self.roots.lib, &e);
@@ -164,7 +172,8 @@ impl Engine {
         while let Some(name) = names.recv().await {
             let lib = self.roots.lib.clone();
             let owned = name.clone();
-            let spec = blocking(move || ContainerSpec::read(&ContainerPaths::new(&lib, &owned))).await;
+            let spec =
+                blocking(move || ContainerSpec::read(&ContainerPaths::new(&lib, &owned))).await;
             // Gone already: removed by the user, or reported twice.
             let Ok(Some(spec)) = spec else { continue };
             let req = RmRequest {
@@ -194,7 +203,9 @@ impl Engine {
             for why in failed {
                 tracing::warn!(container = %name, error = %why, "cannot remove an ended --rm container");
                 let mut e = event(EventAction::Warning);
-                e.detail = Some(format!("removing the ended --rm container: {why}; remove it with `stack rm -f {name}`"));
+                e.detail = Some(format!(
+                    "removing the ended --rm container: {why}; remove it with `stack rm -f {name}`"
+                ));
                 events::emit(&self.roots.lib, &e);
             }
         }

@@ -43,9 +43,12 @@ fn expand(template: &str, fields: Option<&TagFields<'_>>) -> Result<String, Stri
     while let Some(open) = rest.find("{{") {
         out.push_str(&rest[..open]);
         let after = &rest[open + 2..];
-        let close = after
-            .find("}}")
-            .ok_or_else(|| format!("`{{{{` at byte {} is never closed with `}}}}`", template.len() - rest.len() + open))?;
+        let close = after.find("}}").ok_or_else(|| {
+            format!(
+                "`{{{{` at byte {} is never closed with `}}}}`",
+                template.len() - rest.len() + open
+            )
+        })?;
         let marker = after[..close].trim();
         let value = match (marker, fields) {
             (".ID" | ".FullID" | ".Name" | ".ImageName" | ".DaemonName", None) => "",
@@ -120,7 +123,10 @@ mod tests {
         let e = check("ok {{.Name").unwrap_err();
         assert!(e.contains("byte 3"), "{e}");
         assert!(e.contains("never closed"), "{e}");
-        assert!(check("a\0b").is_err(), "a NUL cannot reach the monitor's argv");
+        assert!(
+            check("a\0b").is_err(),
+            "a NUL cannot reach the monitor's argv"
+        );
     }
 
     #[test]

@@ -9,11 +9,11 @@ use nix::sys::signal::Signal;
 use super::plan::Want;
 use super::{Ctx, Error, mounts, networking, ocispec};
 use crate::image;
+use crate::model::log_tag::{self, TagFields};
 use crate::model::{
     Healthcheck, HealthcheckTimings, ImageHealthcheck, ImageSource, LogDriver, PullPolicy, Service,
     Stack,
 };
-use crate::model::log_tag::{self, TagFields};
 use crate::network::{Manager, sandbox};
 use crate::state::Roots;
 use crate::storage;

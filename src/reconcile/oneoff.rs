@@ -102,9 +102,8 @@ pub fn create(
     let peers = execute::stack_containers(ctx, stack);
     container::create(ctx, stack, svc, &want, &peers, &image, false)?;
     if auto_remove {
-        mark_auto_remove(ctx, name).map_err(|e| {
+        mark_auto_remove(ctx, name).inspect_err(|_| {
             let _ = container::remove(ctx, name, Duration::ZERO, AnonVolumes::Remove);
-            e
         })?;
     }
     Ok(())

@@ -413,7 +413,9 @@ fn logging(ctx: &mut Ctx<'_>, raw: &RawService) -> Logging {
             "tag" => out.tag = log_tag(ctx, &v.0),
             _ => ctx.err_key(
                 &["logging", "options", k],
-                format!("logging option `{k}` is not supported: expected max-size, max-file or tag"),
+                format!(
+                    "logging option `{k}` is not supported: expected max-size, max-file or tag"
+                ),
             ),
         }
     }
@@ -426,7 +428,10 @@ fn log_tag(ctx: &mut Ctx<'_>, template: &str) -> Option<String> {
     match crate::model::log_tag::check(template) {
         Ok(()) => Some(template.to_string()),
         Err(e) => {
-            ctx.err(&["logging", "options", "tag"], format!("logging option `tag`: {e}"));
+            ctx.err(
+                &["logging", "options", "tag"],
+                format!("logging option `tag`: {e}"),
+            );
             None
         }
     }
