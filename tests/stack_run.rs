@@ -444,3 +444,35 @@ fn detached_rm_is_removed_once_it_exits_and_once_it_is_stopped() {
     );
     t.down_and_check();
 }
+
+#[test]
+fn detached_rm_that_ends_while_no_daemon_runs_is_removed_by_the_next_one() {
+    let t = TestStack::new(STACK);
+    let name = t.ok(&["run", "-d", "--rm", "--no-deps", "app", "sleep", "3600"]);
+    let name = name.trim().to_string();
+    let pid = t.row(&name)["pid"].as_i64().unwrap() as i32;
+    let daemon = t.daemon_pid();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert!(common::wait_gone(daemon), "the daemon exits");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    t.wait_for(20, "its exit recorded by its monitor", || {
+        t.root().join("lib/containers").join(&name).join("exit.json").exists()
+    });
+    assert!(!left_of(&t, &name).is_empty(), "no daemon, nobody removed it yet");
+    // The next daemon adopts it and removes it.
+    let (mut next, _) = t.start_daemon(&stack_bin());
+    t.wait_for(30, "the ended --rm container removed by adoption", || {
+        left_of(&t, &name).is_empty()
+    });
+    assert!(anonymous_volumes(&t).is_empty(), "{:?}", anonymous_volumes(&t));
+    next.terminate();
+    t.down_and_check();
+}
