@@ -279,7 +279,10 @@ fn a_tag_goes_into_attrs_of_every_record_escaped_as_json() {
     };
     let f = start("echo one; echo two >&2", opts).wait();
     let text = std::fs::read_to_string(f.dir.path().join("container.log")).unwrap();
-    let records: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let records: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(records.len(), 2, "{text}");
     for r in &records {
         assert_eq!(r["attrs"]["tag"], "web \"1\" \\ \t é", "{text}");
@@ -287,7 +290,10 @@ fn a_tag_goes_into_attrs_of_every_record_escaped_as_json() {
         assert_eq!(keys, ["attrs", "log", "stream", "time"], "{text}");
     }
     // Docker's order: log, stream, attrs, time.
-    assert!(text.lines().all(|l| l.contains("\",\"attrs\":{\"tag\":")), "{text}");
+    assert!(
+        text.lines().all(|l| l.contains("\",\"attrs\":{\"tag\":")),
+        "{text}"
+    );
     assert_eq!(f.texts("stdout"), ["one\n"]);
     assert_eq!(f.texts("stderr"), ["two\n"]);
 }

@@ -464,15 +464,26 @@ fn detached_rm_that_ends_while_no_daemon_runs_is_removed_by_the_next_one() {
     )
     .unwrap();
     t.wait_for(20, "its exit recorded by its monitor", || {
-        t.root().join("lib/containers").join(&name).join("exit.json").exists()
+        t.root()
+            .join("lib/containers")
+            .join(&name)
+            .join("exit.json")
+            .exists()
     });
-    assert!(!left_of(&t, &name).is_empty(), "no daemon, nobody removed it yet");
+    assert!(
+        !left_of(&t, &name).is_empty(),
+        "no daemon, nobody removed it yet"
+    );
     // The next daemon adopts it and removes it.
     let (mut next, _) = t.start_daemon(&stack_bin());
     t.wait_for(30, "the ended --rm container removed by adoption", || {
         left_of(&t, &name).is_empty()
     });
-    assert!(anonymous_volumes(&t).is_empty(), "{:?}", anonymous_volumes(&t));
+    assert!(
+        anonymous_volumes(&t).is_empty(),
+        "{:?}",
+        anonymous_volumes(&t)
+    );
     next.terminate();
     t.down_and_check();
 }
