@@ -311,11 +311,22 @@ impl Manager {
         let mut errs = Vec::new();
         errs.extend(self.sync_dns(&locked.state).err());
         errs.extend(self.stop_proxies(proxies).err());
-        proxy::sweep(&locked.state.root_id, &locked.state.proxies);
-        errs.extend(self.delete_links(links).err());
-        // and what an earlier crash left behind
-        errs.extend(self.sweep_links(&locked.state).err());
-        errs.extend(self.sync_firewall(&locked.state).err());
+        let st = &locked.state;
+        // A bridge's deletion waits for the kernel's RCU callbacks
+        // (rcu_barrier, tens of ms here): the ruleset and the proxy sweep go
+        // meanwhile. The table names interfaces, it does not hold them.
+        std::thread::scope(|s| {
+            let links = s.spawn(|| {
+                // and, after them, what an earlier crash left behind
+                [self.delete_links(links), self.sweep_links(st)]
+            });
+            proxy::sweep(&st.root_id, &st.proxies);
+            errs.extend(self.sync_firewall(st).err());
+            let links = links
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p));
+            errs.extend(links.into_iter().filter_map(Result::err));
+        });
         collect(errs)
     }
 

@@ -1,12 +1,14 @@
 //! The typed messages between the parent and the container init over a
 //! SOCK_SEQPACKET socketpair (one message per send, fixed size, no allocation).
 //!
-//! Flow: parent -> init `GO` (after uid/gid maps and cgroup placement);
+//! Flow: parent -> init `GO` (after uid/gid maps and the cgroup's creation;
+//! it carries the v1 `tasks` fds the init writes itself into);
 //! init -> parent `PTY` (with the pty master fd, only with a terminal),
 //! `SECCOMP` (with the seccomp listener fd, only with `listenerPath`), then
 //! either `READY` (waiting on exec.fifo) or `FAIL` (step, index, errno).
 
-/// Parent -> init: namespaces mapped, cgroup joined, go on.
+/// Parent -> init: namespaces mapped, cgroup ready (joined, or its `tasks`
+/// fds attached), go on.
 pub(crate) const GO: u8 = b'G';
 pub(crate) const TAG_READY: u8 = 1;
 pub(crate) const TAG_FAIL: u8 = 2;

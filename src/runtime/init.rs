@@ -218,8 +218,9 @@ fn setup(plan: &InitPlan, fds: &InitFds) -> Result<usize, Fail> {
     Ok(candidate)
 }
 
-/// The GO message: the parent writes the id maps, places the child in its cgroup
-/// and runs the create hooks, while the child already sets up its mounts; the
+/// The GO message: the parent writes the id maps, makes the cgroup (and sends
+/// its v1 `tasks` fds, or places the child itself: spawn.rs `Placement`) and
+/// runs the create hooks, while the child already sets up its mounts; the
 /// child waits for GO only where it needs those (early with a user namespace or
 /// hooks; else before a cgroup mount, or at the latest before rlimits/exec).
 struct Go<'a> {

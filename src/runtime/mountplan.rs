@@ -169,9 +169,9 @@ pub(crate) fn mount_point_of(path: &Path) -> Result<PathBuf, Error> {
 
 /// Take the cgroup mounts out of the ordered list when nothing depends on their
 /// position (no later mount and no masked/read-only path nested with them):
-/// they must wait for the parent to place the init in its cgroup (GO), so the
-/// init does every other mount, device and path first, overlapping the
-/// parent's cgroup writes (a cgroup.procs write waits for an RCU grace period).
+/// they must wait until the init is in its cgroup (after GO), so the init does
+/// every other mount, device and path first, overlapping the parent's making
+/// of the cgroup.
 pub(crate) fn defer_cgroup_mounts(
     mounts: &mut Vec<MountPlan>,
     cgroup_dests: &[PathBuf],

@@ -203,7 +203,7 @@ pub(crate) struct InitPlan {
     /// Index of the first cgroup mount: GO is awaited before it.
     pub go_before_mount: Option<usize>,
     /// cgroup mounts done after masked/read-only paths, right after GO, so that
-    /// everything else overlaps the parent's cgroup placement (see
+    /// everything else overlaps the parent making the cgroup (see
     /// `defer_cgroup_mounts`).
     pub late_mounts: Vec<MountPlan>,
 }

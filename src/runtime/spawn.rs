@@ -1,5 +1,6 @@
-//! The parent side of clone: open and verify the fds the init needs, clone,
-//! write id maps, place the child in its cgroup, release it, wait for READY.
+//! The parent side of clone: open and verify the fds the init needs, clone
+//! (into the cgroup2 directory), write id maps, make the cgroup, release the
+//! init with GO (and its v1 `tasks` fds), wait for READY.
 use std::ffi::CString;
 use std::io::IoSliceMut;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -344,44 +345,19 @@ fn clone_init(
     }
     #[allow(clippy::cast_sign_loss)]
     let flags = flags as u64;
-    let mut born_in = false;
-    let mut r = -1;
-    if let Some(dir) = into {
-        let args = sys::CloneArgs {
-            flags: flags | sys::CLONE_INTO_CGROUP,
-            pidfd: &mut pidfd as *mut c_int as u64,
-            exit_signal: libc::SIGCHLD as u64,
-            #[allow(clippy::cast_sign_loss)]
-            cgroup: dir.as_raw_fd() as u64,
-            ..Default::default()
-        };
-        // SAFETY: as clone below; clone3 without a stack also runs the child
-        // on a copy of this stack.
-        r = unsafe {
-            libc::syscall(
-                libc::SYS_clone3,
-                &args as *const sys::CloneArgs,
-                std::mem::size_of::<sys::CloneArgs>(),
-            )
-        };
-        if r == 0 {
-            init::run(plan, fds);
-        }
-        born_in = r > 0;
-        let err = nix::Error::last();
-        // ENOSYS (before 5.3), E2BIG or EINVAL (the cgroup field, before 5.7).
-        let old_kernel = matches!(
-            err,
-            nix::Error::ENOSYS | nix::Error::E2BIG | nix::Error::EINVAL
-        );
-        if r < 0 && !old_kernel {
+    let mut r = match into.map(|dir| clone3_into(plan, fds, flags, dir, &mut pidfd)) {
+        Some(Err(err)) => {
             restore_pid_ns(saved_pid_ns);
             return Err(Error::Sys {
                 op: "clone3 into the cgroup",
                 source: err,
             });
         }
-    }
+        Some(Ok(Some(pid))) => pid,
+        // No clone3 with a cgroup here, or no cgroup2 tree: clone below.
+        Some(Ok(None)) | None => -1,
+    };
+    let born_in = r > 0;
     if r < 0 {
         // SAFETY: clone without CLONE_VM and without a new stack behaves like
         // fork(2): the child gets a copy of this address space and returns 0 on
@@ -413,6 +389,43 @@ fn clone_init(
     let pid = r as i32;
     // SAFETY: CLONE_PIDFD stored a new fd owned by us.
     Ok((pid, unsafe { OwnedFd::from_raw_fd(pidfd) }, born_in))
+}
+
+/// clone3 with CLONE_INTO_CGROUP `dir`: the child's pid, or None on a kernel
+/// without it (ENOSYS before 5.3, E2BIG or EINVAL for the cgroup field before
+/// 5.7). In the child, runs the init.
+fn clone3_into(
+    plan: &InitPlan,
+    fds: &InitFds,
+    flags: u64,
+    dir: &OwnedFd,
+    pidfd: &mut c_int,
+) -> std::result::Result<Option<libc::c_long>, nix::Error> {
+    let args = sys::CloneArgs {
+        flags: flags | sys::CLONE_INTO_CGROUP,
+        pidfd: pidfd as *mut c_int as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        #[allow(clippy::cast_sign_loss)]
+        cgroup: dir.as_raw_fd() as u64,
+        ..Default::default()
+    };
+    // SAFETY: as clone in clone_init; clone3 without a stack also runs the
+    // child on a copy of this stack.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const sys::CloneArgs,
+            std::mem::size_of::<sys::CloneArgs>(),
+        )
+    };
+    match r {
+        0 => init::run(plan, fds),
+        r if r > 0 => Ok(Some(r)),
+        _ => match nix::Error::last() {
+            nix::Error::ENOSYS | nix::Error::E2BIG | nix::Error::EINVAL => Ok(None),
+            err => Err(err),
+        },
+    }
 }
 
 fn restore_pid_ns(saved: Option<OwnedFd>) {

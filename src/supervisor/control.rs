@@ -257,9 +257,14 @@ pub fn stop_with(
         name: name.into(),
         source,
     })?;
-    let Some(pid) = status.monitor_pid.filter(|_| monitor_alive(&status)) else {
+    let Some(pid) = status.monitor_pid else {
         return Ok(false);
     };
+    // Opened before the identity check: then it is the recorded monitor.
+    let exited = super::watch::pidfd(pid);
+    if !monitor_alive(&status) {
+        return Ok(false);
+    }
     // The grace period of this stop (`-t`) overrides the file's for the monitor.
     let grace_ms = grace.as_millis().to_string();
     crate::state::write_atomic(&paths.stop_request(), grace_ms.as_bytes()).map_err(|source| {
@@ -284,12 +289,27 @@ pub fn stop_with(
                 let _ = kill(Pid::from_raw(init), Signal::SIGKILL);
             }
         }
-        std::thread::sleep(Duration::from_millis(5));
+        wait_exit(exited.as_ref(), Duration::from_millis(20));
     }
     if monitor_alive(&status) {
         let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
     }
     Ok(true)
+}
+
+/// Wait up to `most` for the process of `pidfd` to exit (it polls
+/// readable then); without a pidfd, just sleep a little.
+fn wait_exit(pidfd: Option<&std::os::fd::OwnedFd>, most: Duration) {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    match pidfd {
+        Some(fd) => {
+            let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+            let ms = u16::try_from(most.as_millis()).unwrap_or(u16::MAX);
+            let _ = poll(&mut fds, PollTimeout::from(ms));
+        }
+        None => std::thread::sleep(Duration::from_millis(5)),
+    }
 }
 
 /// Send `sig` to a running container's init. SIGKILL and the container's
