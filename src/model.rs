@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 mod hash;
+pub mod log_tag;
 mod text;
 
 pub use text::split_layout_tag;
@@ -456,6 +457,10 @@ pub struct Logging {
     /// `max-size` (bytes) and `max-file`; other options are rejected.
     pub max_size: Option<u64>,
     pub max_file: Option<u32>,
+    /// `tag`: the log tag template ([`log_tag`]), checked at load; None =
+    /// Docker's default, the 12-digit container id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

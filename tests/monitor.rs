@@ -34,6 +34,8 @@ struct Opts {
     oom: Option<(&'static str, u64)>,
     /// The journal socket (with name `c-1`, a fixed id and image `img`).
     journal: Option<PathBuf>,
+    /// The rendered log tag; empty for none.
+    tag: &'static str,
 }
 
 impl Default for Opts {
@@ -44,6 +46,7 @@ impl Default for Opts {
             max_files: 3,
             oom: None,
             journal: None,
+            tag: "",
         }
     }
 }
@@ -84,6 +87,7 @@ fn start(script: &str, opts: Opts) -> Run {
         c(&opts.max_files.to_string()),
         c(&oom_file),
         c(&opts.oom.map_or(0, |(_, before)| before).to_string()),
+        c(opts.tag),
     ];
     if let Some(socket) = &opts.journal {
         let id = "ab".repeat(32);
@@ -265,6 +269,33 @@ fn long_lines_are_split_and_any_bytes_become_valid_json() {
     );
     assert_eq!(got[..3].concat(), "x".repeat(40000) + "\n");
     assert_eq!(got[3], "\"q\" \\ \t \u{1} \u{fffd} é\n");
+}
+
+#[test]
+fn a_tag_goes_into_attrs_of_every_record_escaped_as_json() {
+    let opts = Opts {
+        tag: "web \"1\" \\ \t é",
+        ..Default::default()
+    };
+    let f = start("echo one; echo two >&2", opts).wait();
+    let text = std::fs::read_to_string(f.dir.path().join("container.log")).unwrap();
+    let records: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 2, "{text}");
+    for r in &records {
+        assert_eq!(r["attrs"]["tag"], "web \"1\" \\ \t é", "{text}");
+        let keys: Vec<&str> = r.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, ["attrs", "log", "stream", "time"], "{text}");
+    }
+    // Docker's order: log, stream, attrs, time.
+    assert!(
+        text.lines().all(|l| l.contains("\",\"attrs\":{\"tag\":")),
+        "{text}"
+    );
+    assert_eq!(f.texts("stdout"), ["one\n"]);
+    assert_eq!(f.texts("stderr"), ["two\n"]);
 }
 
 #[test]

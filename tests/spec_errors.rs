@@ -345,3 +345,25 @@ fn update_config_values_are_checked() {
     let ok = "services:\n  web:\n    image: x\n    deploy:\n      update_config: {order: start-first, failure_action: continue, monitor: 30s}\n";
     assert_eq!(errors("compose.yaml", ok), Vec::<String>::new());
 }
+
+#[test]
+fn an_unknown_log_tag_marker_points_at_the_tag() {
+    let text = r#"name = "t"
+[services.web]
+image = "busybox"
+logging = { driver = "journald", options = { tag = "{{.Name}}/{{.Hostname}}" } }
+"#;
+    let errs = errors("stack.toml", text);
+    assert_has(
+        &errs,
+        "stack.toml:4:52: service `web`: logging option `tag`: unknown marker `{{.Hostname}}`: expected {{.ID}}, {{.FullID}}, {{.Name}}, {{.ImageName}} or {{.DaemonName}}",
+    );
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+
+    let yaml = "services:\n  web:\n    image: busybox\n    logging:\n      options:\n        tag: \"{{.ID\"\n";
+    let errs = errors("compose.yaml", yaml);
+    assert_has(
+        &errs,
+        "compose.yaml:6:14: service `web`: logging option `tag`: `{{` at byte 0 is never closed with `}}`",
+    );
+}

@@ -238,3 +238,97 @@ fn without_a_journal_the_output_goes_to_the_json_file_log_with_a_warning() {
     );
     t.down_and_check();
 }
+
+/// A service that says one line and waits, its log `tag` set to `tag`.
+fn tagged(driver: &str, tag: &str) -> String {
+    format!(
+        r#"
+[services.app]
+image = "{{IMAGE}}"
+command = ["sh", "-c", "echo tagged-line; exec sleep 3600"]
+init = true
+logging = {{ driver = "{driver}", options = {{ tag = "{tag}" }} }}
+"#
+    )
+}
+
+fn container_id(t: &TestStack) -> String {
+    let inspect: serde_json::Value = serde_json::from_str(&t.ok(&["inspect", "app"])).unwrap();
+    inspect[0]["id"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn a_tag_template_sets_container_tag_and_syslog_identifier() {
+    let t = TestStack::new(&tagged(
+        "journald",
+        "{{.ImageName}}|{{.Name}}|{{ .ID }}|{{.FullID}}|{{.DaemonName}}",
+    ));
+    let socket = t.dir.path().join("journal.sock");
+    let sock = UnixDatagram::bind(&socket).unwrap();
+    run_with_journal(&t, &socket, &["up", "-d"]);
+    let entries = collect(&sock, |got| {
+        got.iter().any(|e| e["MESSAGE"] == b"tagged-line")
+    });
+    let id = container_id(&t);
+    let image = format!("oci:{}:latest", common::stack::image().display());
+    let want = format!("{image}|{}|{}|{id}|stack", t.container("app", 1), &id[..12]);
+    let e = entries
+        .iter()
+        .find(|e| e["MESSAGE"] == b"tagged-line")
+        .unwrap();
+    assert_eq!(text(e, "CONTAINER_TAG"), want);
+    assert_eq!(text(e, "SYSLOG_IDENTIFIER"), want);
+    assert_eq!(text(e, "CONTAINER_ID"), id[..12], "the id fields stay");
+    t.down_and_check();
+}
+
+#[test]
+fn json_file_records_carry_the_tag_in_attrs_and_logs_shows_the_lines() {
+    let t = TestStack::new(&tagged("json-file", "web/{{.Name}}"));
+    t.ok(&["up", "-d"]);
+    let name = t.container("app", 1);
+    let log = t
+        .root()
+        .join("lib/containers")
+        .join(&name)
+        .join("container.log");
+    t.wait_for(20, "the line in container.log", || {
+        std::fs::read_to_string(&log).is_ok_and(|s| s.contains("tagged-line"))
+    });
+    let text = std::fs::read_to_string(&log).unwrap();
+    let record: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(record["log"], "tagged-line\n");
+    assert_eq!(record["stream"], "stdout");
+    assert_eq!(record["attrs"]["tag"], format!("web/{name}"), "{text}");
+    assert!(record["time"].as_str().unwrap().ends_with('Z'), "{text}");
+    // `logs` shows the lines as for any service: the tag is for other readers
+    let out = t.ok(&["logs", "--no-color", "--no-log-prefix"]);
+    assert_eq!(out, "tagged-line\n");
+    t.down_and_check();
+}
+
+#[test]
+fn without_a_tag_json_file_records_have_no_attrs() {
+    let t = TestStack::new(
+        r#"
+[services.app]
+image = "{IMAGE}"
+command = ["sh", "-c", "echo plain-line; exec sleep 3600"]
+init = true
+"#,
+    );
+    t.ok(&["up", "-d"]);
+    let log = t
+        .root()
+        .join("lib/containers")
+        .join(t.container("app", 1))
+        .join("container.log");
+    t.wait_for(20, "the line in container.log", || {
+        std::fs::read_to_string(&log).is_ok_and(|s| s.contains("plain-line"))
+    });
+    let text = std::fs::read_to_string(&log).unwrap();
+    let record: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(record["log"], "plain-line\n");
+    assert!(record.get("attrs").is_none(), "{text}");
+    t.down_and_check();
+}

@@ -336,3 +336,154 @@ command = ["sh", "-c", "test -t 1 && echo has-tty || echo no-tty; exec sleep 360
     assert_eq!(logs.matches("has-tty").count(), 1, "{logs}");
     t.down_and_check();
 }
+
+/// What of one-off container `name` is left on the host (empty: nothing):
+/// its state dir, netns, cgroup, veth, IPAM address or endpoint.
+fn left_of(t: &TestStack, name: &str) -> Vec<String> {
+    let mut left = Vec::new();
+    let root = t.root();
+    for p in [
+        root.join("lib/containers").join(name),
+        root.join("run/netns").join(name),
+    ] {
+        if p.exists() {
+            left.push(p.display().to_string());
+        }
+    }
+    let cgroups = Command::new("sh")
+        .arg("-c")
+        // `stack.slice/<stack>.slice/app-run-<id>` on every hierarchy
+        .arg(format!(
+            "find /sys/fs/cgroup -maxdepth 5 -type d -name 'app-run-{}' 2>/dev/null",
+            name.rsplit_once("-run-").unwrap().1
+        ))
+        .output()
+        .unwrap();
+    left.extend(text(&cgroups.stdout).lines().map(str::to_string));
+    let net = std::fs::read_to_string(root.join("lib/network/state.json")).unwrap_or_default();
+    if net.contains(name) {
+        left.push(format!("network state names it: {net}"));
+    }
+    let id = serde_json::from_str::<serde_json::Value>(&net)
+        .ok()
+        .and_then(|v| v["root_id"].as_str().map(str::to_string));
+    let links = Command::new("ip").args(["-o", "link"]).output().unwrap();
+    let links = text(&links.stdout);
+    // The stack's bridge (`s<root>b...`) stays until `down`; a container's
+    // veth (`s<root>v...`) goes with it, and this stack has no other.
+    let veths = links
+        .lines()
+        .filter(|l| {
+            let link = l.split(": ").nth(1).unwrap_or_default();
+            id.as_ref()
+                .is_some_and(|id| link.starts_with(&format!("s{id}v")))
+        })
+        .count();
+    if veths > 0 {
+        left.push(format!("{veths} veth(s) of this root: {links}"));
+    }
+    left
+}
+
+#[test]
+fn detached_rm_is_removed_once_it_exits_and_once_it_is_stopped() {
+    let t = TestStack::new(STACK);
+    let name = t.ok(&[
+        "run",
+        "-d",
+        "--rm",
+        "--no-deps",
+        "app",
+        "sh",
+        "-c",
+        "exit 3",
+    ]);
+    let name = name.trim().to_string();
+    assert!(name.starts_with(&format!("{}-app-run-", t.name)), "{name}");
+    t.wait_for(30, "the ended --rm container removed", || {
+        left_of(&t, &name).is_empty()
+    });
+    assert!(run_containers(&t).is_empty(), "{:?}", t.ps());
+    assert!(
+        anonymous_volumes(&t).is_empty(),
+        "its anonymous volume goes too: {:?}",
+        anonymous_volumes(&t)
+    );
+    let events = std::fs::read_to_string(t.root().join("lib/events.jsonl")).unwrap();
+    let destroyed = events
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .any(|e| e["action"] == "destroy" && e["container"] == name.as_str());
+    assert!(destroyed, "a destroy event: {events}");
+
+    // One that runs on until it is stopped goes as well.
+    let name = t.ok(&["run", "-d", "--rm", "--no-deps", "app", "sleep", "3600"]);
+    let name = name.trim().to_string();
+    assert_eq!(t.row(&name)["up"], true);
+    let running = left_of(&t, &name);
+    for what in [
+        "lib/containers/",
+        "run/netns/",
+        "/sys/fs/cgroup/",
+        "network state",
+        "veth",
+    ] {
+        assert!(
+            running.iter().any(|l| l.contains(what)),
+            "the probe sees the running one's {what}: {running:#?}"
+        );
+    }
+    t.ok(&["stop", "-t", "1", "app"]);
+    t.wait_for(30, "the stopped --rm container removed", || {
+        left_of(&t, &name).is_empty()
+    });
+    assert!(
+        anonymous_volumes(&t).is_empty(),
+        "{:?}",
+        anonymous_volumes(&t)
+    );
+    t.down_and_check();
+}
+
+#[test]
+fn detached_rm_that_ends_while_no_daemon_runs_is_removed_by_the_next_one() {
+    let t = TestStack::new(STACK);
+    let name = t.ok(&["run", "-d", "--rm", "--no-deps", "app", "sleep", "3600"]);
+    let name = name.trim().to_string();
+    let pid = t.row(&name)["pid"].as_i64().unwrap() as i32;
+    let daemon = t.daemon_pid();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert!(common::wait_gone(daemon), "the daemon exits");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    t.wait_for(20, "its exit recorded by its monitor", || {
+        t.root()
+            .join("lib/containers")
+            .join(&name)
+            .join("exit.json")
+            .exists()
+    });
+    assert!(
+        !left_of(&t, &name).is_empty(),
+        "no daemon, nobody removed it yet"
+    );
+    // The next daemon adopts it and removes it.
+    let (mut next, _) = t.start_daemon(&stack_bin());
+    t.wait_for(30, "the ended --rm container removed by adoption", || {
+        left_of(&t, &name).is_empty()
+    });
+    assert!(
+        anonymous_volumes(&t).is_empty(),
+        "{:?}",
+        anonymous_volumes(&t)
+    );
+    next.terminate();
+    t.down_and_check();
+}

@@ -1,7 +1,8 @@
 //! `stack run SERVICE [COMMAND...]`: a one-off container of a service on the
 //! stack's networks, named `<stack>-<service>-run-<id>`, in the foreground
 //! with the caller's stdio (a pty when stdin is a terminal), its exit code
-//! passed through; `-d` leaves it running and prints its name.
+//! passed through; `-d` leaves it running and prints its name (with `--rm`
+//! the daemon removes it once it ended).
 //!
 //! Flow: the daemon brings the dependencies up (unless `--no-deps`) and
 //! creates the container (`POST /v1/stacks/run`, see `daemon::oneoff`) ->
@@ -49,9 +50,10 @@ use crate::supervisor::record::{ContainerPaths, ContainerStatus, ExitRecord};
 )]
 pub struct RunArgs {
     /// Detached: start the container, print its name and return.
-    #[arg(short, long, conflicts_with_all = ["rm", "interactive"])]
+    #[arg(short, long, conflicts_with = "interactive")]
     pub detach: bool,
-    /// Remove the container and its anonymous volumes once it exited.
+    /// Remove the container and its anonymous volumes once it exited (with
+    /// -d: the daemon does, when it exits or is stopped).
     #[arg(long)]
     pub rm: bool,
     /// Attach stdin even without a terminal (no pty).
@@ -125,6 +127,7 @@ pub fn run(global: &GlobalOpts, args: RunArgs) -> anyhow::Result<ExitCode> {
         overrides: overrides(&args, tty)?,
         no_deps: args.no_deps,
         detach: args.detach,
+        rm: args.rm,
     };
     let created = remote::call(&roots, "/v1/stacks/run", &req)?;
     if created.code != ExitCode::SUCCESS {

@@ -52,6 +52,7 @@ impl Engine {
             .map_err(|e| tracing::warn!(error = %e, "file watching is not available"))
             .ok();
         let ctx = Ctx::open(roots.clone())?;
+        let (removals, ended) = tokio::sync::mpsc::unbounded_channel();
         // Bridges, addresses and the table as the state has them, before the
         // resolver listens on the gateways: a reboot (or a crash) took them.
         if let Err(e) = ctx.net.recover() {
@@ -59,7 +60,7 @@ impl Engine {
         }
         let engine = Arc::new(Engine {
             ctx: with_resolver(ctx, &rt),
-            supervisor: Supervisor::new(roots.clone(), rt),
+            supervisor: Supervisor::new(roots.clone(), rt.clone(), removals),
             roots,
             locks: Mutex::new(HashMap::new()),
             busy: AtomicUsize::new(0),
@@ -67,6 +68,7 @@ impl Engine {
             pending: Mutex::new(HashMap::new()),
             loads: Mutex::new(HashMap::new()),
         });
+        rt.spawn(engine.clone().remove_ended(ended));
         Ok((engine, rx))
     }
 

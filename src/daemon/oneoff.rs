@@ -5,19 +5,26 @@
 //!
 //! Flow: load the files -> (unless `no_deps`) `up` of the service's
 //! dependencies, its progress streamed as `up`'s -> create the container
-//! (`reconcile::oneoff`) -> with `detach`, start and supervise it. Without
-//! `detach` the caller starts it attached to its own stdio (descriptors do
-//! not travel over HTTP) and removes it through `rm` when asked to.
+//! (`reconcile::oneoff`) -> with `detach`, start and supervise it (with `rm`
+//! too, its record says `auto_remove` and the supervisor hands it to
+//! [`Engine::remove_ended`] once it ended). Without `detach` the caller
+//! starts it attached to its own stdio (descriptors do not travel over HTTP)
+//! and removes it through `rm` when asked to.
 use std::sync::Arc;
 
+use tokio::sync::mpsc::UnboundedReceiver;
+
 use super::engine::{Busy, Engine, Out, blocking};
-use super::proto::{Line, RunRequest};
+use super::proto::{Line, RmRequest, RunRequest};
 use crate::model::{NetworkMode, Service, Stack};
+use crate::ops::OutcomeKind;
+use crate::ops::rm::RmOptions;
 use crate::reconcile::stacks::{StackRecord, claim};
 use crate::reconcile::{self, Event, UpOptions, oneoff};
 use crate::spec;
 use crate::supervisor::control;
 use crate::supervisor::events::{self, Action as EventAction};
+use crate::supervisor::record::{ContainerPaths, ContainerSpec};
 
 impl Engine {
     pub async fn run(self: &Arc<Self>, req: RunRequest, out: Out) {
@@ -69,8 +76,17 @@ impl Engine {
         }
         let svc = oneoff::service(base, &req.overrides);
         let wait_deps = !req.no_deps;
-        oneoff::create(&self.ctx, stack, &svc, &req.name, &req.run_id, wait_deps)
-            .map_err(|e| crate::supervisor::error_chain(&e))?;
+        let auto_remove = req.detach && req.rm;
+        oneoff::create(
+            &self.ctx,
+            stack,
+            &svc,
+            &req.name,
+            &req.run_id,
+            wait_deps,
+            auto_remove,
+        )
+        .map_err(|e| crate::supervisor::error_chain(&e))?;
         let event = |action| {
             let e = events::Event::new(action, &stack.name, &svc.name, &req.name);
             events::emit(&self.roots.lib, &e);
@@ -146,6 +162,54 @@ fn undo_create(engine: &Engine, name: &str) -> Vec<reconcile::Error> {
         grace,
         reconcile::container::AnonVolumes::Remove,
     )
+}
+
+impl Engine {
+    /// Remove the `auto_remove` containers the supervisor reports ended, as
+    /// `rm -f -v` of each would (its address, netns, cgroup, anonymous
+    /// volumes), under its stack's lock. Runs for the daemon's life.
+    pub(super) async fn remove_ended(self: Arc<Self>, mut names: UnboundedReceiver<String>) {
+        while let Some(name) = names.recv().await {
+            let lib = self.roots.lib.clone();
+            let owned = name.clone();
+            let spec =
+                blocking(move || ContainerSpec::read(&ContainerPaths::new(&lib, &owned))).await;
+            // Gone already: removed by the user, or reported twice.
+            let Ok(Some(spec)) = spec else { continue };
+            let req = RmRequest {
+                services: Vec::new(),
+                options: RmOptions {
+                    force: true,
+                    volumes: true,
+                    timeout: None,
+                    containers: vec![name.clone()],
+                },
+            };
+            let event = |action| events::Event::new(action, &spec.stack, &spec.service, &name);
+            let failed: Vec<String> = match self.rm(spec.stack.clone(), req).await {
+                Ok(removed) => removed
+                    .into_iter()
+                    .filter_map(|r| match r.outcome.result {
+                        OutcomeKind::Failed(why) => Some(why),
+                        OutcomeKind::Done => {
+                            events::emit(&self.roots.lib, &event(EventAction::Destroy));
+                            None
+                        }
+                        OutcomeKind::Skipped(_) => None,
+                    })
+                    .collect(),
+                Err(e) => vec![e],
+            };
+            for why in failed {
+                tracing::warn!(container = %name, error = %why, "cannot remove an ended --rm container");
+                let mut e = event(EventAction::Warning);
+                e.detail = Some(format!(
+                    "removing the ended --rm container: {why}; remove it with `stack rm -f {name}`"
+                ));
+                events::emit(&self.roots.lib, &e);
+            }
+        }
+    }
 }
 
 fn error(out: &Out, message: String) {

@@ -38,6 +38,10 @@ pub struct RunRequest {
     pub no_deps: bool,
     #[serde(default)]
     pub detach: bool,
+    /// With `detach`: the supervisor removes the container once it ended
+    /// (`run -d --rm`).
+    #[serde(default)]
+    pub rm: bool,
 }
 
 /// `POST /v1/stacks/{name}/down`.

@@ -11,7 +11,8 @@
 //!
 //! Fields: MESSAGE (the line without its newline), PRIORITY (6 stdout, 3
 //! stderr), CONTAINER_NAME, CONTAINER_ID (12 hex digits), CONTAINER_ID_FULL,
-//! CONTAINER_TAG and SYSLOG_IDENTIFIER (the short id, Docker's default tag),
+//! CONTAINER_TAG and SYSLOG_IDENTIFIER (`logging.options.tag`, else the short
+//! id, Docker's default tag),
 //! IMAGE_NAME, SYSLOG_TIMESTAMP. A line longer than a record (16 KiB) comes in
 //! pieces, as from Docker: CONTAINER_PARTIAL_ID (one per line),
 //! CONTAINER_PARTIAL_ORDINAL (from 1), CONTAINER_PARTIAL_LAST, and
@@ -66,8 +67,10 @@ const SEND_TIMEOUT: u64 = 1000 * MS;
 const RETRY_AFTER: u64 = 1000 * MS;
 
 /// Room for one entry: a record (sent as it is, unescaped) and the fields.
-const ENTRY: usize = crate::MAX_RECORD + 2048;
-const FIXED: usize = 1024;
+const ENTRY: usize = crate::MAX_RECORD + FIXED + 1024;
+/// The fixed fields: a name, two ids, the tag twice (at most `MAX_TAG` bytes)
+/// and the image (cut at 256 bytes).
+const FIXED: usize = 2048;
 
 #[repr(C)]
 struct SockAddrUn {
@@ -115,8 +118,9 @@ pub struct Journal {
 
 impl Journal {
     /// A sink sending to the socket at `path` for container `name`, `id` (64
-    /// hex digits), image `image`; None when no socket can be made.
-    pub fn new(path: &[u8], name: &[u8], id: &[u8], image: &[u8]) -> Option<Journal> {
+    /// hex digits), image `image`, tag `tag` (empty: the short id); None
+    /// when no socket can be made or the fields do not fit.
+    pub fn new(path: &[u8], name: &[u8], id: &[u8], image: &[u8], tag: &[u8]) -> Option<Journal> {
         let mut addr = SockAddrUn { family: AF_UNIX as u16, path: [0; 108] };
         c_path(path, &mut addr.path)?;
         // SAFETY: socket(2) has no memory arguments.
@@ -137,13 +141,14 @@ impl Journal {
             down_until: 0,
         };
         let short = &id[..id.len().min(12)];
+        let tag = if tag.is_empty() { short } else { tag };
         let mut n = 0;
         for (key, value) in [
             (&b"CONTAINER_NAME"[..], name),
             (b"CONTAINER_ID", short),
             (b"CONTAINER_ID_FULL", id),
-            (b"CONTAINER_TAG", short),
-            (b"SYSLOG_IDENTIFIER", short),
+            (b"CONTAINER_TAG", tag),
+            (b"SYSLOG_IDENTIFIER", tag),
             (b"IMAGE_NAME", &image[..image.len().min(256)]),
         ] {
             n = field(&mut j.fixed, n, key, value)?;

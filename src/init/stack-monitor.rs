@@ -20,12 +20,15 @@
 //!
 //! ```text
 //! stack-monitor INIT_PID STOP_SIGNAL GRACE_MS LOG_MAX_SIZE LOG_MAX_FILES OOM_FILE OOM_BEFORE
-//!               [JOURNAL_SOCKET CONTAINER_NAME CONTAINER_ID IMAGE_NAME]
+//!               TAG [JOURNAL_SOCKET CONTAINER_NAME CONTAINER_ID IMAGE_NAME]
 //! ```
 //!
-//! With the journal arguments (`logging.driver: journald`) the output goes to
-//! the journal (journal.rs) instead, and only a record the journal did not
-//! take is written to the json-file log.
+//! TAG is the rendered `logging.options.tag`, empty for none: each json-file
+//! record carries it as `"attrs":{"tag":TAG}` (Docker's json-file shape for
+//! the option), and the journal as CONTAINER_TAG and SYSLOG_IDENTIFIER. With
+//! the journal arguments (`logging.driver: journald`) the output goes to the
+//! journal (journal.rs) instead, and only a record the journal did not take is
+//! written to the json-file log.
 //!
 //! Flow: poll the pipes and a signalfd (TERM/INT = stop, CHLD = reap) ->
 //! on stop: STOP_SIGNAL to the init (repeated during its first second: a
@@ -58,6 +61,8 @@ const DRAIN_FOR: u64 = 1000 * MS;
 const LOST: i32 = 255;
 
 const LOG: &[u8] = b"container.log";
+/// Longest tag kept (bytes); a longer one is cut. Bounds the record buffer.
+const MAX_TAG: usize = 512;
 
 struct Args {
     init: i32,
@@ -67,12 +72,14 @@ struct Args {
     max_files: u64,
     oom_file: &'static [u8],
     oom_before: u64,
+    /// Empty for none; at most [`MAX_TAG`] bytes.
+    tag: &'static [u8],
     /// (socket, container name, container id, image name)
     journal: Option<[&'static [u8]; 4]>,
 }
 
 fn args(argc: usize, argv: *const *const u8) -> Option<Args> {
-    if argc != 8 && argc != 12 {
+    if argc != 9 && argc != 13 {
         return None;
     }
     // SAFETY: argv holds argc NUL-terminated strings that live as long as the process.
@@ -85,14 +92,15 @@ fn args(argc: usize, argv: *const *const u8) -> Option<Args> {
         max_files: parse_u64(arg(5))?.max(1),
         oom_file: arg(6),
         oom_before: parse_u64(arg(7))?,
-        journal: (argc == 12).then(|| [arg(8), arg(9), arg(10), arg(11)]),
+        tag: cut(arg(8), MAX_TAG),
+        journal: (argc == 13).then(|| [arg(9), arg(10), arg(11), arg(12)]),
     })
 }
 
 /// Called by `rt` with the kernel's argc, argv and envp.
 unsafe fn main(argc: usize, argv: *const *const u8, _envp: *const *const u8) -> i32 {
     let Some(args) = args(argc, argv) else {
-        say(b"stack-monitor: usage: stack-monitor INIT_PID STOP_SIGNAL GRACE_MS LOG_MAX_SIZE LOG_MAX_FILES OOM_FILE OOM_BEFORE [JOURNAL_SOCKET CONTAINER_NAME CONTAINER_ID IMAGE_NAME]\n");
+        say(b"stack-monitor: usage: stack-monitor INIT_PID STOP_SIGNAL GRACE_MS LOG_MAX_SIZE LOG_MAX_FILES OOM_FILE OOM_BEFORE TAG [JOURNAL_SOCKET CONTAINER_NAME CONTAINER_ID IMAGE_NAME]\n");
         return 2;
     };
     let all: u64 = !0;
@@ -107,13 +115,13 @@ unsafe fn main(argc: usize, argv: *const *const u8, _envp: *const *const u8) -> 
         return 1;
     }
     let journal = args.journal.and_then(|[socket, name, id, image]| {
-        let j = journal::Journal::new(socket, name, id, image);
+        let j = journal::Journal::new(socket, name, id, image, args.tag);
         if j.is_none() {
             say(b"stack-monitor: no journal socket; output goes to container.log\n");
         }
         j
     });
-    let mut log = Log::open(args.max_size, args.max_files, journal);
+    let mut log = Log::open(args.max_size, args.max_files, args.tag, journal);
     let mut pipes = [Pipe::new(3), Pipe::new(4)];
     let (exit_code, stopped) = supervise(&args, sigfd, &mut pipes, &mut log);
     for (i, p) in pipes.iter_mut().enumerate() {
@@ -358,22 +366,32 @@ fn read_nonblocking(fd: i32, buf: &mut [u8]) -> Read {
     }
 }
 
+/// Room for one record: the text and the tag escaped (at most 6 bytes per
+/// byte, `\u00XX`) and the keys around them.
+const OUT: usize = (MAX_RECORD + MAX_TAG) * 6 + 160;
+
 /// The container's log file, rotated by size, or the journal.
 struct Log {
     fd: i32,
     size: u64,
     max_size: u64,
     max_files: u64,
-    out: [u8; MAX_RECORD * 6 + 128],
+    tag: &'static [u8],
+    out: [u8; OUT],
     journal: Option<journal::Journal>,
 }
 
 impl Log {
     /// Append to `container.log`; `max_size == 0` means logging is off. With
     /// a journal, the file is opened when the journal first refuses a record.
-    fn open(max_size: u64, max_files: u64, journal: Option<journal::Journal>) -> Self {
-        let out = [0; MAX_RECORD * 6 + 128];
-        let mut log = Log { fd: -1, size: 0, max_size, max_files, out, journal };
+    fn open(
+        max_size: u64,
+        max_files: u64,
+        tag: &'static [u8],
+        journal: Option<journal::Journal>,
+    ) -> Self {
+        let out = [0; OUT];
+        let mut log = Log { fd: -1, size: 0, max_size, max_files, tag, out, journal };
         if max_size > 0 && log.journal.is_none() {
             log.reopen();
         }
@@ -388,7 +406,8 @@ impl Log {
     }
 
     /// `{"log":"...","stream":"stdout","time":"...Z"}\n` with one write, so a
-    /// reader never sees half a record from two writers.
+    /// reader never sees half a record from two writers; with a tag,
+    /// `"attrs":{"tag":"..."}` before `time`, where Docker puts it.
     fn record(&mut self, stream: usize, text: &[u8]) {
         let now = clock_ns(CLOCK_REALTIME);
         if let Some(j) = &mut self.journal
@@ -404,8 +423,14 @@ impl Log {
         }
         let mut n = put(&mut self.out, 0, b"{\"log\":\"");
         n = escape_json(&mut self.out, n, text);
-        let tail: &[u8] = if stream == 0 { b"\",\"stream\":\"stdout\",\"time\":\"" } else { b"\",\"stream\":\"stderr\",\"time\":\"" };
-        n = put(&mut self.out, n, tail);
+        let name: &[u8] = if stream == 0 { b"\",\"stream\":\"stdout\"" } else { b"\",\"stream\":\"stderr\"" };
+        n = put(&mut self.out, n, name);
+        if !self.tag.is_empty() {
+            n = put(&mut self.out, n, b",\"attrs\":{\"tag\":\"");
+            n = escape_json(&mut self.out, n, self.tag);
+            n = put(&mut self.out, n, b"\"}");
+        }
+        n = put(&mut self.out, n, b",\"time\":\"");
         n = rfc3339(&mut self.out, n, now);
         n = put(&mut self.out, n, b"\"}\n");
         if self.size > 0 && self.size + n as u64 > self.max_size {
@@ -445,6 +470,11 @@ impl Log {
         }
         self.reopen();
     }
+}
+
+/// The first `max` bytes of `s`.
+fn cut(s: &'static [u8], max: usize) -> &'static [u8] {
+    &s[..s.len().min(max)]
 }
 
 fn put(out: &mut [u8], at: usize, s: &[u8]) -> usize {

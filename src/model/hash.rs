@@ -228,6 +228,7 @@ mod tests {
                 driver: LogDriver::JsonFile,
                 max_size: None,
                 max_file: None,
+                tag: None,
             },
             profiles: Vec::new(),
             extra_hosts: Vec::new(),

@@ -9,6 +9,7 @@ use nix::sys::signal::Signal;
 use super::plan::Want;
 use super::{Ctx, Error, mounts, networking, ocispec};
 use crate::image;
+use crate::model::log_tag::{self, TagFields};
 use crate::model::{
     Healthcheck, HealthcheckTimings, ImageHealthcheck, ImageSource, LogDriver, PullPolicy, Service,
     Stack,
@@ -466,6 +467,15 @@ fn record(stack: &str, svc: &Service, want: &Want, image: &image::Image) -> Cont
             }
         }
     };
+    let id = crate::supervisor::record::new_id(&want.name);
+    let log_tag = svc.logging.tag.as_deref().map(|t| {
+        let fields = TagFields {
+            name: &want.name,
+            full_id: &id,
+            image: want.config["image"].as_str().unwrap_or_default(),
+        };
+        log_tag::render(t, &fields)
+    });
     ContainerSpec {
         name: want.name.clone(),
         stack: stack.to_string(),
@@ -482,10 +492,12 @@ fn record(stack: &str, svc: &Service, want: &Want, image: &image::Image) -> Cont
         log_max_size: limits.max_size,
         log_max_files: limits.max_files,
         log_driver: svc.logging.driver,
-        id: crate::supervisor::record::new_id(&want.name),
+        log_tag,
+        id,
         healthcheck: healthcheck(svc, image.healthcheck.as_ref()),
         tty: svc.tty,
         run_id: want.run_id.clone(),
+        auto_remove: false,
     }
 }
 

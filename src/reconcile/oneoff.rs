@@ -8,9 +8,12 @@
 //! it out of every plan: `up` neither scales it down nor reports it as an
 //! orphan; `down` removes it with the rest of the stack.
 use super::plan::Want;
+use std::time::Duration;
+
+use super::container::AnonVolumes;
 use super::{Ctx, Error, container, execute};
 use crate::model::{RestartPolicy, Service, Stack};
-use crate::supervisor::record::ContainerPaths;
+use crate::supervisor::record::{ContainerPaths, ContainerSpec};
 
 /// What the caller of `stack run` changes in the service.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
@@ -65,7 +68,8 @@ pub fn service(base: &Service, o: &Overrides) -> Service {
 /// Create one-off container `name` of `svc` (from [`service`]) with short id
 /// `run_id`, not started: the stack's slice and networks first, then (with
 /// `wait_deps`) until its `depends_on` conditions are met, then the image.
-/// On error nothing of the container is left.
+/// With `auto_remove` its record asks the supervisor to remove it once it
+/// ended. On error nothing of the container is left.
 pub fn create(
     ctx: &Ctx,
     stack: &Stack,
@@ -73,6 +77,7 @@ pub fn create(
     name: &str,
     run_id: &str,
     wait_deps: bool,
+    auto_remove: bool,
 ) -> Result<(), Error> {
     if ContainerPaths::new(&ctx.roots.lib, name).dir.exists() {
         return Err(Error::Invalid(format!(
@@ -95,7 +100,27 @@ pub fn create(
         run_id: Some(run_id.to_string()),
     };
     let peers = execute::stack_containers(ctx, stack);
-    container::create(ctx, stack, svc, &want, &peers, &image, false)
+    container::create(ctx, stack, svc, &want, &peers, &image, false)?;
+    if auto_remove {
+        mark_auto_remove(ctx, name).inspect_err(|_| {
+            let _ = container::remove(ctx, name, Duration::ZERO, AnonVolumes::Remove);
+        })?;
+    }
+    Ok(())
+}
+
+/// Set `auto_remove` in the record of the just created (not started) `name`.
+fn mark_auto_remove(ctx: &Ctx, name: &str) -> Result<(), Error> {
+    let paths = ContainerPaths::new(&ctx.roots.lib, name);
+    let io = |source| Error::Io {
+        what: format!("recording auto_remove in {}", paths.spec().display()),
+        source,
+    };
+    let mut spec = ContainerSpec::read(&paths)
+        .map_err(io)?
+        .ok_or_else(|| Error::Invalid(format!("container {name} vanished after its create")))?;
+    spec.auto_remove = true;
+    spec.write(&paths).map_err(io)
 }
 
 #[cfg(test)]

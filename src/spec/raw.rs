@@ -325,7 +325,8 @@ pub struct RawLogging {
     /// json-file (default), local, none or journald (Docker's journal fields;
     /// falls back to json-file without a journal).
     pub driver: Option<String>,
-    /// `max-size` and `max-file`.
+    /// `max-size`, `max-file` and `tag` (a template with Docker's markers
+    /// `{{.ID}}`, `{{.FullID}}`, `{{.Name}}`, `{{.ImageName}}`, `{{.DaemonName}}`).
     pub options: Option<BTreeMap<String, Scalar>>,
 }
 

@@ -386,6 +386,7 @@ fn logging(ctx: &mut Ctx<'_>, raw: &RawService) -> Logging {
         driver: LogDriver::JsonFile,
         max_size: None,
         max_file: None,
+        tag: None,
     };
     let Some(l) = &raw.logging else {
         return out;
@@ -409,13 +410,31 @@ fn logging(ctx: &mut Ctx<'_>, raw: &RawService) -> Logging {
             "max-file" => {
                 out.max_file = ctx.parse(&["logging", "options", k], &v.0, "a number of files")
             }
+            "tag" => out.tag = log_tag(ctx, &v.0),
             _ => ctx.err_key(
                 &["logging", "options", k],
-                format!("logging option `{k}` is not supported: expected max-size or max-file"),
+                format!(
+                    "logging option `{k}` is not supported: expected max-size, max-file or tag"
+                ),
             ),
         }
     }
     out
+}
+
+/// `logging.options.tag`, its markers checked now so that a typo fails the
+/// load with the option's position instead of reaching the journal.
+fn log_tag(ctx: &mut Ctx<'_>, template: &str) -> Option<String> {
+    match crate::model::log_tag::check(template) {
+        Ok(()) => Some(template.to_string()),
+        Err(e) => {
+            ctx.err(
+                &["logging", "options", "tag"],
+                format!("logging option `tag`: {e}"),
+            );
+            None
+        }
+    }
 }
 
 fn pull_policy(ctx: &mut Ctx<'_>, p: Option<&str>) -> PullPolicy {

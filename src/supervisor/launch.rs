@@ -276,6 +276,7 @@ fn exec_monitor(paths: &ContainerPaths, run: &Started) -> io::Result<std::conver
         c(run.spec.log_max_files.to_string())?,
         oom_file,
         c(run.oom_before.to_string())?,
+        c(run.spec.log_tag.clone().unwrap_or_default())?,
     ];
     if let Some(socket) = &run.journal {
         let image = run.spec.config["image"].as_str().unwrap_or_default();

@@ -111,6 +111,11 @@ pub struct ContainerSpec {
     /// `local`), nowhere (`none`, with `log_max_size` 0) or the journal.
     #[serde(default)]
     pub log_driver: crate::model::LogDriver,
+    /// The rendered `logging.options.tag`: the journal's CONTAINER_TAG and
+    /// SYSLOG_IDENTIFIER (else the short id) and `attrs.tag` of each
+    /// json-file record (else no `attrs`, as Docker's json-file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_tag: Option<String>,
     /// 64 hex digits, chosen at create (Docker's container id shape); empty
     /// in records from before ids, see [`ContainerSpec::id`].
     #[serde(default)]
@@ -127,6 +132,10 @@ pub struct ContainerSpec {
     /// service's replicas: `up` neither scales it down nor calls it an orphan.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_id: Option<String>,
+    /// Removed once it ended for good (`stack run -d --rm`; Docker's
+    /// AutoRemove), by the daemon's supervisor.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub auto_remove: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

@@ -19,6 +19,12 @@
 //! started by adoption after a crash continues wherever the container is. A
 //! stop by the user is never undone: the monitor records it
 //! (`stop_requested`), or `stop` marks a container between restarts stopped.
+//!
+//! A container with `auto_remove` (`stack run -d --rm`) is handed to the
+//! removal channel once it ended for good (exited without a restart, or
+//! stopped): its owner (the daemon) removes it with its network address and
+//! anonymous volumes under the stack's lock, as `rm` does. Adoption hands over
+//! the ones whose removal a dead daemon missed.
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex};
@@ -49,6 +55,8 @@ struct Inner {
     tasks: Mutex<HashMap<String, tokio::task::AbortHandle>>,
     /// One lock per container, held for every decision about it.
     locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// Where the names of ended `auto_remove` containers go.
+    removals: tokio::sync::mpsc::UnboundedSender<String>,
 }
 
 /// What a task does next.
@@ -67,7 +75,13 @@ enum Step {
 }
 
 impl Supervisor {
-    pub fn new(roots: Roots, rt: tokio::runtime::Handle) -> Supervisor {
+    /// `removals` receives the names of `auto_remove` containers that ended
+    /// for good, for their removal.
+    pub fn new(
+        roots: Roots,
+        rt: tokio::runtime::Handle,
+        removals: tokio::sync::mpsc::UnboundedSender<String>,
+    ) -> Supervisor {
         let runtime = Runtime::new(crate::reconcile::runtime_dir(&roots.run));
         Supervisor {
             inner: Arc::new(Inner {
@@ -76,6 +90,7 @@ impl Supervisor {
                 rt,
                 tasks: Mutex::new(HashMap::new()),
                 locks: Mutex::new(HashMap::new()),
+                removals,
             }),
         }
     }
@@ -150,12 +165,13 @@ impl Supervisor {
         let was = control::stop(roots, name, grace)?;
         let _ = self.inner.runtime.delete(name, true);
         if let Some(o) = control::observe_one(&roots.lib, name)? {
-            let mut status = o.status;
+            let mut status = o.status.clone();
             if matches!(status.state, State::Restarting | State::Running) {
                 status.state = State::Stopped;
                 status.pid = None;
             }
             write_if_exists(&ContainerPaths::new(&roots.lib, name), &status);
+            self.remove_if_auto(&o);
         }
         Ok(was)
     }
@@ -244,7 +260,18 @@ impl Supervisor {
             State::Running if o.monitor_alive => Step::Wait(Box::new(o)),
             State::Running => self.ended(&o),
             State::Restarting => Step::Launch,
-            _ => Step::Done,
+            State::Exited | State::Stopped => {
+                self.remove_if_auto(&o);
+                Step::Done
+            }
+            State::Created => Step::Done,
+        }
+    }
+
+    /// Hand an ended `auto_remove` container over for removal.
+    fn remove_if_auto(&self, o: &Observed) {
+        if o.spec.auto_remove {
+            let _ = self.inner.removals.send(o.spec.name.clone());
         }
     }
 
@@ -293,6 +320,7 @@ impl Supervisor {
         }
         write_if_exists(&paths, &status);
         if !restart {
+            self.remove_if_auto(o);
             return Step::Done;
         }
         let uptime = match (status.started_at, status.finished_at) {
@@ -458,7 +486,9 @@ impl Supervisor {
 const START_FAILED: i32 = 126;
 
 fn needs_watching(o: &Observed) -> bool {
-    matches!(o.status.state, State::Restarting | State::Running) || o.exit_unnoticed
+    matches!(o.status.state, State::Restarting | State::Running)
+        || o.exit_unnoticed
+        || (o.spec.auto_remove && matches!(o.status.state, State::Exited | State::Stopped))
 }
 
 pub fn health_name(h: Health) -> &'static str {
