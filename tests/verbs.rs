@@ -58,8 +58,10 @@ command = ["true"]
     );
     t.ok(&["up", "-d"]);
     let name = t.container("app", 1);
-    t.wait_for(10, "both sleeps", || {
+    let done = t.container("done", 1);
+    t.wait_for(10, "both sleeps, and `done` ended", || {
         t.ok(&["top", "--format", "json"]).contains("sleep 3601")
+            && t.row(&done)["state"] == "exited"
     });
     let tops = json(&t.ok(&["top", "--format", "json"]));
     let tops = tops.as_array().unwrap();
