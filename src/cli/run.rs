@@ -34,7 +34,7 @@ use super::{GlobalOpts, remote};
 use crate::daemon::autostart;
 use crate::daemon::proto::{RmRequest, RunRequest};
 use crate::ops::OutcomeKind;
-use crate::ops::rm::{Removed, RmOptions};
+use crate::ops::rm::Removed;
 use crate::reconcile::oneoff::Overrides;
 use crate::spec::LoadOptions;
 use crate::state::Roots;
@@ -196,15 +196,7 @@ fn short_id() -> anyhow::Result<String> {
 /// the daemon; errors are printed (the run's own outcome is what the caller
 /// gets).
 fn remove(roots: &Roots, stack: &str, name: &str) {
-    let req = RmRequest {
-        services: Vec::new(),
-        options: RmOptions {
-            force: true,
-            volumes: true,
-            timeout: None,
-            containers: vec![name.to_string()],
-        },
-    };
+    let req = RmRequest::force_one(name);
     let post = || -> anyhow::Result<Vec<Removed>> {
         let client = autostart::client(roots)?;
         Ok(client.post(&format!("/v1/stacks/{stack}/rm"), &req)?)

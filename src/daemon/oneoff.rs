@@ -18,7 +18,6 @@ use super::engine::{Busy, Engine, Out, blocking};
 use super::proto::{Line, RmRequest, RunRequest};
 use crate::model::{NetworkMode, Service, Stack};
 use crate::ops::OutcomeKind;
-use crate::ops::rm::RmOptions;
 use crate::reconcile::stacks::{StackRecord, claim};
 use crate::reconcile::{self, Event, UpOptions, oneoff};
 use crate::spec;
@@ -176,15 +175,7 @@ impl Engine {
                 blocking(move || ContainerSpec::read(&ContainerPaths::new(&lib, &owned))).await;
             // Gone already: removed by the user, or reported twice.
             let Ok(Some(spec)) = spec else { continue };
-            let req = RmRequest {
-                services: Vec::new(),
-                options: RmOptions {
-                    force: true,
-                    volumes: true,
-                    timeout: None,
-                    containers: vec![name.clone()],
-                },
-            };
+            let req = RmRequest::force_one(&name);
             let event = |action| events::Event::new(action, &spec.stack, &spec.service, &name);
             let failed: Vec<String> = match self.rm(spec.stack.clone(), req).await {
                 Ok(removed) => removed

@@ -76,6 +76,22 @@ pub struct RmRequest {
     pub options: crate::ops::rm::RmOptions,
 }
 
+impl RmRequest {
+    /// `rm -f -v NAME`: a one-off container, running or not, with its
+    /// anonymous volumes.
+    pub fn force_one(name: &str) -> RmRequest {
+        RmRequest {
+            services: Vec::new(),
+            options: crate::ops::rm::RmOptions {
+                force: true,
+                volumes: true,
+                timeout: None,
+                containers: vec![name.to_string()],
+            },
+        }
+    }
+}
+
 /// One line of a streamed answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
