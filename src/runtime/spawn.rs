@@ -285,17 +285,24 @@ enum Place<'a> {
     Parent,
 }
 
-/// A cgroup directory, opened for CLONE_INTO_CGROUP (O_PATH fds do not do).
-fn open_dir(dir: &Path) -> Result<OwnedFd> {
+/// Open a cgroup file or directory; `op` names it in the error.
+fn open_cgroup(path: &Path, flags: nix::fcntl::OFlag, op: &'static str) -> Result<OwnedFd> {
     nix::fcntl::open(
-        dir,
-        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        path,
+        flags | nix::fcntl::OFlag::O_CLOEXEC,
         nix::sys::stat::Mode::empty(),
     )
-    .map_err(|source| Error::Sys {
-        op: "opening the cgroup directory",
-        source,
-    })
+    .map_err(|source| Error::Sys { op, source })
+}
+
+/// A cgroup directory, opened for CLONE_INTO_CGROUP (O_PATH fds do not do).
+fn open_dir(dir: &Path) -> Result<OwnedFd> {
+    use nix::fcntl::OFlag;
+    open_cgroup(
+        dir,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY,
+        "opening the cgroup directory",
+    )
 }
 
 /// Open the v1 `tasks` files the init writes itself into.
@@ -304,15 +311,11 @@ fn open_tasks(cgroup: &Cgroup) -> Result<Vec<OwnedFd>> {
         .v1_tasks()
         .iter()
         .map(|p| {
-            nix::fcntl::open(
+            open_cgroup(
                 p,
-                nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC,
-                nix::sys::stat::Mode::empty(),
+                nix::fcntl::OFlag::O_WRONLY,
+                "opening a cgroup tasks file",
             )
-            .map_err(|source| Error::Sys {
-                op: "opening a cgroup tasks file",
-                source,
-            })
         })
         .collect()
 }
