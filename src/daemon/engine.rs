@@ -38,6 +38,9 @@ pub struct Engine {
     pub(super) pending: Mutex<HashMap<String, bool>>,
     /// How many times each watched stack's files were read (see StackInfo).
     pub(super) loads: Mutex<HashMap<String, u64>>,
+    /// Wakes the standby task (see `standby.rs`): a container was started,
+    /// or an `up` ended.
+    pub(super) standby: Arc<tokio::sync::Notify>,
 }
 
 impl Engine {
@@ -58,17 +61,20 @@ impl Engine {
         if let Err(e) = ctx.net.recover() {
             tracing::warn!(error = %e, "cannot restore the networks from their state");
         }
+        let standby = Arc::new(tokio::sync::Notify::new());
         let engine = Arc::new(Engine {
             ctx: with_resolver(ctx, &rt),
-            supervisor: Supervisor::new(roots.clone(), rt.clone(), removals),
+            supervisor: Supervisor::new(roots.clone(), rt.clone(), removals, standby.clone()),
             roots,
             locks: Mutex::new(HashMap::new()),
             busy: AtomicUsize::new(0),
             watcher,
             pending: Mutex::new(HashMap::new()),
             loads: Mutex::new(HashMap::new()),
+            standby,
         });
         rt.spawn(engine.clone().remove_ended(ended));
+        rt.spawn(engine.clone().serve_standby());
         Ok((engine, rx))
     }
 
@@ -83,14 +89,21 @@ impl Engine {
     }
 
     pub(super) async fn lock(&self, stack: &str) -> tokio::sync::OwnedMutexGuard<()> {
-        let lock = self
-            .locks
+        self.stack_lock(stack).lock_owned().await
+    }
+
+    /// The stack's lock when no operation holds it.
+    pub(super) fn try_lock(&self, stack: &str) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        self.stack_lock(stack).try_lock_owned().ok()
+    }
+
+    fn stack_lock(&self, stack: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.locks
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .entry(stack.to_string())
             .or_default()
-            .clone();
-        lock.lock_owned().await
+            .clone()
     }
 
     /// Run `f` (blocking work on the stack `name`) with the stack locked and
@@ -170,6 +183,8 @@ impl Engine {
                 });
             }
         }
+        // A container it left on standby is served once it is ready.
+        self.standby.notify_one();
         if let Some(w) = &self.watcher {
             if record.watch {
                 w.set(&stack.name, record.inputs.iter().cloned());

@@ -23,6 +23,7 @@ mod oneoff;
 mod openapi;
 pub mod proto;
 mod server;
+mod standby;
 mod watch;
 
 use std::path::PathBuf;

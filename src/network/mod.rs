@@ -109,4 +109,5 @@ pub use ipam6::Cidr6;
 pub use manager::Manager;
 pub use types::{
     Attachment, Endpoint, NetworkInfo, NetworkSpec, PortMapping, Proto, PublishedPort, Sharing,
+    Standby,
 };

@@ -16,7 +16,7 @@ use super::group::Step;
 use super::manager::Manager;
 use super::proxy::{self, Held};
 use super::store::{NetState, Published};
-use super::types::{PortMapping, Proto, PublishedPort, Sharing};
+use super::types::{PortMapping, Proto, PublishedPort, Sharing, Standby};
 use super::{Error, Result, netns};
 
 /// Who in `state` (other than `except`) already publishes `ip:port/proto`.
@@ -370,14 +370,19 @@ impl Manager {
             .collect())
     }
 
-    /// The containers of `stack` whose ports are reserved without traffic.
-    pub fn standby_of(&self, stack: &str) -> Result<Vec<String>> {
+    /// The containers whose ports are reserved without traffic, of `stack`
+    /// (of every stack: `None`).
+    pub fn standby_of(&self, stack: Option<&str>) -> Result<Vec<Standby>> {
         Ok(self
             .snapshot()?
             .published
-            .iter()
-            .filter(|(_, p)| p.stack == stack && !p.serving)
-            .map(|(id, _)| id.clone())
+            .into_iter()
+            .filter(|(_, p)| !p.serving && stack.is_none_or(|s| p.stack == s))
+            .map(|(container, p)| Standby {
+                container,
+                stack: p.stack,
+                ports: p.ports,
+            })
             .collect())
     }
 
@@ -653,8 +658,13 @@ mod tests {
         assert!(!m.group_serves("s/db", "x").unwrap());
         assert_eq!(m.serving_groups("s").unwrap(), ["s/web".to_string()].into());
         assert!(m.serving_groups("other").unwrap().is_empty());
-        assert_eq!(m.standby_of("s").unwrap(), ["web-2"]);
-        assert!(m.standby_of("other").unwrap().is_empty());
+        let names = |stack| -> Vec<String> {
+            let all = m.standby_of(stack).unwrap();
+            all.into_iter().map(|s| s.container).collect()
+        };
+        assert_eq!(names(Some("s")), ["web-2"]);
+        assert_eq!(names(None), ["web-2"]);
+        assert!(names(Some("other")).is_empty());
         assert_eq!(backends(&m), [Ipv4Addr::new(10, 89, 0, 2)]);
         m.serve("web-2").unwrap();
         let mut both = backends(&m);
@@ -663,7 +673,7 @@ mod tests {
             both,
             [Ipv4Addr::new(10, 89, 0, 2), Ipv4Addr::new(10, 89, 0, 3)]
         );
-        assert!(m.standby_of("s").unwrap().is_empty());
+        assert!(names(None).is_empty());
         // serving already, or unknown: nothing to do
         m.serve("web-2").unwrap();
         m.serve("nobody").unwrap();

@@ -153,6 +153,15 @@ pub struct Sharing {
     pub standby: bool,
 }
 
+/// A container whose published ports are reserved without traffic (see
+/// [`Sharing::standby`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Standby {
+    pub container: String,
+    pub stack: String,
+    pub ports: Vec<PublishedPort>,
+}
+
 /// A port as published: the chosen host port is what `stack port`/`ps` show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct PublishedPort {

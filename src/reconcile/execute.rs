@@ -85,7 +85,7 @@ pub fn up(
         tracing::warn!(stack = %stack.name, error = %e, "cannot remove a half-created container");
     }
     let plan = observe_plan(ctx, stack, opts)?;
-    standby::serve_ready(ctx, stack);
+    standby::serve_ready(ctx, &stack.name);
     let mut report = UpReport {
         plan: plan.clone(),
         failed: Vec::new(),

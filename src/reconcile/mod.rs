@@ -11,7 +11,7 @@ pub mod oneoff;
 pub mod plan;
 pub mod rollout;
 pub mod stacks;
-mod standby;
+pub mod standby;
 
 use std::path::Path;
 

@@ -17,9 +17,11 @@
 //! Start-first updates (rollout.rs) wait for the same readiness before they
 //! move the ports.
 //!
-//! Level-triggered: a container left on standby (it was not ready in time, or
-//! the `up` waiting for it died) is served by the next `up` of its stack once
-//! it is ready ([`serve_ready`]).
+//! Level-triggered: a container left on standby (it was not ready in time,
+//! the `up` waiting for it died, the daemon was restarted, the supervisor
+//! restarted it) is served once it is ready ([`serve_ready`]) by the
+//! daemon, which polls [`survey`] while one may still get ready
+//! (src/daemon/standby.rs), and by the next `up` of its stack.
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -28,6 +30,7 @@ use super::networking::sharing_group;
 use super::rollout::TEMP_INDEX;
 use super::{Ctx, Error};
 use crate::model::{Healthcheck, NetworkMode, Port, Protocol, Service, Stack};
+use crate::network::{Proto, Standby};
 use crate::supervisor::record::{ContainerPaths, ContainerSpec, ContainerStatus, Health, State};
 
 /// How often readiness is polled.
@@ -69,29 +72,79 @@ pub fn serve_when_ready(ctx: &Ctx, svc: &Service, name: &str) -> Result<(), Erro
     match wait_ready(ctx, svc, name) {
         Ok(()) => Ok(ctx.net.serve(name)?),
         Err(why) => Err(Error::Invalid(format!(
-            "{name} runs but did not get ready ({why}): it gets no traffic on its published ports until it is (the next `up` checks again)"
+            "{name} runs but did not get ready ({why}): it gets no traffic on its published ports until it is (the daemon serves it then)"
         ))),
     }
 }
 
 /// Serve every container of `stack` left on standby that is ready now.
-/// Best effort: one that cannot be served now is tried by the next `up`.
-pub fn serve_ready(ctx: &Ctx, stack: &Stack) {
-    let Ok(names) = ctx.net.standby_of(&stack.name) else {
+/// Best effort: one that cannot be served now is tried again (by the
+/// daemon's standby task, or the next `up`). The caller holds the stack's
+/// lock.
+pub fn serve_ready(ctx: &Ctx, stack: &str) {
+    let Ok(all) = ctx.net.standby_of(Some(stack)) else {
         return;
     };
-    for name in names {
-        let paths = ContainerPaths::new(&ctx.roots.lib, &name);
-        let Some(spec) = ContainerSpec::read(&paths).ok().flatten() else {
-            continue;
-        };
-        // A start-first update in progress moves the ports itself.
-        let Some(svc) = stack.services.get(&spec.service) else {
-            continue;
-        };
-        if spec.index < TEMP_INDEX && readiness(&paths, spec.healthcheck.is_some(), &svc.ports).0 {
-            let _ = ctx.net.serve(&name);
+    for s in all {
+        if check(ctx, &s) == Check::Ready {
+            let _ = ctx.net.serve(&s.container);
         }
+    }
+}
+
+/// The containers on standby, as [`survey`] found them.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Survey {
+    /// Stacks with a container on standby that is ready now.
+    pub ready: BTreeSet<String>,
+    /// Whether a container on standby may still get ready (it runs, or
+    /// waits for a restart). One that ended or never started may only after
+    /// a start, which looks again.
+    pub waiting: bool,
+}
+
+/// Look at every container on standby, without serving any (no lock
+/// needed): what the daemon polls while some wait.
+pub fn survey(ctx: &Ctx) -> Survey {
+    let mut survey = Survey::default();
+    for s in ctx.net.standby_of(None).unwrap_or_default() {
+        match check(ctx, &s) {
+            Check::Ready => {
+                survey.ready.insert(s.stack);
+            }
+            Check::Waiting => survey.waiting = true,
+            Check::Not => {}
+        }
+    }
+    survey
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Check {
+    Ready,
+    /// Not ready yet, but up: it may get ready by itself.
+    Waiting,
+    /// Not for us: ended, not started, or the new container of a start-first
+    /// update (which moves the ports itself).
+    Not,
+}
+
+/// Where the standby container `s` is, judged by its own records and the
+/// ports it reserved (not a stack file: the daemon has none at hand).
+fn check(ctx: &Ctx, s: &Standby) -> Check {
+    let paths = ContainerPaths::new(&ctx.roots.lib, &s.container);
+    let Some(spec) = ContainerSpec::read(&paths).ok().flatten() else {
+        return Check::Not;
+    };
+    if spec.index >= TEMP_INDEX {
+        return Check::Not;
+    }
+    let targets: Vec<(u16, Proto)> = s.ports.iter().map(|p| (p.container_port, p.proto)).collect();
+    let st = ContainerStatus::read(&paths).unwrap_or_default();
+    match readiness(&st, spec.healthcheck.is_some(), &targets) {
+        (true, _) => Check::Ready,
+        _ if matches!(st.state, State::Running | State::Restarting) => Check::Waiting,
+        _ => Check::Not,
     }
 }
 
@@ -107,9 +160,11 @@ pub fn wait_ready(ctx: &Ctx, svc: &Service, name: &str) -> Result<(), String> {
         .update_config
         .monitor
         .unwrap_or_else(|| check.as_ref().map_or(START_TIMEOUT, health_time));
+    let targets = targets(&svc.ports);
     let until = Instant::now() + limit;
     loop {
-        match readiness(&paths, check.is_some(), &svc.ports) {
+        let st = ContainerStatus::read(&paths).unwrap_or_default();
+        match readiness(&st, check.is_some(), &targets) {
             (true, _) => return Ok(()),
             (false, Some(never)) => return Err(never),
             (false, None) => {}
@@ -124,9 +179,21 @@ pub fn wait_ready(ctx: &Ctx, svc: &Service, name: &str) -> Result<(), String> {
     }
 }
 
-/// (ready now, why it never will be).
-fn readiness(paths: &ContainerPaths, checked: bool, ports: &[Port]) -> (bool, Option<String>) {
-    let st = ContainerStatus::read(paths).unwrap_or_default();
+/// The container side of `ports` that can be checked (SCTP cannot: the
+/// socket tables have no SCTP, and it is not published).
+fn targets(ports: &[Port]) -> Vec<(u16, Proto)> {
+    ports
+        .iter()
+        .filter_map(|p| match p.protocol {
+            Protocol::Tcp => Some((p.target, Proto::Tcp)),
+            Protocol::Udp => Some((p.target, Proto::Udp)),
+            Protocol::Sctp => None,
+        })
+        .collect()
+}
+
+/// (ready now, why it never will be) of a container in status `st`.
+fn readiness(st: &ContainerStatus, checked: bool, ports: &[(u16, Proto)]) -> (bool, Option<String>) {
     match (st.state, st.health) {
         (_, Some(Health::Unhealthy)) => (false, Some("unhealthy".into())),
         (State::Exited | State::Stopped, _) => {
@@ -147,7 +214,7 @@ fn readiness(paths: &ContainerPaths, checked: bool, ports: &[Port]) -> (bool, Op
 /// Whether the network namespace of process `pid` has a socket for every
 /// port of `ports` (their container side): listening for TCP, bound for
 /// UDP. `proc` is where procfs is mounted (a temp dir in tests).
-fn listening(proc: &Path, pid: i32, ports: &[Port]) -> bool {
+fn listening(proc: &Path, pid: i32, ports: &[(u16, Proto)]) -> bool {
     let table = |name: &str| -> Vec<(u16, u8)> {
         ["", "6"]
             .iter()
@@ -157,23 +224,22 @@ fn listening(proc: &Path, pid: i32, ports: &[Port]) -> bool {
             .flat_map(|text| sockets(&text))
             .collect()
     };
-    let wants = |p: Protocol| ports.iter().any(|q| q.protocol == p);
-    let tcp = if wants(Protocol::Tcp) {
+    let wants = |p: Proto| ports.iter().any(|(_, q)| *q == p);
+    let tcp = if wants(Proto::Tcp) {
         table("tcp")
     } else {
         Vec::new()
     };
-    let udp = if wants(Protocol::Udp) {
+    let udp = if wants(Proto::Udp) {
         table("udp")
     } else {
         Vec::new()
     };
     // TCP_LISTEN is state 0x0A in include/net/tcp_states.h.
     const LISTEN: u8 = 0x0A;
-    ports.iter().all(|p| match p.protocol {
-        Protocol::Tcp => tcp.contains(&(p.target, LISTEN)),
-        Protocol::Udp => udp.iter().any(|(port, _)| *port == p.target),
-        Protocol::Sctp => true,
+    ports.iter().all(|&(port, proto)| match proto {
+        Proto::Tcp => tcp.contains(&(port, LISTEN)),
+        Proto::Udp => udp.iter().any(|(p, _)| *p == port),
     })
 }
 
@@ -227,13 +293,19 @@ mod tests {
   100: 00000000:0035 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 4 2 0 0
 ";
 
-    fn port(target: u16, protocol: Protocol) -> Port {
-        Port {
+    #[test]
+    fn sctp_is_not_checked() {
+        let sctp = Port {
             host_ip: None,
             published: Some(8000),
-            target,
-            protocol,
-        }
+            target: 80,
+            protocol: Protocol::Sctp,
+        };
+        let tcp = Port {
+            protocol: Protocol::Tcp,
+            ..sctp.clone()
+        };
+        assert_eq!(targets(&[sctp, tcp]), [(80, Proto::Tcp)]);
     }
 
     #[test]
@@ -244,22 +316,22 @@ mod tests {
         for (name, text) in [("tcp", TCP), ("tcp6", TCP6), ("udp", UDP)] {
             std::fs::write(net.join(name), text).unwrap();
         }
-        let ok = |ports: &[Port]| listening(dir.path(), 42, ports);
-        assert!(ok(&[port(80, Protocol::Tcp)]), "listening on 0.0.0.0:80");
-        assert!(ok(&[port(8081, Protocol::Tcp)]), "listening on [::]:8081");
+        let ok = |ports: &[(u16, Proto)]| listening(dir.path(), 42, ports);
+        assert!(ok(&[(80, Proto::Tcp)]), "listening on 0.0.0.0:80");
+        assert!(ok(&[(8081, Proto::Tcp)]), "listening on [::]:8081");
         assert!(
-            !ok(&[port(8080, Protocol::Tcp)]),
+            !ok(&[(8080, Proto::Tcp)]),
             "8080 is a connection, not a listener"
         );
-        assert!(ok(&[port(53, Protocol::Udp)]));
-        assert!(!ok(&[port(80, Protocol::Udp)]));
+        assert!(ok(&[(53, Proto::Udp)]));
+        assert!(!ok(&[(80, Proto::Udp)]));
         assert!(
-            !ok(&[port(80, Protocol::Tcp), port(81, Protocol::Tcp)]),
+            !ok(&[(80, Proto::Tcp), (81, Proto::Tcp)]),
             "every port"
         );
         assert!(ok(&[]), "nothing published: nothing to wait for");
         assert!(
-            !listening(dir.path(), 7, &[port(80, Protocol::Tcp)]),
+            !listening(dir.path(), 7, &[(80, Proto::Tcp)]),
             "no such process"
         );
     }

@@ -57,6 +57,9 @@ struct Inner {
     locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
     /// Where the names of ended `auto_remove` containers go.
     removals: tokio::sync::mpsc::UnboundedSender<String>,
+    /// Notified whenever a container is watched or restarted (the daemon's
+    /// standby task looks whether one of them waits for traffic).
+    started: Arc<tokio::sync::Notify>,
 }
 
 /// What a task does next.
@@ -76,11 +79,13 @@ enum Step {
 
 impl Supervisor {
     /// `removals` receives the names of `auto_remove` containers that ended
-    /// for good, for their removal.
+    /// for good, for their removal; `started` is notified whenever a
+    /// container is watched (adopted, started) or restarted.
     pub fn new(
         roots: Roots,
         rt: tokio::runtime::Handle,
         removals: tokio::sync::mpsc::UnboundedSender<String>,
+        started: Arc<tokio::sync::Notify>,
     ) -> Supervisor {
         let runtime = Runtime::new(crate::reconcile::runtime_dir(&roots.run));
         Supervisor {
@@ -91,6 +96,7 @@ impl Supervisor {
                 tasks: Mutex::new(HashMap::new()),
                 locks: Mutex::new(HashMap::new()),
                 removals,
+                started,
             }),
         }
     }
@@ -117,6 +123,7 @@ impl Supervisor {
         }
         let handle = self.inner.rt.spawn(async move { sup.run(&owned).await });
         tasks.insert(name.to_string(), handle.abort_handle());
+        self.inner.started.notify_one();
     }
 
     /// Stop supervising `name` (before it is removed or replaced); returns
@@ -350,6 +357,9 @@ impl Supervisor {
         let failed = control::spawn_monitor(roots, name).err();
         e.detail = failed.as_ref().map(ToString::to_string);
         events::emit(&roots.lib, &e);
+        if failed.is_none() {
+            self.inner.started.notify_one();
+        }
         let err = failed?;
         tracing::warn!(container = %name, error = %err, "a restart failed to start");
         // The monitor recorded the failure (exited, with the error) unless
