@@ -204,3 +204,86 @@ monitor = "1s"
     });
     t.down_and_check();
 }
+
+/// A service whose replica `late` listens only once /tmp/go exists in it
+/// (`gate` is the shell test that holds it back); the others at once.
+fn gated(port: u16, replicas: u32, late: u32, gate: &str, extra: &str) -> String {
+    format!(
+        r#"
+[services.web]
+image = "{{IMAGE}}"
+command = ["sh", "-c", "hostname > /tmp/hostname; if grep -q web-{late} /tmp/hostname; then {gate}; fi; exec httpd -f -p 80 -h /tmp"]
+ports = ["127.0.0.1:{port}:80"]
+scale = {replicas}
+init = true
+{extra}
+"#
+    )
+}
+
+const WAIT_FOR_GO: &str = "while [ ! -e /tmp/go ]; do sleep 0.1; done";
+
+#[test]
+fn a_standby_left_by_a_killed_daemon_is_served_by_the_next_one() {
+    let port = common::http::free_port();
+    let body = |replicas| gated(port, replicas, 2, WAIT_FOR_GO, "");
+    let t = TestStack::new(&body(1));
+    t.ok(&["up", "-d"]);
+    let first = BTreeSet::from([t.container("web", 1)]);
+    t.wait_for(20, "web-1 to answer", || answering(port, 1) == first);
+
+    // An up that waits for web-2 (30 s without a healthcheck) when its
+    // daemon is killed.
+    t.write(&body(2));
+    let mut up = t
+        .command()
+        .args(["up", "-d"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let web2 = t.container("web", 2);
+    t.wait_for(20, "web-2 to run", || {
+        t.ps().iter().any(|r| r["name"] == web2 && r["state"] == "running")
+    });
+    common::signal(t.daemon_pid(), nix::sys::signal::Signal::SIGKILL).unwrap();
+    t.wait_for(20, "the killed daemon's lock", || t.daemon_lock_free());
+    assert!(!up.wait().unwrap().success(), "the up lost its daemon");
+
+    let (mut daemon, _) = t.start_daemon(&common::stack_bin());
+    assert_eq!(answering(port, 6), first, "web-2 does not listen yet");
+    t.ok(&["exec", "-T", "--index", "2", "web", "touch", "/tmp/go"]);
+    // No up: the daemon serves web-2 once it listens.
+    let two: BTreeSet<String> = (1..=2).map(|n| t.container("web", n)).collect();
+    t.wait_for(20, "web-2 to be served", || answering(port, 6) == two);
+    t.down_and_check();
+    assert!(daemon.terminate().success());
+}
+
+#[test]
+fn a_standby_restarted_by_the_supervisor_is_served_once_ready() {
+    let port = common::http::free_port();
+    // web-2's first run fails; its restart listens once /tmp/go exists
+    let gate = format!("if [ -e /tmp/ran ]; then {WAIT_FOR_GO}; else touch /tmp/ran; exit 1; fi");
+    let extra = "restart = \"always\"\n\n[services.web.deploy.update_config]\nmonitor = \"1s\"";
+    let body = |replicas| gated(port, replicas, 2, &gate, extra);
+    let t = TestStack::new(&body(1));
+    t.ok(&["up", "-d"]);
+    let first = BTreeSet::from([t.container("web", 1)]);
+    t.wait_for(20, "web-1 to answer", || answering(port, 1) == first);
+
+    t.write(&body(2));
+    let out = t.run(&["up", "-d"]);
+    assert!(!out.status.success(), "web-2 did not get ready in time");
+    let web2 = t.container("web", 2);
+    t.wait_for(20, "web-2's restart", || {
+        let r = t.row(&web2);
+        r["state"] == "running" && r["restarts"].as_u64() >= Some(1)
+    });
+    assert_eq!(answering(port, 6), first, "web-2 does not listen yet");
+    t.ok(&["exec", "-T", "--index", "2", "web", "touch", "/tmp/go"]);
+    // No up: the daemon serves web-2 once its restart listens.
+    let two: BTreeSet<String> = (1..=2).map(|n| t.container("web", n)).collect();
+    t.wait_for(20, "web-2 to be served", || answering(port, 6) == two);
+    t.down_and_check();
+}

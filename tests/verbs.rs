@@ -386,6 +386,47 @@ init = true
     t.down_and_check();
 }
 
+/// The `destroy` events of `events --json` so far: (container, service).
+fn destroy_events(t: &TestStack) -> Vec<(String, String)> {
+    t.ok(&["events", "--json", "--since", "10m", "--until", "0s"])
+        .lines()
+        .map(json)
+        .filter(|e| e["action"] == "destroy")
+        .map(|e| {
+            let field = |k: &str| e[k].as_str().unwrap_or_default().to_string();
+            (field("container"), field("service"))
+        })
+        .collect()
+}
+
+#[test]
+fn rm_records_a_destroy_event_per_removed_container() {
+    let t = TestStack::new(
+        r#"
+[services.job]
+image = "{IMAGE}"
+command = ["true"]
+
+[services.web]
+image = "{IMAGE}"
+command = ["sleep", "3600"]
+init = true
+"#,
+    );
+    t.ok(&["up", "-d"]);
+    let (job, web) = (t.container("job", 1), t.container("web", 1));
+    t.wait_for(10, "the job to finish", || t.row(&job)["state"] == "exited");
+    // The running web is skipped: no event for it.
+    t.ok(&["rm"]);
+    assert_eq!(destroy_events(&t), [(job.clone(), "job".to_string())]);
+    t.ok(&["rm", "-f", "-t", "1", "web"]);
+    assert_eq!(
+        destroy_events(&t),
+        [(job, "job".to_string()), (web, "web".to_string())]
+    );
+    t.down_and_check();
+}
+
 #[test]
 fn images_lists_each_container_s_image_and_without_a_stack_the_store() {
     let t = TestStack::new(

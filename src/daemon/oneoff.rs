@@ -176,24 +176,21 @@ impl Engine {
             // Gone already: removed by the user, or reported twice.
             let Ok(Some(spec)) = spec else { continue };
             let req = RmRequest::force_one(&name);
-            let event = |action| events::Event::new(action, &spec.stack, &spec.service, &name);
+            // rm records the destroy event.
             let failed: Vec<String> = match self.rm(spec.stack.clone(), req).await {
                 Ok(removed) => removed
                     .into_iter()
                     .filter_map(|r| match r.outcome.result {
                         OutcomeKind::Failed(why) => Some(why),
-                        OutcomeKind::Done => {
-                            events::emit(&self.roots.lib, &event(EventAction::Destroy));
-                            None
-                        }
-                        OutcomeKind::Skipped(_) => None,
+                        OutcomeKind::Done | OutcomeKind::Skipped(_) => None,
                     })
                     .collect(),
                 Err(e) => vec![e],
             };
             for why in failed {
                 tracing::warn!(container = %name, error = %why, "cannot remove an ended --rm container");
-                let mut e = event(EventAction::Warning);
+                let mut e =
+                    events::Event::new(EventAction::Warning, &spec.stack, &spec.service, &name);
                 e.detail = Some(format!(
                     "removing the ended --rm container: {why}; remove it with `stack rm -f {name}`"
                 ));

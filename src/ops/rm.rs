@@ -1,6 +1,7 @@
 //! `rm`: remove stopped containers of a stack (with `force`, running ones too,
 //! stopped first), and with `volumes` the anonymous volumes they used. Networks,
-//! named volumes and the stack's record stay: that is `down`'s job.
+//! named volumes and the stack's record stay: that is `down`'s job. Each
+//! container removed is a `destroy` event, as in Docker.
 use std::time::Duration;
 
 use super::{Error, Outcome, OutcomeKind, containers};
@@ -8,6 +9,7 @@ use crate::reconcile::{Ctx, container};
 use crate::state::Roots;
 use crate::supervisor::control::Observed;
 use crate::supervisor::error_chain;
+use crate::supervisor::events::{self, Action};
 
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct RmOptions {
@@ -99,6 +101,9 @@ fn remove_one(ctx: &Ctx, o: &Observed, opts: &RmOptions) -> Removed {
     if let Some(e) = container::remove(ctx, &o.spec.name, grace, anon).first() {
         return failed(o, e);
     }
+    let spec = &o.spec;
+    let destroy = events::Event::new(Action::Destroy, &spec.stack, &spec.service, &spec.name);
+    events::emit(&ctx.roots.lib, &destroy);
     let mut removed = Removed {
         outcome: Outcome::new(o, OutcomeKind::Done),
         volumes: Vec::new(),

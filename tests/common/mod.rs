@@ -84,6 +84,11 @@ pub fn process_temp_dir(prefix: &str) -> PathBuf {
     dir
 }
 
+/// Send `sig` to process `pid`.
+pub fn signal(pid: i32, sig: nix::sys::signal::Signal) -> nix::Result<()> {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig)
+}
+
 /// Whether process `pid` exists and is not a zombie.
 pub fn alive(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {

@@ -47,16 +47,20 @@ impl TestStack {
         self.dir.path().join("root")
     }
 
-    pub fn run(&self, args: &[&str]) -> Output {
-        Command::new(stack_bin())
-            .arg("--root")
+    /// `stack --root ROOT -f FILE`, to add a verb to (and spawn: a verb
+    /// the test lets run while it does something else).
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(stack_bin());
+        cmd.arg("--root")
             .arg(self.root())
             .arg("-f")
             .arg(self.file())
-            .args(args)
-            .current_dir(self.dir.path())
-            .output()
-            .unwrap()
+            .current_dir(self.dir.path());
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().unwrap()
     }
 
     /// Run and require success; returns stdout.
@@ -104,6 +108,14 @@ impl TestStack {
     pub fn daemon_pid(&self) -> i32 {
         let text = std::fs::read_to_string(self.root().join("run/daemon.lock")).unwrap();
         text.trim().parse().unwrap()
+    }
+
+    /// Whether no daemon holds this root's lock. A killed daemon is gone
+    /// once it is free: a process's files close only when its last thread is
+    /// gone, after its main thread shows as gone.
+    pub fn daemon_lock_free(&self) -> bool {
+        let file = std::fs::File::open(self.root().join("run/daemon.lock")).unwrap();
+        nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).is_ok()
     }
 
     /// `bin daemon` for this root, once it said READY=1 (after adoption);
@@ -166,7 +178,7 @@ impl Daemon {
     }
 
     pub fn signal(&self, sig: nix::sys::signal::Signal) {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig).unwrap();
+        super::signal(self.pid(), sig).unwrap();
     }
 
     /// SIGTERM, and its exit.
