@@ -37,11 +37,7 @@ restart = "on-failure:1"
     let flaky = t.container("flaky", 1);
     let pid = t.row(&ticker)["pid"].as_i64().unwrap();
     let daemon = t.daemon_pid();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(daemon),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    common::signal(daemon, nix::sys::signal::Signal::SIGKILL).unwrap();
     assert!(common::wait_gone(daemon), "the daemon exits");
     // Without a daemon: output is still captured, the exit is still recorded.
     let before = counter_lines(&t);
@@ -74,22 +70,12 @@ restart = "on-failure:1"
 
 #[test]
 fn sigterm_stops_the_daemon_but_not_the_containers() {
-    let t = TestStack::new(
-        r#"
-[services.app]
-image = "{IMAGE}"
-command = ["sleep", "3600"]
-"#,
-    );
+    let t = TestStack::one("app", &["sleep", "3600"]);
     t.ok(&["up", "-d"]);
     let name = t.container("app", 1);
     let pid = t.row(&name)["pid"].as_i64().unwrap() as i32;
     let daemon = t.daemon_pid();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(daemon),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
+    common::signal(daemon, nix::sys::signal::Signal::SIGTERM).unwrap();
     assert!(common::wait_gone(daemon), "the daemon exits");
     assert!(alive(pid), "the container runs on");
     assert!(
@@ -102,13 +88,7 @@ command = ["sleep", "3600"]
 
 #[test]
 fn the_daemon_started_on_demand_keeps_no_descriptor_of_its_caller() {
-    let t = TestStack::new(
-        r#"
-[services.app]
-image = "{IMAGE}"
-command = ["sleep", "3600"]
-"#,
-    );
+    let t = TestStack::one("app", &["sleep", "3600"]);
     // The CLI's fd 3 is its stdout pipe, inheritable: a daemon that kept it
     // would hold our end open long after the CLI exited.
     let child = Command::new("sh")
@@ -134,20 +114,10 @@ command = ["sleep", "3600"]
 
 #[test]
 fn the_daemon_says_ready_to_systemd_after_adoption() {
-    let t = TestStack::new(
-        r#"
-[services.app]
-image = "{IMAGE}"
-command = ["sleep", "3600"]
-"#,
-    );
+    let t = TestStack::one("app", &["sleep", "3600"]);
     t.ok(&["up", "-d"]);
     let daemon = t.daemon_pid();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(daemon),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    common::signal(daemon, nix::sys::signal::Signal::SIGKILL).unwrap();
     assert!(common::wait_gone(daemon), "the daemon exits");
     let (mut daemon, msg) = t.start_daemon(&stack_bin());
     assert!(msg.lines().any(|l| l == "READY=1"), "{msg}");
@@ -173,20 +143,10 @@ command = ["sleep", "3600"]
 
 #[test]
 fn with_a_watchdog_set_the_daemon_pings_systemd_after_ready() {
-    let t = TestStack::new(
-        r#"
-[services.app]
-image = "{IMAGE}"
-command = ["sleep", "3600"]
-"#,
-    );
+    let t = TestStack::one("app", &["sleep", "3600"]);
     t.ok(&["up", "-d"]);
     let daemon = t.daemon_pid();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(daemon),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
+    common::signal(daemon, nix::sys::signal::Signal::SIGTERM).unwrap();
     assert!(common::wait_gone(daemon), "the daemon exits");
     // As systemd with WatchdogSec=200ms starts it: WATCHDOG_PID is the
     // service's main pid, which the exec keeps.
@@ -245,13 +205,7 @@ command = ["sleep", "3600"]
 
 #[test]
 fn users_outside_the_stack_group_are_refused() {
-    let t = TestStack::new(
-        r#"
-[services.app]
-image = "{IMAGE}"
-command = ["sleep", "3600"]
-"#,
-    );
+    let t = TestStack::one("app", &["sleep", "3600"]);
     t.ok(&["up", "-d"]);
     let as_nobody = |verb: &str| {
         let mut cmd = Command::new(stack_bin());
@@ -293,13 +247,7 @@ command = ["sleep", "3600"]
 
 #[test]
 fn a_daemon_whose_binary_was_replaced_still_starts_containers() {
-    let t = TestStack::new(
-        r#"
-[services.app]
-image = "{IMAGE}"
-command = ["sleep", "3600"]
-"#,
-    );
+    let t = TestStack::one("app", &["sleep", "3600"]);
     // The daemon runs from a copy, which is then replaced as an upgrade does
     // (a new file renamed over it): until the daemon restarts, it must go on
     // starting monitors with the binary it runs.

@@ -76,22 +76,15 @@ init = true
 
 #[test]
 fn a_stuck_daemon_times_the_client_out_and_a_streaming_client_does_not_stop_shutdown() {
-    let t = TestStack::new(
-        r#"
-[services.app]
-image = "{IMAGE}"
-command = ["sh", "-c", "while :; do echo tick; sleep 0.1; done"]
-"#,
+    let t = TestStack::one(
+        "app",
+        &["sh", "-c", "while :; do echo tick; sleep 0.1; done"],
     );
     t.ok(&["up", "-d"]);
-    let daemon = nix::unistd::Pid::from_raw(t.daemon_pid());
-    let cli = || {
-        let mut c = Command::new(common::stack_bin());
-        c.arg("--root").arg(t.root()).arg("-f").arg(t.file());
-        c
-    };
+    let daemon = t.daemon_pid();
     // A client that follows logs forever does not keep a stopping daemon up.
-    let mut follower = cli()
+    let mut follower = t
+        .command()
         .args(["logs", "-f", "app"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -105,18 +98,19 @@ command = ["sh", "-c", "while :; do echo tick; sleep 0.1; done"]
         .read_exact(&mut first)
         .unwrap();
     // A daemon that accepts but never answers (stopped): the CLI gives up.
-    nix::sys::signal::kill(daemon, nix::sys::signal::Signal::SIGSTOP).unwrap();
-    let out = cli()
+    common::signal(daemon, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let out = t
+        .command()
         .arg("ps")
         .env("STACK_DAEMON_TIMEOUT", "1")
         .output()
         .unwrap();
-    nix::sys::signal::kill(daemon, nix::sys::signal::Signal::SIGCONT).unwrap();
+    common::signal(daemon, nix::sys::signal::Signal::SIGCONT).unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(err.contains("did not answer within 1 s"), "{err}");
-    nix::sys::signal::kill(daemon, nix::sys::signal::Signal::SIGTERM).unwrap();
-    let gone = common::wait_gone(daemon.as_raw());
+    common::signal(daemon, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let gone = common::wait_gone(daemon);
     assert!(gone, "the daemon exits with a client streaming");
     // The follower ends too, and says why.
     let until = Instant::now() + Duration::from_secs(10);
@@ -133,12 +127,9 @@ command = ["sh", "-c", "while :; do echo tick; sleep 0.1; done"]
 
 #[test]
 fn clients_that_hang_up_mid_answer_do_not_kill_the_daemon() {
-    let t = TestStack::new(
-        r#"
-[services.app]
-image = "{IMAGE}"
-command = ["sh", "-c", "while :; do echo tick; sleep 0.05; done"]
-"#,
+    let t = TestStack::one(
+        "app",
+        &["sh", "-c", "while :; do echo tick; sleep 0.05; done"],
     );
     t.ok(&["up", "-d"]);
     let daemon = t.daemon_pid();
@@ -224,10 +215,7 @@ fn socket_activation_serves_both_sockets_and_the_ro_one_only_reads() {
     let ro_get = http_status(&dir.path().join("ro.sock"), get);
     let ro_post = http_status(&dir.path().join("ro.sock"), post);
     let own_socket = dir.path().join("root/run/stack.sock").exists();
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(daemon.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    );
+    let _ = common::signal(daemon.id() as i32, nix::sys::signal::Signal::SIGTERM);
     let status = daemon.wait().unwrap();
     let log = std::fs::read_to_string(dir.path().join("root/run/daemon.log")).unwrap_or_default();
     assert!(api_get.contains(" 200"), "{api_get}: {log}");
@@ -271,10 +259,7 @@ fn stack_processes(name: &str) -> Vec<i32> {
 fn simulate_reboot(t: &TestStack) {
     let daemon = t.daemon_pid();
     let kill = |pid: i32| {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGKILL,
-        );
+        let _ = common::signal(pid, nix::sys::signal::Signal::SIGKILL);
     };
     kill(daemon);
     t.wait_for(10, "every process of the stack to die", || {
@@ -641,11 +626,6 @@ fn runs_per_cgroup(stack: &str) -> std::collections::BTreeMap<String, usize> {
     out
 }
 
-fn lock_is_free(t: &TestStack) -> bool {
-    let file = std::fs::File::open(t.root().join("run/daemon.lock")).unwrap();
-    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).is_ok()
-}
-
 #[test]
 fn twenty_daemons_killed_mid_reconcile_leave_nothing_half_done() {
     let t = TestStack::new(&torture_file(0));
@@ -659,13 +639,9 @@ fn twenty_daemons_killed_mid_reconcile_leave_nothing_half_done() {
         t.write(&torture_file(v));
         // Somewhere in the debounce, the reconcile, or after it.
         std::thread::sleep(Duration::from_millis(random.below(400)));
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(daemon),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-        // Gone once its lock is free: a killed process's files close only
-        // when its last thread is gone, after its main thread shows as gone.
-        t.wait_for(20, "the killed daemon's lock", || lock_is_free(&t));
+        let _ = common::signal(daemon, nix::sys::signal::Signal::SIGKILL);
+        // Gone once its lock is free (see daemon_lock_free).
+        t.wait_for(20, "the killed daemon's lock", || t.daemon_lock_free());
         // The next one starts on the same state and resumes the watch (it
         // reconciles the file at once).
         let (next, _) = t.start_daemon(&common::stack_bin());

@@ -267,11 +267,7 @@ fn a_stacks_directory_brings_stacks_up_and_down() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(!running(), "removing the file brought the stack down");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(daemon.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
+    common::signal(daemon.id() as i32, nix::sys::signal::Signal::SIGTERM).unwrap();
     daemon.wait().unwrap();
     assert_no_leaks(&t.root(), &t.name);
 }

@@ -173,7 +173,7 @@ impl Run {
     }
 
     fn signal(&self, sig: nix::sys::signal::Signal) {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid), sig).unwrap();
+        common::signal(self.pid, sig).unwrap();
     }
 }
 

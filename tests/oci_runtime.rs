@@ -584,10 +584,7 @@ fn init_waiting_for_go_exits_when_the_runtime_dies() {
             .collect();
         for pid in procs.iter().flat_map(|p| p.split_whitespace()) {
             if let Ok(pid) = pid.parse() {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
+                let _ = common::signal(pid, nix::sys::signal::Signal::SIGKILL);
             }
         }
         panic!("the init outlived its runtime: cgroup.procs {procs:?}");

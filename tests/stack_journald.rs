@@ -10,7 +10,7 @@ use std::io::{IoSliceMut, Read};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use common::stack::TestStack;
@@ -34,14 +34,10 @@ logging = {{ driver = "journald" }}
 
 /// `stack ARGS` on `t` with the journal socket hook set to `socket`.
 fn run_with_journal(t: &TestStack, socket: &Path, args: &[&str]) -> Output {
-    let out = Command::new(common::stack_bin())
-        .arg("--root")
-        .arg(t.root())
-        .arg("-f")
-        .arg(t.file())
+    let out = t
+        .command()
         .args(args)
         .env("STACK_TEST_JOURNAL_SOCKET", socket)
-        .current_dir(t.dir.path())
         .output()
         .unwrap();
     assert!(

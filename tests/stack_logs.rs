@@ -101,13 +101,7 @@ logging = { driver = "json-file", options = { max-size = "4k", max-file = "3" } 
 
 #[test]
 fn a_burst_of_100k_lines_from_a_container_arrives_whole_and_in_order() {
-    let t = TestStack::new(
-        r#"
-[services.out]
-image = "{IMAGE}"
-command = ["seq", "1", "100000"]
-"#,
-    );
+    let t = TestStack::one("out", &["seq", "1", "100000"]);
     one_shot(&t);
     let got = lines(&t);
     assert_eq!(got.len(), 100_000);

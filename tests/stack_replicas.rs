@@ -244,7 +244,9 @@ fn a_standby_left_by_a_killed_daemon_is_served_by_the_next_one() {
         .unwrap();
     let web2 = t.container("web", 2);
     t.wait_for(20, "web-2 to run", || {
-        t.ps().iter().any(|r| r["name"] == web2 && r["state"] == "running")
+        t.ps()
+            .iter()
+            .any(|r| r["name"] == web2 && r["state"] == "running")
     });
     common::signal(t.daemon_pid(), nix::sys::signal::Signal::SIGKILL).unwrap();
     t.wait_for(20, "the killed daemon's lock", || t.daemon_lock_free());

@@ -46,14 +46,8 @@ fn anonymous_volumes(t: &TestStack) -> Vec<serde_json::Value> {
 
 /// `stack run ARGS` with our own stdio settings.
 fn command(t: &TestStack, args: &[&str]) -> Command {
-    let mut cmd = Command::new(stack_bin());
-    cmd.arg("--root")
-        .arg(t.root())
-        .arg("-f")
-        .arg(t.file())
-        .arg("run")
-        .args(args)
-        .current_dir(t.dir.path());
+    let mut cmd = t.command();
+    cmd.arg("run").args(args);
     cmd
 }
 
@@ -202,11 +196,7 @@ fn spawn_trapping(
 }
 
 fn sigterm(child: &std::process::Child) {
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
+    common::signal(child.id() as i32, nix::sys::signal::Signal::SIGTERM).unwrap();
 }
 
 #[test]
@@ -452,17 +442,9 @@ fn detached_rm_that_ends_while_no_daemon_runs_is_removed_by_the_next_one() {
     let name = name.trim().to_string();
     let pid = t.row(&name)["pid"].as_i64().unwrap() as i32;
     let daemon = t.daemon_pid();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(daemon),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    common::signal(daemon, nix::sys::signal::Signal::SIGKILL).unwrap();
     assert!(common::wait_gone(daemon), "the daemon exits");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    common::signal(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
     t.wait_for(20, "its exit recorded by its monitor", || {
         t.root()
             .join("lib/containers")

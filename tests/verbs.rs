@@ -286,12 +286,13 @@ command = ["true"]
 
 #[test]
 fn a_paused_container_stops_gracefully() {
-    let t = TestStack::new(
-        r#"
-[services.app]
-image = "{IMAGE}"
-command = ["sh", "-c", "trap 'echo bye; exit 0' TERM; echo up; while :; do sleep 0.05; done"]
-"#,
+    let t = TestStack::one(
+        "app",
+        &[
+            "sh",
+            "-c",
+            "trap 'echo bye; exit 0' TERM; echo up; while :; do sleep 0.05; done",
+        ],
     );
     t.ok(&["up", "-d"]);
     let name = t.container("app", 1);

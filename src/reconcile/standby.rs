@@ -139,7 +139,11 @@ fn check(ctx: &Ctx, s: &Standby) -> Check {
     if spec.index >= TEMP_INDEX {
         return Check::Not;
     }
-    let targets: Vec<(u16, Proto)> = s.ports.iter().map(|p| (p.container_port, p.proto)).collect();
+    let targets: Vec<(u16, Proto)> = s
+        .ports
+        .iter()
+        .map(|p| (p.container_port, p.proto))
+        .collect();
     let st = ContainerStatus::read(&paths).unwrap_or_default();
     match readiness(&st, spec.healthcheck.is_some(), &targets) {
         (true, _) => Check::Ready,
@@ -193,7 +197,11 @@ fn targets(ports: &[Port]) -> Vec<(u16, Proto)> {
 }
 
 /// (ready now, why it never will be) of a container in status `st`.
-fn readiness(st: &ContainerStatus, checked: bool, ports: &[(u16, Proto)]) -> (bool, Option<String>) {
+fn readiness(
+    st: &ContainerStatus,
+    checked: bool,
+    ports: &[(u16, Proto)],
+) -> (bool, Option<String>) {
     match (st.state, st.health) {
         (_, Some(Health::Unhealthy)) => (false, Some("unhealthy".into())),
         (State::Exited | State::Stopped, _) => {
@@ -325,10 +333,7 @@ mod tests {
         );
         assert!(ok(&[(53, Proto::Udp)]));
         assert!(!ok(&[(80, Proto::Udp)]));
-        assert!(
-            !ok(&[(80, Proto::Tcp), (81, Proto::Tcp)]),
-            "every port"
-        );
+        assert!(!ok(&[(80, Proto::Tcp), (81, Proto::Tcp)]), "every port");
         assert!(ok(&[]), "nothing published: nothing to wait for");
         assert!(
             !listening(dir.path(), 7, &[(80, Proto::Tcp)]),

@@ -29,6 +29,16 @@ impl TestStack {
         t
     }
 
+    /// A stack of one service, `service`, that runs `command` on the busybox
+    /// image (and sets nothing else).
+    pub fn one(service: &str, command: &[&str]) -> TestStack {
+        let args: Vec<String> = command.iter().map(|a| format!("{a:?}")).collect();
+        TestStack::new(&format!(
+            "[services.{service}]\nimage = \"{{IMAGE}}\"\ncommand = [{}]\n",
+            args.join(", ")
+        ))
+    }
+
     pub fn write(&self, body: &str) {
         let image = format!("oci:{}:latest", image().display());
         let text = format!(
