@@ -3,8 +3,9 @@
 //! Flow: take the root's daemon lock -> take the sockets (ours or systemd's;
 //! early clients wait in the backlog) -> open the engine -> adopt every
 //! container that needs supervision (running ones, ended runs, pending
-//! restarts) -> guard the nftables table (`guard.rs`) -> READY=1 -> serve
-//! until SIGTERM/SIGINT (containers keep running; streaming clients get 2 s).
+//! restarts) and serve the ones left on standby once ready (`standby.rs`)
+//! -> guard the nftables table (`guard.rs`) -> READY=1 -> serve until
+//! SIGTERM/SIGINT (containers keep running; streaming clients get 2 s).
 //!
 //! Guarantees: containers never depend on this process: their monitors hold
 //! their output and record their exits, so a killed daemon loses nothing and

@@ -8,9 +8,11 @@
 //! Flow: asleep until notified (the daemon started, a container was watched
 //! or restarted, an `up` ended) -> survey every container on standby ->
 //! serve the ready ones, each stack under its lock -> poll again while one
-//! may still get ready (or its stack was busy) -> asleep. Level-triggered (each pass reads the
-//! records afresh), and an idle daemon does no work: nothing polls while no
-//! container on standby runs.
+//! may still get ready (or its stack was busy) -> asleep. Level-triggered
+//! (each pass reads the records afresh), and an idle daemon does no work:
+//! nothing polls while no container on standby runs. One that runs but never
+//! gets ready is polled until it ends or is removed: a few small file reads
+//! per poll.
 use std::sync::Arc;
 use std::time::Duration;
 

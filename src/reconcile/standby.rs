@@ -78,16 +78,19 @@ pub fn serve_when_ready(ctx: &Ctx, svc: &Service, name: &str) -> Result<(), Erro
 }
 
 /// Serve every container of `stack` left on standby that is ready now.
-/// Best effort: one that cannot be served now is tried again (by the
-/// daemon's standby task, or the next `up`). The caller holds the stack's
-/// lock.
+/// Best effort: one whose serving fails is tried again whenever the daemon
+/// looks again (a start, an `up`). The caller holds the stack's lock.
 pub fn serve_ready(ctx: &Ctx, stack: &str) {
-    let Ok(all) = ctx.net.standby_of(Some(stack)) else {
-        return;
+    let all = match ctx.net.standby_of(Some(stack)) {
+        Ok(all) => all,
+        Err(e) => {
+            tracing::warn!(stack, error = %e, "cannot read the containers on standby");
+            return;
+        }
     };
-    for s in all {
-        if check(ctx, &s) == Check::Ready {
-            let _ = ctx.net.serve(&s.container);
+    for s in all.iter().filter(|s| check(ctx, s) == Check::Ready) {
+        if let Err(e) = ctx.net.serve(&s.container) {
+            tracing::warn!(container = %s.container, error = %e, "cannot serve a ready container on standby");
         }
     }
 }
