@@ -51,6 +51,77 @@ pids_limit = 50
     assert!(t.ps().is_empty());
 }
 
+/// Lines of `ip -o link` whose name starts with `prefix`.
+fn links_named(prefix: &str) -> Vec<String> {
+    let out = std::process::Command::new("ip")
+        .args(["-o", "link"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.split(": ").nth(1).is_some_and(|n| n.starts_with(prefix)))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Removes the link when dropped, whether the test passed or not.
+struct Foreign(String);
+
+impl Drop for Foreign {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &self.0])
+            .status();
+    }
+}
+
+#[test]
+fn down_deletes_its_links_at_once_and_never_one_of_someone_else() {
+    let t = TestStack::new(
+        r#"
+[services.a]
+image = "{IMAGE}"
+command = ["sleep", "3600"]
+init = true
+
+[services.b]
+image = "{IMAGE}"
+command = ["sleep", "3600"]
+init = true
+"#,
+    );
+    t.ok(&["up", "-d"]);
+    let state = std::fs::read_to_string(t.root().join("lib/network/state.json")).unwrap();
+    let state: serde_json::Value = serde_json::from_str(&state).unwrap();
+    let prefix = format!("s{}", state["root_id"].as_str().unwrap());
+    let ours = links_named(&prefix);
+    assert_eq!(ours.len(), 3, "a bridge and two veths: {ours:#?}");
+    // The bridge and its veths share a device group (what `down` deletes
+    // in one request); a link of someone else put in that same group must
+    // survive the `down`.
+    let group = |line: &str| {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let at = words.iter().position(|w| *w == "group").unwrap();
+        words[at + 1].to_string()
+    };
+    let groups: std::collections::BTreeSet<String> = ours.iter().map(|l| group(l)).collect();
+    assert_eq!(groups.len(), 1, "one group: {ours:#?}");
+    let g = groups.into_iter().next().unwrap();
+    assert_ne!(g, "default");
+    let foreign = Foreign(common::unique("brx"));
+    let made = std::process::Command::new("ip")
+        .args(["link", "add", &foreign.0, "group", &g, "type", "bridge"])
+        .status()
+        .unwrap();
+    assert!(made.success());
+    t.down_and_check();
+    assert_eq!(
+        links_named(&foreign.0).len(),
+        1,
+        "someone else's link stays"
+    );
+}
+
 #[test]
 fn a_second_up_without_change_does_nothing_and_an_edit_recreates_only_that_service() {
     let body = |b_env: &str| {

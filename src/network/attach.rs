@@ -366,6 +366,7 @@ fn wire(job: Job, stale: Vec<String>) -> Result<()> {
                 .index(bridge)
                 .await?
                 .ok_or_else(|| Error::LinkMissing(bridge.clone()))?;
+            let master = (master, names::link_group(bridge));
             host.create_veth(&ep.host_veth, &ep.ifname, &ns_file, master, *mtu)
                 .await?;
             let idx = host

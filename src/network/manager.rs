@@ -1,5 +1,6 @@
 //! [`Manager`]: networks, stack cleanup and crash recovery. Attaching
 //! containers lives in `attach.rs`, published ports in `ports.rs`.
+use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use super::dns::DnsServer;
 use super::firewall::{Firewall, NftFirewall};
 use super::group::Group;
 use super::ipam::{self, Cidr4};
-use super::netlink::Nl;
+use super::netlink::{Link, Nl};
 use super::spec_check::{check_unchanged, plan_v6, validate};
 use super::store::{self, Locked, NetRecord, NetState};
 use super::types::{NetworkInfo, NetworkSpec, net_key};
@@ -361,7 +362,7 @@ impl Manager {
         })?;
         let stale: Vec<String> = existing
             .into_iter()
-            .map(|(_, n)| n)
+            .map(|l| l.name)
             .filter(|n| n.starts_with(&prefix) && !known.contains(n))
             .collect();
         self.delete_links(stale)
@@ -466,7 +467,10 @@ impl Manager {
                 // A bridge created while default.disable_ipv6=1 has no IPv6.
                 let key = format!("net.ipv6.conf.{bridge}.disable_ipv6");
                 netns::block_on(async {
-                    Nl::connect()?.ensure_bridge(&bridge, mtu).await.map(|_| ())
+                    Nl::connect()?
+                        .ensure_bridge(&bridge, mtu, names::link_group(&bridge))
+                        .await
+                        .map(|_| ())
                 })?;
                 netns::sysctl(&key, "0")?;
                 // No DAD: the link-local address the bridge gets when its first
@@ -478,7 +482,9 @@ impl Manager {
             }
             netns::block_on(async {
                 let nl = Nl::connect()?;
-                let idx = nl.ensure_bridge(&bridge, mtu).await?;
+                let idx = nl
+                    .ensure_bridge(&bridge, mtu, names::link_group(&bridge))
+                    .await?;
                 nl.add_addr(idx, IpAddr::V4(gw), prefix).await?;
                 if let Some((net6, gw6)) = v6 {
                     nl.add_addr(idx, IpAddr::V6(gw6), net6.prefix).await?;
@@ -503,7 +509,9 @@ impl Manager {
         })
     }
 
-    /// Delete links by name in the host namespace; gone is success.
+    /// Delete links by name in the host namespace; gone is success. A bridge
+    /// and its veths go in one request, by their device group, when the group
+    /// holds nothing else ([`whole_groups`]).
     pub(crate) fn delete_links(&self, names: Vec<String>) -> Result<()> {
         if names.is_empty() {
             return Ok(());
@@ -511,9 +519,18 @@ impl Manager {
         netns::run(self.host_ns(), move || {
             netns::block_on(async move {
                 let nl = Nl::connect()?;
+                let existing = nl.links().await?;
+                let wanted: BTreeSet<&str> = names.iter().map(String::as_str).collect();
+                let groups = whole_groups(&existing, &wanted);
                 let mut errs = Vec::new();
-                for n in &names {
-                    errs.extend(nl.del_link(n).await.err());
+                for &g in &groups {
+                    errs.extend(nl.del_group(g).await.err());
+                }
+                let rest = existing
+                    .iter()
+                    .filter(|l| wanted.contains(l.name.as_str()) && !groups.contains(&l.group));
+                for l in rest {
+                    errs.extend(nl.del_link(&l.name).await.err());
                 }
                 collect(errs)
             })
@@ -617,6 +634,23 @@ fn info(rec: &NetRecord) -> NetworkInfo {
     }
 }
 
+/// The device groups whose links in `existing` are all in `wanted` (and
+/// one at least): those can go in one request each. Group 0 holds every
+/// link nobody grouped, never only ours.
+fn whole_groups(existing: &[Link], wanted: &BTreeSet<&str>) -> BTreeSet<u32> {
+    let mut groups: BTreeSet<u32> = existing
+        .iter()
+        .filter(|l| l.group != 0 && wanted.contains(l.name.as_str()))
+        .map(|l| l.group)
+        .collect();
+    for l in existing {
+        if !wanted.contains(l.name.as_str()) {
+            groups.remove(&l.group);
+        }
+    }
+    groups
+}
+
 fn collect(mut errs: Vec<Error>) -> Result<()> {
     match errs.len() {
         0 => Ok(()),
@@ -643,4 +677,39 @@ fn host_subnet_lock() -> Result<nix::fcntl::Flock<std::fs::File>> {
         .map_err(io)?;
     nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
         .map_err(|(_, e)| io(e.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(name: &str, group: u32) -> Link {
+        Link {
+            index: 0,
+            name: name.into(),
+            group,
+        }
+    }
+
+    #[test]
+    fn a_group_goes_whole_only_when_every_link_of_it_is_wanted() {
+        let existing = [
+            link("lo", 0),
+            link("eth0", 0),
+            link("br1", 7),
+            link("v1", 7),
+            link("br2", 9),
+            link("v2", 9),
+            link("theirs", 9),
+            link("br3", 11),
+        ];
+        let wanted: BTreeSet<&str> = ["br1", "v1", "br2", "v2", "eth0"].into();
+        assert_eq!(whole_groups(&existing, &wanted), [7].into());
+        let all: BTreeSet<&str> = existing.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(
+            whole_groups(&existing, &all),
+            [7, 9, 11].into(),
+            "never group 0"
+        );
+    }
 }

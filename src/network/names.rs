@@ -22,6 +22,17 @@ pub fn veth(root_id: &str, container: &str, network: &str, taken: &BTreeSet<&str
     derive(root_id, 'v', &format!("{container}\0{network}"), taken)
 }
 
+/// The device group of `bridge` and of the veths on it, so that `down`
+/// deletes them in one request (`Nl::del_group`). Never 0 (the default
+/// group of every other link); bit 30 keeps it clear of the small numbers
+/// people give their own groups, and bit 31 stays clear because iproute2
+/// reads a group as a signed int (`ip link show group N` must work). A clash with another group is
+/// harmless: a group is deleted whole only when all its links are ours to
+/// delete, checked at that moment.
+pub fn link_group(bridge: &str) -> u32 {
+    fnv1a(bridge.as_bytes(), 0) & 0x7fff_ffff | 0x4000_0000
+}
+
 /// `s<root><kind><7 hex of FNV-1a(seed, salt)>`; the salt grows on collision.
 fn derive(root_id: &str, kind: char, seed: &str, taken: &BTreeSet<&str>) -> String {
     (0u32..)
@@ -59,6 +70,14 @@ mod tests {
         let v = veth("a1b2c3", "web-1", "web/default", &none);
         assert_eq!(v.len(), 15);
         assert!(v.starts_with("sa1b2c3v"));
+    }
+
+    #[test]
+    fn link_groups_are_stable_and_never_the_default() {
+        let g = link_group("sa1b2c3b0000001");
+        assert_eq!(g, link_group("sa1b2c3b0000001"));
+        assert_ne!(g, link_group("sa1b2c3b0000002"));
+        assert!((0x4000_0000..=0x7fff_ffff).contains(&g));
     }
 
     #[test]

@@ -524,17 +524,11 @@ pub fn down(
             });
         }
     });
+    // With the whole stack going, its bridges and veths go in one request
+    // (remove_stack) while the containers are dismantled, their namespaces
+    // with them: a namespace dropped first would have the kernel delete its
+    // veth in its own cleanup, which holds rtnl and delays that request.
     let network = if whole {
-        // Dropping the namespaces first lets the kernel delete all the veth
-        // pairs in one batch, instead of one synchronize_net per interface.
-        for o in &going {
-            record(
-                &o.spec.name,
-                networking::remove_netns(&ctx.roots.run, &o.spec.name)
-                    .into_iter()
-                    .collect(),
-            );
-        }
         container::Network::GoneWithTheStack
     } else {
         container::Network::Detach
