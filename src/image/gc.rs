@@ -68,7 +68,7 @@ impl Store {
     pub fn hold(&self, id: &ImageId, holder: &str) -> Result<()> {
         valid_holder(holder)?;
         let path = self.root().join("holds").join(holder);
-        crate::state::write_atomic(&path, id.to_string().as_bytes())
+        crate::state::write_durable(&path, id.to_string().as_bytes())
             .map_err(|e| Error::io(&path, e))
     }
 

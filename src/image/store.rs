@@ -412,7 +412,7 @@ impl Store {
         let Db { refs, pulled, .. } = &mut db;
         pulled.retain(|r, _| refs.contains_key(r));
         let path = self.root.join("db.json");
-        crate::state::write_json(&path, &db).map_err(|e| Error::io(&path, e))?;
+        crate::state::write_json_durable(&path, &db).map_err(|e| Error::io(&path, e))?;
         Ok(out)
         // `lock` closes here, releasing the flock.
     }

@@ -1,6 +1,6 @@
 //! Persisted network state: one JSON file per state root, guarded by a lock.
 //!
-//! Layout: `<lib>/network/state.json` (written with `state::write_json`: temp,
+//! Layout: `<lib>/network/state.json` (written with `state::write_json_durable`: temp,
 //! fsync, rename, fsync dir) and `<lib>/network/lock` (`flock`, held for the
 //! whole of one operation, so two processes or threads never allocate the same
 //! address or port). The state is the source of truth the nftables table and
@@ -189,7 +189,7 @@ pub fn read(lib: &Path) -> Result<NetState> {
 impl Locked {
     /// Write the state atomically; the lock stays held.
     pub fn save(&self) -> Result<()> {
-        state::write_json(&self.path, &self.state).map_err(|source| Error::State {
+        state::write_json_durable(&self.path, &self.state).map_err(|source| Error::State {
             path: self.path.clone(),
             source,
         })

@@ -109,7 +109,7 @@ pub fn create(
     // that names its stack, for `half_done` to find.
     let marker = creating(&paths);
     std::fs::create_dir_all(&paths.dir)
-        .and_then(|()| crate::state::write_atomic(&marker, stack.name.as_bytes()))
+        .and_then(|()| crate::state::write_durable(&marker, stack.name.as_bytes()))
         .map_err(|source| Error::Io {
             what: marker.display().to_string(),
             source,
@@ -259,6 +259,13 @@ fn build(
     let spec = ocispec::build(svc, &inputs)?;
     let config_path = paths.bundle().join("config.json");
     crate::state::write_json(&config_path, &spec).map_err(io(&config_path))?;
+    // What the spec refers to is durable before it (see state.rs): after a
+    // power loss the container exists whole, or is half-created.
+    for dir in [paths.bundle(), paths.dir.join("etc")] {
+        if dir.is_dir() {
+            crate::state::sync_dir(&dir).map_err(io(&dir))?;
+        }
+    }
     record(&stack.name, svc, want, image)
         .write(paths)
         .map_err(io(&paths.spec()))

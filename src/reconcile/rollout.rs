@@ -165,7 +165,7 @@ fn mark_rolled_back(lib: &Path, kept: &str, replacement: &str, reason: &str) {
         reason: reason.to_string(),
         at,
     };
-    let _ = crate::state::write_json(&marker(lib, kept), &rec);
+    let _ = crate::state::write_json_durable(&marker(lib, kept), &rec);
 }
 
 /// The rollback kept container `name` for, if one did. The marker goes with

@@ -60,7 +60,7 @@ impl StackStatus {
     }
 
     pub fn write(&self, roots: &Roots, name: &str) -> io::Result<()> {
-        state::write_json(&Self::path(roots, name), self)
+        state::write_json_durable(&Self::path(roots, name), self)
     }
 }
 
@@ -153,6 +153,6 @@ pub fn claim(roots: &Roots, record: &StackRecord) -> Result<(), ClaimError> {
             return Ok(());
         }
     }
-    state::write_json(&StackRecord::path(roots, &stack.name), record)?;
+    state::write_json_durable(&StackRecord::path(roots, &stack.name), record)?;
     Ok(())
 }

@@ -8,8 +8,15 @@
 //! ```
 //!
 //! Every write is atomic: write a temp file in the same directory, fsync it,
-//! rename it over the target, fsync the directory. A crash leaves either the old
-//! or the new file, never a torn one.
+//! rename it over the target. A crash, even a power loss, leaves either the
+//! old or the new file, never a torn or empty one ([`write_atomic`]).
+//! Records that must outlive a power loss as soon as they are written (what
+//! exists: stacks, networks, volumes, images and their holds, a container's
+//! spec) also fsync the directory ([`write_durable`]); the files a record
+//! refers to are made durable before it ([`sync_dir`]). The rest (status,
+//! derived files) skip that flush: each fsync is a device flush, milliseconds
+//! in a VM, and a container's files are a dozen of them. What means nothing
+//! after a reboot is not flushed at all ([`write_volatile`]).
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -46,12 +53,38 @@ impl Roots {
     }
 }
 
-/// Atomically replace `path` with `data` (temp file, fsync, rename, fsync dir).
+/// Atomically replace `path` with `data` (temp file, fsync, rename): old or
+/// new after any crash; the new name is durable at the directory's next
+/// [`sync_dir`] (or writeback).
 pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
-    let dir = path
-        .parent()
+    replace(path, data, true)
+}
+
+/// [`write_atomic`], durable on return (the directory is fsynced too).
+pub fn write_durable(path: &Path, data: &[u8]) -> io::Result<()> {
+    replace(path, data, true)?;
+    sync_dir(parent(path))
+}
+
+/// Atomically replace `path` with `data`, without any fsync: for what means
+/// nothing after a reboot (a request to a running process).
+pub fn write_volatile(path: &Path, data: &[u8]) -> io::Result<()> {
+    replace(path, data, false)
+}
+
+/// Make the renames and creations inside `dir` durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    fs::File::open(dir)?.sync_all()
+}
+
+fn parent(path: &Path) -> &Path {
+    path.parent()
         .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+        .unwrap_or(Path::new("."))
+}
+
+fn replace(path: &Path, data: &[u8], sync: bool) -> io::Result<()> {
+    let dir = parent(path);
     fs::create_dir_all(dir)?;
     let name = path
         .file_name()
@@ -67,9 +100,10 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     let result = (|| {
         let mut f = fs::File::create(&tmp)?;
         f.write_all(data)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        fs::File::open(dir)?.sync_all()
+        if sync {
+            f.sync_all()?;
+        }
+        fs::rename(&tmp, path)
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -79,8 +113,16 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
 
 /// Serialize `value` as pretty JSON and write it atomically.
 pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> io::Result<()> {
-    let data = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
-    write_atomic(path, &data)
+    write_atomic(path, &json(value)?)
+}
+
+/// [`write_json`], durable on return.
+pub fn write_json_durable<T: serde::Serialize>(path: &Path, value: &T) -> io::Result<()> {
+    write_durable(path, &json(value)?)
+}
+
+fn json<T: serde::Serialize>(value: &T) -> io::Result<Vec<u8>> {
+    serde_json::to_vec_pretty(value).map_err(io::Error::other)
 }
 
 /// Read a JSON file; `Ok(None)` when it does not exist.
@@ -136,5 +178,22 @@ mod tests {
             read_json::<Vec<i32>>(&dir.path().join("none")).unwrap(),
             None
         );
+    }
+
+    #[test]
+    fn every_kind_of_write_replaces_whole_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        for (i, write) in [write_atomic, write_durable, write_volatile]
+            .into_iter()
+            .enumerate()
+        {
+            write(&p, format!("old {i}").as_bytes()).unwrap();
+            write(&p, format!("new {i}").as_bytes()).unwrap();
+            assert_eq!(fs::read_to_string(&p).unwrap(), format!("new {i}"));
+        }
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+        write_json_durable(&p, &vec![4]).unwrap();
+        assert_eq!(read_json::<Vec<i32>>(&p).unwrap(), Some(vec![4]));
     }
 }

@@ -156,7 +156,7 @@ impl Volumes {
 
     fn save(&self, info: &VolumeInfo) -> Result<()> {
         let p = self.meta_path(&info.name);
-        crate::state::write_json(&p, info).map_err(|e| Error::io(&p, e))
+        crate::state::write_json_durable(&p, info).map_err(|e| Error::io(&p, e))
     }
 
     /// Create the stack's volume `name` on first use (or find it) and return the
@@ -363,7 +363,7 @@ impl Volumes {
     pub fn hold(&self, holder: &str, names: &[String]) -> Result<()> {
         check_name(holder)?;
         let p = self.root.join(".holds").join(holder);
-        crate::state::write_json(&p, &names).map_err(|e| Error::io(&p, e))
+        crate::state::write_json_durable(&p, &names).map_err(|e| Error::io(&p, e))
     }
 
     /// Drop `holder`'s holds; none is fine.

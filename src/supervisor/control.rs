@@ -267,7 +267,7 @@ pub fn stop_with(
     }
     // The grace period of this stop (`-t`) overrides the file's for the monitor.
     let grace_ms = grace.as_millis().to_string();
-    crate::state::write_atomic(&paths.stop_request(), grace_ms.as_bytes()).map_err(|source| {
+    crate::state::write_volatile(&paths.stop_request(), grace_ms.as_bytes()).map_err(|source| {
         Error::Read {
             name: name.into(),
             source,
@@ -326,7 +326,7 @@ pub fn signal(roots: &Roots, o: &Observed, sig: Signal) -> Result<(), Error> {
     };
     if sig == Signal::SIGKILL || sig as i32 == o.spec.stop_signal {
         let paths = ContainerPaths::new(&roots.lib, name);
-        crate::state::write_atomic(&paths.stop_request(), b"0").map_err(io_err)?;
+        crate::state::write_volatile(&paths.stop_request(), b"0").map_err(io_err)?;
     }
     kill(Pid::from_raw(pid), sig).map_err(|e| io_err(e.into()))
 }

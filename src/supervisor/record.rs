@@ -242,7 +242,8 @@ impl ContainerSpec {
         state::read_json(&paths.spec())
     }
     pub fn write(&self, paths: &ContainerPaths) -> io::Result<()> {
-        state::write_json(&paths.spec(), self)
+        // The record that the container exists: durable (see state.rs).
+        state::write_json_durable(&paths.spec(), self)
     }
 }
 
