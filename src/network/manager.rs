@@ -685,7 +685,6 @@ mod tests {
 
     fn link(name: &str, group: u32) -> Link {
         Link {
-            index: 0,
             name: name.into(),
             group,
         }

@@ -26,9 +26,9 @@ pub fn veth(root_id: &str, container: &str, network: &str, taken: &BTreeSet<&str
 /// deletes them in one request (`Nl::del_group`). Never 0 (the default
 /// group of every other link); bit 30 keeps it clear of the small numbers
 /// people give their own groups, and bit 31 stays clear because iproute2
-/// reads a group as a signed int (`ip link show group N` must work). A clash with another group is
-/// harmless: a group is deleted whole only when all its links are ours to
-/// delete, checked at that moment.
+/// reads a group as a signed int (`ip link show group N` must work). A
+/// clash with another group is harmless: a group is deleted whole only when
+/// all its links are ours to delete, checked at that moment.
 pub fn link_group(bridge: &str) -> u32 {
     fnv1a(bridge.as_bytes(), 0) & 0x7fff_ffff | 0x4000_0000
 }

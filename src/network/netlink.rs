@@ -19,7 +19,6 @@ use super::{Error, Result};
 /// One link of a dump.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Link {
-    pub index: u32,
     pub name: String,
     /// Its device group (`ip link set DEV group N`); 0 is the default.
     pub group: u32,
@@ -79,7 +78,6 @@ impl Nl {
                     _ => None,
                 });
                 Some(Link {
-                    index: m.header.index,
                     name,
                     group: group.unwrap_or(0),
                 })

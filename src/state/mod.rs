@@ -16,7 +16,8 @@
 //! refers to are made durable before it ([`sync_dir`]). The rest (status,
 //! derived files) skip that flush: each fsync is a device flush, milliseconds
 //! in a VM, and a container's files are a dozen of them. What means nothing
-//! after a reboot is not flushed at all ([`write_volatile`]).
+//! after a reboot is not flushed at all ([`write_volatile`]: atomic against
+//! a crash of a process, not of the machine).
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
