@@ -3,7 +3,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::stack::TestStack;
+use common::stack::{TestStack, links_named};
 
 fn logs(t: &TestStack) -> String {
     t.ok(&["logs", "--no-color"])
@@ -49,19 +49,6 @@ pids_limit = 50
     assert_eq!(std::fs::read_to_string(pids).unwrap().trim(), "50");
     t.down_and_check();
     assert!(t.ps().is_empty());
-}
-
-/// Lines of `ip -o link` whose name starts with `prefix`.
-fn links_named(prefix: &str) -> Vec<String> {
-    let out = std::process::Command::new("ip")
-        .args(["-o", "link"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.split(": ").nth(1).is_some_and(|n| n.starts_with(prefix)))
-        .map(str::to_string)
-        .collect()
 }
 
 /// Removes the link when dropped, whether the test passed or not.

@@ -205,6 +205,16 @@ impl Drop for Daemon {
     }
 }
 
+/// The lines of `ip -o link` whose interface name starts with `prefix`.
+pub fn links_named(prefix: &str) -> Vec<String> {
+    let out = Command::new("ip").args(["-o", "link"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.split(": ").nth(1).is_some_and(|n| n.starts_with(prefix)))
+        .map(str::to_string)
+        .collect()
+}
+
 /// Nothing of stack `name` under state root `root` is left: no process, cgroup,
 /// mount, link, nftables rule or container state.
 pub fn assert_no_leaks(root: &Path, name: &str) {
@@ -237,13 +247,7 @@ pub fn assert_no_leaks(root: &Path, name: &str) {
     if let Ok(state) = std::fs::read_to_string(root.join("lib/network/state.json")) {
         let v: serde_json::Value = serde_json::from_str(&state).unwrap();
         if let Some(id) = v["root_id"].as_str() {
-            let links = Command::new("ip").args(["-o", "link"]).output().unwrap();
-            let links = String::from_utf8_lossy(&links.stdout);
-            let prefix = format!("s{id}");
-            let left: Vec<&str> = links
-                .lines()
-                .filter(|l| l.split(": ").nth(1).is_some_and(|n| n.starts_with(&prefix)))
-                .collect();
+            let left = links_named(&format!("s{id}"));
             assert!(left.is_empty(), "links left behind: {left:#?}");
             let tables = Command::new("nft")
                 .args(["list", "tables"])
