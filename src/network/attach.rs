@@ -366,8 +366,8 @@ fn wire(job: Job, stale: Vec<String>) -> Result<()> {
                 .index(bridge)
                 .await?
                 .ok_or_else(|| Error::LinkMissing(bridge.clone()))?;
-            let master = (master, names::link_group(bridge));
-            host.create_veth(&ep.host_veth, &ep.ifname, &ns_file, master, *mtu)
+            let group = names::link_group(bridge);
+            host.create_veth(&ep.host_veth, &ep.ifname, &ns_file, master, group, *mtu)
                 .await?;
             let idx = host
                 .index(&ep.host_veth)

@@ -98,8 +98,7 @@ impl Nl {
             // over IPv6 until the report arrives; measured here).
             let mut b = LinkBridge::new(name)
                 .mcast_snooping(false)
-                .address(bridge_mac(name).to_vec())
-                .link_group(group);
+                .address(bridge_mac(name).to_vec());
             if let Some(m) = mtu {
                 b = b.mtu(m);
             }
@@ -115,7 +114,8 @@ impl Nl {
             .index(name)
             .await?
             .ok_or_else(|| Error::LinkMissing(name.to_string()))?;
-        // Also for a bridge made by an older release, outside any group.
+        // The group is set here for new bridges and for those an older
+        // release made outside any group.
         self.handle
             .link()
             .set(
@@ -166,15 +166,16 @@ impl Nl {
     }
 
     /// Create a veth pair: `host` attached to bridge `master` and in its
-    /// device group, `peer` created directly inside the namespace open as
-    /// `peer_ns` (never visible in the host namespace, so its name cannot
-    /// clash there).
+    /// device group `group`, `peer` created directly inside the namespace
+    /// open as `peer_ns` (never visible in the host namespace, so its name
+    /// cannot clash there).
     pub async fn create_veth(
         &self,
         host: &str,
         peer: &str,
         peer_ns: &impl AsRawFd,
-        master: (u32, u32),
+        master: u32,
+        group: u32,
         mtu: Option<u32>,
     ) -> Result<()> {
         let mut p = LinkMessageBuilder::<LinkUnspec>::new()
@@ -182,8 +183,8 @@ impl Nl {
             .setns_by_fd(peer_ns.as_raw_fd());
         let mut h = LinkMessageBuilder::<LinkUnspec>::new_with_info_kind(InfoKind::Veth)
             .name(host.to_string())
-            .controller(master.0)
-            .link_group(master.1);
+            .controller(master)
+            .link_group(group);
         if let Some(m) = mtu {
             p = p.mtu(m);
             h = h.mtu(m);
@@ -203,26 +204,26 @@ impl Nl {
     /// unregisters them as one batch, with one `rcu_barrier` (tens of ms
     /// here) for all, where a deletion per link waits for one each.
     pub async fn del_group(&self, group: u32) -> Result<()> {
-        let mut msg = LinkMessage::default();
-        msg.attributes.push(LinkAttribute::Group(group));
-        match self.handle.link().del_with_message(msg).execute().await {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                let err = Error::netlink(format!("delete link group {group}"))(e);
-                if err.is_gone() { Ok(()) } else { Err(err) }
-            }
-        }
+        let what = format!("delete link group {group}");
+        self.del(LinkAttribute::Group(group), what).await
     }
 
     /// Delete a link by name (one request: the kernel looks the name up);
     /// "already gone" is success.
     pub async fn del_link(&self, name: &str) -> Result<()> {
+        let what = format!("delete link {name}");
+        self.del(LinkAttribute::IfName(name.to_string()), what)
+            .await
+    }
+
+    /// RTM_DELLINK of what `select` names; "already gone" is success.
+    async fn del(&self, select: LinkAttribute, what: String) -> Result<()> {
         let mut msg = LinkMessage::default();
-        msg.attributes.push(LinkAttribute::IfName(name.to_string()));
+        msg.attributes.push(select);
         match self.handle.link().del_with_message(msg).execute().await {
             Ok(()) => Ok(()),
             Err(e) => {
-                let err = Error::netlink(format!("delete link {name}"))(e);
+                let err = Error::netlink(what)(e);
                 if err.is_gone() { Ok(()) } else { Err(err) }
             }
         }
