@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-use common::stack::TestStack;
+use common::stack::{TestStack, root_id};
 
 fn body(level: &str, scale: u32) -> String {
     format!(
@@ -63,9 +63,7 @@ fn cmd(args: &[&str]) -> String {
 fn snapshot(t: &TestStack) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     files(&t.root(), &mut out);
-    let state = std::fs::read_to_string(t.root().join("lib/network/state.json")).unwrap();
-    let state: serde_json::Value = serde_json::from_str(&state).unwrap();
-    let id = state["root_id"].as_str().unwrap().to_string();
+    let id = root_id(&t.root()).unwrap();
     // links and their addresses (not `-d`: it prints running timers)
     for what in ["link", "addr"] {
         let ours: Vec<String> = cmd(&["ip", "-o", what])

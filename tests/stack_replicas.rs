@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::stack::TestStack;
+use common::stack::{TestStack, root_id};
 
 /// The hostname of the replica that answered, or why none did.
 fn fetch(port: u16) -> Result<String, String> {
@@ -21,9 +21,7 @@ fn answering(port: u16, tries: usize) -> BTreeSet<String> {
 
 /// This root's nftables table, as `nft` prints it.
 fn nft_table(t: &TestStack) -> String {
-    let state = std::fs::read_to_string(t.root().join("lib/network/state.json")).unwrap();
-    let state: serde_json::Value = serde_json::from_str(&state).unwrap();
-    let table = format!("stack_{}", state["root_id"].as_str().unwrap());
+    let table = format!("stack_{}", root_id(&t.root()).unwrap());
     let out = std::process::Command::new("nft")
         .args(["list", "table", "inet", &table])
         .output()

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::stack::TestStack;
+use common::stack::{TestStack, links_named, root_id};
 use common::stack_bin;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
@@ -354,23 +354,13 @@ fn left_of(t: &TestStack, name: &str) -> Vec<String> {
     if net.contains(name) {
         left.push(format!("network state names it: {net}"));
     }
-    let id = serde_json::from_str::<serde_json::Value>(&net)
-        .ok()
-        .and_then(|v| v["root_id"].as_str().map(str::to_string));
-    let links = Command::new("ip").args(["-o", "link"]).output().unwrap();
-    let links = text(&links.stdout);
     // The stack's bridge (`s<root>b...`) stays until `down`; a container's
     // veth (`s<root>v...`) goes with it, and this stack has no other.
-    let veths = links
-        .lines()
-        .filter(|l| {
-            let link = l.split(": ").nth(1).unwrap_or_default();
-            id.as_ref()
-                .is_some_and(|id| link.starts_with(&format!("s{id}v")))
-        })
-        .count();
-    if veths > 0 {
-        left.push(format!("{veths} veth(s) of this root: {links}"));
+    if let Some(id) = root_id(&root) {
+        let veths = links_named(&format!("s{id}v"));
+        if !veths.is_empty() {
+            left.push(format!("{} veth(s) of this root: {veths:#?}", veths.len()));
+        }
     }
     left
 }

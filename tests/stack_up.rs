@@ -3,7 +3,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::stack::{TestStack, links_named};
+use common::stack::{TestStack, links_named, root_id};
 
 fn logs(t: &TestStack) -> String {
     t.ok(&["logs", "--no-color"])
@@ -78,10 +78,7 @@ init = true
 "#,
     );
     t.ok(&["up", "-d"]);
-    let state = std::fs::read_to_string(t.root().join("lib/network/state.json")).unwrap();
-    let state: serde_json::Value = serde_json::from_str(&state).unwrap();
-    let prefix = format!("s{}", state["root_id"].as_str().unwrap());
-    let ours = links_named(&prefix);
+    let ours = links_named(&format!("s{}", root_id(&t.root()).unwrap()));
     assert_eq!(ours.len(), 3, "a bridge and two veths: {ours:#?}");
     // The bridge and its veths share a device group (what `down` deletes
     // in one request); a link of someone else put in that same group must

@@ -205,6 +205,14 @@ impl Drop for Daemon {
     }
 }
 
+/// The id of state root `root`, which names its links (`s<id>...`) and its
+/// nftables table (`stack_<id>`); None before it has a network state.
+pub fn root_id(root: &Path) -> Option<String> {
+    let state = std::fs::read_to_string(root.join("lib/network/state.json")).ok()?;
+    let state: serde_json::Value = serde_json::from_str(&state).unwrap();
+    state["root_id"].as_str().map(str::to_string)
+}
+
 /// The lines of `ip -o link` whose interface name starts with `prefix`.
 pub fn links_named(prefix: &str) -> Vec<String> {
     let out = Command::new("ip").args(["-o", "link"]).output().unwrap();
@@ -244,21 +252,18 @@ pub fn assert_no_leaks(root: &Path, name: &str) {
         netns.is_empty(),
         "network namespaces left behind: {netns:?}"
     );
-    if let Ok(state) = std::fs::read_to_string(root.join("lib/network/state.json")) {
-        let v: serde_json::Value = serde_json::from_str(&state).unwrap();
-        if let Some(id) = v["root_id"].as_str() {
-            let left = links_named(&format!("s{id}"));
-            assert!(left.is_empty(), "links left behind: {left:#?}");
-            let tables = Command::new("nft")
-                .args(["list", "tables"])
-                .output()
-                .unwrap();
-            let tables = String::from_utf8_lossy(&tables.stdout);
-            assert!(
-                !tables.contains(&format!("stack_{id}")),
-                "nftables table left behind: {tables}"
-            );
-        }
+    if let Some(id) = root_id(root) {
+        let left = links_named(&format!("s{id}"));
+        assert!(left.is_empty(), "links left behind: {left:#?}");
+        let tables = Command::new("nft")
+            .args(["list", "tables"])
+            .output()
+            .unwrap();
+        let tables = String::from_utf8_lossy(&tables.stdout);
+        assert!(
+            !tables.contains(&format!("stack_{id}")),
+            "nftables table left behind: {tables}"
+        );
     }
     let procs = Command::new("sh")
         .arg("-c")
