@@ -263,3 +263,71 @@ fn a_daemon_whose_binary_was_replaced_still_starts_containers() {
     daemon.terminate();
     t.down_and_check();
 }
+
+/// The pids of the `__spawner` processes serving state root `t`.
+fn spawners(t: &TestStack) -> Vec<i32> {
+    let root = t.root().display().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+                return false;
+            };
+            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+            args.contains(&b"__spawner".as_slice()) && args.contains(&root.as_bytes())
+        })
+        .filter(|pid| alive(*pid))
+        .collect()
+}
+
+fn parent_of(pid: i32) -> i32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_comm = &stat[stat.rfind(')').unwrap() + 2..];
+    after_comm.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn the_daemon_forks_monitors_from_a_spawner_it_replaces_when_killed_and_that_ends_with_it() {
+    let t = TestStack::new(
+        r#"
+[services.a]
+image = "{IMAGE}"
+command = ["sleep", "3600"]
+
+[services.b]
+image = "{IMAGE}"
+command = ["sleep", "3600"]
+"#,
+    );
+    let (mut daemon, _) = t.start_daemon(&stack_bin());
+    t.ok(&["up", "-d", "a"]);
+    let first = spawners(&t);
+    assert_eq!(first.len(), 1, "one spawner: {first:?}");
+    assert_eq!(parent_of(first[0]), daemon.pid(), "the daemon's child");
+    let status = t.root().join("lib/containers").join(t.container("a", 1));
+    let status = std::fs::read_to_string(status.join("status.json")).unwrap();
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let monitor = status["monitor_pid"].as_i64().expect("a monitor pid") as i32;
+    assert_ne!(
+        parent_of(monitor),
+        first[0],
+        "monitors are not its children"
+    );
+    common::signal(first[0], nix::sys::signal::Signal::SIGKILL).unwrap();
+    assert!(common::wait_gone(first[0]));
+    // The next start goes to a new spawner.
+    t.ok(&["up", "-d", "b"]);
+    assert_eq!(t.row(&t.container("b", 1))["state"], "running");
+    let second = spawners(&t);
+    assert_eq!(second.len(), 1, "one spawner again: {second:?}");
+    assert_ne!(second, first);
+    daemon.terminate();
+    assert!(
+        common::wait_gone(second[0]),
+        "the spawner ends with the daemon"
+    );
+    assert_eq!(t.row(&t.container("a", 1))["state"], "running");
+    t.down_and_check();
+}

@@ -133,6 +133,8 @@ pub enum Command {
     Monitor(monitor::MonitorArgs),
     #[command(name = "__proxy", hide = true, about = PROXY_ABOUT)]
     Proxy(proxy::ProxyArgs),
+    #[command(name = "__spawner", hide = true, about = SPAWNER_ABOUT)]
+    Spawner,
     /// Print the normalized, interpolated, merged stack model.
     Config(config::ConfigArgs),
     /// Check the stack files; exit 0 when valid, 1 with every error when not.
@@ -164,6 +166,8 @@ pub enum Command {
 const OCI_ABOUT: &str =
     "The OCI runtime with runc's command line (create, start, run, state, kill, delete, ...).";
 const MONITOR_ABOUT: &str = "The per-container monitor (started by `up`; not for direct use).";
+const SPAWNER_ABOUT: &str =
+    "The daemon's fork server for monitors (started by the daemon; not for direct use).";
 const PROXY_ABOUT: &str =
     "The proxy of a container's `[::1]` ports (started by `up`; not for direct use).";
 
@@ -349,6 +353,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rm(args) => rm::run(&global, args),
         Command::Wait(args) => wait::run(&global, args),
         Command::Monitor(args) => monitor::run(&global, args),
+        Command::Spawner => monitor::spawner(&global),
         Command::Proxy(args) => {
             ignore_sigpipe();
             proxy::run(args)

@@ -9,7 +9,7 @@ use clap::Args;
 
 use super::GlobalOpts;
 use crate::state::Roots;
-use crate::supervisor::launch;
+use crate::supervisor::{launch, spawner};
 
 #[derive(Args, Debug)]
 pub struct MonitorArgs {
@@ -60,14 +60,49 @@ pub fn run(global: &GlobalOpts, args: MonitorArgs) -> anyhow::Result<ExitCode> {
     )?;
     let null = File::options().read(true).write(true).open("/dev/null")?;
     nix::unistd::dup2_stdout(&null)?;
+    Err(monitor(&roots, &args.name, ready, io))
+}
+
+/// Run container `name` and become its monitor: returns only on failure.
+fn monitor(roots: &Roots, name: &str, ready: File, io: launch::Io) -> anyhow::Error {
     // A starter that went away must not kill us when we report to it.
     super::ignore_sigpipe();
     let revive = |name: &str| {
-        crate::reconcile::container::revive(&roots, name)
+        crate::reconcile::container::revive(roots, name)
             .map_err(|e| crate::supervisor::error_chain(&e))
     };
-    let err = launch::run(&roots, &args.name, ready, io, &revive);
-    Err(anyhow::anyhow!("{}: {err}", args.name))
+    let err = launch::run(roots, name, ready, io, &revive);
+    anyhow::anyhow!("{name}: {err}")
+}
+
+/// `stack __spawner` (hidden): the daemon's fork server for monitors (see
+/// `supervisor::spawner`), its requests on stdin.
+pub fn spawner(global: &GlobalOpts) -> anyhow::Result<ExitCode> {
+    let roots = Roots::new(global.root.as_deref());
+    // The socket moves off fd 0, which becomes /dev/null for the monitors.
+    let sock: OwnedFd =
+        nix::fcntl::fcntl(std::io::stdin(), nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3)).map(
+            |fd| {
+                // SAFETY: fcntl just returned this new descriptor; nothing else owns it.
+                unsafe { OwnedFd::from_raw_fd(fd) }
+            },
+        )?;
+    let null = File::options().read(true).write(true).open("/dev/null")?;
+    nix::unistd::dup2_stdin(&null)?;
+    let forked = |start: spawner::Start| {
+        // The monitor's stderr is its monitor.log, as for `__monitor`.
+        let setup = nix::unistd::dup2_stderr(&start.diag)
+            .and_then(|()| nix::unistd::dup2_stdout(&null))
+            .and_then(|()| nix::unistd::setsid().map(drop));
+        drop(start.diag);
+        let err = match setup {
+            Ok(()) => monitor(&roots, &start.name, start.ready, launch::Io::default()),
+            Err(e) => anyhow::anyhow!("{}: setting up the monitor: {e}", start.name),
+        };
+        eprintln!("error: {err:#}");
+    };
+    spawner::serve(sock, &forked)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Own inherited descriptor `fd`, close-on-exec from now on (only the

@@ -78,6 +78,8 @@ const IDLE_CHECKS: u32 = 4;
 /// Run the daemon until it is told to stop (or, with `exit_when_idle`, until
 /// it has nothing left to do).
 pub fn run(opts: Options) -> Result<(), Error> {
+    // The daemon starts monitors by the dozen: through a fork server.
+    crate::supervisor::spawner::enable();
     let lock = server::lock(&opts.roots)?;
     let listeners = server::listeners(&opts.roots)?;
     // Not the directory the daemon was started from (it may be removed).

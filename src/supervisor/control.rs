@@ -159,6 +159,55 @@ pub fn spawn_attached(roots: &Roots, name: &str, attach: &Attach) -> Result<(), 
         .append(true)
         .open(paths.dir.join("monitor.log"))
         .map_err(spawn_err)?;
+    let plain = attach.stdio.is_none() && attach.console_socket.is_none();
+    let line = match plain.then(|| spawned(roots, name, &diag)).flatten() {
+        Some(line) => line,
+        None => exec_monitor(roots, name, attach, diag),
+    }
+    .map_err(spawn_err)?;
+    match line.trim_end() {
+        "ok" => Ok(()),
+        "" => Err(Error::Start {
+            name: name.into(),
+            reason: format!(
+                "the monitor exited; see {}",
+                paths.dir.join("monitor.log").display()
+            ),
+        }),
+        other => Err(Error::Start {
+            name: name.into(),
+            reason: other.trim_start_matches("error: ").to_string(),
+        }),
+    }
+}
+
+/// The monitor's readiness line, when the spawner (see spawner.rs) took the
+/// start.
+fn spawned(roots: &Roots, name: &str, diag: &std::fs::File) -> Option<io::Result<String>> {
+    let (r, w) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+        Ok(p) => p,
+        Err(e) => return Some(Err(e.into())),
+    };
+    if !super::spawner::request(roots, name, diag, &w) {
+        return None;
+    }
+    // Only the monitor holds the write end now: EOF once it reported or died.
+    drop(w);
+    let mut line = String::new();
+    Some(
+        BufReader::new(std::fs::File::from(r))
+            .read_line(&mut line)
+            .map(|_| line),
+    )
+}
+
+/// Exec `stack __monitor` for `name`; its readiness line.
+fn exec_monitor(
+    roots: &Roots,
+    name: &str,
+    attach: &Attach,
+    diag: std::fs::File,
+) -> io::Result<String> {
     let mut cmd = crate::self_exe::command();
     cmd.env_remove("STACK_ROOT");
     if let Some(root) = &roots.custom {
@@ -171,11 +220,7 @@ pub fn spawn_attached(roots: &Roots, name: &str, attach: &Attach) -> Result<(), 
     // Copies above 10, so that no dup2 below clobbers a source not yet
     // copied; open until the spawn returned.
     let high: Vec<OwnedFd> = match &attach.stdio {
-        Some(fds) => fds
-            .iter()
-            .map(dup_above_10)
-            .collect::<io::Result<_>>()
-            .map_err(spawn_err)?,
+        Some(fds) => fds.iter().map(dup_above_10).collect::<io::Result<_>>()?,
         None => Vec::new(),
     };
     if !high.is_empty() {
@@ -205,30 +250,16 @@ pub fn spawn_attached(roots: &Roots, name: &str, attach: &Attach) -> Result<(), 
         // (vfork-like) instead of forking this process, whose page tables (a
         // daemon's threads and heap) would be copied per start.
         .process_group(0);
-    let mut child = cmd.spawn().map_err(spawn_err)?;
+    let mut child = cmd.spawn()?;
     let stdout = child
         .stdout
         .take()
-        .ok_or_else(|| spawn_err(io::Error::other("no pipe")))?;
+        .ok_or_else(|| io::Error::other("no pipe"))?;
     let mut line = String::new();
     let read = BufReader::new(stdout).read_line(&mut line);
     // The monitor forks once more and its first half exits: reap it here.
     let _ = child.wait();
-    read.map_err(spawn_err)?;
-    match line.trim_end() {
-        "ok" => Ok(()),
-        "" => Err(Error::Start {
-            name: name.into(),
-            reason: format!(
-                "the monitor exited; see {}",
-                paths.dir.join("monitor.log").display()
-            ),
-        }),
-        other => Err(Error::Start {
-            name: name.into(),
-            reason: other.trim_start_matches("error: ").to_string(),
-        }),
-    }
+    read.map(|_| line)
 }
 
 fn dup_above_10(fd: &OwnedFd) -> io::Result<OwnedFd> {

@@ -12,6 +12,7 @@ pub mod launch;
 pub mod logs;
 mod probe;
 pub mod record;
+pub mod spawner;
 pub mod watch;
 
 /// Start time of a live process in clock ticks since boot (`/proc/<pid>/stat`
