@@ -360,7 +360,12 @@ impl Volumes {
     }
 
     /// Mark volumes as used by `holder` (a container id); replaces its earlier list.
+    /// Holding none leaves no file (most containers have no volume: no write,
+    /// no two flushes per create).
     pub fn hold(&self, holder: &str, names: &[String]) -> Result<()> {
+        if names.is_empty() {
+            return self.release(holder);
+        }
         check_name(holder)?;
         let p = self.root.join(".holds").join(holder);
         crate::state::write_json_durable(&p, &names).map_err(|e| Error::io(&p, e))
@@ -638,6 +643,16 @@ mod tests {
         vols.hold("c1", &["s_data".to_string()]).unwrap();
         assert_eq!(vols.held_by("c1").unwrap(), ["s_data"]);
         assert!(vols.remove("s_data").is_err(), "in use");
+        vols.hold("c1", &[]).unwrap();
+        assert!(
+            vols.held_by("c1").unwrap().is_empty(),
+            "holding none drops the list"
+        );
+        assert!(
+            !tmp.path().join("volumes/.holds/c1").exists(),
+            "and leaves no file"
+        );
+        vols.hold("c1", &["s_data".to_string()]).unwrap();
         vols.release("c1").unwrap();
         assert!(vols.held_by("c1").unwrap().is_empty());
         let declared = vec![("data".to_string(), own), ("shared".to_string(), ext)];
