@@ -26,8 +26,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::sys::socket::{
     AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType, recvmsg,
-    sendmsg, socketpair,
+    sendmsg, setsockopt, socketpair, sockopt,
 };
+use nix::sys::time::TimeVal;
 use nix::sys::wait::waitpid;
 use nix::unistd::{ForkResult, fork};
 
@@ -35,6 +36,9 @@ use crate::state::Roots;
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
 static CURRENT: Mutex<Option<Spawner>> = Mutex::new(None);
+
+/// How long a start may wait for the spawner to take its request.
+const SEND_TIMEOUT_SECS: i64 = 5;
 
 /// Names are short; a longer message is not ours.
 const MAX_NAME: usize = 1024;
@@ -106,6 +110,14 @@ fn start(roots: &Roots) -> io::Result<Spawner> {
         SockType::SeqPacket,
         None,
         SockFlag::SOCK_CLOEXEC,
+    )?;
+    // Its queue holds only net.unix.max_dgram_qlen requests (10 by default),
+    // so a burst of starts waits for it; one that stopped reading (SIGSTOP)
+    // is replaced after SEND_TIMEOUT instead of holding every start.
+    setsockopt(
+        &ours,
+        sockopt::SendTimeout,
+        &TimeVal::new(SEND_TIMEOUT_SECS, 0),
     )?;
     let mut cmd = crate::self_exe::command();
     cmd.env_remove("STACK_ROOT");
