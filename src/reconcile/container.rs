@@ -180,6 +180,14 @@ fn build(
         ctx.images.image(id)?;
     }
     let plan = storage::rootfs_plan(&paths.dir, &image.layers, svc.read_only);
+    let plan = match storage::mount_point_layer(
+        &ctx.roots.lib.join("mountpoints"),
+        &plan.image_layers(),
+        &mount_points(svc),
+    )? {
+        Some(top) => plan.under(top),
+        None => plan,
+    };
     // For a start after a reboot (see `revive`), which has no image at hand.
     let plan_path = paths.rootfs_plan();
     crate::state::write_json(&plan_path, &plan).map_err(io(&plan_path))?;
@@ -269,6 +277,16 @@ fn build(
     record(&stack.name, svc, want, image)
         .write(paths)
         .map_err(io(&paths.spec()))
+}
+
+/// The files every container of `svc` has bind-mounted (relative to its
+/// root): its /etc files and init.
+fn mount_points(svc: &Service) -> Vec<&'static str> {
+    let mut files = vec!["etc/hosts", "etc/hostname", "etc/resolv.conf"];
+    if svc.init {
+        files.push(crate::supervisor::helpers::CONTAINER_PATH.trim_start_matches('/'));
+    }
+    files
 }
 
 /// Make sure what a run of container `name` needs from the host exists, and

@@ -10,9 +10,13 @@
 //! <container_dir>/empty/   lower layer of an image without layers
 //! ```
 //!
+//! and `<lib>/mountpoints/<hash>/` holds the mount points that images lack,
+//! shared by their containers (mountpoints.rs).
+//!
 //! The plan is a value ([`rootfs_plan`]); [`mount_rootfs`] is the one place that
 //! acts on it.
 mod copy;
+mod mountpoints;
 mod mounts;
 mod rootfs;
 mod secrets;
@@ -21,6 +25,7 @@ mod volumes;
 use std::io;
 use std::path::{Path, PathBuf};
 
+pub use mountpoints::layer as mount_point_layer;
 pub use mounts::{
     BindSpec, Mount, TmpfsSpec, bind_mount, open_mount_target, source_is_dir, tmpfs_mount,
     volume_mount,

@@ -67,6 +67,37 @@ pub fn rootfs_plan(container_dir: &Path, layers: &[PathBuf], read_only: bool) ->
 }
 
 impl RootfsPlan {
+    /// The plan with `top` as the topmost lower layer (see mountpoints.rs).
+    pub fn under(self, top: PathBuf) -> RootfsPlan {
+        match self {
+            RootfsPlan::Overlay {
+                mut lower,
+                upper,
+                work,
+            } => {
+                lower.insert(0, top);
+                RootfsPlan::Overlay { lower, upper, work }
+            }
+            RootfsPlan::ReadOnlyBind { source } => RootfsPlan::Overlay {
+                lower: vec![top, source],
+                upper: None,
+                work: None,
+            },
+        }
+    }
+
+    /// The image's layers, topmost first (none for an image without layers).
+    pub fn image_layers(&self) -> Vec<PathBuf> {
+        let lower = match self {
+            RootfsPlan::Overlay { lower, .. } => lower.clone(),
+            RootfsPlan::ReadOnlyBind { source } => vec![source.clone()],
+        };
+        lower
+            .into_iter()
+            .filter(|p| p.file_name().is_none_or(|n| n != "empty"))
+            .collect()
+    }
+
     /// The mount(2) data string, or `None` when it cannot be one (too long, or a
     /// path needs escaping); `mount_rootfs` then uses the new mount API.
     pub fn mount_data(&self) -> Option<String> {
