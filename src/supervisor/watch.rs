@@ -209,6 +209,25 @@ impl Supervisor {
         .await
     }
 
+    /// [`Supervisor::locked`] for the task of `name`: `f` runs only while the
+    /// calling task is still the container's. A `forget`, `stop` or `watch`
+    /// aborts the old task, but not the blocking part it may have queued
+    /// already, which would otherwise restart a container that `down` is
+    /// removing. None: the task is stale and ends.
+    async fn task_locked<T: Send + 'static>(
+        &self,
+        name: &str,
+        f: impl FnOnce(&str) -> T + Send + 'static,
+    ) -> Option<T> {
+        let me = tokio::task::try_id();
+        let sup = self.clone();
+        self.locked(name, move |name| {
+            let current = sup.tasks().get(name).map(|h| h.id());
+            (me.is_some() && current == me).then(|| f(name))
+        })
+        .await
+    }
+
     /// The task of one container; ends when the container is gone or ended
     /// for good.
     async fn run(&self, name: &str) {
@@ -220,7 +239,10 @@ impl Supervisor {
                 Some(step) => step,
                 None => {
                     let me = self.clone();
-                    self.locked(name, move |name| me.step(name)).await
+                    match self.task_locked(name, move |name| me.step(name)).await {
+                        Some(step) => step,
+                        None => return,
+                    }
                 }
             };
             match step {
@@ -236,15 +258,21 @@ impl Supervisor {
                         .after_run(uptime);
                     tokio::time::sleep(delay).await;
                     let me = self.clone();
-                    next = self
-                        .locked(name, move |name| me.launch_if_restarting(name))
-                        .await;
+                    let launched =
+                        self.task_locked(name, move |name| me.launch_if_restarting(name));
+                    let Some(launched) = launched.await else {
+                        return;
+                    };
+                    next = launched;
                 }
                 Step::Launch => {
                     let me = self.clone();
-                    next = self
-                        .locked(name, move |name| me.launch_if_restarting(name))
-                        .await;
+                    let launched =
+                        self.task_locked(name, move |name| me.launch_if_restarting(name));
+                    let Some(launched) = launched.await else {
+                        return;
+                    };
+                    next = launched;
                 }
                 Step::Done => break,
             }
@@ -435,21 +463,22 @@ impl Supervisor {
         events::emit(lib, &e);
         if spec.on_unhealthy == OnUnhealthy::Stop {
             let (me, grace) = (self.clone(), spec.stop_grace);
-            let stopped = self.locked(&spec.name, move |name| me.stop_locked(name, grace));
-            if let Err(err) = stopped.await {
+            let stopped = self.task_locked(&spec.name, move |name| me.stop_locked(name, grace));
+            if let Some(Err(err)) = stopped.await {
                 tracing::warn!(container = %spec.name, error = %err, "cannot stop an unhealthy container");
             }
             return;
         }
         let signal = nix::sys::signal::Signal::try_from(spec.stop_signal)
             .unwrap_or(nix::sys::signal::Signal::SIGTERM);
-        // Under the lock, as every decision: a stop by the user meanwhile
-        // aborts this task before it takes the lock.
+        // Under the lock, as every decision: not after a stop by the user.
         let runtime = self.inner.runtime.clone();
-        self.locked(&spec.name, move |name| {
+        let killed = self.task_locked(&spec.name, move |name| {
             let _ = runtime.kill(name, signal, true);
-        })
-        .await;
+        });
+        if killed.await.is_none() {
+            return;
+        }
         if tokio::time::timeout(spec.stop_grace, &mut *exited)
             .await
             .is_err()
@@ -473,7 +502,7 @@ impl Supervisor {
         let lib = self.inner.roots.lib.clone();
         let log = tracker.log.clone();
         let spec = o.spec.clone();
-        self.locked(&o.spec.name, move |name| {
+        self.task_locked(&o.spec.name, move |name| {
             let paths = ContainerPaths::new(&lib, name);
             let _ = crate::state::write_json(&paths.health_log(), &log);
             let Some(state) = changed else { return };
