@@ -14,6 +14,7 @@ work=$(mktemp -d /tmp/stack-bench.XXXXXX)
 root=$work/root
 cleanup() {
   "$stack" --root "$root" -f "$work/stack.toml" down >/dev/null 2>&1 || true
+  [ -n "${daemon_pid:-}" ] && { kill "$daemon_pid"; wait "$daemon_pid" 2>/dev/null || true; }
   [ -n "${dockerd_pid:-}" ] && { docker-compose -f "$work/compose.yaml" -p benchc down -t 1 >/dev/null 2>&1 || true; kill "$dockerd_pid"; wait "$dockerd_pid" 2>/dev/null || true; }
   rm -rf "$work"
 }
@@ -64,6 +65,12 @@ if command -v dockerd >/dev/null && command -v docker-compose >/dev/null; then
   skopeo copy -q "oci:examples/images/busybox:latest" "docker-archive:$work/bb.tar:busybox:bench"
   docker load -q -i "$work/bb.tar" >/dev/null
 fi
+
+# The daemon runs throughout, as its systemd unit keeps it (without one, the
+# first `up` starts it and it exits 2 s after the last container is gone).
+"$stack" --root "$root" daemon >"$work/stack-daemon.log" 2>&1 &
+daemon_pid=$!
+for _ in $(seq 100); do [ -S "$root/run/stack.sock" ] && break; sleep 0.05; done
 
 for r in $(seq 1 "$runs"); do
   up[stack]+="$(time_it "$stack" --root "$root" -f "$work/stack.toml" up -d) "
