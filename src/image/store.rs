@@ -3,7 +3,6 @@ use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use oci_spec::image::ImageConfiguration;
@@ -160,8 +159,6 @@ pub struct Store {
     limits: Limits,
 }
 
-static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
 /// Seconds since the Unix epoch.
 pub fn now_secs() -> u64 {
     SystemTime::now()
@@ -213,10 +210,10 @@ impl Store {
 
     /// A fresh path under tmp/ (not created).
     pub(crate) fn tmp_path(&self, what: &str) -> PathBuf {
-        let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        // `<what>-<pid>-<n>`: `clean_tmp` reads the pid.
         self.root
             .join("tmp")
-            .join(format!("{what}-{}-{n}", std::process::id()))
+            .join(format!("{what}-{}", crate::state::unique_suffix()))
     }
 
     /// Copy `src` into the blob store, verifying size (when known) and digest before
@@ -600,7 +597,5 @@ fn by_prefix(db: &Db, prefix: &str, asked: &str) -> Result<ImageId> {
 
 /// fsync a directory so a rename inside it is durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| Error::io(dir, e))
+    crate::state::sync_dir(dir).map_err(|e| Error::io(dir, e))
 }

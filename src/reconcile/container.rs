@@ -182,7 +182,7 @@ fn build(
     let plan = storage::rootfs_plan(&paths.dir, &image.layers, svc.read_only);
     let plan = match storage::mount_point_layer(
         &ctx.roots.lib.join("mountpoints"),
-        &plan.image_layers(),
+        &image.layers,
         &mount_points(svc),
     )? {
         Some(top) => plan.under(top),

@@ -73,6 +73,15 @@ pub fn write_volatile(path: &Path, data: &[u8]) -> io::Result<()> {
     replace(path, data, false)
 }
 
+/// `<pid>-<n>`, unique to this process and call: the end of a temp name
+/// (threads and processes may make the same one at once; the pid tells a
+/// cleaner whether its maker still runs).
+pub fn unique_suffix() -> String {
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}-{seq}", std::process::id())
+}
+
 /// Make the renames and creations inside `dir` durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     fs::File::open(dir)?.sync_all()
@@ -90,13 +99,10 @@ fn replace(path: &Path, data: &[u8], sync: bool) -> io::Result<()> {
     let name = path
         .file_name()
         .ok_or_else(|| io::Error::other("path has no file name"))?;
-    // Unique per process and call: threads may write the same file at once.
-    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let tmp = dir.join(format!(
-        ".{}.tmp.{}.{seq}",
+        ".{}.tmp.{}",
         name.to_string_lossy(),
-        std::process::id()
+        unique_suffix()
     ));
     let result = (|| {
         let mut f = fs::File::create(&tmp)?;

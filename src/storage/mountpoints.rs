@@ -47,11 +47,11 @@ enum Entry {
 }
 
 /// The layer (under `store`) holding those of `files` (relative paths, such
-/// as `etc/hosts`) that the image of `lower` (overlay order, topmost first)
-/// lacks; None when it lacks none, or has no layers.
-pub fn layer(store: &Path, lower: &[PathBuf], files: &[&str]) -> Result<Option<PathBuf>> {
+/// as `etc/hosts`) that the image of `layers` (bottom first, as
+/// `rootfs_plan` takes them) lacks; None when it lacks none, or has no layers.
+pub fn layer(store: &Path, layers: &[PathBuf], files: &[&str]) -> Result<Option<PathBuf>> {
     let key = (
-        lower.to_vec(),
+        layers.to_vec(),
         files.iter().map(|f| f.to_string()).collect::<Vec<_>>(),
     );
     let known = || {
@@ -70,7 +70,8 @@ pub fn layer(store: &Path, lower: &[PathBuf], files: &[&str]) -> Result<Option<P
     if let Some(found) = known() {
         return Ok(found);
     }
-    let found = match missing(store, lower, files)? {
+    let lower: Vec<PathBuf> = layers.iter().rev().cloned().collect();
+    let found = match missing(store, &lower, files)? {
         entries if entries.is_empty() => None,
         entries => Some(build(store, &entries)?),
     };
@@ -106,9 +107,7 @@ fn missing(store: &Path, lower: &[PathBuf], files: &[&str]) -> Result<Vec<Entry>
 
 /// A new, empty directory in `store` for this process's own use.
 fn scratch(store: &Path, what: &str) -> Result<PathBuf> {
-    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = store.join(format!(".{what}-{}-{seq}", std::process::id()));
+    let dir = store.join(format!(".{what}-{}", crate::state::unique_suffix()));
     fs::create_dir_all(store)
         .and_then(|()| fs::create_dir(&dir))
         .map_err(|e| Error::io(&dir, e))?;
@@ -301,7 +300,7 @@ mod tests {
         )
         .unwrap();
         let store = t.path().join("store");
-        let dir = layer(&store, &[top, bottom], &["etc/hosts", "etc/hostname"])
+        let dir = layer(&store, &[bottom, top], &["etc/hosts", "etc/hostname"])
             .unwrap()
             .expect("etc/hosts is deleted in the image");
         assert!(dir.join("etc/hosts").is_file());

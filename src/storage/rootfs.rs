@@ -86,18 +86,6 @@ impl RootfsPlan {
         }
     }
 
-    /// The image's layers, topmost first (none for an image without layers).
-    pub fn image_layers(&self) -> Vec<PathBuf> {
-        let lower = match self {
-            RootfsPlan::Overlay { lower, .. } => lower.clone(),
-            RootfsPlan::ReadOnlyBind { source } => vec![source.clone()],
-        };
-        lower
-            .into_iter()
-            .filter(|p| p.file_name().is_none_or(|n| n != "empty"))
-            .collect()
-    }
-
     /// The mount(2) data string, or `None` when it cannot be one (too long, or a
     /// path needs escaping); `mount_rootfs` then uses the new mount API.
     pub fn mount_data(&self) -> Option<String> {
