@@ -707,11 +707,16 @@ fn twenty_daemons_killed_mid_reconcile_leave_nothing_half_done() {
 
 /// Make container `name` look like a create that a crash cut short: its
 /// directory, mounts, namespace and addresses are there, its spec.json (the
-/// last write of a create) and its processes are not.
+/// last write of a create) and its processes are not. Its rootfs.json (the
+/// first write) names the stack.
 fn cut_short(t: &TestStack, name: &str) {
     let dir = t.root().join("lib/containers").join(name);
     std::fs::remove_file(dir.join("spec.json")).unwrap();
-    std::fs::write(dir.join("creating"), &t.name).unwrap();
+    let record = std::fs::read_to_string(dir.join("rootfs.json")).unwrap();
+    assert!(
+        record.contains(&format!("\"stack\": \"{}\"", t.name)),
+        "{record}"
+    );
 }
 
 #[test]

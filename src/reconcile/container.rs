@@ -105,32 +105,58 @@ pub fn create(
             return Err(e);
         }
     }
-    // Intent first: a crash from here on leaves a directory without spec.json
-    // that names its stack, for `half_done` to find.
-    let marker = creating(&paths);
+    // Intent first: a crash from here on leaves a directory with rootfs.json
+    // naming its stack and without spec.json, for `half_done` to find.
+    let record = RootfsRecord {
+        stack: stack.name.clone(),
+        plan: rootfs_plan(ctx, svc, &paths, image)?,
+    };
+    let record_path = paths.rootfs_plan();
     std::fs::create_dir_all(&paths.dir)
-        .and_then(|()| crate::state::write_durable(&marker, stack.name.as_bytes()))
+        .and_then(|()| crate::state::write_json_durable(&record_path, &record))
         .map_err(|source| Error::Io {
-            what: marker.display().to_string(),
+            what: record_path.display().to_string(),
             source,
         })?;
-    let result = build(ctx, stack, svc, want, peers, image, standby);
+    let result = build(ctx, stack, svc, want, peers, image, &record.plan, standby);
     if result.is_err() {
         let _ = remove(ctx, &want.name, Duration::from_secs(1), AnonVolumes::Keep);
-        return result;
     }
-    // Complete (spec.json is written): a marker left by a crash now is moot.
-    let _ = std::fs::remove_file(&marker);
     result
 }
 
-/// The marker of a create in progress: the stack's name.
-fn creating(paths: &ContainerPaths) -> std::path::PathBuf {
-    paths.dir.join("creating")
+/// rootfs.json: how the container's root filesystem is mounted, for a start
+/// after a reboot (see `revive`), which has no image at hand. Written first:
+/// with the stack's name, it is also the mark of a create in progress.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RootfsRecord {
+    /// Empty in the records of older versions, which wrote spec.json with it.
+    #[serde(default)]
+    stack: String,
+    #[serde(flatten)]
+    plan: storage::RootfsPlan,
+}
+
+fn rootfs_plan(
+    ctx: &Ctx,
+    svc: &Service,
+    paths: &ContainerPaths,
+    image: &image::Image,
+) -> Result<storage::RootfsPlan, Error> {
+    let plan = storage::rootfs_plan(&paths.dir, &image.layers, svc.read_only);
+    let top = storage::mount_point_layer(
+        &ctx.roots.lib.join("mountpoints"),
+        &image.layers,
+        &mount_points(svc),
+    )?;
+    Ok(match top {
+        Some(top) => plan.under(top),
+        None => plan,
+    })
 }
 
 /// Containers of `stack` whose create a crash interrupted (a directory with
-/// the marker and without spec.json): no one else sees them, so `up` and
+/// its rootfs.json and without spec.json): no one else sees them, so `up` and
 /// `down` remove them with [`remove`] (mounts, network, holds, directory).
 pub fn half_done(lib: &Path, stack: &str) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(lib.join("containers")) else {
@@ -140,8 +166,8 @@ pub fn half_done(lib: &Path, stack: &str) -> Vec<String> {
         .flatten()
         .filter_map(|e| {
             let paths = ContainerPaths { dir: e.path() };
-            let owner = std::fs::read_to_string(creating(&paths)).ok()?;
-            (owner == stack && !paths.spec().exists())
+            let record: RootfsRecord = crate::state::read_json(&paths.rootfs_plan()).ok()??;
+            (record.stack == stack && !paths.spec().exists())
                 .then(|| e.file_name().to_string_lossy().into_owned())
         })
         .collect()
@@ -158,6 +184,7 @@ pub fn remove_half_done(ctx: &Ctx, stack: &str) -> Vec<Error> {
         .collect()
 }
 
+#[allow(clippy::too_many_arguments)]
 fn build(
     ctx: &Ctx,
     stack: &Stack,
@@ -165,6 +192,7 @@ fn build(
     want: &Want,
     peers: &[String],
     image: &image::Image,
+    plan: &storage::RootfsPlan,
     standby: bool,
 ) -> Result<(), Error> {
     let paths = &ContainerPaths::new(&ctx.roots.lib, &want.name);
@@ -179,19 +207,7 @@ fn build(
         // Held now: a prune that ran since `service_image` would show here.
         ctx.images.image(id)?;
     }
-    let plan = storage::rootfs_plan(&paths.dir, &image.layers, svc.read_only);
-    let plan = match storage::mount_point_layer(
-        &ctx.roots.lib.join("mountpoints"),
-        &image.layers,
-        &mount_points(svc),
-    )? {
-        Some(top) => plan.under(top),
-        None => plan,
-    };
-    // For a start after a reboot (see `revive`), which has no image at hand.
-    let plan_path = paths.rootfs_plan();
-    crate::state::write_json(&plan_path, &plan).map_err(io(&plan_path))?;
-    storage::mount_rootfs(&plan, &rootfs)?;
+    storage::mount_rootfs(plan, &rootfs)?;
     let config = image.config.config().clone();
     let inputs_base = ocispec::Inputs {
         stack: &stack.name,
@@ -302,7 +318,7 @@ pub fn revive(roots: &Roots, name: &str) -> Result<(), Error> {
     let paths = ContainerPaths::new(&roots.lib, name);
     let rootfs = paths.bundle().join("rootfs");
     if !is_mount_root(&rootfs) {
-        let plan: storage::RootfsPlan = crate::state::read_json(&paths.rootfs_plan())
+        let record: RootfsRecord = crate::state::read_json(&paths.rootfs_plan())
             .map_err(|source| Error::Io {
                 what: paths.rootfs_plan().display().to_string(),
                 source,
@@ -314,7 +330,7 @@ pub fn revive(roots: &Roots, name: &str) -> Result<(), Error> {
                      `stack up --force-recreate`"
                 ))
             })?;
-        storage::mount_rootfs(&plan, &rootfs)?;
+        storage::mount_rootfs(&record.plan, &rootfs)?;
     }
     // Secrets and configs live in a tmpfs: copied again from what create
     // recorded (`mounts::file_mounts`), to the paths config.json binds.

@@ -62,6 +62,13 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn open(roots: Roots) -> Result<Ctx, Error> {
+        // Each holds a directory per container (see `state::make_top_dir`).
+        for dir in [roots.lib.join("containers"), runtime_dir(&roots.run)] {
+            crate::state::make_top_dir(&dir).map_err(|source| Error::Io {
+                what: dir.display().to_string(),
+                source,
+            })?;
+        }
         Ok(Ctx {
             runtime: Runtime::new(runtime_dir(&roots.run)),
             images: image::Store::open(&roots.lib)?,

@@ -25,6 +25,10 @@ pub struct Container {
     /// The pty master with `process.terminal` and no console socket.
     pub pty_master: Option<OwnedFd>,
     pub cgroup: Cgroup,
+    /// The cgroup's OOM kills before the init ran anything of its own (a
+    /// cgroup left by an earlier run keeps its count): an exit with more was
+    /// an OOM kill.
+    pub oom_kills_before: u64,
 }
 
 /// Undo a half-made create: state dir and cgroup (STYLE rule 6).
@@ -213,11 +217,13 @@ impl Runtime {
             .resources()
             .as_ref()
             .map(|r| super::devices::with_default_rules(r, linux.devices().as_deref()));
+        let oom_kills_before = std::cell::Cell::new(0);
         let make_cgroup = || -> Result<()> {
             cgroup.create()?;
             if let Some(r) = &resources {
                 cgroup.apply(r)?;
             }
+            oom_kills_before.set(cgroup.oom_events().map(|e| e.oom_kill).unwrap_or(0));
             Ok(())
         };
         // The cgroup is made after clone: meanwhile the init makes its network
@@ -326,6 +332,7 @@ impl Runtime {
             pidfd: spawned.pidfd,
             pty_master,
             cgroup,
+            oom_kills_before: oom_kills_before.get(),
         })
     }
 }

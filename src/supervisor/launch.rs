@@ -138,21 +138,13 @@ fn start(
     let (opts, (mut stdout, stderr)) = stdio(&spec, io)?;
     let bundle = paths.bundle();
     let failed = |e: crate::runtime::Error| io::Error::other(super::error_chain(&e));
-    let mut container = runtime.create(name, &bundle, opts).map_err(failed)?;
+    let mut container = runtime.run(name, &bundle, opts).map_err(failed)?;
     if let Some(master) = container.pty_master.take() {
         fcntl(&master, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
         stdout = Some(master);
     }
     let oom_file = container.cgroup.oom_counter_file();
-    let oom_before = container
-        .cgroup
-        .oom_events()
-        .map(|e| e.oom_kill)
-        .unwrap_or(0);
-    if let Err(e) = runtime.start(name) {
-        let _ = runtime.delete(name, true);
-        return Err(failed(e));
-    }
+    let oom_before = container.oom_kills_before;
     if spec.log_max_size > 0 {
         // stack-monitor appends to it; created now so that `logs` right after
         // `up -d` finds it and the container dir is settled once we report ok.

@@ -11,7 +11,9 @@
 //! monitor.log      diagnostics of the monitor processes
 //! bundle/          the OCI bundle: config.json and the rootfs mount point
 //! rootfs.json      how the rootfs is mounted (storage::RootfsPlan), for a
-//!                  start after a reboot: by the reconciler at create
+//!                  start after a reboot, and the stack's name: by the
+//!                  reconciler, first at create (without spec.json: a create
+//!                  a crash interrupted)
 //! ```
 //!
 //! One writer at a time per file, every write atomic, so a crash of any side
