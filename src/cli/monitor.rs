@@ -89,6 +89,11 @@ pub fn spawner(global: &GlobalOpts) -> anyhow::Result<ExitCode> {
         )?;
     let null = File::options().read(true).write(true).open("/dev/null")?;
     nix::unistd::dup2_stdin(&null)?;
+    // Found once here, inherited by every fork: each monitor would otherwise
+    // parse /proc/self/mountinfo (which grows with every running container)
+    // and hash its helper binary.
+    let _ = crate::cgroup::Hierarchy::detect();
+    let _ = crate::supervisor::helpers::install_monitor(&roots.lib);
     let forked = |start: spawner::Start| {
         // The monitor's stderr is its monitor.log, as for `__monitor`.
         let setup = nix::unistd::dup2_stderr(&start.diag)

@@ -2,7 +2,7 @@
 //! `depends_on` order, the containers of one level concurrently. A failed step
 //! skips its dependents, leaves what runs running, and is reported.
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::container::{self, AnonVolumes, stack_slice};
@@ -130,6 +130,7 @@ pub fn up(
         .map(|w| (w.name.clone(), w))
         .collect();
     let want = &want;
+    let images = &Images::default();
     let mut broken: BTreeSet<String> = BTreeSet::new();
     for level in levels(stack, &sel) {
         let level_failed: Mutex<Vec<String>> = Mutex::new(Vec::new());
@@ -165,7 +166,7 @@ pub fn up(
                     // A dependency not met skips the steps; an image that cannot be
                     // had fails them.
                     let ready = match wait_for_dependencies(ctx, stack, service) {
-                        Ok(()) => image_for(ctx, svc, &actions).map_err(|e| (e, true)),
+                        Ok(()) => image_for(ctx, images, svc, &actions).map_err(|e| (e, true)),
                         Err(e) => Err((e, false)),
                     };
                     let image = match ready {
@@ -244,18 +245,61 @@ pub(super) fn prepare(ctx: &Ctx, stack: &Stack) -> Result<(), Error> {
 }
 
 /// The image of `svc` when one of `actions` creates a container (pulled as its
-/// `pull_policy` says, once for all its replicas).
+/// `pull_policy` says, once for all its replicas and for every service of
+/// this `up` that names it the same way).
 fn image_for(
     ctx: &Ctx,
+    images: &Images,
     svc: &crate::model::Service,
     actions: &[&Action],
 ) -> Result<Option<crate::image::Image>, Error> {
     let creates = actions
         .iter()
         .any(|a| matches!(a, Action::Create { .. } | Action::Recreate { .. }));
-    creates
-        .then(|| container::service_image(ctx, svc))
-        .transpose()
+    creates.then(|| images.get(ctx, svc)).transpose()
+}
+
+/// The images an `up` has resolved: services that name an image the same
+/// way (source, platform, pull policy) share one resolution, so twenty
+/// services of one image import its layout (or pull it) once, not twenty
+/// times. A resolution that fails is not kept: each service reports it.
+#[derive(Default)]
+struct Images {
+    cells: Mutex<Vec<(ImageKey, ImageCell)>>,
+}
+
+/// One key's resolution, once made.
+type ImageCell = Arc<Mutex<Option<crate::image::Image>>>;
+
+type ImageKey = (
+    crate::model::ImageSource,
+    Option<String>,
+    crate::model::PullPolicy,
+);
+
+impl Images {
+    fn get(&self, ctx: &Ctx, svc: &crate::model::Service) -> Result<crate::image::Image, Error> {
+        let key = (svc.image.clone(), svc.platform.clone(), svc.pull_policy);
+        let cell = {
+            let mut cells = self.cells.lock().unwrap_or_else(|p| p.into_inner());
+            match cells.iter().find(|(k, _)| *k == key) {
+                Some((_, cell)) => cell.clone(),
+                None => {
+                    let cell = Arc::default();
+                    cells.push((key, Arc::clone(&cell)));
+                    cell
+                }
+            }
+        };
+        // Held while resolving: the others of this key wait for the result.
+        let mut image = cell.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(image) = image.as_ref() {
+            return Ok(image.clone());
+        }
+        let resolved = container::service_image(ctx, svc)?;
+        *image = Some(resolved.clone());
+        Ok(resolved)
+    }
 }
 
 /// What one create/recreate/start step works with besides its action.

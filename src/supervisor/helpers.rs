@@ -7,6 +7,7 @@
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use sha2::{Digest, Sha256};
 
@@ -21,18 +22,25 @@ pub const CONTAINER_PATH: &str = "/sbin/stack-init";
 
 /// Install `stack-init` and return its path.
 pub fn install_init(lib: &Path) -> io::Result<PathBuf> {
-    install(lib, "stack-init", STACK_INIT)
+    static FILE: OnceLock<String> = OnceLock::new();
+    install(lib, &FILE, "stack-init", STACK_INIT)
 }
 
 /// Install `stack-monitor` and return its path.
 pub fn install_monitor(lib: &Path) -> io::Result<PathBuf> {
-    install(lib, "stack-monitor", STACK_MONITOR)
+    static FILE: OnceLock<String> = OnceLock::new();
+    install(lib, &FILE, "stack-monitor", STACK_MONITOR)
 }
 
-fn install(lib: &Path, name: &str, bytes: &[u8]) -> io::Result<PathBuf> {
-    let digest = Sha256::digest(bytes);
-    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
-    let path = lib.join("init").join(format!("{name}-{hex}"));
+/// `file`: the file name, computed once per process (every container start
+/// asks for it).
+fn install(lib: &Path, file: &OnceLock<String>, name: &str, bytes: &[u8]) -> io::Result<PathBuf> {
+    let file = file.get_or_init(|| {
+        let digest = Sha256::digest(bytes);
+        let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        format!("{name}-{hex}")
+    });
+    let path = lib.join("init").join(file);
     if !path.exists() {
         crate::state::write_atomic(&path, bytes)?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o555))?;

@@ -13,9 +13,10 @@
 //! per start: the container's name, with two descriptors, the monitor's
 //! stderr (its `monitor.log`) and the write end of the pipe on which it
 //! reports `ok` or `error: ...` as `__monitor` does on its stdout. The
-//! monitor is a grandchild: like `__monitor`'s second half, it is reparented
-//! to init (or the nearest subreaper) and outlives the daemon. EOF on the
-//! socket (the daemon is gone) ends the spawner.
+//! monitor is the spawner's child, reaped by the kernel; like `__monitor`'s
+//! second half, it outlives the daemon (reparented to init, or the nearest
+//! subreaper, once the spawner ends). EOF on the socket (the daemon is gone)
+//! ends the spawner.
 use std::fs::File;
 use std::io::{self, IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -24,12 +25,12 @@ use std::process::{Child, Stdio};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use nix::sys::signal::{SigHandler, Signal, signal};
 use nix::sys::socket::{
     AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType, recvmsg,
     sendmsg, setsockopt, socketpair, sockopt,
 };
 use nix::sys::time::TimeVal;
-use nix::sys::wait::waitpid;
 use nix::unistd::{ForkResult, fork};
 
 use crate::state::Roots;
@@ -148,39 +149,42 @@ pub struct Start {
 
 /// The spawner's loop on `sock`: fork a monitor per request, running
 /// `monitor` in it (a monitor that returns exits 1). Returns at EOF.
+///
+/// The monitors are the spawner's children, reaped by the kernel
+/// (SIGCHLD ignored): no wait, and one fork per start rather than a double
+/// fork whose middle child pays an exit. When the spawner ends, they are
+/// reparented to init (or the nearest subreaper) and outlive it.
 pub fn serve(sock: OwnedFd, monitor: &dyn Fn(Start)) -> io::Result<()> {
+    // SAFETY: setting a disposition to SIG_IGN installs no handler.
+    unsafe { signal(Signal::SIGCHLD, SigHandler::SigIgn) }?;
     loop {
         let Some(start) = receive(&sock)? else {
             return Ok(());
         };
         // SAFETY: the spawner is single-threaded, so the child may run
         // arbitrary code after fork.
-        match unsafe { fork() }? {
-            ForkResult::Child => {
-                // The monitor is the grandchild, reparented once this child
-                // exits, as `__monitor`'s second half is.
-                // SAFETY: as above, still single-threaded.
-                match unsafe { fork() } {
-                    Ok(ForkResult::Child) => {
-                        drop(sock);
-                        monitor(start);
-                        std::process::exit(1)
-                    }
-                    Ok(ForkResult::Parent { .. }) => std::process::exit(0),
-                    Err(e) => {
-                        use std::io::Write;
-                        let mut ready = start.ready;
-                        let _ = writeln!(ready, "error: cannot fork the monitor: {e}");
-                        std::process::exit(1)
-                    }
+        match unsafe { fork() } {
+            Ok(ForkResult::Child) => {
+                drop(sock);
+                // The monitor waits for its container: SIGCHLD is its again
+                // (an ignored SIGCHLD would survive its exec, too).
+                // SAFETY: restoring the default disposition installs no handler.
+                if let Err(e) = unsafe { signal(Signal::SIGCHLD, SigHandler::SigDfl) } {
+                    report(start.ready, &format!("cannot reset SIGCHLD: {e}"));
+                    std::process::exit(1)
                 }
+                monitor(start);
+                std::process::exit(1)
             }
-            ForkResult::Parent { child } => {
-                drop(start);
-                let _ = waitpid(child, None);
-            }
+            Ok(ForkResult::Parent { .. }) => drop(start),
+            Err(e) => report(start.ready, &format!("cannot fork the monitor: {e}")),
         }
     }
+}
+
+fn report(mut ready: File, err: &str) {
+    use std::io::Write;
+    let _ = writeln!(ready, "error: {err}");
 }
 
 /// The next request, skipping malformed ones; None at EOF.

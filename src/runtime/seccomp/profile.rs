@@ -8,6 +8,7 @@
 use oci_spec::runtime::LinuxSeccomp;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::sync::{Mutex, PoisonError};
 
 const DEFAULT_JSON: &str = include_str!("default.json");
 
@@ -83,6 +84,23 @@ fn seccomp_arch_of_native() -> &'static str {
 /// Docker uses) is `caps` (`CAP_*` names): rules gated on capabilities the
 /// container has are included, the "excludes" fallbacks (EPERM) otherwise.
 pub fn default_profile(caps: &[String]) -> LinuxSeccomp {
+    // Parsing the profile takes ~0.3 ms, and every container of a stack
+    // usually has the same capabilities: keep the few results.
+    static CACHE: Mutex<Vec<(Vec<String>, LinuxSeccomp)>> = Mutex::new(Vec::new());
+    const KEEP: usize = 8;
+    let mut cache = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some((_, s)) = cache.iter().find(|(c, _)| c == caps) {
+        return s.clone();
+    }
+    let s = resolve(caps);
+    if cache.len() == KEEP {
+        cache.remove(0);
+    }
+    cache.push((caps.to_vec(), s.clone()));
+    s
+}
+
+fn resolve(caps: &[String]) -> LinuxSeccomp {
     let p: Profile = match serde_json::from_str(DEFAULT_JSON) {
         Ok(p) => p,
         // The file is part of the binary and covered by a unit test.
