@@ -74,6 +74,18 @@ pub(super) fn flat_key(content: &str, key: &str) -> Option<u64> {
     })
 }
 
+/// Make `path`, one level: its parent must exist (a vanished parent is an
+/// error, not made again silently); an existing `path` is fine.
+pub(super) fn mkdir(path: &Path) -> Result<()> {
+    match std::fs::create_dir(path) {
+        Err(source) if source.kind() != ErrorKind::AlreadyExists => Err(Error::Create {
+            path: path.into(),
+            source,
+        }),
+        _ => Ok(()),
+    }
+}
+
 pub(super) fn mkdir_p(path: &Path) -> Result<()> {
     std::fs::create_dir_all(path).map_err(|source| Error::Create {
         path: path.into(),

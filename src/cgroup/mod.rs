@@ -95,6 +95,26 @@ impl Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Run a create walk again when a directory on its way vanished. An empty
+/// parent shared by others (`stack.slice`, left empty by the last stack's
+/// `down`) is rmdir'ed by whoever emptied it, possibly between our mkdir of
+/// it and of its child. Once our leaf exists its ancestors are not empty and
+/// stay, so a few tries are enough.
+fn again_if_vanished(walk: impl Fn() -> Result<()>) -> Result<()> {
+    const TRIES: u32 = 5;
+    let mut tried = 1;
+    loop {
+        match walk() {
+            Err(
+                Error::Create { source, .. }
+                | Error::Read { source, .. }
+                | Error::Write { source, .. },
+            ) if source.kind() == std::io::ErrorKind::NotFound && tried < TRIES => tried += 1,
+            done => return done,
+        }
+    }
+}
+
 /// One cgroup, present in every hierarchy of the host.
 #[derive(Debug, Clone)]
 pub struct Cgroup {
@@ -140,25 +160,25 @@ impl Cgroup {
 
     /// Create the cgroup (and its parents) in every hierarchy. Existing is fine.
     pub fn create(&self) -> Result<()> {
-        match &self.hierarchy {
+        again_if_vanished(|| match &self.hierarchy {
             Hierarchy::V2 { root } => v2::create(root, &self.rel),
             Hierarchy::V1 { controllers, .. } => {
                 v1::create(controllers, &self.rel)?;
                 self.create_unified()
             }
-        }
+        })
     }
 
     /// Create the cgroup2 part only: the whole cgroup on v2, the unified
     /// tree's directory on a hybrid host, nothing on pure v1. Existing is fine.
     pub fn create_unified(&self) -> Result<()> {
-        match &self.hierarchy {
+        again_if_vanished(|| match &self.hierarchy {
             Hierarchy::V2 { root } => v2::create(root, &self.rel),
             Hierarchy::V1 {
                 unified: Some(u), ..
             } => fs::mkdir_p(&u.join(&self.rel)),
             Hierarchy::V1 { unified: None, .. } => Ok(()),
-        }
+        })
     }
 
     /// The cgroup2 directory (v2, or a hybrid host's unified tree): the one a

@@ -572,3 +572,58 @@ fn bpf_device_program_with_many_rules_loads() {
     let json = format!(r#"{{"devices": [{}]}}"#, rules.join(","));
     v2::apply(&cg.dirs()[0], &resources(&json)).unwrap();
 }
+
+#[test]
+fn a_create_walk_whose_parent_vanished_is_run_again_a_few_times() {
+    let vanished = || Error::Create {
+        path: "/x".into(),
+        source: std::io::ErrorKind::NotFound.into(),
+    };
+    let calls = std::cell::Cell::new(0);
+    let twice_then_ok = || {
+        calls.set(calls.get() + 1);
+        if calls.get() <= 2 {
+            Err(vanished())
+        } else {
+            Ok(())
+        }
+    };
+    assert!(again_if_vanished(twice_then_ok).is_ok());
+    assert_eq!(calls.get(), 3);
+    calls.set(0);
+    let always = || {
+        calls.set(calls.get() + 1);
+        Err(vanished())
+    };
+    assert!(matches!(
+        again_if_vanished(always),
+        Err(Error::Create { .. })
+    ));
+    assert_eq!(calls.get(), 5, "bounded");
+    calls.set(0);
+    let denied = || {
+        calls.set(calls.get() + 1);
+        Err(Error::Create {
+            path: "/x".into(),
+            source: std::io::ErrorKind::PermissionDenied.into(),
+        })
+    };
+    assert!(again_if_vanished(denied).is_err());
+    assert_eq!(calls.get(), 1, "other errors are not retried");
+}
+
+#[test]
+fn a_one_level_mkdir_does_not_make_a_vanished_parent_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let child = tmp.path().join("gone/child");
+    let err = fs::mkdir(&child).unwrap_err();
+    assert!(
+        matches!(&err, Error::Create { source, .. } if source.kind() == std::io::ErrorKind::NotFound),
+        "{err:?}"
+    );
+    assert!(!tmp.path().join("gone").exists());
+    fs::mkdir(&tmp.path().join("gone")).unwrap();
+    fs::mkdir(&child).unwrap();
+    fs::mkdir(&child).unwrap(); // existing is fine
+    assert!(child.is_dir());
+}

@@ -34,7 +34,8 @@ fn create_cpuset(root: &Path, rel: &Path) -> Result<()> {
     for comp in rel.components() {
         let parent = dir.clone();
         dir.push(comp);
-        fs::mkdir_p(&dir)?;
+        // One level: a parent made by mkdir -p would lack its cpus and mems.
+        fs::mkdir(&dir)?;
         for file in ["cpuset.cpus", "cpuset.mems"] {
             let mine = fs::read_opt(&dir.join(file))?.unwrap_or_default();
             if mine.trim().is_empty() {

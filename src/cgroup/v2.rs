@@ -19,11 +19,7 @@ pub(super) fn create(root: &Path, rel: &Path) -> Result<()> {
     for comp in rel.components() {
         enable_controllers(&dir)?;
         dir.push(comp);
-        if let Err(source) = std::fs::create_dir(&dir)
-            && source.kind() != std::io::ErrorKind::AlreadyExists
-        {
-            return Err(Error::Create { path: dir, source });
-        }
+        fs::mkdir(&dir)?;
     }
     Ok(())
 }
