@@ -305,7 +305,6 @@ impl Manager {
             n.orphaned = true;
         }
         links.extend(drop_orphans(st));
-        self.commit(&locked)?;
         // The DNS listeners on the gateways go before the bridges: once a
         // bridge is gone its subnet is free for another state root, whose
         // daemon binds the same gateway:53 and fails while ours still holds it.
@@ -313,14 +312,18 @@ impl Manager {
         errs.extend(self.sync_dns(&locked.state).err());
         errs.extend(self.stop_proxies(proxies).err());
         let st = &locked.state;
-        // A bridge's deletion waits for the kernel's RCU callbacks
-        // (rcu_barrier, tens of ms here): the ruleset and the proxy sweep go
-        // meanwhile. The table names interfaces, it does not hold them.
+        // A bridge's deletion waits for the kernel's RCU callbacks (two
+        // rcu_barriers, tens of ms here): the save, the ruleset and the proxy
+        // sweep go meanwhile. The table names interfaces, it does not hold
+        // them. A crash before the save leaves the old state naming links
+        // that are gone, which is what the next `down` (deleting what is gone
+        // is success) and `recover` expect anyway.
         std::thread::scope(|s| {
             let links = s.spawn(|| {
                 // and, after them, what an earlier crash left behind
                 [self.delete_links(links), self.sweep_links(st)]
             });
+            errs.extend(locked.save().err());
             proxy::sweep(&st.root_id, &st.proxies);
             errs.extend(self.sync_firewall(st).err());
             let links = links

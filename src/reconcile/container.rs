@@ -584,14 +584,24 @@ pub fn remove(ctx: &Ctx, name: &str, timeout: Duration, anon: AnonVolumes) -> Ve
     errors
 }
 
-/// Stop the container's processes (gracefully, then by force).
+/// Stop the container's processes (gracefully, then by force). Its cgroup
+/// and runtime state stay for [`dismantle`]: removing a cgroup waits on the
+/// kernel (on v1, once per hierarchy), and `down` changes no network until
+/// every container of the stack has stopped.
 pub fn stop(ctx: &Ctx, name: &str, timeout: Duration) -> Vec<Error> {
     let mut errors = Vec::new();
     if let Err(e) = crate::supervisor::control::stop(&ctx.roots, name, timeout) {
         errors.push(e.into());
     }
     // The monitor may have died: make sure no process of the container is left.
-    if let Err(e) = ctx.runtime.delete(name, true) {
+    let stopped = matches!(
+        ctx.runtime.state(name),
+        Ok(crate::runtime::State {
+            status: crate::runtime::Status::Stopped,
+            ..
+        }) | Err(crate::runtime::Error::NotFound(_))
+    );
+    if !stopped && let Err(e) = ctx.runtime.delete(name, true) {
         errors.push(e.into());
     }
     errors
@@ -610,6 +620,10 @@ pub enum Network {
 /// its anonymous volumes as `anon` says.
 pub fn dismantle(ctx: &Ctx, name: &str, network: Network, anon: AnonVolumes) -> Vec<Error> {
     let mut errors = Vec::new();
+    // Its cgroup and runtime state (the processes are gone: see `stop`).
+    if let Err(e) = ctx.runtime.delete(name, true) {
+        errors.push(e.into());
+    }
     let paths = ContainerPaths::new(&ctx.roots.lib, name);
     match network {
         Network::Detach => errors.extend(networking::unwire(&ctx.net, &ctx.roots.run, name)),
