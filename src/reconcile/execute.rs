@@ -529,7 +529,7 @@ pub struct DownOptions {
 /// Order: every container is stopped (concurrently, each with its grace
 /// period) while the network still works; then, when the whole stack goes, its
 /// networks are removed in one step (not one interface at a time) while each
-/// container's mounts and records are removed.
+/// container's cgroups, mounts and records are removed.
 pub fn down(
     ctx: &Ctx,
     name: &str,
