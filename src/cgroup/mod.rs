@@ -164,7 +164,7 @@ impl Cgroup {
             Hierarchy::V2 { root } => v2::create(root, &self.rel),
             Hierarchy::V1 { controllers, .. } => {
                 v1::create(controllers, &self.rel)?;
-                self.create_unified()
+                self.unified_walk()
             }
         })
     }
@@ -172,13 +172,18 @@ impl Cgroup {
     /// Create the cgroup2 part only: the whole cgroup on v2, the unified
     /// tree's directory on a hybrid host, nothing on pure v1. Existing is fine.
     pub fn create_unified(&self) -> Result<()> {
-        again_if_vanished(|| match &self.hierarchy {
+        again_if_vanished(|| self.unified_walk())
+    }
+
+    /// [`Cgroup::create_unified`] once, for a caller that retries the walk.
+    fn unified_walk(&self) -> Result<()> {
+        match &self.hierarchy {
             Hierarchy::V2 { root } => v2::create(root, &self.rel),
             Hierarchy::V1 {
                 unified: Some(u), ..
             } => fs::mkdir_p(&u.join(&self.rel)),
             Hierarchy::V1 { unified: None, .. } => Ok(()),
-        })
+        }
     }
 
     /// The cgroup2 directory (v2, or a hybrid host's unified tree): the one a
