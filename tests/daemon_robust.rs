@@ -713,10 +713,8 @@ fn cut_short(t: &TestStack, name: &str) {
     let dir = t.root().join("lib/containers").join(name);
     std::fs::remove_file(dir.join("spec.json")).unwrap();
     let record = std::fs::read_to_string(dir.join("rootfs.json")).unwrap();
-    assert!(
-        record.contains(&format!("\"stack\": \"{}\"", t.name)),
-        "{record}"
-    );
+    let parsed: serde_json::Value = serde_json::from_str(&record).unwrap();
+    assert_eq!(parsed["stack"], t.name.as_str(), "{record}");
 }
 
 #[test]

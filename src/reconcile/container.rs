@@ -209,6 +209,8 @@ fn build(
     }
     storage::mount_rootfs(plan, &rootfs)?;
     let config = image.config.config().clone();
+    let user = ocispec::user(svc, &rootfs, config.as_ref())?;
+    let owner = (user.0, user.1);
     let inputs_base = ocispec::Inputs {
         stack: &stack.name,
         container: &want.name,
@@ -220,8 +222,8 @@ fn build(
         },
         netns: ocispec::NetNs::Host,
         mounts: Vec::new(),
+        user,
     };
-    let owner = ocispec::owner(svc, &inputs_base)?;
     let image_volumes: Vec<String> = config
         .as_ref()
         .and_then(|c| c.volumes().clone())

@@ -181,16 +181,22 @@ pub fn wire(
             }
             let endpoints = net.attach(&stack.name, name, &path, &attachments)?;
             let ports = port_mappings(&svc.ports)?;
-            // Ports are published from the first network with a way out.
-            let outside = endpoints
-                .iter()
-                .find(|e| matches!(net.network(&e.stack, &e.network), Ok(Some(n)) if !n.internal));
-            let published = match outside.or(endpoints.first()) {
-                Some(ep) if !ports.is_empty() => {
-                    let sharing = sharing(stack, svc, standby);
-                    net.publish_shared(&stack.name, name, &ports, ep.ipv4, &sharing)?
+            // Ports are published from the first network with a way out (each
+            // look reads the network state: only with ports to publish).
+            let published = match ports.is_empty() {
+                true => Vec::new(),
+                false => {
+                    let outside = endpoints.iter().find(|e| {
+                        matches!(net.network(&e.stack, &e.network), Ok(Some(n)) if !n.internal)
+                    });
+                    match outside.or(endpoints.first()) {
+                        Some(ep) => {
+                            let sharing = sharing(stack, svc, standby);
+                            net.publish_shared(&stack.name, name, &ports, ep.ipv4, &sharing)?
+                        }
+                        None => Vec::new(),
+                    }
                 }
-                _ => Vec::new(),
             };
             let resolver = match net.dns_hosted() {
                 true => endpoints.first().map(|e| IpAddr::V4(e.gateway)),

@@ -7,7 +7,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use oci_spec::image::Config as ImageConfig;
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{LinuxSeccomp, Spec};
 use serde_json::{Value, json};
 
 use crate::model::{Resources, Seccomp, Service};
@@ -99,10 +99,12 @@ pub struct Inputs<'a> {
     pub netns: NetNs,
     /// Volume, bind, tmpfs, secret and network-file mounts, already resolved.
     pub mounts: Vec<Value>,
+    /// uid, gid and the `group_add` gids, from [`user`].
+    pub user: (u32, u32, Vec<u32>),
 }
 
 pub fn build(svc: &Service, inp: &Inputs) -> Result<Spec, Error> {
-    let (uid, gid, extra_gids) = user(svc, inp)?;
+    let (uid, gid, extra_gids) = &inp.user;
     let caps = capabilities(svc)?;
     let mut namespaces = vec![json!({"type": "mount"}), json!({"type": "cgroup"})];
     for (kind, mode) in [("pid", &svc.pid), ("ipc", &svc.ipc), ("uts", &svc.uts)] {
@@ -147,13 +149,20 @@ pub fn build(svc: &Service, inp: &Inputs) -> Result<Spec, Error> {
             "devices": devices(svc)?,
             "maskedPaths": if svc.privileged { vec![] } else { MASKED.to_vec() },
             "readonlyPaths": if svc.privileged { vec![] } else { READONLY.to_vec() },
-            "seccomp": seccomp(svc, &caps)?,
         },
     });
-    serde_json::from_value(strip_nulls(spec)).map_err(|source| Error::Invalid {
-        service: svc.name.clone(),
-        source,
-    })
+    let mut spec: Spec = serde_json::from_value(strip_nulls(spec)).map_err(|source| {
+        Error::Invalid {
+            service: svc.name.clone(),
+            source,
+        }
+    })?;
+    // Set on the struct, not through the JSON above: the profile is most of
+    // the spec, and a trip through `Value` costs as much as the rest.
+    if let Some(linux) = spec.linux_mut() {
+        linux.set_seccomp(seccomp(svc, &caps)?);
+    }
+    Ok(spec)
 }
 
 /// Keys of the container's annotations that `stack` sets (every other key is a label).
@@ -232,7 +241,7 @@ fn strip_nulls(v: Value) -> Value {
 /// Docker's default profile (widened for the granted capabilities), a profile
 /// file from `security_opt: seccomp=PATH`, or none for `seccomp=unconfined` and
 /// privileged containers.
-fn seccomp(svc: &Service, caps: &[String]) -> Result<Option<Value>, Error> {
+fn seccomp(svc: &Service, caps: &[String]) -> Result<Option<LinuxSeccomp>, Error> {
     let invalid = |source| Error::Invalid {
         service: svc.name.clone(),
         source,
@@ -240,18 +249,14 @@ fn seccomp(svc: &Service, caps: &[String]) -> Result<Option<Value>, Error> {
     match &svc.security.seccomp {
         _ if svc.privileged => Ok(None),
         Some(Seccomp::Unconfined) => Ok(None),
-        None => serde_json::to_value(crate::runtime::default_seccomp_profile(caps))
-            .map(Some)
-            .map_err(invalid),
+        None => Ok(Some(crate::runtime::default_seccomp_profile(caps))),
         Some(Seccomp::Profile(path)) => {
             let text = std::fs::read(path).map_err(|source| Error::File {
                 service: svc.name.clone(),
                 path: path.clone(),
                 source,
             })?;
-            let profile: oci_spec::runtime::LinuxSeccomp =
-                serde_json::from_slice(&text).map_err(invalid)?;
-            serde_json::to_value(profile).map(Some).map_err(invalid)
+            serde_json::from_slice(&text).map(Some).map_err(invalid)
         }
     }
 }
@@ -309,20 +314,20 @@ fn env(svc: &Service, image: Option<&ImageConfig>, hostname: &str) -> Vec<String
     vars.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
 }
 
-/// The uid and gid the service's process runs as (owner of created bind sources
-/// and secret files).
-pub fn owner(svc: &Service, inp: &Inputs) -> Result<(u32, u32), Error> {
-    user(svc, inp).map(|(u, g, _)| (u, g))
-}
-
-/// The service's `user` (else the image's) resolved in the container's root.
-fn user(svc: &Service, inp: &Inputs) -> Result<(u32, u32, Vec<u32>), Error> {
+/// The service's `user` (else the image's) resolved in the container's root:
+/// uid, gid and the `group_add` gids. The uid and gid also own the bind
+/// sources and secret files the container gets.
+pub fn user(
+    svc: &Service,
+    rootfs: &Path,
+    image: Option<&ImageConfig>,
+) -> Result<(u32, u32, Vec<u32>), Error> {
     let spec = svc
         .user
         .clone()
-        .or_else(|| inp.image.and_then(|c| c.user().clone()))
+        .or_else(|| image.and_then(|c| c.user().clone()))
         .unwrap_or_default();
-    resolve_user(&spec, &svc.group_add, inp.rootfs, &svc.name)
+    resolve_user(&spec, &svc.group_add, rootfs, &svc.name)
 }
 
 /// `uid[:gid]` or names looked up in the root's /etc/passwd and /etc/group (as
@@ -633,6 +638,7 @@ mod tests {
             cgroups_path: String::new(),
             netns: NetNs::New,
             mounts: vec![],
+            user: (0, 0, vec![]),
         };
         let a = annotations(&svc, &inp);
         assert_eq!(a["tier"], "web", "the service's label wins");
@@ -675,18 +681,7 @@ mod tests {
         )
         .unwrap();
         std::fs::write(root.path().join("etc/group"), "staff:x:50:\n").unwrap();
-        let inputs = |svc: &Service| {
-            let inp = Inputs {
-                stack: "t",
-                container: "t-s-1",
-                rootfs: root.path(),
-                image: None,
-                cgroups_path: String::new(),
-                netns: NetNs::New,
-                mounts: vec![],
-            };
-            user(svc, &inp)
-        };
+        let inputs = |svc: &Service| user(svc, root.path(), None);
         assert_eq!(
             inputs(&service("user = \"app\"")).unwrap(),
             (1000, 1001, vec![])

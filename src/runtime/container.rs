@@ -159,7 +159,11 @@ impl Runtime {
             path: bundle.into(),
             source,
         })?;
-        let linux = spec.linux().clone().unwrap_or_default();
+        // Borrowed: a clone would copy the seccomp profile (most of the spec).
+        let linux: std::borrow::Cow<oci_spec::runtime::Linux> = match spec.linux() {
+            Some(l) => std::borrow::Cow::Borrowed(l),
+            None => std::borrow::Cow::Owned(Default::default()),
+        };
         let (cgroup, unit) = self.cgroup_for(linux.cgroups_path().as_deref(), id)?;
         let plan = plan::build(&PlanInput {
             spec,

@@ -149,8 +149,10 @@ pub fn write_json_durable<T: serde::Serialize>(path: &Path, value: &T) -> io::Re
     write_durable(path, &json(value)?)
 }
 
+/// Compact: the records are for programs (`inspect` prints them for people),
+/// and a container's config.json is 20 KB pretty, most of it indentation.
 fn json<T: serde::Serialize>(value: &T) -> io::Result<Vec<u8>> {
-    serde_json::to_vec_pretty(value).map_err(io::Error::other)
+    serde_json::to_vec(value).map_err(io::Error::other)
 }
 
 /// Read a JSON file; `Ok(None)` when it does not exist.
