@@ -240,7 +240,7 @@ fn running(s: &stack::model::Stack) -> Vec<Have> {
             service: w.service,
             index: w.index,
             hash: w.hash,
-            config: w.config,
+            config: stack::supervisor::record::RecordedConfig::new(&w.config),
             running: true,
         })
         .collect()

@@ -46,7 +46,7 @@ pub fn images(roots: &Roots, stack: &str, services: &[String]) -> Result<Vec<Sta
             StackImage {
                 container: o.spec.name.clone(),
                 service: o.spec.service.clone(),
-                image: reference(&o.spec.config),
+                image: reference(&o.spec.config.value()),
                 config_digest: summary.map(|s| s.config_digest.to_string()),
                 names: summary.map(|s| s.names.clone()).unwrap_or_default(),
                 size: summary.map(|s| s.size),

@@ -18,7 +18,7 @@ use crate::network::{Manager, sandbox};
 use crate::state::Roots;
 use crate::storage;
 use crate::supervisor::logs::LogLimits;
-use crate::supervisor::record::{ContainerPaths, ContainerSpec};
+use crate::supervisor::record::{ContainerPaths, ContainerSpec, RecordedConfig};
 
 /// The image store's view of a service's image.
 pub fn image_source(src: &ImageSource) -> image::Source {
@@ -525,7 +525,7 @@ fn record(stack: &str, svc: &Service, want: &Want, image: &image::Image) -> Cont
         service: want.service.clone(),
         index: want.index,
         config_hash: want.hash.clone(),
-        config: want.config.clone(),
+        config: RecordedConfig::new(&want.config),
         created: SystemTime::now(),
         restart: svc.restart,
         backoff: svc.restart_backoff.map(Into::into).unwrap_or_default(),

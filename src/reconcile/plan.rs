@@ -3,6 +3,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+use crate::supervisor::record::RecordedConfig;
+
 /// One container the file asks for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Want {
@@ -26,7 +28,8 @@ pub struct Have {
     pub service: String,
     pub index: u32,
     pub hash: String,
-    pub config: serde_json::Value,
+    /// As recorded; parsed only to explain a recreate.
+    pub config: RecordedConfig,
     pub running: bool,
 }
 
@@ -197,7 +200,7 @@ fn own_reasons(w: &Want, h: &Have, opts: Options) -> Option<Vec<String>> {
     }
     // A field outside the hash (replicas, depends_on) changed beside the
     // ones that recreate is no reason.
-    let mut fields: Vec<String> = changed_fields(&h.config, &w.config)
+    let mut fields: Vec<String> = changed_fields(&h.config.value(), &w.config)
         .into_iter()
         .filter(|f| !crate::model::NOT_HASHED.contains(&f.split('.').next().unwrap_or_default()))
         .collect();
@@ -288,7 +291,7 @@ mod tests {
             service: service.into(),
             index,
             hash: hash.into(),
-            config: json!({ "hash": hash }),
+            config: RecordedConfig::new(&json!({ "hash": hash })),
             running,
         }
     }

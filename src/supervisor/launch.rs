@@ -271,7 +271,8 @@ fn exec_monitor(paths: &ContainerPaths, run: &Started) -> io::Result<std::conver
         c(run.spec.log_tag.clone().unwrap_or_default())?,
     ];
     if let Some(socket) = &run.journal {
-        let image = run.spec.config["image"].as_str().unwrap_or_default();
+        let config = run.spec.config.value();
+        let image = config["image"].as_str().unwrap_or_default();
         args.extend([
             CString::new(socket.as_os_str().as_bytes()).map_err(io::Error::other)?,
             c(run.spec.name.clone())?,

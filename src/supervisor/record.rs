@@ -90,6 +90,38 @@ pub fn should_restart(policy: Restart, code: i32, restarts: u32) -> bool {
     }
 }
 
+/// A service's normalized config as recorded: kept as JSON text and parsed
+/// only where it is looked at (`inspect`, the reasons of a plan). The monitor
+/// reads the record at every start and never needs it; parsing it into a
+/// `Value` was most of that read.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RecordedConfig(Box<serde_json::value::RawValue>);
+
+impl RecordedConfig {
+    pub fn new(config: &serde_json::Value) -> Self {
+        // A `Value` always serializes; the default (null) is never reached.
+        Self(serde_json::value::to_raw_value(config).unwrap_or_default())
+    }
+
+    /// The config (null if the text does not parse, as for a missing one).
+    pub fn value(&self) -> serde_json::Value {
+        serde_json::from_str(self.0.get()).unwrap_or_default()
+    }
+}
+
+impl PartialEq for RecordedConfig {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.get() == other.0.get()
+    }
+}
+
+impl std::fmt::Debug for RecordedConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.get())
+    }
+}
+
 /// What the reconciler decided for this container; the monitor reads it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ContainerSpec {
@@ -99,7 +131,7 @@ pub struct ContainerSpec {
     pub index: u32,
     pub config_hash: String,
     /// The service's normalized config, for `inspect` and plan reasons.
-    pub config: serde_json::Value,
+    pub config: RecordedConfig,
     #[serde(with = "state::rfc3339")]
     pub created: SystemTime,
     pub restart: Restart,
