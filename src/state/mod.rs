@@ -116,7 +116,6 @@ fn parent(path: &Path) -> &Path {
 
 fn replace(path: &Path, data: &[u8], sync: bool) -> io::Result<()> {
     let dir = parent(path);
-    fs::create_dir_all(dir)?;
     let name = path
         .file_name()
         .ok_or_else(|| io::Error::other("path has no file name"))?;
@@ -126,7 +125,15 @@ fn replace(path: &Path, data: &[u8], sync: bool) -> io::Result<()> {
         unique_suffix()
     ));
     let result = (|| {
-        let mut f = fs::File::create(&tmp)?;
+        // The directory is made only when missing: nearly every write goes
+        // to one that exists, and a mkdir first costs a lookup and an error.
+        let mut f = match fs::File::create(&tmp) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir_all(dir)?;
+                fs::File::create(&tmp)?
+            }
+            other => other?,
+        };
         f.write_all(data)?;
         if sync {
             f.sync_all()?;
@@ -139,7 +146,7 @@ fn replace(path: &Path, data: &[u8], sync: bool) -> io::Result<()> {
     result
 }
 
-/// Serialize `value` as pretty JSON and write it atomically.
+/// Serialize `value` as JSON and write it atomically.
 pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> io::Result<()> {
     write_atomic(path, &json(value)?)
 }
