@@ -92,7 +92,17 @@ fn exec_returns_a_child_with_its_own_stdio() {
     let rt = Runtime::new(dir.path().join("state"));
     let id = common::unique("lib");
     let _cleanup = Cleanup(&rt, id.clone());
-    let spec = spec(&["sleep", "30"], &id);
+    let mut spec = spec(&["sleep", "30"], &id);
+    // A slow startContainer hook runs between the release and execve: `start`
+    // returns only after execve, so the exec below finds `sleep` as PID 1.
+    let hook = oci_spec::runtime::HookBuilder::default()
+        .path("/bin/sleep")
+        .args(vec!["sleep".to_string(), "0.3".to_string()])
+        .build()
+        .unwrap();
+    let mut hooks = oci_spec::runtime::Hooks::default();
+    hooks.set_start_container(Some(vec![hook]));
+    spec.set_hooks(Some(hooks));
     let null = || OwnedFd::from(std::fs::File::open("/dev/null").unwrap());
     let c = rt
         .create_from_spec(

@@ -572,6 +572,8 @@ fn exec(plan: &InitPlan, fds: &InitFds, candidate: usize) -> c_int {
     }
     if fds.wait_fifo {
         // Blocks until `start` opens the fifo for reading (runc's exec.fifo).
+        // The fd stays open and close-on-exec: `start` returns at its EOF, once
+        // execve has replaced this process (or it exited), never before.
         // SAFETY: NUL-terminated name relative to the state dir fd.
         let fifo = unsafe {
             libc::openat(
@@ -583,7 +585,6 @@ fn exec(plan: &InitPlan, fds: &InitFds, candidate: usize) -> c_int {
         if fifo < 0 || sys::write_all(fifo, b"0").is_err() {
             return 1;
         }
-        sys::close(fifo);
     }
     // startContainer: after `start`, before the user's program (config.md).
     let first = plan.create_container_hooks.len();

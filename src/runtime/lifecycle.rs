@@ -31,6 +31,10 @@ impl Runtime {
                 path: fifo.clone(),
                 source,
             })?;
+        // The init writes one byte, then holds the fifo open (close-on-exec)
+        // until execve: EOF after the byte means the program runs (or the init
+        // exited), so an `exec` right after `start` finds the program.
+        let mut released = false;
         loop {
             let mut pfd = [nix::poll::PollFd::new(
                 std::os::fd::AsFd::as_fd(&f),
@@ -44,12 +48,13 @@ impl Runtime {
             )?;
             if n > 0 {
                 let mut b = [0u8; 1];
-                let got = nix::unistd::read(&f, &mut b).unwrap_or(0);
-                if got == 1 {
-                    break;
+                match nix::unistd::read(&f, &mut b) {
+                    Ok(1) => released = true,
+                    Ok(0) if released => break,
+                    _ => {}
                 }
             }
-            if state::pid_start(saved.pid) != Some(saved.pid_start) {
+            if !released && state::pid_start(saved.pid) != Some(saved.pid_start) {
                 return Err(Error::WrongState {
                     id: id.into(),
                     status: Status::Stopped,
