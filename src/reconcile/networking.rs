@@ -186,9 +186,9 @@ pub fn wire(
             let published = match ports.is_empty() {
                 true => Vec::new(),
                 false => {
-                    let outside = endpoints.iter().find(|e| {
-                        matches!(net.network(&e.stack, &e.network), Ok(Some(n)) if !n.internal)
-                    });
+                    let outside = endpoints.iter().find(
+                        |e| matches!(net.network(&e.stack, &e.network), Ok(Some(n)) if !n.internal),
+                    );
                     match outside.or(endpoints.first()) {
                         Some(ep) => {
                             let sharing = sharing(stack, svc, standby);

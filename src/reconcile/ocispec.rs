@@ -151,12 +151,11 @@ pub fn build(svc: &Service, inp: &Inputs) -> Result<Spec, Error> {
             "readonlyPaths": if svc.privileged { vec![] } else { READONLY.to_vec() },
         },
     });
-    let mut spec: Spec = serde_json::from_value(strip_nulls(spec)).map_err(|source| {
-        Error::Invalid {
+    let mut spec: Spec =
+        serde_json::from_value(strip_nulls(spec)).map_err(|source| Error::Invalid {
             service: svc.name.clone(),
             source,
-        }
-    })?;
+        })?;
     // Set on the struct, not through the JSON above: the profile is most of
     // the spec, and a trip through `Value` costs as much as the rest.
     if let Some(linux) = spec.linux_mut() {

@@ -262,13 +262,13 @@ mod tests {
             pc += 1;
             let src = if i.code & 0x08 != 0 { x } else { i.k };
             match (i.code & 0x07, i.code & 0xf8) {
-                (0x00, 0x20) => a = word(i.k),          // ld [k]
-                (0x00, 0x00) => a = i.k,                // ld #k
-                (0x00, 0x60) => a = mem[i.k as usize],  // ld M[k]
-                (0x01, 0x00) => x = i.k,                // ldx #k
-                (0x01, 0x60) => x = mem[i.k as usize],  // ldx M[k]
-                (0x02, _) => mem[i.k as usize] = a,     // st M[k]
-                (0x03, _) => mem[i.k as usize] = x,     // stx M[k]
+                (0x00, 0x20) => a = word(i.k),         // ld [k]
+                (0x00, 0x00) => a = i.k,               // ld #k
+                (0x00, 0x60) => a = mem[i.k as usize], // ld M[k]
+                (0x01, 0x00) => x = i.k,               // ldx #k
+                (0x01, 0x60) => x = mem[i.k as usize], // ldx M[k]
+                (0x02, _) => mem[i.k as usize] = a,    // st M[k]
+                (0x03, _) => mem[i.k as usize] = x,    // stx M[k]
                 (0x04, op) => match op & 0xf0 {
                     0x50 => a &= src,
                     0x40 => a |= src,
