@@ -183,20 +183,21 @@ pub fn wire(
             let ports = port_mappings(&svc.ports)?;
             // Ports are published from the first network with a way out (each
             // look reads the network state: only with ports to publish).
-            let published = match ports.is_empty() {
-                true => Vec::new(),
-                false => {
-                    let outside = endpoints.iter().find(
+            let exit = match ports.is_empty() {
+                true => None,
+                false => endpoints
+                    .iter()
+                    .find(
                         |e| matches!(net.network(&e.stack, &e.network), Ok(Some(n)) if !n.internal),
-                    );
-                    match outside.or(endpoints.first()) {
-                        Some(ep) => {
-                            let sharing = sharing(stack, svc, standby);
-                            net.publish_shared(&stack.name, name, &ports, ep.ipv4, &sharing)?
-                        }
-                        None => Vec::new(),
-                    }
+                    )
+                    .or(endpoints.first()),
+            };
+            let published = match exit {
+                Some(ep) => {
+                    let sharing = sharing(stack, svc, standby);
+                    net.publish_shared(&stack.name, name, &ports, ep.ipv4, &sharing)?
                 }
+                None => Vec::new(),
             };
             let resolver = match net.dns_hosted() {
                 true => endpoints.first().map(|e| IpAddr::V4(e.gateway)),

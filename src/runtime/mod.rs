@@ -28,8 +28,9 @@
 //! # Lifecycle (runtime-spec "Lifecycle")
 //! `create` leaves the init blocked opening `<state>/<id>/exec.fifo` for writing,
 //! after all setup and right before execve; `start` opens the fifo for reading,
-//! which releases it, and returns once execve has closed the init's end. [`Runtime::run`] does both in one step (the init execs as
-//! soon as it is ready; no fifo). `state` derives the status from the process,
+//! which releases it, and returns once execve has closed the init's end.
+//! [`Runtime::run`] does both in one step (the init execs as soon as it is
+//! ready; no fifo). `state` derives the status from the process,
 //! the fifo and the freezer. `delete` kills what is left, removes the cgroup and
 //! the state; a container that is already gone counts as deleted.
 //!
